@@ -1,0 +1,39 @@
+# builder: daemonless Dockerfile image builder.
+GO       ?= go
+BIN      := bin/builder
+DEMO_DIR ?= $(CURDIR)/.demo
+# Debian packages the tests use: real consumers of our output, the busybox
+# base image, a real registry.
+TEST_DEBS := skopeo umoci busybox-static docker-registry ca-certificates
+export CGO_ENABLED := 0
+
+.PHONY: all build demo test unit e2e lint deps bench clean
+
+all: build
+
+build:
+	$(GO) build -trimpath -o $(BIN) ./cmd/builder
+
+deps:
+	@scripts/deps.sh $(TEST_DEBS)
+
+demo: deps build
+	@DEMO_DIR=$(DEMO_DIR) scripts/demo.sh
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	GOOS=darwin $(GO) vet ./...
+
+# Everything, as root in CI: unit tests, kernel tests (overlayfs,
+# namespaces), and end-to-end tests that run the real binary.
+test: deps lint
+	$(GO) test -count=1 -timeout 20m ./...
+	CGO_ENABLED=1 $(GO) test -count=1 -race -timeout 10m ./parser/... ./cache/... ./oci/... ./layer/...
+
+bench: deps build
+	$(GO) test -run '^$$' -bench . -benchtime 20x ./...
+
+clean:
+	rm -rf bin $(DEMO_DIR)

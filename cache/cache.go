@@ -1,0 +1,347 @@
+// Package cache turns a step's inputs into a versioned key, maps keys to
+// records of what the step produced, and hashes build-context files.
+//
+// Layout under the root given to Open (usually <state>/cache):
+//
+//	records/sha256/<hex>         one small JSON Record per key, written last
+//	contexts/<sha256 of dir>.bin the stat cache of one build-context directory
+//	tmp/                         temporary files, renamed into place
+package cache
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	"github.com/opencontainers/go-digest"
+)
+
+// ErrNotFound is returned (wrapped) by Get on a miss.
+var ErrNotFound = errors.New("cache record not found")
+
+// Version tags every key; bump it when step semantics change.
+const Version = "builder.step.v1"
+
+// Inputs identify a step. Key() is the digest of its canonical JSON.
+type Inputs struct {
+	Version     string            `json:"version"`
+	Parent      digest.Digest     `json:"parent"`      // previous step's key, or the base image's manifest digest
+	Instruction string            `json:"instruction"` // expanded instruction text
+	Env         []string          `json:"env,omitempty"`
+	User        string            `json:"user,omitempty"`
+	Workdir     string            `json:"workdir,omitempty"`
+	Shell       []string          `json:"shell,omitempty"`
+	Args        map[string]string `json:"args,omitempty"` // build args the step can see
+	Network     string            `json:"network,omitempty"`
+	Sources     digest.Digest     `json:"sources,omitempty"` // content digest of COPY/ADD sources
+	Extra       map[string]string `json:"extra,omitempty"`
+}
+
+// Key returns the digest of in's canonical JSON (Version defaulted).
+//
+// The JSON is encoding/json's: fields in struct order, map keys sorted, empty
+// slices and maps omitted (so nil and empty give the same key). Strings that
+// are not valid UTF-8 (which encoding/json would fold into U+FFFD) and strings
+// starting with NUL are written as NUL + base64 of their bytes, so distinct
+// inputs never share a key.
+func Key(in Inputs) digest.Digest {
+	if in.Version == "" {
+		in.Version = Version
+	}
+	in.Parent = digest.Digest(keyString(string(in.Parent)))
+	in.Instruction = keyString(in.Instruction)
+	in.Env = keyStrings(in.Env)
+	in.User = keyString(in.User)
+	in.Workdir = keyString(in.Workdir)
+	in.Shell = keyStrings(in.Shell)
+	in.Args = keyMap(in.Args)
+	in.Network = keyString(in.Network)
+	in.Sources = digest.Digest(keyString(string(in.Sources)))
+	in.Extra = keyMap(in.Extra)
+	b, err := json.Marshal(in)
+	if err != nil {
+		// Only strings, string slices and string maps: Marshal cannot fail.
+		panic(fmt.Sprintf("marshal cache inputs: %v", err))
+	}
+	return digest.FromBytes(b)
+}
+
+// keyString maps s injectively onto strings that encoding/json keeps intact.
+func keyString(s string) string {
+	if utf8.ValidString(s) && !strings.HasPrefix(s, "\x00") {
+		return s
+	}
+	return "\x00" + base64.StdEncoding.EncodeToString([]byte(s))
+}
+
+func keyStrings(ss []string) []string {
+	if len(ss) == 0 {
+		return nil
+	}
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		out[i] = keyString(s)
+	}
+	return out
+}
+
+func keyMap(m map[string]string) map[string]string {
+	if len(m) == 0 {
+		return nil
+	}
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		out[keyString(k)] = keyString(v)
+	}
+	return out
+}
+
+// Record is what a step produced.
+type Record struct {
+	Key       digest.Digest `json:"key"`
+	Layer     digest.Digest `json:"layer,omitempty"` // blob digest; empty for no layer
+	LayerSize int64         `json:"layerSize,omitempty"`
+	MediaType string        `json:"mediaType,omitempty"`
+	DiffID    digest.Digest `json:"diffID,omitempty"`
+	Created   string        `json:"created,omitempty"` // RFC3339 history time
+}
+
+// Store keeps records under <state>/cache.
+type Store struct {
+	root string
+	// reads counts the build-context files whose content HashSources read;
+	// tests use it to prove the stat cache works.
+	reads atomic.Int64
+}
+
+// staleTmp is how old a file in tmp/ must be before Open deletes it: younger
+// ones may belong to a concurrent builder.
+const staleTmp = time.Hour
+
+// Open creates the cache dirs under root.
+func Open(ctx context.Context, root string) (*Store, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("open cache %s: %w", root, err)
+	}
+	abs, err := filepath.Abs(root)
+	if err != nil {
+		return nil, fmt.Errorf("open cache %s: %w", root, err)
+	}
+	s := &Store{root: abs}
+	for _, dir := range []string{s.recordDir(), s.tmpDir(), s.contextsDir()} {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, fmt.Errorf("open cache %s: %w", root, err)
+		}
+	}
+	s.removeStaleTmp()
+	return s, nil
+}
+
+func (s *Store) recordDir() string   { return filepath.Join(s.root, "records", "sha256") }
+func (s *Store) tmpDir() string      { return filepath.Join(s.root, "tmp") }
+func (s *Store) contextsDir() string { return filepath.Join(s.root, "contexts") }
+
+// removeStaleTmp deletes what killed writers left in tmp/. Best effort.
+func (s *Store) removeStaleTmp() {
+	entries, err := os.ReadDir(s.tmpDir())
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		info, err := e.Info()
+		if err == nil && time.Since(info.ModTime()) > staleTmp {
+			_ = os.RemoveAll(filepath.Join(s.tmpDir(), e.Name()))
+		}
+	}
+}
+
+// recordPath validates key and returns the path of its record file.
+func (s *Store) recordPath(key digest.Digest) (string, error) {
+	if err := validSHA256(key); err != nil {
+		return "", err
+	}
+	return filepath.Join(s.recordDir(), key.Encoded()), nil
+}
+
+// validSHA256 accepts only sha256:<64 lowercase hex>, the one form used in
+// paths.
+func validSHA256(d digest.Digest) error {
+	if err := d.Validate(); err != nil {
+		return fmt.Errorf("validate digest %q: %w", d, err)
+	}
+	if d.Algorithm() != digest.SHA256 {
+		return fmt.Errorf("validate digest %q: not sha256", d)
+	}
+	return nil
+}
+
+// Get opens the one record file of key.
+func (s *Store) Get(ctx context.Context, key digest.Digest) (Record, error) {
+	if err := ctx.Err(); err != nil {
+		return Record{}, fmt.Errorf("get record %s: %w", key, err)
+	}
+	p, err := s.recordPath(key)
+	if err != nil {
+		return Record{}, fmt.Errorf("get record: %w", err)
+	}
+	b, err := os.ReadFile(p)
+	if errors.Is(err, os.ErrNotExist) {
+		return Record{}, fmt.Errorf("get record %s: %w", key, ErrNotFound)
+	}
+	if err != nil {
+		return Record{}, fmt.Errorf("get record %s: %w", key, err)
+	}
+	r, err := decodeRecord(b, key)
+	if err != nil {
+		// A corrupt record is a miss; drop it so the step is redone and
+		// rewritten.
+		_ = os.Remove(p)
+		return Record{}, fmt.Errorf("get record %s: %w (%w)", key, ErrNotFound, err)
+	}
+	return r, nil
+}
+
+// decodeRecord parses b and checks it is a sound record of key.
+func decodeRecord(b []byte, key digest.Digest) (Record, error) {
+	var r Record
+	if err := json.Unmarshal(b, &r); err != nil {
+		return Record{}, fmt.Errorf("decode record: %w", err)
+	}
+	if r.Key != key {
+		return Record{}, fmt.Errorf("decode record: key %q does not match file name", r.Key)
+	}
+	for _, d := range []digest.Digest{r.Layer, r.DiffID} {
+		if d == "" {
+			continue
+		}
+		if err := d.Validate(); err != nil {
+			return Record{}, fmt.Errorf("decode record: %w", err)
+		}
+	}
+	if r.LayerSize < 0 {
+		return Record{}, errors.New("decode record: negative layer size")
+	}
+	return r, nil
+}
+
+// Put writes the record last, crash-safely (tmp, fsync, rename, fsync dir).
+func (s *Store) Put(ctx context.Context, r Record) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("put record %s: %w", r.Key, err)
+	}
+	p, err := s.recordPath(r.Key)
+	if err != nil {
+		return fmt.Errorf("put record: %w", err)
+	}
+	b, err := json.Marshal(r)
+	if err != nil {
+		return fmt.Errorf("put record %s: %w", r.Key, err)
+	}
+	if err := s.writeFile(p, b, true); err != nil {
+		return fmt.Errorf("put record %s: %w", r.Key, err)
+	}
+	return nil
+}
+
+// writeFile replaces path with b through a temp file in tmp/ (same file
+// system). With durable, the data and the rename are fsynced.
+func (s *Store) writeFile(path string, b []byte, durable bool) (err error) {
+	f, err := os.CreateTemp(s.tmpDir(), filepath.Base(path)+".*")
+	if err != nil {
+		return fmt.Errorf("create temp file: %w", err)
+	}
+	tmp := f.Name()
+	defer func() {
+		if err != nil {
+			_ = f.Close()
+			_ = os.Remove(tmp)
+		}
+	}()
+	if _, err := f.Write(b); err != nil {
+		return fmt.Errorf("write %s: %w", tmp, err)
+	}
+	if err := f.Chmod(0o600); err != nil {
+		return fmt.Errorf("chmod %s: %w", tmp, err)
+	}
+	if durable {
+		if err := f.Sync(); err != nil {
+			return fmt.Errorf("sync %s: %w", tmp, err)
+		}
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("close %s: %w", tmp, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("rename %s: %w", tmp, err)
+	}
+	if durable {
+		if err := syncDir(filepath.Dir(path)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("sync dir %s: %w", dir, err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("sync dir %s: %w", dir, err)
+	}
+	return nil
+}
+
+// Remove deletes the record of key. Removing a missing record is not an
+// error.
+func (s *Store) Remove(ctx context.Context, key digest.Digest) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("remove record %s: %w", key, err)
+	}
+	p, err := s.recordPath(key)
+	if err != nil {
+		return fmt.Errorf("remove record: %w", err)
+	}
+	if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("remove record %s: %w", key, err)
+	}
+	return nil
+}
+
+// Records returns every sound record, sorted by key. Files that are not
+// records are skipped; corrupt records are removed, as Get does.
+func (s *Store) Records(ctx context.Context) ([]Record, error) {
+	entries, err := os.ReadDir(s.recordDir())
+	if err != nil {
+		return nil, fmt.Errorf("list records: %w", err)
+	}
+	var out []Record
+	for _, e := range entries {
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("list records: %w", err)
+		}
+		key := digest.NewDigestFromEncoded(digest.SHA256, e.Name())
+		if !e.Type().IsRegular() || validSHA256(key) != nil {
+			continue
+		}
+		r, err := s.Get(ctx, key)
+		if errors.Is(err, ErrNotFound) {
+			continue // removed meanwhile, or corrupt
+		}
+		if err != nil {
+			return nil, fmt.Errorf("list records: %w", err)
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}

@@ -1,0 +1,434 @@
+package cache
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"path"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+)
+
+// Source is one selected build-context file, as the step will copy it.
+type Source struct {
+	Path string // slash path relative to the context root
+	Dest string // destination path in the image (part of the digest)
+}
+
+// sourcesVersion tags the source digest; bump it when its encoding changes.
+const sourcesVersion = "builder.sources.v1"
+
+// errEscapes marks a source path that leaves the context directory.
+var errEscapes = errors.New("path escapes the build context")
+
+// racyWindow bounds the timestamp granularity of the file system. A file
+// whose ctime is this close to the moment it was stat'ed could change again
+// without a visible ctime change, so its digest is used but not remembered.
+// File systems with whole-second timestamps get a wider window.
+const (
+	racyWindow       = 50 * time.Millisecond
+	racyWindowCoarse = 2 * time.Second
+)
+
+// maxAttempts bounds the re-reads of a file that changes while hashed.
+const maxAttempts = 3
+
+// Type bits of st_mode (the same on every Unix).
+const (
+	sIFMT   = 0o170000
+	sIFSOCK = 0o140000
+	sIFLNK  = 0o120000
+	sIFREG  = 0o100000
+	sIFBLK  = 0o060000
+	sIFDIR  = 0o040000
+	sIFCHR  = 0o020000
+	sIFIFO  = 0o010000
+)
+
+// fileStat is the part of struct stat the cache uses.
+type fileStat struct {
+	mode         uint32 // st_mode: type, permission and special bits
+	uid, gid     uint32
+	nlink        uint64
+	size         int64
+	mtime, ctime int64 // ns
+	ino, dev     uint64
+	major, minor uint32 // of st_rdev, for devices
+}
+
+// sourceEntry is the canonical description of one source in the digest,
+// written as one JSON line after the version line.
+type sourceEntry struct {
+	Dest     string        `json:"dest"`
+	Type     string        `json:"type"`
+	Mode     uint32        `json:"mode"` // permission, setuid, setgid and sticky bits
+	UID      uint32        `json:"uid"`
+	GID      uint32        `json:"gid"`
+	Link     string        `json:"link,omitempty"`     // symlink target
+	Hardlink string        `json:"hardlink,omitempty"` // dest of an earlier source with the same inode
+	Major    uint32        `json:"major,omitempty"`
+	Minor    uint32        `json:"minor,omitempty"`
+	Digest   digest.Digest `json:"digest,omitempty"` // content of a regular file
+}
+
+// fileResult is what HashSources learned of one distinct source path.
+type fileResult struct {
+	st      fileStat
+	link    string
+	sum     [sha256.Size]byte
+	read    bool // content was read (not taken from the stat cache)
+	persist bool // the read digest may be remembered
+}
+
+// HashSources returns the content digest of exactly the sources given (a
+// directory source contributes its own metadata, not its children). For
+// each source, sorted by Dest then Path, it covers dest, type, permission
+// and special mode bits, uid/gid, symlink target (never followed), device
+// numbers, hardlinks among the sources and the sha256 of regular files;
+// never the source path or mtime. A path leaving contextDir ("..",
+// absolute, or through a symlinked parent) is an error.
+//
+// File digests come from a persistent stat cache kept per context dir: a
+// file whose size, mtime, ctime, inode and device are unchanged is not read
+// again.
+func (s *Store) HashSources(ctx context.Context, contextDir string, srcs []Source) (digest.Digest, error) {
+	abs, err := filepath.Abs(contextDir)
+	if err != nil {
+		return "", fmt.Errorf("hash sources in %s: %w", contextDir, err)
+	}
+	sorted, paths, err := cleanSources(srcs)
+	if err != nil {
+		return "", fmt.Errorf("hash sources in %s: %w", contextDir, err)
+	}
+	root, err := openContextRoot(abs)
+	if err != nil {
+		return "", fmt.Errorf("hash sources: %w", err)
+	}
+	defer root.Close()
+
+	cachePath := s.statCachePath(abs)
+	cached := loadStatCache(cachePath)
+	results, err := s.statAndHash(ctx, root, paths, cached)
+	if err != nil {
+		return "", fmt.Errorf("hash sources in %s: %w", contextDir, err)
+	}
+	sum, err := sourcesDigest(sorted, results)
+	if err != nil {
+		return "", fmt.Errorf("hash sources in %s: %w", contextDir, err)
+	}
+	if updateStatCache(cached, paths, results) {
+		if err := s.saveStatCache(cachePath, cached); err != nil {
+			return "", fmt.Errorf("hash sources in %s: %w", contextDir, err)
+		}
+	}
+	return sum, nil
+}
+
+// cleanedSource is a Source with its Path cleaned.
+type cleanedSource struct {
+	Source
+	rel string
+	idx int // of rel in the distinct paths
+}
+
+// cleanSources validates and cleans the source paths, sorts the sources by
+// Dest then path, and lists the distinct paths in sorted order.
+func cleanSources(srcs []Source) ([]cleanedSource, []string, error) {
+	out := make([]cleanedSource, len(srcs))
+	for i, src := range srcs {
+		if src.Path == "" {
+			return nil, nil, errors.New("check source: empty path")
+		}
+		rel := path.Clean(src.Path)
+		if path.IsAbs(rel) || rel == ".." || strings.HasPrefix(rel, "../") {
+			return nil, nil, fmt.Errorf("check source %q: %w", src.Path, errEscapes)
+		}
+		out[i] = cleanedSource{Source: src, rel: rel}
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		if out[i].Dest != out[j].Dest {
+			return out[i].Dest < out[j].Dest
+		}
+		return out[i].rel < out[j].rel
+	})
+	paths := make([]string, 0, len(out))
+	for _, src := range out {
+		paths = append(paths, src.rel)
+	}
+	sort.Strings(paths)
+	paths = slices.Compact(paths)
+	for i := range out {
+		out[i].idx, _ = slices.BinarySearch(paths, out[i].rel)
+	}
+	return out, paths, nil
+}
+
+// chunkSize caps the paths of one directory a worker takes at a time, so a
+// big directory is still spread over the workers.
+const chunkSize = 256
+
+// chunk is a run of sorted paths sharing the parent directory dir.
+type chunk struct {
+	dir        string
+	start, end int
+}
+
+// chunks splits the sorted paths into runs with one parent directory.
+func chunks(paths []string) []chunk {
+	var out []chunk
+	for i, p := range paths {
+		dir := path.Dir(p)
+		if n := len(out); n > 0 && out[n-1].dir == dir && i-out[n-1].start < chunkSize {
+			out[n-1].end = i + 1
+			continue
+		}
+		out = append(out, chunk{dir: dir, start: i, end: i + 1})
+	}
+	return out
+}
+
+// statAndHash stats every path and finds the digest of every regular file,
+// from cached or by reading it, using up to runtime.NumCPU workers. cached
+// is only read here.
+func (s *Store) statAndHash(ctx context.Context, root *contextRoot, paths []string, cached map[string]statEntry) ([]fileResult, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	results := make([]fileResult, len(paths))
+	work := chunks(paths)
+	var (
+		next     atomic.Int64
+		wg       sync.WaitGroup
+		errOnce  sync.Once
+		firstErr error
+	)
+	for range min(runtime.NumCPU(), len(work)) {
+		wg.Go(func() {
+			buf := make([]byte, 128<<10)
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= len(work) || ctx.Err() != nil {
+					return
+				}
+				if err := s.statChunk(ctx, root, paths, work[i], cached, results, buf); err != nil {
+					errOnce.Do(func() { firstErr = err; cancel() })
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if firstErr != nil {
+		return nil, firstErr
+	}
+	// Without a worker error only the caller can have cancelled ctx, and
+	// the workers may have stopped early.
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return results, nil
+}
+
+// statChunk fills results for the paths of one chunk.
+func (s *Store) statChunk(ctx context.Context, root *contextRoot, paths []string, c chunk, cached map[string]statEntry, results []fileResult, buf []byte) error {
+	dir, err := root.openDir(c.dir)
+	if err != nil {
+		return fmt.Errorf("open %s: %w", c.dir, err)
+	}
+	defer dir.Close()
+	// Taken before any lstat of the chunk: an earlier time only makes the
+	// racy check stricter.
+	start := time.Now()
+	for i := c.start; i < c.end; i++ {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		res, err := s.statOne(ctx, dir, paths[i], cached, start, buf)
+		if err != nil {
+			return err
+		}
+		results[i] = res
+	}
+	return nil
+}
+
+// statOne stats rel, a name in dir, and for a regular file finds its
+// digest; start is a time before the stat. A file that changes while it is read is stat'ed and read again.
+func (s *Store) statOne(ctx context.Context, dir *dirHandle, rel string, cached map[string]statEntry, start time.Time, buf []byte) (fileResult, error) {
+	name := path.Base(rel)
+	for range maxAttempts {
+		st, link, err := dir.lstat(name)
+		if err != nil {
+			return fileResult{}, fmt.Errorf("stat %s: %w", rel, err)
+		}
+		res := fileResult{st: st, link: link}
+		if st.mode&sIFMT != sIFREG {
+			return res, nil
+		}
+		if e, ok := cached[rel]; ok && e.matches(st) {
+			res.sum = e.sum
+			return res, nil
+		}
+		sum, err := s.readSum(ctx, dir, name, st, buf)
+		if errors.Is(err, errChanged) {
+			continue
+		}
+		if err != nil {
+			return fileResult{}, fmt.Errorf("hash %s: %w", rel, err)
+		}
+		res.sum, res.read = sum, true
+		res.persist = !racy(st, start)
+		return res, nil
+	}
+	return fileResult{}, fmt.Errorf("hash %s: %w", rel, errChanged)
+}
+
+// errChanged reports a file modified while it was being hashed.
+var errChanged = errors.New("file changed while being read")
+
+// racy reports whether a change to the file right after stat time could
+// leave its ctime as it is.
+func racy(st fileStat, statTime time.Time) bool {
+	window := racyWindow
+	if st.ctime%int64(time.Second) == 0 {
+		window = racyWindowCoarse
+	}
+	return st.ctime >= statTime.Add(-window).UnixNano()
+}
+
+// readSum returns the sha256 of the regular file name in dir, which must
+// still be the file st describes before and after the read.
+func (s *Store) readSum(ctx context.Context, dir *dirHandle, name string, st fileStat, buf []byte) ([sha256.Size]byte, error) {
+	var sum [sha256.Size]byte
+	f, err := dir.open(name)
+	if err != nil {
+		return sum, err
+	}
+	defer f.Close()
+	s.reads.Add(1)
+	before, err := fstatFile(f)
+	if err != nil {
+		return sum, err
+	}
+	if !sameVersion(st, before) {
+		return sum, errChanged
+	}
+	h := sha256.New()
+	for {
+		if err := ctx.Err(); err != nil {
+			return sum, err
+		}
+		n, err := f.Read(buf)
+		h.Write(buf[:n])
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return sum, err
+		}
+	}
+	after, err := fstatFile(f)
+	if err != nil {
+		return sum, err
+	}
+	if !sameVersion(st, after) {
+		return sum, errChanged
+	}
+	h.Sum(sum[:0])
+	return sum, nil
+}
+
+// sameVersion reports whether a and b describe the same unmodified file.
+func sameVersion(a, b fileStat) bool {
+	return a.mode == b.mode && a.size == b.size && a.mtime == b.mtime &&
+		a.ctime == b.ctime && a.ino == b.ino && a.dev == b.dev
+}
+
+// sourcesDigest encodes the sorted sources as JSON lines and digests them.
+func sourcesDigest(srcs []cleanedSource, results []fileResult) (digest.Digest, error) {
+	type inode struct{ dev, ino uint64 }
+	firstDest := map[inode]string{}
+	d := digest.Canonical.Digester()
+	enc := json.NewEncoder(d.Hash())
+	if err := enc.Encode(struct {
+		Version string `json:"version"`
+	}{sourcesVersion}); err != nil {
+		return "", fmt.Errorf("encode sources: %w", err)
+	}
+	for _, src := range srcs {
+		res := results[src.idx]
+		st := res.st
+		e := sourceEntry{
+			Dest: keyString(src.Dest),
+			Mode: st.mode & 0o7777,
+			UID:  st.uid,
+			GID:  st.gid,
+		}
+		switch st.mode & sIFMT {
+		case sIFREG:
+			e.Type = "file"
+			e.Digest = digest.Digest("sha256:" + hex.EncodeToString(res.sum[:]))
+			if st.nlink > 1 {
+				id := inode{st.dev, st.ino}
+				if first, ok := firstDest[id]; ok {
+					e.Hardlink = keyString(first)
+				} else {
+					firstDest[id] = src.Dest
+				}
+			}
+		case sIFDIR:
+			e.Type = "dir"
+		case sIFLNK:
+			e.Type, e.Link = "symlink", keyString(res.link)
+		case sIFIFO:
+			e.Type = "fifo"
+		case sIFSOCK:
+			e.Type = "socket"
+		case sIFCHR:
+			e.Type, e.Major, e.Minor = "char", st.major, st.minor
+		case sIFBLK:
+			e.Type, e.Major, e.Minor = "block", st.major, st.minor
+		default:
+			return "", fmt.Errorf("encode source %s: unknown file type %o", src.rel, st.mode&sIFMT)
+		}
+		if err := enc.Encode(e); err != nil {
+			return "", fmt.Errorf("encode source %s: %w", src.rel, err)
+		}
+	}
+	return d.Digest(), nil
+}
+
+// updateStatCache records the digests read in cached and drops entries of
+// paths that are no longer regular files. It reports whether cached
+// changed.
+func updateStatCache(cached map[string]statEntry, paths []string, results []fileResult) bool {
+	changed := false
+	for i, p := range paths {
+		res := results[i]
+		if res.st.mode&sIFMT == sIFREG && !res.read {
+			continue // served from the cache
+		}
+		if res.st.mode&sIFMT == sIFREG && res.persist {
+			st := res.st
+			cached[p] = statEntry{size: st.size, mtime: st.mtime, ctime: st.ctime, ino: st.ino, dev: st.dev, sum: res.sum}
+			changed = true
+			continue
+		}
+		if _, ok := cached[p]; ok {
+			delete(cached, p)
+			changed = true
+		}
+	}
+	return changed
+}

@@ -1,0 +1,231 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/builderdev/builder/executor"
+	"github.com/builderdev/builder/layer"
+	"github.com/spf13/cobra"
+)
+
+type buildFlags struct {
+	file        string
+	tags        []string
+	target      string
+	buildArgs   []string
+	labels      []string
+	outputs     []string
+	compression string
+	iidfile     string
+	quiet       bool
+	progress    string
+	noCache     bool
+	network     string
+}
+
+func newBuildCmd(g *globalFlags) *cobra.Command {
+	f := &buildFlags{}
+	cmd := &cobra.Command{
+		Use:   "build [flags] CONTEXT",
+		Short: "Build an image from a Dockerfile",
+		Args:  exactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runBuild(cmd, g, f, args[0])
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVarP(&f.file, "file", "f", "", "Dockerfile path (default CONTEXT/Dockerfile; - reads stdin)")
+	fl.StringArrayVarP(&f.tags, "tag", "t", nil, "name and tag of the image (repeatable)")
+	fl.StringVar(&f.target, "target", "", "build this stage")
+	fl.StringArrayVar(&f.buildArgs, "build-arg", nil, "build-time variable K=V (K alone: from the environment)")
+	fl.StringArrayVar(&f.labels, "label", nil, "image label K=V")
+	fl.StringArrayVarP(&f.outputs, "output", "o", nil, "export: type=oci|docker|oci-layout|local,dest=PATH")
+	fl.StringVar(&f.compression, "compression", "gzip", "layer compression: gzip or zstd")
+	fl.StringVar(&f.iidfile, "iidfile", "", "write the image ID to this file")
+	fl.BoolVarP(&f.quiet, "quiet", "q", false, "print only the image ID")
+	fl.StringVar(&f.progress, "progress", "plain", "progress output: plain or quiet")
+	fl.BoolVar(&f.noCache, "no-cache", false, "do not use the step cache")
+	fl.StringVar(&f.network, "network", "host", "network for RUN: host or none")
+	return cmd
+}
+
+func runBuild(cmd *cobra.Command, g *globalFlags, f *buildFlags, contextDir string) error {
+	opts := executor.Options{ContextDir: contextDir, Target: f.target, NoCache: f.noCache, Network: f.network}
+	st, err := os.Stat(contextDir)
+	if err != nil || !st.IsDir() {
+		return usagef("context %q is not a directory", contextDir)
+	}
+	switch {
+	case f.file == "-":
+		data, err := io.ReadAll(os.Stdin)
+		if err != nil {
+			return fmt.Errorf("read Dockerfile from stdin: %w", err)
+		}
+		opts.Dockerfile, opts.DockerfileName = data, "Dockerfile"
+	default:
+		path := f.file
+		if path == "" {
+			path = filepath.Join(contextDir, "Dockerfile")
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return usagef("read Dockerfile: %v", err)
+		}
+		opts.Dockerfile, opts.DockerfileName = data, filepath.Base(path)
+		// <Dockerfile>.dockerignore next to the Dockerfile wins over .dockerignore.
+		if ign := path + ".dockerignore"; fileExists(ign) {
+			opts.DockerignorePath = ign
+		}
+	}
+	opts.Tags = f.tags
+	if opts.BuildArgs, err = parseBuildArgs(f.buildArgs); err != nil {
+		return err
+	}
+	if opts.Labels, err = parseKVs("--label", f.labels); err != nil {
+		return err
+	}
+	switch f.compression {
+	case "gzip":
+		opts.Compression = layer.Gzip
+	case "zstd":
+		opts.Compression = layer.Zstd
+	default:
+		return usagef("--compression must be gzip or zstd, not %q", f.compression)
+	}
+	for _, o := range f.outputs {
+		out, err := parseOutput(o)
+		if err != nil {
+			return err
+		}
+		opts.Outputs = append(opts.Outputs, out)
+	}
+	if opts.SourceDateEpoch, err = sourceDateEpoch(opts.BuildArgs); err != nil {
+		return err
+	}
+	var prog progress
+	switch {
+	case f.quiet || f.progress == "quiet":
+		prog = newPlainProgress(io.Discard)
+	case f.progress == "plain" || f.progress == "auto" || f.progress == "tty":
+		prog = newPlainProgress(cmd.ErrOrStderr())
+	default:
+		return usagef("--progress must be plain or quiet, not %q", f.progress)
+	}
+	opts.Reporter = prog
+	b, err := openBuilder(cmd, g)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	res, err := b.Build(cmd.Context(), opts)
+	if err != nil {
+		return err
+	}
+	if f.iidfile != "" {
+		if err := os.WriteFile(f.iidfile, []byte(res.ImageID.String()), 0o644); err != nil {
+			return fmt.Errorf("write iidfile: %w", err)
+		}
+	}
+	if f.quiet {
+		fmt.Fprintln(cmd.OutOrStdout(), res.ImageID)
+		return nil
+	}
+	prog.Summary(res, time.Since(start))
+	return nil
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}
+
+// parseBuildArgs reads K=V pairs; a bare K takes its value from the
+// environment (and is skipped when unset, as docker does).
+func parseBuildArgs(in []string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, a := range in {
+		k, v, ok := strings.Cut(a, "=")
+		if k == "" || strings.ContainsAny(k, " \t") {
+			return nil, usagef("malformed --build-arg %q: want KEY=VALUE", a)
+		}
+		if !ok {
+			ev, set := os.LookupEnv(k)
+			if !set {
+				continue
+			}
+			v = ev
+		}
+		out[k] = v
+	}
+	return out, nil
+}
+
+func parseKVs(flag string, in []string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, a := range in {
+		k, v, ok := strings.Cut(a, "=")
+		if k == "" || !ok {
+			return nil, usagef("malformed %s %q: want KEY=VALUE", flag, a)
+		}
+		out[k] = v
+	}
+	return out, nil
+}
+
+// parseOutput reads "type=oci,dest=out.tar" (or a bare path: local).
+func parseOutput(s string) (executor.Output, error) {
+	if !strings.Contains(s, "=") {
+		return executor.Output{Type: "local", Dest: s}, nil
+	}
+	var o executor.Output
+	for _, part := range strings.Split(s, ",") {
+		k, v, ok := strings.Cut(part, "=")
+		if !ok {
+			return o, usagef("malformed --output %q", s)
+		}
+		switch strings.TrimSpace(k) {
+		case "type":
+			o.Type = v
+		case "dest":
+			o.Dest = v
+		default:
+			return o, usagef("--output %q: unknown key %q", s, k)
+		}
+	}
+	switch o.Type {
+	case "oci", "docker", "oci-layout", "local":
+	default:
+		return o, usagef("--output %q: type must be oci, docker, oci-layout or local", s)
+	}
+	if o.Dest == "" {
+		return o, usagef("--output %q: dest= is required", s)
+	}
+	return o, nil
+}
+
+// sourceDateEpoch reads SOURCE_DATE_EPOCH from --build-arg or the environment.
+func sourceDateEpoch(buildArgs map[string]string) (*time.Time, error) {
+	v, ok := buildArgs["SOURCE_DATE_EPOCH"]
+	if !ok {
+		v, ok = os.LookupEnv("SOURCE_DATE_EPOCH")
+	}
+	if !ok || v == "" {
+		return nil, nil
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil {
+		return nil, usagef("SOURCE_DATE_EPOCH=%q is not a number of seconds", v)
+	}
+	t := time.Unix(n, 0).UTC()
+	return &t, nil
+}
+
+func openBuilder(cmd *cobra.Command, g *globalFlags) (*executor.Builder, error) {
+	return executor.Open(cmd.Context(), g.root, nil)
+}

@@ -1,0 +1,359 @@
+package executor
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/builderdev/builder/parser"
+	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+	bkparser "github.com/moby/buildkit/frontend/dockerfile/parser"
+	"github.com/moby/buildkit/frontend/dockerfile/shell"
+)
+
+// build is the state of one Build call.
+type build struct {
+	b      *Builder
+	opts   Options
+	file   string
+	df     *parser.Dockerfile
+	lex    *shell.Lex
+	rep    Reporter
+	global scope // automatic platform args + meta ARGs
+	stages []*stage
+	tmp    string
+
+	ctxFS     srcFS
+	ctxIgnore *ignorer
+
+	mu       sync.Mutex
+	usedArgs map[string]bool
+	stepSeq  int
+	curStep  int // step whose RUN output is streaming
+}
+
+// stage is one FROM block.
+type stage struct {
+	idx       int
+	def       *instructions.Stage
+	name      string // lower-case stage name, "" when unnamed
+	base      string // expanded FROM argument
+	baseStage *stage
+	deps      []*stage
+	steps     int // numbered steps (FROM + filesystem steps)
+	state     *imageState
+}
+
+// Build builds opts' Dockerfile, stores the image, tags it and runs the outputs.
+func (b *Builder) Build(ctx context.Context, opts Options) (*Result, error) {
+	if opts.Reporter == nil {
+		opts.Reporter = nopReporter{}
+	}
+	if opts.DockerfileName == "" {
+		opts.DockerfileName = "Dockerfile"
+	}
+	if opts.Network == "" {
+		opts.Network = "host"
+	}
+	if opts.Network != "host" && opts.Network != "none" {
+		return nil, fmt.Errorf("%w: --network must be host or none, not %q", ErrUsage, opts.Network)
+	}
+	if st, err := os.Stat(opts.ContextDir); err != nil || !st.IsDir() {
+		return nil, fmt.Errorf("%w: context %q is not a directory", ErrUsage, opts.ContextDir)
+	}
+	for _, t := range opts.Tags {
+		if _, err := normalizeTag(t); err != nil {
+			return nil, fmt.Errorf("%w: invalid tag %q: %v", ErrUsage, t, err)
+		}
+	}
+	df, err := parser.Parse(bytes.NewReader(opts.Dockerfile), opts.DockerfileName)
+	if err != nil {
+		return nil, err
+	}
+	unlock, err := b.Store.Lock(ctx, false)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	tmp, err := b.Store.TempDir("build-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(tmp)
+
+	bd := &build{b: b, opts: opts, file: opts.DockerfileName, df: df, lex: df.Lex(), rep: opts.Reporter,
+		tmp: tmp, usedArgs: map[string]bool{}}
+	for _, w := range df.Warnings {
+		bd.warn("%s:%s", bd.file, strings.TrimPrefix(w.String(), "line "))
+	}
+	if err := bd.resolveGlobalArgs(); err != nil {
+		return nil, err
+	}
+	target, err := bd.plan()
+	if err != nil {
+		return nil, err
+	}
+	if err := bd.runStage(ctx, target); err != nil {
+		return nil, err
+	}
+	bd.warnUnusedArgs()
+	return bd.finish(ctx, target.state)
+}
+
+func (bd *build) warn(format string, a ...any) {
+	bd.rep.Report(Event{Kind: Warning, Text: fmt.Sprintf(format, a...)})
+}
+
+// resolveGlobalArgs evaluates the ARGs before the first FROM.
+func (bd *build) resolveGlobalArgs() error {
+	var g scope
+	for _, p := range platformArgs() {
+		g = g.set(p.k, p.v)
+	}
+	for _, a := range bd.df.MetaArgs {
+		for _, kvp := range a.Args {
+			if v, ok := bd.opts.BuildArgs[kvp.Key]; ok {
+				g = g.set(kvp.Key, v)
+				bd.markUsed(kvp.Key)
+				continue
+			}
+			if kvp.Value != nil {
+				v, _, err := bd.lex.ProcessWord(*kvp.Value, g.getter())
+				if err != nil {
+					return bd.errAt(&a, err)
+				}
+				g = g.set(kvp.Key, v)
+				continue
+			}
+			if _, ok := g.get(kvp.Key); !ok {
+				// Declared without value: known but empty in FROM lines.
+				g = g.set(kvp.Key, "")
+			}
+		}
+	}
+	bd.global = g
+	return nil
+}
+
+func (bd *build) markUsed(k string) {
+	bd.mu.Lock()
+	bd.usedArgs[k] = true
+	bd.mu.Unlock()
+}
+
+func (bd *build) warnUnusedArgs() {
+	var unused []string
+	for k := range bd.opts.BuildArgs {
+		if !bd.usedArgs[k] && !isProxyArg(k) && k != "SOURCE_DATE_EPOCH" {
+			unused = append(unused, k)
+		}
+	}
+	if len(unused) > 0 {
+		sort.Strings(unused)
+		bd.warn("one or more build-args %v were not consumed", unused)
+	}
+}
+
+// plan expands FROM lines, finds the target and links the stages it needs.
+func (bd *build) plan() (*stage, error) {
+	for i := range bd.df.Stages {
+		def := &bd.df.Stages[i]
+		s := &stage{idx: i, def: def, name: strings.ToLower(def.Name), steps: 1}
+		base, _, err := bd.lex.ProcessWord(def.BaseName, bd.global.getter())
+		if err != nil {
+			return nil, bd.errAt(def, err)
+		}
+		if base == "" {
+			return nil, bd.errAt(def, errors.New("base name (FROM) must not be empty"))
+		}
+		s.base = base
+		for _, c := range def.Commands {
+			switch c.(type) {
+			case *instructions.RunCommand, *instructions.CopyCommand, *instructions.AddCommand, *instructions.WorkdirCommand:
+				s.steps++
+			}
+		}
+		if prev := bd.stageByName(strings.ToLower(base), i); prev != nil {
+			s.baseStage = prev
+		}
+		bd.stages = append(bd.stages, s)
+	}
+	target := bd.stages[len(bd.stages)-1]
+	if bd.opts.Target != "" {
+		target = bd.stageByName(strings.ToLower(bd.opts.Target), len(bd.stages))
+		if target == nil {
+			var names []string
+			for _, s := range bd.stages {
+				if s.name != "" {
+					names = append(names, s.name)
+				}
+			}
+			return nil, fmt.Errorf("%w: target stage %q could not be found (stages: %s)", ErrUsage, bd.opts.Target, strings.Join(names, ", "))
+		}
+	}
+	for _, s := range bd.stages {
+		for _, c := range s.def.Commands {
+			cp, ok := c.(*instructions.CopyCommand)
+			if !ok || cp.From == "" {
+				continue
+			}
+			from, _, err := bd.lex.ProcessWord(cp.From, bd.global.getter())
+			if err != nil {
+				return nil, bd.errAt(cp, err)
+			}
+			if dep := bd.stageRef(from, s.idx); dep != nil {
+				s.deps = append(s.deps, dep)
+			}
+		}
+	}
+	return target, nil
+}
+
+// stageByName finds a stage named name defined before index before.
+func (bd *build) stageByName(name string, before int) *stage {
+	for _, s := range bd.stages {
+		if s.idx < before && s.name != "" && s.name == name {
+			return s
+		}
+	}
+	return nil
+}
+
+// stageRef resolves a COPY --from value: a stage name or index before cur.
+func (bd *build) stageRef(from string, cur int) *stage {
+	if s := bd.stageByName(strings.ToLower(from), cur); s != nil {
+		return s
+	}
+	if n, err := strconv.Atoi(from); err == nil && n >= 0 && n < cur && n < len(bd.stages) {
+		return bd.stages[n]
+	}
+	return nil
+}
+
+// runStage builds s after the stages it needs (each stage once).
+func (bd *build) runStage(ctx context.Context, s *stage) error {
+	if s.state != nil {
+		return nil
+	}
+	if s.baseStage != nil {
+		if err := bd.runStage(ctx, s.baseStage); err != nil {
+			return err
+		}
+	}
+	for _, d := range s.deps {
+		if err := bd.runStage(ctx, d); err != nil {
+			return err
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	st, err := bd.from(ctx, s)
+	if err != nil {
+		return err
+	}
+	cmds := slices.Clone(s.def.Commands)
+	triggers, err := bd.onbuildTriggers(st)
+	if err != nil {
+		return bd.errAt(s.def, err)
+	}
+	cmds = append(triggers, cmds...)
+	step := 1
+	for _, c := range cmds {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := bd.dispatch(ctx, s, st, c, &step); err != nil {
+			return err
+		}
+	}
+	s.state = st
+	return nil
+}
+
+// onbuildTriggers parses the base image's ONBUILD triggers and clears them.
+func (bd *build) onbuildTriggers(st *imageState) ([]instructions.Command, error) {
+	var cmds []instructions.Command
+	for _, t := range st.img.Config.OnBuild {
+		df, err := parser.Parse(strings.NewReader("FROM scratch\n"+t+"\n"), "ONBUILD")
+		if err != nil {
+			return nil, fmt.Errorf("parse ONBUILD trigger %q: %w", t, err)
+		}
+		for _, c := range df.Stages[0].Commands {
+			switch c.(type) {
+			case *instructions.OnbuildCommand, *instructions.MaintainerCommand:
+				return nil, fmt.Errorf("ONBUILD trigger %q is not allowed", t)
+			}
+			cmds = append(cmds, c)
+		}
+	}
+	st.img.Config.OnBuild = nil
+	return cmds, nil
+}
+
+// errAt locates err at a command's line: "Dockerfile:7: COPY a /: err".
+func (bd *build) errAt(cmd any, err error) error {
+	if err == nil {
+		return nil
+	}
+	var perr *parser.Error
+	if errors.As(err, &perr) {
+		return err
+	}
+	line := 0
+	if l, ok := cmd.(interface {
+		Location() []bkparser.Range
+	}); ok {
+		if loc := l.Location(); len(loc) > 0 {
+			line = loc[0].Start.Line
+		}
+	}
+	if line == 0 {
+		if st, ok := cmd.(*instructions.Stage); ok && len(st.Location) > 0 {
+			line = st.Location[0].Start.Line
+		}
+	}
+	prefix := ""
+	if s, ok := cmd.(fmt.Stringer); ok {
+		prefix = shorten(s.String()) + ": "
+	} else if st, ok := cmd.(*instructions.Stage); ok {
+		prefix = shorten(st.SourceCode) + ": "
+	}
+	return &parser.Error{File: bd.file, Line: line, Err: fmt.Errorf("%s%w", prefix, err)}
+}
+
+// shorten keeps the first line of an instruction, at most 80 characters.
+func shorten(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = strings.TrimSpace(s[:i]) + " ..."
+	}
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) > 80 {
+		s = s[:77] + "..."
+	}
+	return s
+}
+
+func (bd *build) nextStepID() int {
+	bd.mu.Lock()
+	defer bd.mu.Unlock()
+	bd.stepSeq++
+	return bd.stepSeq
+}
+
+// stepName is BuildKit's "[stage 2/5] COPY a /b" progress name.
+func (s *stage) stepName(n int, text string) string {
+	name := s.name
+	if name == "" {
+		name = "stage-" + strconv.Itoa(s.idx)
+	}
+	return fmt.Sprintf("[%s %d/%d] %s", name, n, s.steps, shorten(text))
+}

@@ -1,0 +1,216 @@
+package executor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"path"
+	"strconv"
+	"strings"
+
+	"github.com/builderdev/builder/cache"
+	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+	"github.com/opencontainers/go-digest"
+)
+
+// copySpec is what COPY and ADD have in common.
+type copySpec struct {
+	name     string // "COPY" or "ADD"
+	text     string // the instruction as written (expanded)
+	srcs     []string
+	contents []instructions.SourceContent
+	dest     string
+	from     string
+	chown    string
+	chmod    string
+	excludes []string
+	add      bool
+	checksum string
+	unpack   *bool
+}
+
+// copyItem is one selected source tree root (file, dir or link) and where it goes.
+type copyItem struct {
+	fsys    srcFS
+	src     string      // resolved path in fsys
+	fi      fs.FileInfo // of src
+	destRel string      // path under the destination dir; "" = the destination itself
+	archive bool        // ADD: extract this local archive
+	data    *string     // heredoc content
+	mode    fs.FileMode // heredoc / download mode
+	// download identifies a downloaded ADD URL: url, content digest, mtime.
+	download string
+}
+
+func (bd *build) copy(ctx context.Context, s *stage, st *imageState, c *instructions.CopyCommand, step *int) error {
+	return bd.doCopy(ctx, s, st, copySpec{name: "COPY", text: c.String(), srcs: c.SourcePaths, contents: c.SourceContents,
+		dest: c.DestPath, from: c.From, chown: c.Chown, chmod: c.Chmod, excludes: c.ExcludePatterns}, step)
+}
+
+func (bd *build) add(ctx context.Context, s *stage, st *imageState, c *instructions.AddCommand, step *int) error {
+	return bd.doCopy(ctx, s, st, copySpec{name: "ADD", text: c.String(), srcs: c.SourcePaths, contents: c.SourceContents,
+		dest: c.DestPath, chown: c.Chown, chmod: c.Chmod, excludes: c.ExcludePatterns, add: true,
+		checksum: c.Checksum, unpack: c.Unpack}, step)
+}
+
+func parseChmod(s string) (fs.FileMode, bool, error) {
+	if s == "" {
+		return 0, false, nil
+	}
+	n, err := strconv.ParseUint(s, 8, 32)
+	if err != nil || n > 0o7777 {
+		return 0, false, fmt.Errorf("invalid --chmod=%s: must be an octal mode like 0755", s)
+	}
+	m := fs.FileMode(n & 0o777)
+	if n&0o4000 != 0 {
+		m |= fs.ModeSetuid
+	}
+	if n&0o2000 != 0 {
+		m |= fs.ModeSetgid
+	}
+	if n&0o1000 != 0 {
+		m |= fs.ModeSticky
+	}
+	return m, true, nil
+}
+
+func (bd *build) doCopy(ctx context.Context, s *stage, st *imageState, spec copySpec, step *int) error {
+	if _, _, err := parseChmod(spec.chmod); err != nil {
+		return err
+	}
+	if spec.checksum != "" && !spec.add {
+		return errors.New("--checksum is only valid for ADD")
+	}
+	nsrc := len(spec.srcs) + len(spec.contents)
+	if nsrc > 1 && !strings.HasSuffix(spec.dest, "/") {
+		return fmt.Errorf("when using %s with more than one source file, the destination must be a directory and end with a /", spec.name)
+	}
+	workdir := st.img.Config.WorkingDir
+	if workdir == "" {
+		workdir = "/"
+	}
+	destAbs := spec.dest
+	if !path.IsAbs(destAbs) {
+		destAbs = path.Join(workdir, destAbs)
+	}
+	destIsDir := strings.HasSuffix(spec.dest, "/") || spec.dest == "." || strings.HasSuffix(spec.dest, "/.") || spec.dest == ".."
+	destAbs = path.Clean(destAbs)
+
+	sel := &selection{bd: bd, excludes: spec.excludes}
+	var items []copyItem
+	var fromKey digest.Digest
+	switch {
+	case spec.from != "":
+		from, _, err := bd.lex.ProcessWord(spec.from, st.expandEnv().getter())
+		if err != nil {
+			return err
+		}
+		fsys, key, err := bd.fromFS(ctx, s, from)
+		if err != nil {
+			return err
+		}
+		sel.fsys, fromKey = fsys, key
+	case len(spec.srcs) > 0:
+		fsys, ig, err := bd.contextFS()
+		if err != nil {
+			return err
+		}
+		sel.fsys, sel.ig, sel.isContext = fsys, ig, true
+	}
+	for _, src := range spec.srcs {
+		var got []copyItem
+		var err error
+		if spec.add && isURL(src) {
+			got, err = bd.download(ctx, src, spec.checksum)
+		} else {
+			if isURL(src) || strings.HasPrefix(src, "git@") {
+				return fmt.Errorf("%s: remote sources are only supported by ADD over http(s)", src)
+			}
+			got, err = sel.match(src, spec.add && spec.from == "" && (spec.unpack == nil || *spec.unpack))
+		}
+		if err != nil {
+			if nsrc == 1 && errors.Is(err, errNoSource) {
+				return errNoSource
+			}
+			return err
+		}
+		items = append(items, got...)
+	}
+	for i := range spec.contents {
+		data := spec.contents[i].Data
+		items = append(items, copyItem{destRel: path.Base(spec.contents[i].Path), data: &data, mode: 0o644})
+	}
+	// A single file to a path not ending in "/" is that path; everything
+	// else lands inside the destination directory.
+	single := len(items) == 1 && !items[0].archive && (items[0].data != nil || !items[0].fi.IsDir())
+	if len(items) > 1 || !single {
+		destIsDir = true
+	}
+	if !destIsDir {
+		items[0].destRel = ""
+	}
+	inputs, err := bd.copyInputs(ctx, st, spec, sel, items, destAbs, destIsDir, fromKey)
+	if err != nil {
+		return err
+	}
+	return bd.runStep(ctx, s, st, step, fsStep{
+		text:      spec.text,
+		createdBy: spec.name + " " + strings.TrimSpace(strings.TrimPrefix(spec.text, spec.name)) + " # buildkit",
+		inputs:    inputs,
+		produce: func(ctx context.Context) (*produced, error) {
+			ents, err := bd.copyEntries(ctx, st, spec, items, destAbs, destIsDir)
+			if err != nil {
+				return nil, err
+			}
+			return bd.writeLayer(ctx, ents)
+		},
+	})
+}
+
+// copyInputs is the cache identity of a COPY/ADD.
+func (bd *build) copyInputs(ctx context.Context, st *imageState, spec copySpec, sel *selection, items []copyItem,
+	destAbs string, destIsDir bool, fromKey digest.Digest) (cache.Inputs, error) {
+	in := cache.Inputs{
+		Instruction: fmt.Sprintf("%s chown=%s chmod=%s dest=%s dir=%t", spec.name, spec.chown, spec.chmod, destAbs, destIsDir),
+		User:        st.img.Config.User,
+		Extra:       map[string]string{},
+	}
+	if spec.chown != "" {
+		// Names resolve through the image's /etc/passwd, part of the parent.
+		in.Extra["chown"] = spec.chown
+	}
+	var srcs []cache.Source
+	for i, it := range items {
+		switch {
+		case it.data != nil:
+			in.Extra["heredoc."+strconv.Itoa(i)] = it.destRel + ":" + digest.FromString(*it.data).String()
+		case it.download != "":
+			in.Extra["url."+strconv.Itoa(i)] = it.destRel + ":" + it.download
+		case sel.isContext:
+			walked, err := sel.walk(it)
+			if err != nil {
+				return in, err
+			}
+			for _, w := range walked {
+				srcs = append(srcs, cache.Source{Path: strings.TrimPrefix(w.src, "/"), Dest: path.Join(it.destRel, w.rel)})
+			}
+			if it.archive {
+				in.Extra["archive."+strconv.Itoa(i)] = it.src
+			}
+		default:
+			in.Extra["from."+strconv.Itoa(i)] = it.src + "->" + it.destRel
+		}
+	}
+	if fromKey != "" {
+		in.Extra["from"] = fromKey.String()
+	}
+	if len(srcs) > 0 {
+		d, err := bd.b.Cache.HashSources(ctx, bd.opts.ContextDir, srcs)
+		if err != nil {
+			return in, err
+		}
+		in.Sources = d
+	}
+	return in, nil
+}

@@ -1,0 +1,273 @@
+package executor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+	"github.com/moby/buildkit/frontend/dockerfile/shell"
+	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
+)
+
+// dispatch applies one instruction to st. Every error carries the line.
+func (bd *build) dispatch(ctx context.Context, s *stage, st *imageState, cmd instructions.Command, step *int) error {
+	env := st.expandEnv()
+	if ex, ok := cmd.(instructions.SupportsSingleWordExpansion); ok {
+		if _, isArg := cmd.(*instructions.ArgCommand); !isArg {
+			if err := ex.Expand(bd.expander(env)); err != nil {
+				return bd.errAt(cmd, err)
+			}
+		}
+	}
+	if ex, ok := cmd.(instructions.SupportsSingleWordExpansionRaw); ok {
+		if err := ex.ExpandRaw(bd.expander(env)); err != nil {
+			return bd.errAt(cmd, err)
+		}
+	}
+	var err error
+	switch c := cmd.(type) {
+	case *instructions.EnvCommand:
+		msg := "ENV"
+		for _, e := range c.Env {
+			st.img.Config.Env = setEnv(st.img.Config.Env, e.Key, e.Value)
+			msg += " " + e.Key + "=" + e.Value
+		}
+		st.addHistory(msg)
+	case *instructions.LabelCommand:
+		msg := "LABEL"
+		if st.img.Config.Labels == nil {
+			st.img.Config.Labels = map[string]string{}
+		}
+		for _, l := range c.Labels {
+			st.img.Config.Labels[l.Key] = l.Value
+			msg += " " + l.Key + "=" + l.Value
+		}
+		st.addHistory(msg)
+	case *instructions.MaintainerCommand:
+		st.img.Author = c.Maintainer
+		st.addHistory("MAINTAINER " + c.Maintainer)
+	case *instructions.ExposeCommand:
+		err = bd.expose(st, c, env)
+	case *instructions.UserCommand:
+		st.img.Config.User = c.User
+		st.addHistory("USER " + c.User)
+	case *instructions.VolumeCommand:
+		if st.img.Config.Volumes == nil {
+			st.img.Config.Volumes = map[string]struct{}{}
+		}
+		for _, v := range c.Volumes {
+			if v == "" {
+				return bd.errAt(cmd, errors.New("VOLUME specified can not be an empty string"))
+			}
+			st.img.Config.Volumes[v] = struct{}{}
+		}
+		st.addHistory(fmt.Sprintf("VOLUME %v", c.Volumes))
+	case *instructions.StopSignalCommand:
+		if err = checkSignal(c.Signal); err == nil {
+			st.img.Config.StopSignal = c.Signal
+			st.addHistory("STOPSIGNAL " + c.Signal)
+		}
+	case *instructions.ShellCommand:
+		st.img.Config.Shell = slices.Clone(c.Shell)
+		st.addHistory(fmt.Sprintf("SHELL %v", c.Shell))
+	case *instructions.CmdCommand:
+		args := c.CmdLine
+		if c.PrependShell {
+			args = withShell(st, args)
+		}
+		st.img.Config.Cmd = args
+		st.cmdSet = true
+		st.addHistory(fmt.Sprintf("CMD %q", args))
+	case *instructions.EntrypointCommand:
+		args := c.CmdLine
+		if c.PrependShell {
+			args = withShell(st, args)
+		}
+		st.img.Config.Entrypoint = args
+		if !st.cmdSet {
+			st.img.Config.Cmd = nil
+		}
+		st.addHistory(fmt.Sprintf("ENTRYPOINT %q", args))
+	case *instructions.HealthCheckCommand:
+		h := *c.Health
+		st.img.Config.Healthcheck = &dockerspec.HealthcheckConfig{Test: h.Test, Interval: h.Interval, Timeout: h.Timeout,
+			StartPeriod: h.StartPeriod, StartInterval: h.StartInterval, Retries: h.Retries}
+		st.addHistory(fmt.Sprintf("HEALTHCHECK %+v", *st.img.Config.Healthcheck))
+	case *instructions.OnbuildCommand:
+		st.img.Config.OnBuild = append(st.img.Config.OnBuild, c.Expression)
+	case *instructions.ArgCommand:
+		err = bd.arg(st, c)
+	case *instructions.WorkdirCommand:
+		err = bd.workdir(ctx, s, st, c, step)
+	case *instructions.CopyCommand:
+		err = bd.copy(ctx, s, st, c, step)
+	case *instructions.AddCommand:
+		err = bd.add(ctx, s, st, c, step)
+	case *instructions.RunCommand:
+		err = bd.run(ctx, s, st, c, step)
+	default:
+		err = fmt.Errorf("instruction %s is not supported", strings.ToUpper(cmd.Name()))
+	}
+	if err != nil {
+		return bd.errAt(cmd, err)
+	}
+	return nil
+}
+
+func (bd *build) expander(env scope) instructions.SingleWordExpander {
+	g := env.getter()
+	return func(word string) (string, error) {
+		v, _, err := bd.lex.ProcessWord(word, g)
+		return v, err
+	}
+}
+
+// expandEnv is what $VARS see: declared ARGs, overridden by the image ENV.
+func (st *imageState) expandEnv() scope {
+	out := slices.Clone(st.args)
+	for _, e := range envScope(st.img.Config.Env) {
+		out = out.set(e.k, e.v)
+	}
+	return out
+}
+
+func withShell(st *imageState, args []string) []string {
+	sh := st.img.Config.Shell
+	if len(sh) == 0 {
+		sh = []string{"/bin/sh", "-c"}
+	}
+	return append(slices.Clone(sh), strings.Join(args, " "))
+}
+
+// arg declares ARGs in the stage scope (BuildKit's dispatchArg rules).
+func (bd *build) arg(st *imageState, c *instructions.ArgCommand) error {
+	var commit []string
+	for _, a := range c.Args {
+		var val *string
+		if v, ok := bd.opts.BuildArgs[a.Key]; ok {
+			val = &v
+		} else if a.Value != nil {
+			v, _, err := bd.lex.ProcessWord(*a.Value, st.expandEnv().getter())
+			if err != nil {
+				return err
+			}
+			val = &v
+		} else if v, ok := bd.global.get(a.Key); ok {
+			val = &v
+		}
+		bd.markUsed(a.Key)
+		s := a.Key
+		if val != nil {
+			st.args = st.args.set(a.Key, *val)
+			s += "=" + *val
+		} else {
+			st.args = st.args.set(a.Key, "")
+		}
+		st.argDefs = append(st.argDefs, kv{a.Key, derefOr(val, "")})
+		commit = append(commit, s)
+	}
+	st.addHistory("ARG " + strings.Join(commit, " "))
+	return nil
+}
+
+func derefOr(p *string, def string) string {
+	if p == nil {
+		return def
+	}
+	return *p
+}
+
+func (bd *build) expose(st *imageState, c *instructions.ExposeCommand, env scope) error {
+	var ports []string
+	for _, p := range c.Ports {
+		words, err := bd.lex.ProcessWords(p, env.getter())
+		if err != nil {
+			return err
+		}
+		for _, w := range words {
+			ps, err := parsePorts(w)
+			if err != nil {
+				return err
+			}
+			ports = append(ports, ps...)
+		}
+	}
+	if st.img.Config.ExposedPorts == nil {
+		st.img.Config.ExposedPorts = map[string]struct{}{}
+	}
+	for _, p := range ports {
+		st.img.Config.ExposedPorts[p] = struct{}{}
+	}
+	st.addHistory(fmt.Sprintf("EXPOSE %v", ports))
+	return nil
+}
+
+// parsePorts expands "80", "80/udp", "8000-8002/tcp" into "port/proto" keys.
+func parsePorts(spec string) ([]string, error) {
+	// Strip an optional ip: and host-port: prefix ("127.0.0.1:80:80/tcp").
+	if i := strings.LastIndexByte(spec, ':'); i >= 0 {
+		spec = spec[i+1:]
+	}
+	portPart, proto, _ := strings.Cut(spec, "/")
+	if proto == "" {
+		proto = "tcp"
+	}
+	proto = strings.ToLower(proto)
+	if proto != "tcp" && proto != "udp" && proto != "sctp" {
+		return nil, fmt.Errorf("invalid proto %q in port spec %q", proto, spec)
+	}
+	lo, hi, isRange := strings.Cut(portPart, "-")
+	start, err := strconv.ParseUint(lo, 10, 16)
+	if err != nil {
+		return nil, fmt.Errorf("invalid port %q", spec)
+	}
+	end := start
+	if isRange {
+		if end, err = strconv.ParseUint(hi, 10, 16); err != nil || end < start {
+			return nil, fmt.Errorf("invalid port range %q", spec)
+		}
+	}
+	var out []string
+	for p := start; p <= end; p++ {
+		out = append(out, fmt.Sprintf("%d/%s", p, proto))
+	}
+	return out, nil
+}
+
+// signalNames are the Linux signal names STOPSIGNAL accepts (with or without SIG).
+var signalNames = []string{"ABRT", "ALRM", "BUS", "CHLD", "CLD", "CONT", "FPE", "HUP", "ILL", "INT", "IO", "IOT",
+	"KILL", "PIPE", "POLL", "PROF", "PWR", "QUIT", "SEGV", "STKFLT", "STOP", "SYS", "TERM", "TRAP", "TSTP",
+	"TTIN", "TTOU", "URG", "USR1", "USR2", "VTALRM", "WINCH", "XCPU", "XFSZ"}
+
+// checkSignal accepts "SIGTERM", "TERM", "15" or "SIGRTMIN+3".
+func checkSignal(s string) error {
+	if n, err := strconv.Atoi(s); err == nil {
+		if n <= 0 || n > 64 {
+			return fmt.Errorf("invalid signal: %s", s)
+		}
+		return nil
+	}
+	name := strings.TrimPrefix(strings.ToUpper(s), "SIG")
+	if slices.Contains(signalNames, name) {
+		return nil
+	}
+	if strings.HasPrefix(name, "RTMIN") || strings.HasPrefix(name, "RTMAX") {
+		return nil
+	}
+	return fmt.Errorf("invalid signal: %s", s)
+}
+
+// timeNow is the step time: SOURCE_DATE_EPOCH when set.
+func (bd *build) timeNow() time.Time {
+	if bd.opts.SourceDateEpoch != nil {
+		return bd.opts.SourceDateEpoch.UTC()
+	}
+	return time.Now().UTC()
+}
+
+var _ = shell.EnvsFromSlice

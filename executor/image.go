@@ -1,0 +1,209 @@
+package executor
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/builderdev/builder/oci"
+	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
+	"github.com/opencontainers/go-digest"
+	specs "github.com/opencontainers/image-spec/specs-go"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// historyComment marks history entries we wrote, like BuildKit's.
+const historyComment = "builder.dockerfile.v0"
+
+// imageState is a stage's image as its instructions are applied.
+type imageState struct {
+	img       dockerspec.DockerOCIImage
+	layers    []ocispec.Descriptor
+	chain     digest.Digest // chain ID of layers, "" when there are none
+	key       digest.Digest // cache key of the last step (identity of the rootfs)
+	args      scope         // ARGs declared in this stage, with values
+	argDefs   []kv          // declared ARGs in order (for RUN history)
+	cmdSet    bool
+	created   *time.Time // time of the newest layer added by this build
+	fromStage bool
+}
+
+// clone deep-copies st (the image config through JSON).
+func (st *imageState) clone() *imageState {
+	out := *st
+	data, _ := json.Marshal(st.img)
+	out.img = dockerspec.DockerOCIImage{}
+	_ = json.Unmarshal(data, &out.img)
+	out.layers = append([]ocispec.Descriptor(nil), st.layers...)
+	out.args = nil
+	out.argDefs = nil
+	out.cmdSet = false
+	return &out
+}
+
+// addLayer appends a layer and its history entry.
+func (st *imageState) addLayer(desc ocispec.Descriptor, diffID digest.Digest, createdBy string, created time.Time) {
+	st.layers = append(st.layers, desc)
+	st.img.RootFS.DiffIDs = append(st.img.RootFS.DiffIDs, diffID)
+	st.chain = chainID(st.chain, diffID)
+	c := created.UTC()
+	st.img.History = append(st.img.History, ocispec.History{Created: &c, CreatedBy: createdBy, Comment: historyComment})
+	if st.created == nil || c.After(*st.created) {
+		st.created = &c
+	}
+}
+
+// addHistory records a metadata-only step.
+func (st *imageState) addHistory(createdBy string) {
+	st.img.History = append(st.img.History, ocispec.History{CreatedBy: createdBy, Comment: historyComment, EmptyLayer: true})
+}
+
+func chainID(parent, diffID digest.Digest) digest.Digest {
+	if parent == "" {
+		return diffID
+	}
+	return digest.FromString(parent.String() + " " + diffID.String())
+}
+
+func scratchImage() dockerspec.DockerOCIImage {
+	var img dockerspec.DockerOCIImage
+	img.Platform = ocispec.Platform{OS: "linux", Architecture: runtime.GOARCH}
+	img.RootFS = ocispec.RootFS{Type: "layers", DiffIDs: []digest.Digest{}}
+	return img
+}
+
+// from makes the initial state of a stage: scratch, an earlier stage, or an
+// image of the store.
+func (bd *build) from(ctx context.Context, s *stage) (*imageState, error) {
+	start := time.Now()
+	id := bd.nextStepID()
+	name := s.stepName(1, "FROM "+s.base)
+	bd.rep.Report(Event{Kind: StepStart, ID: id, Name: name})
+	st, err := bd.fromBase(s)
+	if err != nil {
+		err = bd.errAt(s.def, err)
+	}
+	bd.rep.Report(Event{Kind: StepDone, ID: id, Name: name, Duration: time.Since(start), Err: err})
+	return st, err
+}
+
+func (bd *build) fromBase(s *stage) (*imageState, error) {
+	switch {
+	case s.baseStage != nil:
+		st := s.baseStage.state.clone()
+		st.fromStage = true
+		return st, nil
+	case strings.EqualFold(s.base, "scratch"):
+		return &imageState{img: scratchImage(), key: digest.FromString("scratch")}, nil
+	}
+	img, err := bd.resolveImage(s.base)
+	if err != nil {
+		return nil, err
+	}
+	return img, nil
+}
+
+// resolveImage loads an image of the store as a state.
+func (bd *build) resolveImage(ref string) (*imageState, error) {
+	im, err := bd.b.Store.Resolve(ref)
+	if err != nil {
+		if errors.Is(err, oci.ErrNotFound) {
+			return nil, fmt.Errorf("base image %q is not in the store (add it with `builder load`): %w", ref, err)
+		}
+		return nil, err
+	}
+	if _, dgst, ok := strings.Cut(ref, "@"); ok && digest.Digest(dgst) != im.Descriptor.Digest {
+		return nil, fmt.Errorf("image %s: digest mismatch: store has %s", ref, im.Descriptor.Digest)
+	}
+	var cfg dockerspec.DockerOCIImage
+	if err := bd.b.Store.GetJSON(im.Manifest.Config.Digest, &cfg); err != nil {
+		return nil, fmt.Errorf("read config of %s: %w", ref, err)
+	}
+	if len(cfg.RootFS.DiffIDs) != len(im.Manifest.Layers) {
+		return nil, fmt.Errorf("image %s: %d layers but %d diff_ids", ref, len(im.Manifest.Layers), len(cfg.RootFS.DiffIDs))
+	}
+	st := &imageState{img: cfg, layers: append([]ocispec.Descriptor(nil), im.Manifest.Layers...), key: im.Descriptor.Digest}
+	for _, d := range cfg.RootFS.DiffIDs {
+		st.chain = chainID(st.chain, d)
+	}
+	if st.img.OS == "" {
+		st.img.OS = "linux"
+	}
+	return st, nil
+}
+
+// finish writes config and manifest, tags and exports the image.
+func (bd *build) finish(ctx context.Context, st *imageState) (*Result, error) {
+	img := st.img
+	if len(bd.opts.Labels) > 0 {
+		if img.Config.Labels == nil {
+			img.Config.Labels = map[string]string{}
+		}
+		for k, v := range bd.opts.Labels {
+			img.Config.Labels[k] = v
+		}
+	}
+	var created time.Time
+	switch {
+	case bd.opts.SourceDateEpoch != nil:
+		created = bd.opts.SourceDateEpoch.UTC()
+	case st.created != nil:
+		created = *st.created
+	case img.Created != nil:
+		created = *img.Created
+	default:
+		created = time.Unix(0, 0).UTC()
+	}
+	img.Created = &created
+	for i := range img.History {
+		if img.History[i].Created == nil || bd.opts.SourceDateEpoch != nil && img.History[i].Comment == historyComment {
+			c := created
+			img.History[i].Created = &c
+		}
+	}
+	if img.RootFS.DiffIDs == nil {
+		img.RootFS.DiffIDs = []digest.Digest{}
+	}
+	img.RootFS.Type = "layers"
+	cfgDesc, err := bd.b.Store.PutJSON(ocispec.MediaTypeImageConfig, img)
+	if err != nil {
+		return nil, fmt.Errorf("write image config: %w", err)
+	}
+	layers := st.layers
+	if layers == nil {
+		layers = []ocispec.Descriptor{}
+	}
+	man := ocispec.Manifest{
+		Versioned: specs.Versioned{SchemaVersion: 2},
+		MediaType: ocispec.MediaTypeImageManifest,
+		Config:    cfgDesc,
+		Layers:    layers,
+	}
+	manDesc, err := bd.b.Store.PutJSON(ocispec.MediaTypeImageManifest, man)
+	if err != nil {
+		return nil, fmt.Errorf("write manifest: %w", err)
+	}
+	manDesc.Platform = &ocispec.Platform{OS: img.OS, Architecture: img.Architecture, Variant: img.Variant}
+	res := &Result{ManifestDigest: manDesc.Digest, ImageID: cfgDesc.Digest}
+	for _, t := range bd.opts.Tags {
+		name, _ := normalizeTag(t)
+		if err := bd.b.Store.Tag(name, manDesc); err != nil {
+			return nil, fmt.Errorf("tag %s: %w", t, err)
+		}
+		res.Tags = append(res.Tags, name)
+	}
+	out := &oci.Image{Descriptor: manDesc, Manifest: man}
+	if len(res.Tags) > 0 {
+		out.Name = res.Tags[0]
+	}
+	if err := bd.export(ctx, out); err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+func normalizeTag(t string) (string, error) { return oci.NormalizeRef(t) }

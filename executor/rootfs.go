@@ -1,0 +1,177 @@
+package executor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/builderdev/builder/layer"
+	"github.com/builderdev/builder/snapshot"
+	"github.com/opencontainers/go-digest"
+)
+
+// contextFS returns the build context as a srcFS and its .dockerignore.
+func (bd *build) contextFS() (srcFS, *ignorer, error) {
+	if bd.ctxFS != nil {
+		return bd.ctxFS, bd.ctxIgnore, nil
+	}
+	abs, err := filepath.Abs(bd.opts.ContextDir)
+	if err != nil {
+		return nil, nil, err
+	}
+	ignPath := bd.opts.DockerignorePath
+	if ignPath == "" {
+		ignPath = filepath.Join(abs, ".dockerignore")
+	}
+	pats, err := readIgnoreFile(ignPath)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read %s: %w", ignPath, err)
+	}
+	ig, err := newIgnorer(pats)
+	if err != nil {
+		return nil, nil, err
+	}
+	bd.ctxFS, bd.ctxIgnore = dirFS{root: abs}, ig
+	return bd.ctxFS, bd.ctxIgnore, nil
+}
+
+// fromFS resolves COPY --from: a stage name or index, else an image.
+func (bd *build) fromFS(ctx context.Context, s *stage, from string) (srcFS, digest.Digest, error) {
+	var st *imageState
+	if dep := bd.stageRef(from, s.idx); dep != nil {
+		if dep.state == nil {
+			return nil, "", fmt.Errorf("stage %q has not been built", from)
+		}
+		st = dep.state
+	} else {
+		if strings.EqualFold(from, s.name) && from != "" {
+			return nil, "", fmt.Errorf("--from=%s: a stage cannot copy from itself", from)
+		}
+		img, err := bd.resolveImage(from)
+		if err != nil {
+			return nil, "", fmt.Errorf("--from=%s is neither an earlier stage nor an image: %w", from, err)
+		}
+		st = img
+	}
+	root, err := bd.rootfs(ctx, st)
+	if err != nil {
+		return nil, "", err
+	}
+	return root, st.key, nil
+}
+
+// viewFS is a read-only merged rootfs of committed snapshots.
+type viewFS struct{ v snapshot.View }
+
+func (r viewFS) Lstat(p string) (fs.FileInfo, error) {
+	if len(r.v.Lowers) == 0 {
+		return nil, &fs.PathError{Op: "lstat", Path: p, Err: fs.ErrNotExist}
+	}
+	return r.v.Lstat(p)
+}
+
+func (r viewFS) ReadDir(p string) ([]string, error) {
+	if len(r.v.Lowers) == 0 {
+		return nil, &fs.PathError{Op: "readdir", Path: p, Err: fs.ErrNotExist}
+	}
+	return r.v.ReadDir(p)
+}
+
+func (r viewFS) HostPath(p string) (string, error) {
+	if len(r.v.Lowers) == 0 {
+		return "", &fs.PathError{Op: "open", Path: p, Err: fs.ErrNotExist}
+	}
+	return r.v.HostPath(p)
+}
+
+func (r viewFS) Open(p string) (io.ReadCloser, error) {
+	h, err := r.HostPath(p)
+	if err != nil {
+		return nil, err
+	}
+	return openNoFollow(h)
+}
+
+func (r viewFS) Readlink(p string) (string, error) {
+	h, err := r.HostPath(p)
+	if err != nil {
+		return "", err
+	}
+	return os.Readlink(h)
+}
+
+func (r viewFS) Resolve(p string) (string, error) {
+	if len(r.v.Lowers) == 0 {
+		return resolveIn(p, r.Lstat, r.Readlink)
+	}
+	return r.v.Resolve(p)
+}
+
+func (r viewFS) ReadFile(p string) ([]byte, error) {
+	if len(r.v.Lowers) == 0 {
+		return nil, &fs.PathError{Op: "open", Path: p, Err: fs.ErrNotExist}
+	}
+	return r.v.ReadFile(p)
+}
+
+// rootfs makes sure every layer of st is unpacked as a snapshot and returns
+// the merged read view.
+func (bd *build) rootfs(ctx context.Context, st *imageState) (viewFS, error) {
+	if err := bd.unpack(ctx, st); err != nil {
+		return viewFS{}, err
+	}
+	if st.chain == "" {
+		return viewFS{}, nil
+	}
+	lowers, err := bd.b.Snapshots.Lowers(ctx, st.chain)
+	if err != nil {
+		return viewFS{}, err
+	}
+	return viewFS{v: snapshot.View{Lowers: lowers}}, nil
+}
+
+// unpack applies the layers of st that have no snapshot yet, bottom up.
+func (bd *build) unpack(ctx context.Context, st *imageState) error {
+	var parent digest.Digest
+	for i, desc := range st.layers {
+		diffID := st.img.RootFS.DiffIDs[i]
+		chain := chainID(parent, diffID)
+		if _, err := bd.b.Snapshots.Stat(ctx, chain); err == nil {
+			parent = chain
+			continue
+		} else if !errors.Is(err, snapshot.ErrNotFound) {
+			return err
+		}
+		a, err := bd.b.Snapshots.Prepare(ctx, parent)
+		if err != nil {
+			return fmt.Errorf("prepare snapshot: %w", err)
+		}
+		if err := bd.applyBlob(ctx, a.Upper, desc.Digest, diffID); err != nil {
+			_ = bd.b.Snapshots.Remove(a)
+			return err
+		}
+		if _, err := bd.b.Snapshots.Commit(ctx, a, chain); err != nil {
+			_ = bd.b.Snapshots.Remove(a)
+			return fmt.Errorf("commit snapshot: %w", err)
+		}
+		parent = chain
+	}
+	return nil
+}
+
+func (bd *build) applyBlob(ctx context.Context, dir string, blob, diffID digest.Digest) error {
+	r, err := bd.b.Store.OpenBlob(blob)
+	if err != nil {
+		return fmt.Errorf("open layer %s: %w", blob, err)
+	}
+	defer r.Close()
+	if _, err := layer.Apply(ctx, dir, r, layer.ApplyOptions{Whiteouts: layer.WhiteoutOverlay, DiffID: diffID}); err != nil {
+		return fmt.Errorf("unpack layer %s: %w", blob, err)
+	}
+	return nil
+}

@@ -1,0 +1,289 @@
+package executor
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/builderdev/builder/cache"
+	"github.com/builderdev/builder/layer"
+	"github.com/builderdev/builder/snapshot"
+	"github.com/builderdev/builder/snapshot/sandbox"
+	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+	bkparser "github.com/moby/buildkit/frontend/dockerfile/parser"
+	"github.com/opencontainers/go-digest"
+)
+
+const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+// run executes a RUN in the sandbox over an overlay of the parent chain;
+// the overlay's upper dir becomes the layer and the next snapshot.
+func (bd *build) run(ctx context.Context, s *stage, st *imageState, c *instructions.RunCommand, step *int) error {
+	if len(c.FlagsUsed) > 0 {
+		for _, f := range c.FlagsUsed {
+			if f != "network" {
+				return fmt.Errorf("RUN --%s is not supported yet", f)
+			}
+		}
+	}
+	args, err := runArgs(st, c)
+	if err != nil {
+		return err
+	}
+	network := instructions.GetNetwork(c)
+	if network == instructions.NetworkDefault || network == "" {
+		network = bd.opts.Network
+	}
+	env := bd.runEnv(st)
+	argsJSON, _ := json.Marshal(args)
+	in := cache.Inputs{
+		Instruction: "RUN " + string(argsJSON),
+		Env:         env,
+		User:        st.img.Config.User,
+		Workdir:     st.img.Config.WorkingDir,
+		Shell:       st.img.Config.Shell,
+		Args:        st.args.toMap(),
+		Network:     network,
+	}
+	return bd.runStep(ctx, s, st, step, fsStep{
+		text:      c.String(),
+		createdBy: "RUN " + runHistory(args, st) + " # buildkit",
+		inputs:    in,
+		produce: func(ctx context.Context) (*produced, error) {
+			return bd.execRun(ctx, st, args, env, network)
+		},
+	})
+}
+
+// runArgs turns the RUN line (shell form, exec form, heredocs) into argv.
+func runArgs(st *imageState, c *instructions.RunCommand) ([]string, error) {
+	args := c.CmdLine
+	if len(c.Files) > 0 {
+		if len(args) != 1 || !c.PrependShell {
+			return nil, fmt.Errorf("invalid heredoc RUN: %v", args)
+		}
+		if hd := bkparser.MustParseHeredoc(args[0]); hd != nil && len(c.Files) == 1 {
+			data := c.Files[0].Data
+			if c.Files[0].Chomp {
+				data = bkparser.ChompHeredocContent(data)
+			}
+			if strings.HasPrefix(data, "#!") {
+				// A script with a shebang is run as a file (see execRun).
+				return []string{"\x00heredoc", data}, nil
+			}
+			args = []string{data}
+		} else {
+			var b strings.Builder
+			b.WriteString(args[0])
+			for _, f := range c.Files {
+				b.WriteByte('\n')
+				b.WriteString(f.Data)
+				b.WriteString(f.Name)
+			}
+			args = []string{b.String()}
+		}
+	}
+	if c.PrependShell {
+		args = withShell(st, args)
+	}
+	return args, nil
+}
+
+// runEnv is RUN's environment: image ENV, ARGs in scope that ENV does not
+// override, proxy build args, a default PATH.
+func (bd *build) runEnv(st *imageState) []string {
+	env := append([]string(nil), st.img.Config.Env...)
+	have := map[string]bool{}
+	for _, e := range env {
+		k, _, _ := strings.Cut(e, "=")
+		have[k] = true
+	}
+	for _, a := range st.args {
+		if !have[a.k] {
+			env = append(env, a.k+"="+a.v)
+			have[a.k] = true
+		}
+	}
+	for _, k := range proxyArgs {
+		if v, ok := bd.opts.BuildArgs[k]; ok && !have[k] {
+			env = append(env, k+"="+v)
+			have[k] = true
+			bd.markUsed(k)
+		}
+	}
+	if !have["PATH"] {
+		env = append(env, "PATH="+defaultPath)
+	}
+	return env
+}
+
+// runHistory is BuildKit's created_by for RUN: "|N K=V ... cmd".
+func runHistory(args []string, st *imageState) string {
+	if len(args) == 2 && args[0] == "\x00heredoc" {
+		args = []string{args[1]}
+	}
+	var pre []string
+	seen := map[string]int{}
+	for _, a := range st.argDefs {
+		v, _ := st.args.get(a.k)
+		if i, ok := seen[a.k]; ok {
+			pre[i] = a.k + "=" + v
+			continue
+		}
+		seen[a.k] = len(pre)
+		pre = append(pre, a.k+"="+v)
+	}
+	if len(pre) > 0 {
+		pre = append([]string{fmt.Sprintf("|%d", len(pre))}, pre...)
+	}
+	return strings.Join(append(pre, args...), " ")
+}
+
+// execRun runs args over a new active snapshot and packs its upper dir.
+func (bd *build) execRun(ctx context.Context, st *imageState, args, env []string, network string) (*produced, error) {
+	root, err := bd.rootfs(ctx, st)
+	if err != nil {
+		return nil, err
+	}
+	u, err := resolveUser(root, st.img.Config.User)
+	if err != nil {
+		return nil, err
+	}
+	if !hasEnv(env, "HOME") {
+		env = append(env, "HOME="+u.home)
+	}
+	a, err := bd.b.Snapshots.Prepare(ctx, st.chain)
+	if err != nil {
+		return nil, fmt.Errorf("prepare snapshot: %w", err)
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			_ = bd.b.Snapshots.Remove(a)
+		}
+	}()
+	rootDir, err := os.MkdirTemp(bd.tmp, "rootfs-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.Remove(rootDir)
+	if len(args) == 2 && args[0] == "\x00heredoc" {
+		// Write the script outside the rootfs? The sandbox only sees the
+		// rootfs, so it goes to a temp dir in the upper and is removed after.
+		script, err := writeScript(a.Upper, args[1])
+		if err != nil {
+			return nil, err
+		}
+		defer os.Remove(script.host)
+		args = []string{script.inImage}
+	}
+	cwd := st.img.Config.WorkingDir
+	if cwd == "" {
+		cwd = "/"
+	}
+	groups := make([]uint32, 0, len(u.groups))
+	for _, g := range u.groups {
+		groups = append(groups, uint32(g))
+	}
+	out := &logWriter{bd: bd, id: bd.curStep}
+	err = sandbox.Run(ctx, sandbox.Config{
+		Rootfs:  a.Mounts(rootDir),
+		RootDir: rootDir,
+		Args:    args,
+		Env:     env,
+		Cwd:     cwd,
+		UID:     uint32(u.uid),
+		GID:     uint32(u.gid),
+		Groups:  groups,
+		Network: network,
+		Resolv:  hostResolvConf(),
+		Stdout:  out,
+		Stderr:  out,
+	})
+	if err != nil {
+		var ee *sandbox.ExitError
+		if errors.As(err, &ee) {
+			return nil, fmt.Errorf("exit code %d", ee.Code)
+		}
+		return nil, err
+	}
+	ents, err := layer.Changes(a.Upper, func(name string) (bool, error) {
+		_, err := root.Lstat("/" + name)
+		if errors.Is(err, fs.ErrNotExist) {
+			return false, nil
+		}
+		return err == nil, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("diff upper dir: %w", err)
+	}
+	p, err := bd.writeLayer(ctx, ents)
+	if err != nil || p == nil {
+		return p, err
+	}
+	ok = true
+	p.commit = func(ctx context.Context, chain digest.Digest) error {
+		_, err := bd.b.Snapshots.Commit(ctx, a, chain)
+		return err
+	}
+	return p, nil
+}
+
+type script struct{ host, inImage string }
+
+// writeScript puts a heredoc script with a shebang at the root of the upper
+// dir; it is removed after the run so it never reaches the layer.
+func writeScript(upper, data string) (script, error) {
+	f, err := os.CreateTemp(upper, ".builder-heredoc-")
+	if err != nil {
+		return script{}, err
+	}
+	_, err = f.WriteString(data)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Chmod(f.Name(), 0o755)
+	}
+	if err != nil {
+		os.Remove(f.Name())
+		return script{}, err
+	}
+	return script{host: f.Name(), inImage: "/" + filepath.Base(f.Name())}, nil
+}
+
+// logWriter streams RUN output to the reporter.
+type logWriter struct {
+	bd *build
+	id int
+}
+
+func (w *logWriter) Write(p []byte) (int, error) {
+	w.bd.rep.Report(Event{Kind: StepLog, ID: w.id, Data: append([]byte(nil), p...)})
+	return len(p), nil
+}
+
+func hasEnv(env []string, k string) bool {
+	for _, e := range env {
+		if strings.HasPrefix(e, k+"=") {
+			return true
+		}
+	}
+	return false
+}
+
+// hostResolvConf is the host's resolver config, given to RUN.
+func hostResolvConf() []byte {
+	data, err := os.ReadFile("/etc/resolv.conf")
+	if err != nil {
+		return []byte("nameserver 127.0.0.1\n")
+	}
+	return data
+}
+
+var _ = snapshot.ErrNotFound

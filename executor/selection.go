@@ -1,0 +1,218 @@
+package executor
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"path"
+	"strings"
+
+	"github.com/builderdev/builder/layer"
+	"github.com/moby/patternmatcher"
+)
+
+var (
+	errNoSource = errors.New("no such file in context")
+	errOutside  = errors.New("source is outside the build context")
+)
+
+// selection picks COPY/ADD sources from one srcFS.
+type selection struct {
+	bd        *build
+	fsys      srcFS
+	ig        *ignorer // .dockerignore (context only)
+	isContext bool
+	excludes  []string
+	exclPM    *patternmatcher.PatternMatcher
+}
+
+// walked is one file below a copyItem.
+type walked struct {
+	src string // path in the fsys
+	rel string // relative to the item ("" for the item itself)
+	fi  fs.FileInfo
+}
+
+func hasMeta(p string) bool { return strings.ContainsAny(p, `*?[\`) }
+
+func isURL(s string) bool {
+	return strings.HasPrefix(s, "http://") || strings.HasPrefix(s, "https://") || strings.HasPrefix(s, "git://")
+}
+
+// skip reports whether the tree path p is excluded (.dockerignore, --exclude).
+func (sel *selection) skip(p string) bool {
+	rel := strings.TrimPrefix(path.Clean(p), "/")
+	if sel.isContext && sel.ig.excluded(rel) {
+		return true
+	}
+	if len(sel.excludes) > 0 {
+		if sel.exclPM == nil {
+			pm, err := patternmatcher.New(sel.excludes)
+			if err != nil {
+				return false
+			}
+			sel.exclPM = pm
+		}
+		if ok, _ := sel.exclPM.MatchesOrParentMatches(rel); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// match selects the items a source argument names.
+func (sel *selection) match(src string, unpack bool) ([]copyItem, error) {
+	if sel.fsys == nil {
+		return nil, fmt.Errorf("%s: no source", src)
+	}
+	if c := path.Clean(src); sel.isContext && (c == ".." || strings.HasPrefix(c, "../")) {
+		return nil, fmt.Errorf("%s: %w", src, errOutside)
+	}
+	p := path.Clean("/" + src)
+	var paths []string
+	if hasMeta(p) {
+		var err error
+		if paths, err = sel.glob(p); err != nil {
+			return nil, err
+		}
+	} else {
+		r, err := sel.fsys.Resolve(p)
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) || errors.Is(err, errNotDir) {
+				return nil, fmt.Errorf("%s: %w", src, errNoSource)
+			}
+			return nil, fmt.Errorf("resolve %s: %w", src, err)
+		}
+		if sel.skip(p) || sel.skip(r) {
+			return nil, fmt.Errorf("%s: %w (excluded by .dockerignore)", src, errNoSource)
+		}
+		paths = []string{r + "\x00" + path.Base(p)}
+	}
+	if len(paths) == 0 {
+		return nil, fmt.Errorf("%s: %w", src, errNoSource)
+	}
+	var items []copyItem
+	for _, e := range paths {
+		r, base, _ := strings.Cut(e, "\x00")
+		fi, err := sel.fsys.Lstat(r)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", src, errNoSource)
+		}
+		it := copyItem{fsys: sel.fsys, src: r, fi: fi}
+		if !fi.IsDir() {
+			it.destRel = base
+		}
+		if unpack && fi.Mode().IsRegular() {
+			host, err := sel.fsys.HostPath(r)
+			if err != nil {
+				return nil, err
+			}
+			if ok, _ := layer.IsArchive(host); ok {
+				it.archive, it.destRel = true, ""
+			}
+		}
+		items = append(items, it)
+	}
+	return items, nil
+}
+
+// glob expands a pattern component by component (never following symlinks
+// in the middle; matches are items, symlinks copied as links).
+func (sel *selection) glob(p string) ([]string, error) {
+	comps := strings.Split(strings.TrimPrefix(p, "/"), "/")
+	cur := []string{"/"}
+	for i, c := range comps {
+		last := i == len(comps)-1
+		var next []string
+		for _, dir := range cur {
+			if !hasMeta(c) {
+				q := path.Join(dir, c)
+				if _, err := sel.fsys.Lstat(q); err == nil && !sel.skip(q) {
+					next = append(next, q)
+				}
+				continue
+			}
+			names, err := sel.fsys.ReadDir(dir)
+			if err != nil {
+				continue
+			}
+			for _, n := range names {
+				ok, err := path.Match(c, n)
+				if err != nil {
+					return nil, fmt.Errorf("bad pattern %q: %w", p, err)
+				}
+				q := path.Join(dir, n)
+				if ok && !sel.skip(q) {
+					next = append(next, q)
+				}
+			}
+		}
+		if !last {
+			// Only directories can hold the rest of the pattern.
+			var dirs []string
+			for _, q := range next {
+				if fi, err := sel.fsys.Lstat(q); err == nil && fi.IsDir() {
+					dirs = append(dirs, q)
+				}
+			}
+			next = dirs
+		}
+		cur = next
+	}
+	out := make([]string, 0, len(cur))
+	for _, q := range cur {
+		out = append(out, q+"\x00"+path.Base(q))
+	}
+	return out, nil
+}
+
+// walk lists an item and, for a directory, everything below it.
+func (sel *selection) walk(it copyItem) ([]walked, error) {
+	out := []walked{{src: it.src, fi: it.fi}}
+	if it.fi == nil || !it.fi.IsDir() {
+		return out, nil
+	}
+	var rec func(dir, rel string) error
+	rec = func(dir, rel string) error {
+		names, err := it.fsys.ReadDir(dir)
+		if err != nil {
+			return fmt.Errorf("read %s: %w", dir, err)
+		}
+		for _, n := range names {
+			q := path.Join(dir, n)
+			r := path.Join(rel, n)
+			fi, err := it.fsys.Lstat(q)
+			if err != nil {
+				return fmt.Errorf("stat %s: %w", q, err)
+			}
+			if sel.skip(q) {
+				if fi.IsDir() && sel.isContext && sel.ig.mayContainIncluded() {
+					// A re-included file may live below an excluded dir.
+					before := len(out)
+					out = append(out, walked{src: q, rel: r, fi: fi})
+					if err := rec(q, r); err != nil {
+						return err
+					}
+					if len(out) == before+1 {
+						out = out[:before]
+					}
+				}
+				continue
+			}
+			if fi.Mode()&fs.ModeSocket != 0 {
+				continue
+			}
+			out = append(out, walked{src: q, rel: r, fi: fi})
+			if fi.IsDir() {
+				if err := rec(q, r); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
+	if err := rec(it.src, ""); err != nil {
+		return nil, err
+	}
+	return out, nil
+}

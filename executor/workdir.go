@@ -1,0 +1,70 @@
+package executor
+
+import (
+	"context"
+	"fmt"
+	"io/fs"
+	"path"
+	"strings"
+
+	"github.com/builderdev/builder/cache"
+	"github.com/builderdev/builder/layer"
+	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+)
+
+// workdir sets WorkingDir and creates the directory (a layer only when it
+// did not exist yet, owned by the current USER, as BuildKit's mkdir does).
+func (bd *build) workdir(ctx context.Context, s *stage, st *imageState, c *instructions.WorkdirCommand, step *int) error {
+	wd := c.Path
+	if !path.IsAbs(wd) {
+		cur := st.img.Config.WorkingDir
+		if cur == "" {
+			cur = "/"
+		}
+		wd = path.Join(cur, wd)
+	}
+	wd = path.Clean(wd)
+	st.img.Config.WorkingDir = wd
+	if wd == "/" {
+		st.addHistory("WORKDIR /")
+		return nil
+	}
+	user := st.img.Config.User
+	return bd.runStep(ctx, s, st, step, fsStep{
+		text:      "WORKDIR " + wd,
+		createdBy: "WORKDIR " + wd,
+		inputs:    cache.Inputs{Instruction: "WORKDIR " + wd, User: user},
+		produce: func(ctx context.Context) (*produced, error) {
+			root, err := bd.rootfs(ctx, st)
+			if err != nil {
+				return nil, err
+			}
+			target, err := resolveDest(root, wd)
+			if err != nil {
+				return nil, fmt.Errorf("resolve %s: %w", wd, err)
+			}
+			if fi, err := root.Lstat(target); err == nil {
+				if !fi.IsDir() {
+					return nil, fmt.Errorf("%s exists and is not a directory", wd)
+				}
+				return nil, nil
+			}
+			u, err := resolveUser(root, user)
+			if err != nil {
+				return nil, err
+			}
+			var ents []layer.Entry
+			for _, a := range ancestors(target) {
+				if fi, err := root.Lstat(a); err == nil {
+					if !fi.IsDir() {
+						return nil, fmt.Errorf("%s is not a directory", a)
+					}
+					continue
+				}
+				ents = append(ents, layer.Entry{Name: strings.TrimPrefix(a, "/"), Mode: fs.ModeDir | 0o755,
+					UID: u.uid, GID: u.gid, ModTime: bd.fixedTime()})
+			}
+			return bd.writeLayer(ctx, ents)
+		},
+	})
+}

@@ -1,0 +1,196 @@
+// Package testutil holds test helpers shared by the packages of builder: a
+// root gate, a locally made busybox base image (there is no Docker Hub in
+// tests), the builder binary and a throwaway local registry.
+package testutil
+
+import (
+	"archive/tar"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"time"
+
+	digest "github.com/opencontainers/go-digest"
+	specs "github.com/opencontainers/image-spec/specs-go"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// fixedTime is the mtime of every tar entry and the creation time of the image.
+func fixedTime() time.Time { return time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC) }
+
+// Defaults of BusyboxOptions.
+const (
+	defaultBusybox = "/bin/busybox"
+	defaultName    = "busybox:latest"
+	defaultTag     = "latest"
+)
+
+// annotationImageName is the index.json annotation containerd and our store
+// read the full image name from.
+const annotationImageName = "io.containerd.image.name"
+
+// BusyboxOptions configures WriteBusyboxImage. The zero value makes
+// busybox:latest from the host's /bin/busybox.
+type BusyboxOptions struct {
+	// Busybox is the static busybox binary to copy; default /bin/busybox.
+	Busybox string
+	// Name is the io.containerd.image.name annotation; default "busybox:latest".
+	Name string
+	// Tag is the org.opencontainers.image.ref.name annotation; default "latest".
+	Tag string
+}
+
+// WriteBusyboxImage writes an OCI image archive (a tar holding oci-layout,
+// index.json and blobs/sha256/...) of a one-layer busybox image to path. The
+// bytes depend only on the busybox binary and opts: the same input gives the
+// same manifest digest. The file is replaced atomically.
+func WriteBusyboxImage(path string, opts BusyboxOptions) error {
+	if opts.Busybox == "" {
+		opts.Busybox = defaultBusybox
+	}
+	if opts.Name == "" {
+		opts.Name = defaultName
+	}
+	if opts.Tag == "" {
+		opts.Tag = defaultTag
+	}
+	applets, err := busyboxApplets(opts.Busybox)
+	if err != nil {
+		return err
+	}
+	entries, err := busyboxEntries(opts.Busybox, applets)
+	if err != nil {
+		return err
+	}
+	layer, err := buildLayer(entries)
+	if err != nil {
+		return err
+	}
+	blobs, index, err := busyboxImage(layer, opts)
+	if err != nil {
+		return err
+	}
+	return writeArchive(path, blobs, index)
+}
+
+// busyboxImage returns the config, manifest and layer blobs by digest and the
+// index.json bytes.
+func busyboxImage(layer builtLayer, opts BusyboxOptions) (map[digest.Digest][]byte, []byte, error) {
+	created := fixedTime()
+	config := ocispec.Image{
+		Created:  &created,
+		Platform: ocispec.Platform{Architecture: runtime.GOARCH, OS: "linux"},
+		Config: ocispec.ImageConfig{
+			Env: []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"},
+			Cmd: []string{"sh"},
+		},
+		RootFS: ocispec.RootFS{Type: "layers", DiffIDs: []digest.Digest{layer.diffID}},
+		History: []ocispec.History{{
+			Created:   &created,
+			CreatedBy: "testutil.WriteBusyboxImage: busybox-static rootfs",
+		}},
+	}
+	configJSON, err := json.Marshal(config)
+	if err != nil {
+		return nil, nil, fmt.Errorf("marshal image config: %w", err)
+	}
+	configDesc := ocispec.Descriptor{
+		MediaType: ocispec.MediaTypeImageConfig,
+		Digest:    digest.FromBytes(configJSON),
+		Size:      int64(len(configJSON)),
+	}
+	manifest := ocispec.Manifest{
+		Versioned: specs.Versioned{SchemaVersion: 2},
+		MediaType: ocispec.MediaTypeImageManifest,
+		Config:    configDesc,
+		Layers: []ocispec.Descriptor{{
+			MediaType: ocispec.MediaTypeImageLayerGzip,
+			Digest:    layer.digest,
+			Size:      int64(len(layer.blob)),
+		}},
+	}
+	manifestJSON, err := json.Marshal(manifest)
+	if err != nil {
+		return nil, nil, fmt.Errorf("marshal image manifest: %w", err)
+	}
+	index := ocispec.Index{
+		Versioned: specs.Versioned{SchemaVersion: 2},
+		MediaType: ocispec.MediaTypeImageIndex,
+		Manifests: []ocispec.Descriptor{{
+			MediaType: ocispec.MediaTypeImageManifest,
+			Digest:    digest.FromBytes(manifestJSON),
+			Size:      int64(len(manifestJSON)),
+			Annotations: map[string]string{
+				ocispec.AnnotationRefName: opts.Tag,
+				annotationImageName:       opts.Name,
+			},
+			Platform: &ocispec.Platform{Architecture: runtime.GOARCH, OS: "linux"},
+		}},
+	}
+	indexJSON, err := json.Marshal(index)
+	if err != nil {
+		return nil, nil, fmt.Errorf("marshal image index: %w", err)
+	}
+	blobs := map[digest.Digest][]byte{
+		configDesc.Digest:         configJSON,
+		manifest.Layers[0].Digest: layer.blob,
+		index.Manifests[0].Digest: manifestJSON,
+	}
+	return blobs, indexJSON, nil
+}
+
+// writeArchive writes the OCI layout as a tar to a temp file next to path and
+// renames it into place.
+func writeArchive(path string, blobs map[digest.Digest][]byte, indexJSON []byte) (err error) {
+	layoutJSON, err := json.Marshal(ocispec.ImageLayout{Version: ocispec.ImageLayoutVersion})
+	if err != nil {
+		return fmt.Errorf("marshal oci-layout: %w", err)
+	}
+	entries := []layerEntry{
+		{hdr: tar.Header{Typeflag: tar.TypeDir, Name: "blobs/", Mode: 0o755}},
+		{hdr: tar.Header{Typeflag: tar.TypeDir, Name: "blobs/sha256/", Mode: 0o755}},
+		regular("index.json", indexJSON),
+		regular(ocispec.ImageLayoutFile, layoutJSON),
+	}
+	for d, b := range blobs {
+		entries = append(entries, regular("blobs/"+d.Algorithm().String()+"/"+d.Encoded(), b))
+	}
+	sort.Slice(entries, func(i, j int) bool { return entries[i].hdr.Name < entries[j].hdr.Name })
+
+	f, err := os.CreateTemp(filepath.Dir(path), ".busybox-*.tar")
+	if err != nil {
+		return fmt.Errorf("write image archive: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}()
+	tw := tar.NewWriter(f)
+	for _, e := range entries {
+		if err := writeEntry(tw, e); err != nil {
+			return fmt.Errorf("write image archive: %w", err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return fmt.Errorf("write image archive: %w", err)
+	}
+	if err := f.Chmod(0o644); err != nil {
+		return fmt.Errorf("write image archive: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("write image archive: %w", err)
+	}
+	if err := os.Rename(f.Name(), path); err != nil {
+		return fmt.Errorf("write image archive: %w", err)
+	}
+	return nil
+}
+
+func regular(name string, data []byte) layerEntry {
+	return layerEntry{hdr: tar.Header{Typeflag: tar.TypeReg, Name: name, Mode: 0o644, Size: int64(len(data))}, data: data}
+}

@@ -1,0 +1,43 @@
+// Command mkbusybox writes the busybox base image used by tests and the demo
+// as an OCI image archive:
+//
+//	go run ./internal/testutil/mkbusybox -o busybox.tar [-name busybox:latest] [-tag latest] [-busybox /bin/busybox]
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/builderdev/builder/internal/testutil"
+)
+
+func main() {
+	if err := run(os.Args[1:], os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "mkbusybox:", err)
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(0)
+		}
+		os.Exit(2)
+	}
+}
+
+func run(args []string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("mkbusybox", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	out := fs.String("o", "", "output OCI image archive (required)")
+	var opts testutil.BusyboxOptions
+	fs.StringVar(&opts.Name, "name", "busybox:latest", "image name (io.containerd.image.name annotation)")
+	fs.StringVar(&opts.Tag, "tag", "latest", "tag (org.opencontainers.image.ref.name annotation)")
+	fs.StringVar(&opts.Busybox, "busybox", "/bin/busybox", "static busybox binary to copy")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *out == "" || fs.NArg() != 0 {
+		fs.Usage()
+		return errors.New("usage: mkbusybox -o FILE [-name NAME] [-tag TAG] [-busybox PATH]")
+	}
+	return testutil.WriteBusyboxImage(*out, opts)
+}

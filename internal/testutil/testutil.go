@@ -1,0 +1,79 @@
+package testutil
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// RequiresRoot skips the test when the process is not running as root.
+func RequiresRoot(t testing.TB) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("skipping: test needs root (mounts, namespaces, chown); run it as root, as CI does")
+	}
+}
+
+// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("find free port: %v", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// builtBinary builds cmd/builder at most once per test process. The binary
+// lives in its own temp dir, left for the OS to clean: no test owns it.
+var builtBinary = sync.OnceValues(buildBinary)
+
+// BuildBinary builds ./cmd/builder of the module under test (once per test
+// process) and returns the path of the binary.
+func BuildBinary(t testing.TB) string {
+	t.Helper()
+	path, err := builtBinary()
+	if err != nil {
+		t.Fatalf("build builder binary: %v", err)
+	}
+	return path
+}
+
+func buildBinary() (string, error) {
+	gobin, err := exec.LookPath("go")
+	if err != nil {
+		return "", fmt.Errorf("find go command: %w", err)
+	}
+	out, err := exec.Command(gobin, "env", "GOMOD").Output()
+	if err != nil {
+		return "", fmt.Errorf("run go env GOMOD: %w", err)
+	}
+	gomod := strings.TrimSpace(string(out))
+	if gomod == "" || gomod == os.DevNull {
+		return "", errors.New("locate module root: not inside a Go module")
+	}
+	root := filepath.Dir(gomod)
+	dir, err := os.MkdirTemp("", "builder-testbin-")
+	if err != nil {
+		return "", fmt.Errorf("create binary dir: %w", err)
+	}
+	bin := filepath.Join(dir, "builder")
+	var stderr bytes.Buffer
+	cmd := exec.Command(gobin, "build", "-trimpath", "-o", bin, "./cmd/builder")
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err != nil {
+		os.RemoveAll(dir)
+		return "", fmt.Errorf("go build ./cmd/builder: %w\n%s", err, stderr.String())
+	}
+	return bin, nil
+}

@@ -1,0 +1,373 @@
+//go:build linux
+
+package layer
+
+import (
+	"archive/tar"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"strings"
+
+	"github.com/opencontainers/go-digest"
+	"golang.org/x/sys/unix"
+)
+
+// Apply extracts the (possibly compressed) tar stream r into dir, never
+// writing outside dir, and returns the diffID of the uncompressed stream.
+//
+// Every path is resolved as if dir were the root (openat2 RESOLVE_IN_ROOT):
+// symlinks inside the tree, absolute or with "..", cannot lead out of dir.
+// Names with ".." components are refused, leading "/" is dropped. A
+// non-directory entry replaces whatever is at its path; a directory entry
+// over a directory keeps the contents and updates the metadata. Directory
+// mtimes are set last. On a diffID mismatch the tree is already written:
+// extract into a temporary directory and discard it on error.
+func Apply(ctx context.Context, dir string, r io.Reader, opts ApplyOptions) (digest.Digest, error) {
+	if opts.DiffID != "" && opts.DiffID.Algorithm() != digest.SHA256 {
+		return "", fmt.Errorf("verify diffID %s: unsupported algorithm", opts.DiffID)
+	}
+	dr, err := Decompress(r)
+	if err != nil {
+		return "", err
+	}
+	defer dr.Close()
+	hash := sha256.New()
+	stream := io.TeeReader(dr, hash)
+
+	a, err := newApplier(dir, opts.Whiteouts)
+	if err != nil {
+		return "", err
+	}
+	defer a.close()
+	tr := tar.NewReader(stream)
+	for {
+		if err := ctx.Err(); err != nil {
+			return "", fmt.Errorf("apply layer: %w", err)
+		}
+		hdr, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return "", fmt.Errorf("read layer: %w", err)
+		}
+		if err := a.entry(hdr, tr); err != nil {
+			return "", fmt.Errorf("apply %q: %w", hdr.Name, err)
+		}
+	}
+	if _, err := io.Copy(io.Discard, stream); err != nil {
+		return "", fmt.Errorf("read layer: %w", err)
+	}
+	if err := a.finish(); err != nil {
+		return "", err
+	}
+	got := digest.NewDigest(digest.SHA256, hash)
+	if opts.DiffID != "" && got != opts.DiffID {
+		return "", fmt.Errorf("verify diffID: got %s, want %s", got, opts.DiffID)
+	}
+	return got, nil
+}
+
+// applier holds the state of one Apply.
+type applier struct {
+	root    int // O_PATH fd of the target directory
+	mode    WhiteoutMode
+	euid    int
+	created map[string]bool           // paths this layer wrote
+	dirs    map[string][]unix.Timespec // directory times, set last
+	buf     []byte
+	// parent caches the last resolved parent directory; stale after any
+	// removal, when the cached fd may name a deleted directory.
+	parentName  string
+	parentFd    int
+	parentValid bool
+}
+
+func newApplier(dir string, mode WhiteoutMode) (*applier, error) {
+	switch mode {
+	case WhiteoutOverlay, WhiteoutDelete, WhiteoutReject:
+	default:
+		return nil, fmt.Errorf("apply layer: unknown whiteout mode %d", mode)
+	}
+	fd, err := unix.Open(dir, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("open target %s: %w", dir, err)
+	}
+	return &applier{
+		root:     fd,
+		mode:     mode,
+		euid:     os.Geteuid(),
+		created:  make(map[string]bool),
+		dirs:     make(map[string][]unix.Timespec),
+		buf:      make([]byte, copyBufSize),
+		parentFd: -1,
+	}, nil
+}
+
+func (a *applier) close() {
+	if a.parentFd >= 0 {
+		unix.Close(a.parentFd)
+	}
+	unix.Close(a.root)
+}
+
+// cleanName turns a tar name into a clean relative path ("" for the root).
+// A leading "/" is dropped; ".." components are refused.
+func cleanName(name string) (string, error) {
+	var parts []string
+	for c := range strings.SplitSeq(name, "/") {
+		switch c {
+		case "", ".":
+		case "..":
+			return "", errors.New("name escapes the target directory")
+		default:
+			parts = append(parts, c)
+		}
+	}
+	return strings.Join(parts, "/"), nil
+}
+
+// splitName returns the parent ("" for the root) and base of a clean name.
+func splitName(name string) (string, string) {
+	dir, base := path.Split(name)
+	return strings.TrimSuffix(dir, "/"), base
+}
+
+func (a *applier) entry(hdr *tar.Header, r io.Reader) error {
+	if hdr.Typeflag == tar.TypeXGlobalHeader {
+		return nil
+	}
+	name, err := cleanName(hdr.Name)
+	if err != nil {
+		return err
+	}
+	if name == "" {
+		if hdr.Typeflag != tar.TypeDir {
+			return errors.New("root must be a directory")
+		}
+		return a.meta(a.root, name, ".", hdr)
+	}
+	dirName, base := splitName(name)
+	if strings.HasPrefix(base, whiteoutPrefix) {
+		return a.whiteout(dirName, base)
+	}
+	pfd, err := a.parent(dirName)
+	if err != nil {
+		return err
+	}
+	isDir := hdr.Typeflag == tar.TypeDir
+	kept, err := a.clear(pfd, name, base, isDir)
+	if err != nil {
+		return err
+	}
+	a.created[name] = true
+	switch hdr.Typeflag {
+	case tar.TypeReg, tar.TypeRegA, tar.TypeGNUSparse, tar.TypeCont:
+		return a.file(pfd, name, base, hdr, r)
+	case tar.TypeDir:
+		if !kept {
+			if err := unix.Mkdirat(pfd, base, 0o700); err != nil {
+				return fmt.Errorf("create directory: %w", err)
+			}
+		}
+		return a.meta(pfd, name, base, hdr)
+	case tar.TypeSymlink:
+		if hdr.Linkname == "" {
+			return errors.New("symlink has no target")
+		}
+		if err := unix.Symlinkat(hdr.Linkname, pfd, base); err != nil {
+			return fmt.Errorf("create symlink: %w", err)
+		}
+		return a.meta(pfd, name, base, hdr)
+	case tar.TypeLink:
+		return a.hardlink(pfd, name, base, hdr.Linkname)
+	case tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
+		mode := uint32(unix.S_IFIFO)
+		switch hdr.Typeflag {
+		case tar.TypeChar:
+			mode = unix.S_IFCHR
+		case tar.TypeBlock:
+			mode = unix.S_IFBLK
+		}
+		dev := unix.Mkdev(uint32(hdr.Devmajor), uint32(hdr.Devminor))
+		if err := unix.Mknodat(pfd, base, mode|0o600, int(dev)); err != nil {
+			return fmt.Errorf("create device node: %w", err)
+		}
+		return a.meta(pfd, name, base, hdr)
+	default:
+		return fmt.Errorf("unsupported tar entry type %q", hdr.Typeflag)
+	}
+}
+
+// file writes a regular file's content, then its metadata.
+func (a *applier) file(pfd int, name, base string, hdr *tar.Header, r io.Reader) error {
+	fd, err := unix.Openat(pfd, base, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return fmt.Errorf("create file: %w", err)
+	}
+	f := os.NewFile(uintptr(fd), name)
+	_, err = io.CopyBuffer(struct{ io.Writer }{f}, r, a.buf)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("write file: %w", err)
+	}
+	return a.meta(pfd, name, base, hdr)
+}
+
+// hardlink links name to target, both resolved inside the root.
+func (a *applier) hardlink(pfd int, name, base, linkname string) error {
+	target, err := cleanName(linkname)
+	if err != nil {
+		return fmt.Errorf("hardlink target %q: %w", linkname, err)
+	}
+	if target == "" || target == name {
+		return fmt.Errorf("hardlink target %q: invalid", linkname)
+	}
+	tdir, tbase := splitName(target)
+	tfd, err := a.openDir(tdir)
+	if err != nil {
+		return fmt.Errorf("hardlink target %q: %w", linkname, err)
+	}
+	defer unix.Close(tfd)
+	if err := unix.Linkat(tfd, tbase, pfd, base, 0); err != nil {
+		return fmt.Errorf("hardlink to %q: %w", linkname, err)
+	}
+	return nil
+}
+
+// whiteout handles ".wh.<x>" and ".wh..wh..opq" per the whiteout mode.
+// Whiteouts only hide what lower layers made, never this layer's paths.
+func (a *applier) whiteout(dirName, base string) error {
+	if a.mode == WhiteoutReject {
+		return errors.New("whiteouts are not allowed here")
+	}
+	if base == opaqueMarker {
+		return a.opaque(dirName)
+	}
+	if strings.HasPrefix(base, whiteoutMeta) {
+		return nil // other AUFS metadata, meaningless outside AUFS
+	}
+	target := strings.TrimPrefix(base, whiteoutPrefix)
+	if target == "" || target == "." || target == ".." {
+		return errors.New("invalid whiteout name")
+	}
+	name := path.Join(dirName, target)
+	if a.created[name] {
+		return nil
+	}
+	if a.mode == WhiteoutDelete {
+		pfd, err := a.openDir(dirName)
+		if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		defer unix.Close(pfd)
+		a.parentValid = false
+		return removeAt(pfd, target)
+	}
+	pfd, err := a.parent(dirName)
+	if err != nil {
+		return err
+	}
+	if _, err := a.clear(pfd, name, target, false); err != nil {
+		return err
+	}
+	a.created[name] = true
+	if err := unix.Mknodat(pfd, target, unix.S_IFCHR, 0); err != nil {
+		return fmt.Errorf("create whiteout device: %w", err)
+	}
+	return nil
+}
+
+// opaque marks dirName opaque (overlay) or removes what lower layers put in
+// it (delete).
+func (a *applier) opaque(dirName string) error {
+	if a.mode == WhiteoutOverlay {
+		fd, err := a.mkdirAll(dirName)
+		if err != nil {
+			return err
+		}
+		defer unix.Close(fd)
+		if err := unix.Setxattr(procPath(fd, ""), overlayOpaque, []byte("y"), 0); err != nil {
+			return fmt.Errorf("set %s: %w", overlayOpaque, err)
+		}
+		return nil
+	}
+	fd, err := unix.Openat2(a.root, dot(dirName), &unix.OpenHow{
+		Flags:   unix.O_RDONLY | unix.O_DIRECTORY | unix.O_CLOEXEC,
+		Resolve: resolveFlags,
+	})
+	if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("open opaque directory: %w", err)
+	}
+	a.parentValid = false
+	return a.clearLower(fd, dirName)
+}
+
+// clearLower removes the children of the directory fd (named dirName) that
+// this layer did not write, recursing into the directories it did. It
+// closes fd.
+func (a *applier) clearLower(fd int, dirName string) error {
+	f := os.NewFile(uintptr(fd), dirName)
+	defer f.Close()
+	names, err := f.Readdirnames(-1)
+	if err != nil {
+		return fmt.Errorf("list opaque directory: %w", err)
+	}
+	for _, n := range names {
+		child := path.Join(dirName, n)
+		if !a.created[child] {
+			if err := removeAt(fd, n); err != nil {
+				return err
+			}
+			continue
+		}
+		cfd, err := unix.Openat(fd, n, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		if errors.Is(err, unix.ENOTDIR) || errors.Is(err, unix.ELOOP) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("open %s: %w", child, err)
+		}
+		if err := a.clearLower(cfd, child); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// finish sets the directory times recorded during the walk.
+func (a *applier) finish() error {
+	for name, ts := range a.dirs {
+		dirName, base := splitName(name)
+		if name == "" {
+			base = "."
+		}
+		pfd, err := a.openDir(dirName)
+		if err != nil {
+			continue // replaced or removed later in the layer
+		}
+		var st unix.Stat_t
+		if err := unix.Fstatat(pfd, base, &st, unix.AT_SYMLINK_NOFOLLOW); err == nil && st.Mode&unix.S_IFMT == unix.S_IFDIR {
+			err = unix.UtimesNanoAt(pfd, base, ts, unix.AT_SYMLINK_NOFOLLOW)
+			if err != nil {
+				unix.Close(pfd)
+				return fmt.Errorf("apply %q: set times: %w", name, err)
+			}
+		}
+		unix.Close(pfd)
+	}
+	return nil
+}

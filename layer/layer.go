@@ -1,0 +1,86 @@
+// Package layer turns file sets into deterministic OCI layer tars and applies
+// layer tars to directories. It knows directories and streams, never
+// snapshots or the store.
+package layer
+
+import (
+	"io"
+	"io/fs"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+)
+
+// Compression of a layer blob.
+type Compression string
+
+const (
+	Gzip Compression = "gzip"
+	Zstd Compression = "zstd"
+)
+
+// Entry is one file of a layer. Name is slash-separated, relative to the
+// layer root, cleaned, with no leading "/" and no trailing "/".
+type Entry struct {
+	Name     string
+	Mode     fs.FileMode // type bits (fs.ModeDir, fs.ModeSymlink, ...) + perm + setuid/setgid/sticky
+	UID, GID int
+	ModTime  time.Time
+	Linkname string // symlink target
+	Size     int64  // regular files
+	Xattrs   map[string]string
+	Devmajor uint32
+	Devminor uint32
+	// Whiteout writes ".wh.<base>" instead of the entry (the rest is ignored).
+	Whiteout bool
+	// Opaque writes "<Name>/.wh..wh..opq" after this directory entry.
+	Opaque bool
+	// Dev and Ino identify the source inode; two regular-file entries with the
+	// same non-zero (Dev, Ino) become one file and a hardlink to it.
+	Dev, Ino uint64
+	// Open returns the content of a regular file.
+	Open func() (io.ReadCloser, error)
+}
+
+// PackOptions control Pack. The zero value writes gzip with mtimes as given
+// (tar mtimes always have whole-second precision).
+type PackOptions struct {
+	Compression Compression
+	// SourceDateEpoch, when non-nil, clamps every mtime to at most this time.
+	SourceDateEpoch *time.Time
+}
+
+// Packed describes a written layer blob.
+type Packed struct {
+	DiffID    digest.Digest // sha256 of the uncompressed tar
+	Digest    digest.Digest // sha256 of the compressed bytes written to w
+	Size      int64         // compressed size
+	MediaType string
+}
+
+// WhiteoutMode says how Apply treats OCI whiteouts.
+type WhiteoutMode int
+
+const (
+	// WhiteoutOverlay converts whiteouts to overlay form: ".wh.x" becomes a
+	// 0/0 char device x, ".wh..wh..opq" sets trusted.overlay.opaque=y.
+	WhiteoutOverlay WhiteoutMode = iota
+	// WhiteoutDelete removes the whited-out paths (flattening layers in order).
+	WhiteoutDelete
+	// WhiteoutReject fails on any whiteout entry (plain archives, ADD).
+	WhiteoutReject
+)
+
+// ApplyOptions control Apply.
+type ApplyOptions struct {
+	Whiteouts WhiteoutMode
+	// DiffID, when set, is verified against the uncompressed stream.
+	DiffID digest.Digest
+}
+
+// OCI whiteout names (image-spec layer.md).
+const (
+	whiteoutPrefix = ".wh."
+	whiteoutMeta   = ".wh..wh."
+	opaqueMarker   = ".wh..wh..opq"
+)

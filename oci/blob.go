@@ -1,0 +1,133 @@
+package oci
+
+import (
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"hash"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/opencontainers/go-digest"
+)
+
+// BlobWriter ingests one blob: written to tmp/, verified, renamed into blobs/.
+//
+// Lifecycle: Writer -> Write... -> Commit (the blob is in the store) or
+// Close (the ingest is dropped). Close after Commit is a no-op, so
+// `defer w.Close()` is always right. A BlobWriter is not safe for
+// concurrent use; several writers of the same blob may run at once and
+// the first to commit wins (the content is the same).
+type BlobWriter struct {
+	s    *Store
+	f    *os.File
+	h    hash.Hash
+	n    int64
+	done bool
+}
+
+// Writer starts a new blob ingest.
+func (s *Store) Writer() (*BlobWriter, error) {
+	f, err := os.CreateTemp(s.tmp, "blob-")
+	if err != nil {
+		return nil, fmt.Errorf("start blob ingest: %w", err)
+	}
+	return &BlobWriter{s: s, f: f, h: sha256.New()}, nil
+}
+
+func (w *BlobWriter) Write(p []byte) (int, error) {
+	if w.done {
+		return 0, errors.New("write blob: ingest already finished")
+	}
+	n, err := w.f.Write(p)
+	w.h.Write(p[:n])
+	w.n += int64(n)
+	if err != nil {
+		return n, fmt.Errorf("write blob: %w", err)
+	}
+	return n, nil
+}
+
+// Commit fsyncs, checks the digest against expected (when non-empty) and
+// renames the blob into place. It returns the blob's digest and size.
+func (w *BlobWriter) Commit(expected digest.Digest) (digest.Digest, int64, error) {
+	if w.done {
+		return "", 0, errors.New("commit blob: ingest already finished")
+	}
+	w.done = true
+	tmp := w.f.Name()
+	defer os.Remove(tmp) // a no-op once renamed
+	err := w.f.Chmod(0o644)
+	if err == nil {
+		err = w.f.Sync()
+	}
+	if cerr := w.f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return "", 0, fmt.Errorf("commit blob: %w", err)
+	}
+	got := digest.NewDigestFromBytes(digest.SHA256, w.h.Sum(nil))
+	if expected != "" {
+		if _, err := parseDigest(string(expected)); err != nil {
+			return "", 0, fmt.Errorf("commit blob: %w", err)
+		}
+		if got != expected {
+			return "", 0, fmt.Errorf("digest mismatch: expected %s, got %s", expected, got)
+		}
+	}
+	dst, err := w.s.blobPath(got)
+	if err != nil {
+		return "", 0, fmt.Errorf("commit blob: %w", err)
+	}
+	if _, err := os.Lstat(dst); err == nil {
+		return got, w.n, nil // already there: same content, drop ours
+	}
+	if err := os.Rename(tmp, dst); err != nil {
+		return "", 0, fmt.Errorf("commit blob %s: %w", got, err)
+	}
+	if err := syncDir(filepath.Dir(dst)); err != nil {
+		return "", 0, fmt.Errorf("commit blob %s: %w", got, err)
+	}
+	return got, w.n, nil
+}
+
+// Close aborts an uncommitted ingest and removes its temp file.
+func (w *BlobWriter) Close() error {
+	if w.done {
+		return nil
+	}
+	w.done = true
+	w.f.Close()
+	if err := os.Remove(w.f.Name()); err != nil {
+		return fmt.Errorf("abort blob ingest: %w", err)
+	}
+	return nil
+}
+
+// parseDigest accepts only "sha256:" followed by 64 lowercase hex digits,
+// so a digest can always be used as a path element.
+func parseDigest(s string) (digest.Digest, error) {
+	hex, ok := strings.CutPrefix(s, "sha256:")
+	if !ok || len(hex) != 64 || !isLowerHex(hex) {
+		return "", fmt.Errorf("invalid digest %q: want sha256:<64 hex digits>", s)
+	}
+	return digest.Digest(s), nil
+}
+
+// blobRel is the layout-relative path of a blob: blobs/sha256/<hex>.
+func blobRel(d digest.Digest) (string, error) {
+	if _, err := parseDigest(string(d)); err != nil {
+		return "", err
+	}
+	return blobsDir + "/" + d.Encoded(), nil
+}
+
+func (s *Store) blobPath(d digest.Digest) (string, error) {
+	rel, err := blobRel(d)
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(s.root, filepath.FromSlash(rel)), nil
+}

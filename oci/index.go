@@ -1,0 +1,187 @@
+package oci
+
+import (
+	"encoding/json"
+	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// annotationContainerdName is the fully qualified image name that
+// containerd and docker 25+ write next to ref.name.
+const annotationContainerdName = "io.containerd.image.name"
+
+// noSuchImage is the "no such image: X" error; it matches ErrNotFound.
+type noSuchImage string
+
+func (e noSuchImage) Error() string        { return "no such image: " + string(e) }
+func (e noSuchImage) Is(target error) bool { return target == ErrNotFound }
+
+// readIndex reads root/index.json. Readers need no lock: the file is only
+// ever replaced by rename.
+func (s *Store) readIndex() (ocispec.Index, error) {
+	var idx ocispec.Index
+	data, err := os.ReadFile(filepath.Join(s.root, indexFile))
+	if err != nil {
+		return idx, fmt.Errorf("read index: %w", err)
+	}
+	if err := json.Unmarshal(data, &idx); err != nil {
+		return idx, fmt.Errorf("read index: %w", err)
+	}
+	return idx, nil
+}
+
+// updateIndex read-modify-writes index.json under the exclusive index.lock
+// flock; the new index replaces the old one by rename, so readers see one
+// or the other. When fn fails nothing is written.
+func (s *Store) updateIndex(fn func(idx *ocispec.Index) error) error {
+	lf, err := os.OpenFile(filepath.Join(s.root, indexLock), os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return fmt.Errorf("lock index: %w", err)
+	}
+	defer lf.Close()
+	if err := flockWait(lf); err != nil {
+		return fmt.Errorf("lock index: %w", err)
+	}
+	defer funlock(lf)
+
+	idx, err := s.readIndex()
+	if err != nil {
+		return err
+	}
+	if err := fn(&idx); err != nil {
+		return err
+	}
+	idx.SchemaVersion = 2
+	idx.MediaType = ocispec.MediaTypeImageIndex
+	if idx.Manifests == nil {
+		idx.Manifests = []ocispec.Descriptor{}
+	}
+	data, err := json.Marshal(idx)
+	if err != nil {
+		return fmt.Errorf("write index: %w", err)
+	}
+	if err := s.replaceFile(filepath.Join(s.root, indexFile), data); err != nil {
+		return fmt.Errorf("write index: %w", err)
+	}
+	return nil
+}
+
+// namedDesc is one tag to set: a normalized name ("" = keep untagged).
+type namedDesc struct {
+	name string
+	desc ocispec.Descriptor
+}
+
+// Tag points ref (normalized) at the manifest desc, replacing index.json atomically.
+func (s *Store) Tag(ref string, desc ocispec.Descriptor) error {
+	r, err := parseRef(ref)
+	if err != nil {
+		return fmt.Errorf("tag %s: %w", ref, err)
+	}
+	if r.digest != "" {
+		return fmt.Errorf("tag %s: a tag cannot hold a digest", ref)
+	}
+	return s.setTags([]namedDesc{{name: r.String(), desc: desc}})
+}
+
+// setTags adds all entries in one index update: either all or none land.
+// A named entry replaces any entry with the same name and any untagged
+// entry of the same manifest; an unnamed one is added only when the
+// manifest has no entry yet.
+func (s *Store) setTags(entries []namedDesc) error {
+	for _, e := range entries {
+		if e.desc.MediaType == "" {
+			return fmt.Errorf("tag %s: descriptor has no media type", e.name)
+		}
+		if _, err := parseDigest(string(e.desc.Digest)); err != nil {
+			return fmt.Errorf("tag %s: %w", e.name, err)
+		}
+		if !s.Has(e.desc.Digest) {
+			return fmt.Errorf("tag %s: manifest %s: %w", e.name, e.desc.Digest, ErrNotFound)
+		}
+	}
+	return s.updateIndex(func(idx *ocispec.Index) error {
+		for _, e := range entries {
+			if e.name == "" {
+				if !slices.ContainsFunc(idx.Manifests, func(d ocispec.Descriptor) bool { return d.Digest == e.desc.Digest }) {
+					d := e.desc
+					d.Annotations = without(d.Annotations, ocispec.AnnotationRefName)
+					idx.Manifests = append(idx.Manifests, d)
+				}
+				continue
+			}
+			idx.Manifests = slices.DeleteFunc(idx.Manifests, func(d ocispec.Descriptor) bool {
+				n := refName(d)
+				return n == e.name || n == "" && d.Digest == e.desc.Digest
+			})
+			d := e.desc
+			d.Annotations = maps.Clone(d.Annotations)
+			if d.Annotations == nil {
+				d.Annotations = map[string]string{}
+			}
+			d.Annotations[ocispec.AnnotationRefName] = e.name
+			idx.Manifests = append(idx.Manifests, d)
+		}
+		return nil
+	})
+}
+
+// Untag removes ref from index.json. The manifest's blobs stay (prune
+// removes them); an untagged manifest leaves index.json with its last name.
+func (s *Store) Untag(ref string) error {
+	name, err := NormalizeRef(ref)
+	if err != nil {
+		return fmt.Errorf("untag %s: %w", ref, err)
+	}
+	return s.updateIndex(func(idx *ocispec.Index) error {
+		n := len(idx.Manifests)
+		idx.Manifests = slices.DeleteFunc(idx.Manifests, func(d ocispec.Descriptor) bool { return refName(d) == name })
+		if len(idx.Manifests) == n {
+			return noSuchImage(name)
+		}
+		return nil
+	})
+}
+
+// Images lists the tagged images, sorted by name.
+func (s *Store) Images() ([]Image, error) {
+	idx, err := s.readIndex()
+	if err != nil {
+		return nil, err
+	}
+	var out []Image
+	for _, d := range idx.Manifests {
+		name := refName(d)
+		if name == "" {
+			continue
+		}
+		img, err := s.image(name, d)
+		if err != nil {
+			return nil, fmt.Errorf("list images: %s: %w", name, err)
+		}
+		out = append(out, *img)
+	}
+	slices.SortStableFunc(out, func(a, b Image) int { return strings.Compare(a.Name, b.Name) })
+	return out, nil
+}
+
+func refName(d ocispec.Descriptor) string { return d.Annotations[ocispec.AnnotationRefName] }
+
+// without returns a copy of m without key (nil when empty).
+func without(m map[string]string, key string) map[string]string {
+	if _, ok := m[key]; !ok {
+		return m
+	}
+	m = maps.Clone(m)
+	delete(m, key)
+	if len(m) == 0 {
+		return nil
+	}
+	return m
+}

@@ -1,0 +1,260 @@
+package oci
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// loadFixture exports one image as an OCI tar and as a docker tar with
+// only manifest.json (no OCI layout), and returns their entries.
+type loadFixture struct {
+	img       *Image
+	oci       []tarFile
+	dockerOld []tarFile // docker-archive without index.json/oci-layout
+}
+
+func newLoadFixture(t *testing.T) loadFixture {
+	t.Helper()
+	s := openStore(t)
+	img := makeImage(t, s, "app:v1", map[string]string{"hello.txt": "hello\n"})
+	dir := t.TempDir()
+	ctx := context.Background()
+	if err := s.Export(ctx, filepath.Join(dir, "oci.tar"), FormatOCI, []*Image{img}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Export(ctx, filepath.Join(dir, "docker.tar"), FormatDocker, []*Image{img}); err != nil {
+		t.Fatal(err)
+	}
+	docker := slices.DeleteFunc(readTar(t, filepath.Join(dir, "docker.tar")), func(f tarFile) bool {
+		return f.hdr.Name == "index.json" || f.hdr.Name == "oci-layout"
+	})
+	return loadFixture{img: img, oci: readTar(t, filepath.Join(dir, "oci.tar")), dockerOld: docker}
+}
+
+func blobName(d digest.Digest) string { return "blobs/sha256/" + d.Encoded() }
+
+// edit returns a copy of files with fn applied to the entry called name.
+func edit(files []tarFile, name string, fn func(f *tarFile)) []tarFile {
+	out := make([]tarFile, 0, len(files))
+	for _, f := range files {
+		f.data = slices.Clone(f.data)
+		if f.hdr.Name == name {
+			fn(&f)
+		}
+		out = append(out, f)
+	}
+	return out
+}
+
+func drop(files []tarFile, name string) []tarFile {
+	return slices.DeleteFunc(slices.Clone(files), func(f tarFile) bool { return f.hdr.Name == name })
+}
+
+func symlink(name, target string) tarFile {
+	return tarFile{hdr: tar.Header{Typeflag: tar.TypeSymlink, Name: name, Linkname: target, Mode: 0o777}}
+}
+
+func TestLoadDockerArchive(t *testing.T) {
+	fx := newLoadFixture(t)
+	p := filepath.Join(t.TempDir(), "old.tar")
+	writeTar(t, p, fx.dockerOld)
+	s := openStore(t)
+	names, err := s.Load(context.Background(), p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(names, []string{"app:v1"}) {
+		t.Errorf("names = %v", names)
+	}
+	got, err := s.Resolve("app:v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Manifest.Config.Digest != fx.img.Manifest.Config.Digest || !reflect.DeepEqual(got.Manifest.Layers, fx.img.Manifest.Layers) {
+		t.Errorf("loaded manifest %+v, want config %s layer %+v", got.Manifest, fx.img.Manifest.Config.Digest, fx.img.Manifest.Layers[0])
+	}
+}
+
+func TestLoadUntagged(t *testing.T) {
+	fx := newLoadFixture(t)
+	files := edit(fx.oci, "index.json", func(f *tarFile) {
+		var idx ocispec.Index
+		json.Unmarshal(f.data, &idx)
+		idx.Manifests[0].Annotations = nil
+		f.data, _ = json.Marshal(idx)
+	})
+	p := filepath.Join(t.TempDir(), "untagged.tar")
+	writeTar(t, p, files)
+	s := openStore(t)
+	names, err := s.Load(context.Background(), p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	md := fx.img.Descriptor.Digest
+	if !slices.Equal(names, []string{string(md)}) {
+		t.Errorf("names = %v", names)
+	}
+	if img, err := s.Resolve(md.Encoded()[:12]); err != nil || img.Descriptor.Digest != md {
+		t.Errorf("Resolve untagged = %v", err)
+	}
+	if imgs, _ := s.Images(); len(imgs) != 0 {
+		t.Errorf("Images lists untagged: %v", imgs)
+	}
+	// Tagging it replaces the untagged entry.
+	if err := s.Tag("named", img(t, s, md).Descriptor); err != nil {
+		t.Fatal(err)
+	}
+	var idx ocispec.Index
+	json.Unmarshal(readFile(t, filepath.Join(s.Root(), "index.json")), &idx)
+	if len(idx.Manifests) != 1 || refName(idx.Manifests[0]) != "named:latest" {
+		t.Errorf("index = %+v", idx)
+	}
+}
+
+func img(t *testing.T, s *Store, d digest.Digest) *Image {
+	t.Helper()
+	i, err := s.Resolve(string(d))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return i
+}
+
+func TestLoadHostile(t *testing.T) {
+	fx := newLoadFixture(t)
+	md, cd, ld := fx.img.Descriptor.Digest, fx.img.Manifest.Config.Digest, fx.img.Manifest.Layers[0].Digest
+	garbage := []byte("not the layer")
+	// A manifest whose layer size is wrong, and the index pointing at it.
+	var m ocispec.Manifest
+	for _, f := range fx.oci {
+		if f.hdr.Name == blobName(md) {
+			json.Unmarshal(f.data, &m)
+		}
+	}
+	m.Layers[0].Size++
+	badManifest, _ := json.Marshal(m)
+	badMD := digest.FromBytes(badManifest)
+	sizeMismatch := append(edit(fx.oci, "index.json", func(f *tarFile) {
+		f.data = bytes.ReplaceAll(f.data, []byte(md.Encoded()), []byte(badMD.Encoded()))
+	}), tarFile{hdr: tar.Header{Typeflag: tar.TypeReg, Name: blobName(badMD), Mode: 0o644}, data: badManifest})
+	sizeMismatch = edit(sizeMismatch, "index.json", func(f *tarFile) {
+		var idx ocispec.Index
+		json.Unmarshal(f.data, &idx)
+		idx.Manifests[0].Size = int64(len(badManifest))
+		f.data, _ = json.Marshal(idx)
+	})
+	setLayers := func(layers ...string) func(f *tarFile) {
+		return func(f *tarFile) {
+			var dm []dockerManifest
+			json.Unmarshal(f.data, &dm)
+			dm[0].Layers = layers
+			f.data, _ = json.Marshal(dm)
+		}
+	}
+	good := filepath.Join(t.TempDir(), "good.tar")
+	writeTar(t, good, fx.oci)
+	goodBytes := readFile(t, good)
+
+	tests := []struct {
+		name  string
+		files []tarFile
+		raw   []byte // instead of files
+		want  []string
+	}{
+		{"dotdot entry", append(slices.Clone(fx.oci), tarFile{hdr: tar.Header{Typeflag: tar.TypeReg, Name: "../../x", Mode: 0o644}, data: []byte("x")}),
+			nil, []string{`unsafe archive entry name "../../x"`}},
+		{"absolute entry", append(slices.Clone(fx.oci), tarFile{hdr: tar.Header{Typeflag: tar.TypeReg, Name: "/x", Mode: 0o644}, data: []byte("x")}),
+			nil, []string{"unsafe archive entry name"}},
+		{"dotdot in blobs", append(slices.Clone(fx.oci), tarFile{hdr: tar.Header{Typeflag: tar.TypeReg, Name: "blobs/sha256/../../../x", Mode: 0o644}}),
+			nil, []string{"unsafe archive entry name"}},
+		{"digest with dotdot", edit(fx.oci, "index.json", func(f *tarFile) {
+			f.data = bytes.ReplaceAll(f.data, []byte(string(md)), []byte("sha256:../../x"))
+		}), nil, []string{`invalid digest "sha256:../../x"`}},
+		{"bad blob name", append(slices.Clone(fx.oci), tarFile{hdr: tar.Header{Typeflag: tar.TypeReg, Name: "blobs/sha256/x", Mode: 0o644}}),
+			nil, []string{"blobs/sha256/x", "invalid digest"}},
+		{"symlink blob absolute", append(drop(fx.oci, blobName(ld)), symlink(blobName(ld), "/etc/passwd")),
+			nil, []string{blobName(ld), "unsafe link"}},
+		{"symlink blob escaping", append(drop(fx.oci, blobName(ld)), symlink(blobName(ld), "../../../etc/passwd")),
+			nil, []string{blobName(ld), "unsafe link"}},
+		{"hardlink escaping", append(drop(fx.oci, blobName(ld)), tarFile{hdr: tar.Header{Typeflag: tar.TypeLink, Name: blobName(ld), Linkname: "../x"}}),
+			nil, []string{"unsafe link"}},
+		{"symlink to other blob", append(drop(fx.oci, blobName(ld)), symlink(blobName(ld), cd.Encoded())),
+			nil, []string{string(ld), "digest mismatch"}},
+		{"device blob", append(drop(fx.oci, blobName(ld)), tarFile{hdr: tar.Header{Typeflag: tar.TypeChar, Name: blobName(ld)}}),
+			nil, []string{blobName(ld), "not a regular file"}},
+		{"digest mismatch", edit(fx.oci, blobName(ld), func(f *tarFile) { f.data = garbage }),
+			nil, []string{string(ld), "digest mismatch"}},
+		{"missing blob", drop(fx.oci, blobName(ld)), nil, []string{string(ld), "no blob"}},
+		{"size mismatch", sizeMismatch, nil, []string{string(ld), "size mismatch"}},
+		{"duplicate entry", append(slices.Clone(fx.oci), tarFile{hdr: tar.Header{Typeflag: tar.TypeReg, Name: "./index.json", Mode: 0o644}, data: []byte("{}")}),
+			nil, []string{"duplicate"}},
+		{"truncated", nil, goodBytes[:len(goodBytes)/2], []string{"unexpected EOF", "blobs/sha256/"}},
+		{"not a tar", nil, []byte("hello, this is not a tar archive at all"), []string{"load"}},
+		{"docker dotdot layer", edit(fx.dockerOld, "manifest.json", setLayers("../../x")), nil, []string{`unsafe path "../../x"`}},
+		{"docker absolute layer", edit(fx.dockerOld, "manifest.json", setLayers("/etc/passwd")), nil, []string{`unsafe path "/etc/passwd"`}},
+		{"docker symlink layer", append(edit(fx.dockerOld, "manifest.json", setLayers("layer.tar")), symlink("layer.tar", "/etc/passwd")),
+			nil, []string{"layer.tar", "unsafe link"}},
+		{"docker symlink loop", append(edit(fx.dockerOld, "manifest.json", setLayers("a")), symlink("a", "b"), symlink("b", "a")),
+			nil, []string{"too many levels of links"}},
+		{"docker missing layer", edit(fx.dockerOld, "manifest.json", setLayers("nope.tar")), nil, []string{"nope.tar"}},
+		{"docker layer mismatch", edit(fx.dockerOld, blobName(ld), func(f *tarFile) { f.data = garbage }), nil, []string{string(ld), "digest mismatch"}},
+		{"docker diff_id mismatch", append(edit(fx.dockerOld, "manifest.json", setLayers("other.tar")),
+			tarFile{hdr: tar.Header{Typeflag: tar.TypeReg, Name: "other.tar", Mode: 0o644}, data: tarBytes(t, map[string]string{"evil": "x"})}),
+			nil, []string{"other.tar", "diff_id mismatch"}},
+	}
+	dir := t.TempDir()
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			// A fresh store each time: blobs a case ingests would let
+			// later cases skip their broken copies.
+			s := openStore(t)
+			makeImage(t, s, "keep:v1", map[string]string{"k": "v"})
+			indexPath := filepath.Join(s.Root(), "index.json")
+			before := readFile(t, indexPath)
+			p := filepath.Join(dir, "sub", strings.ReplaceAll(tt.name, " ", "-")+".tar")
+			os.MkdirAll(filepath.Dir(p), 0o755)
+			if tt.raw != nil {
+				os.WriteFile(p, tt.raw, 0o644)
+			} else {
+				writeTar(t, p, tt.files)
+			}
+			_, err := s.Load(context.Background(), p)
+			if err == nil {
+				t.Fatal("Load succeeded")
+			}
+			t.Log(err)
+			for _, w := range append(tt.want, p) {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not mention %q", err, w)
+				}
+			}
+			if after := readFile(t, indexPath); !bytes.Equal(before, after) {
+				t.Errorf("index.json changed:\n%s", after)
+			}
+			if _, err := os.Lstat(filepath.Join(dir, "x")); err == nil {
+				t.Error("file written outside the store")
+			}
+			if s.Has(digest.FromBytes(garbage)) {
+				t.Error("mismatched blob stored")
+			}
+			if left := tmpEntries(t, s); len(left) != 0 {
+				t.Errorf("tmp leftovers: %v", left)
+			}
+			// The good archive still loads afterwards.
+			if _, err := s.Load(context.Background(), good); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}

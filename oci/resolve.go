@@ -1,0 +1,241 @@
+package oci
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"runtime"
+	"strings"
+
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+const (
+	mediaTypeDockerManifest     = "application/vnd.docker.distribution.manifest.v2+json"
+	mediaTypeDockerManifestList = "application/vnd.docker.distribution.manifest.list.v2+json"
+	minIDPrefix                 = 12
+	maxIndexDepth               = 4
+)
+
+func isIndexType(mt string) bool {
+	return mt == ocispec.MediaTypeImageIndex || mt == mediaTypeDockerManifestList
+}
+
+func isManifestType(mt string) bool {
+	return mt == ocispec.MediaTypeImageManifest || mt == mediaTypeDockerManifest
+}
+
+// Resolve finds an image by ref ("name", "name:tag", "name@sha256:...",
+// "sha256:<hex>" or a unique hex prefix of at least 12 chars of the
+// manifest digest or config digest).
+//
+// The image ID, as with docker, is the config digest. A name that is also
+// a hex string is looked up as a name first. For name@digest the digest
+// decides: it must be a manifest (or index) blob of the store. When the
+// manifest is an image index, the linux/GOARCH entry is picked.
+func (s *Store) Resolve(ref string) (*Image, error) {
+	if hex, ok := strings.CutPrefix(ref, "sha256:"); ok {
+		if len(hex) == 64 {
+			return s.byDigest(ref)
+		}
+		return s.byPrefix(ref, hex)
+	}
+	if len(ref) == 64 && isLowerHex(ref) {
+		return s.byDigest("sha256:" + ref)
+	}
+	r, err := parseRef(ref)
+	if err == nil {
+		if r.digest != "" {
+			return s.byDigest(r.digest)
+		}
+		img, err := s.byName(r.String())
+		if !errors.Is(err, ErrNotFound) || len(ref) < minIDPrefix || !isLowerHex(ref) {
+			return img, err
+		}
+	}
+	if len(ref) >= minIDPrefix && isLowerHex(ref) {
+		return s.byPrefix(ref, ref)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("resolve image: %w", err)
+	}
+	return nil, noSuchImage(ref)
+}
+
+func (s *Store) byName(name string) (*Image, error) {
+	idx, err := s.readIndex()
+	if err != nil {
+		return nil, err
+	}
+	for i := len(idx.Manifests) - 1; i >= 0; i-- {
+		if d := idx.Manifests[i]; refName(d) == name {
+			return s.image(name, d)
+		}
+	}
+	return nil, noSuchImage(name)
+}
+
+// byDigest finds the manifest (or index) d, or the image whose config is d.
+func (s *Store) byDigest(ref string) (*Image, error) {
+	d, err := parseDigest(ref)
+	if err != nil {
+		return nil, fmt.Errorf("resolve image: %w", err)
+	}
+	idx, err := s.readIndex()
+	if err != nil {
+		return nil, err
+	}
+	for _, m := range idx.Manifests {
+		if m.Digest == d {
+			return s.image("", m)
+		}
+	}
+	if size, err := s.blobSize(d); err == nil && size <= maxJSONSize {
+		if img, err := s.image("", ocispec.Descriptor{Digest: d, Size: size}); err == nil {
+			return img, nil
+		}
+	}
+	var found *Image
+	s.scan(idx, func(top ocispec.Descriptor, img *Image) bool {
+		if img.Descriptor.Digest == d || img.Manifest.Config.Digest == d {
+			found = img
+			return false
+		}
+		return true
+	})
+	if found == nil {
+		return nil, noSuchImage(ref)
+	}
+	return found, nil
+}
+
+// byPrefix finds the one image whose manifest or config digest starts with hex.
+func (s *Store) byPrefix(ref, hex string) (*Image, error) {
+	if len(hex) < minIDPrefix || !isLowerHex(hex) {
+		return nil, noSuchImage(ref)
+	}
+	idx, err := s.readIndex()
+	if err != nil {
+		return nil, err
+	}
+	var found *Image
+	ambiguous := false
+	s.scan(idx, func(top ocispec.Descriptor, img *Image) bool {
+		if !strings.HasPrefix(top.Digest.Encoded(), hex) &&
+			!strings.HasPrefix(img.Descriptor.Digest.Encoded(), hex) &&
+			!strings.HasPrefix(img.Manifest.Config.Digest.Encoded(), hex) {
+			return true
+		}
+		if found != nil && found.Descriptor.Digest != img.Descriptor.Digest {
+			ambiguous = true
+			return false
+		}
+		found = img
+		return true
+	})
+	if ambiguous {
+		return nil, fmt.Errorf("resolve image %s: ambiguous image ID prefix", ref)
+	}
+	if found == nil {
+		return nil, noSuchImage(ref)
+	}
+	return found, nil
+}
+
+// scan resolves every distinct manifest of the index (skipping broken
+// ones) until fn returns false. Images found this way have no Name.
+func (s *Store) scan(idx ocispec.Index, fn func(top ocispec.Descriptor, img *Image) bool) {
+	seen := map[digest.Digest]bool{}
+	for _, m := range idx.Manifests {
+		if seen[m.Digest] {
+			continue
+		}
+		seen[m.Digest] = true
+		img, err := s.image("", m)
+		if err != nil {
+			continue
+		}
+		if !fn(m, img) {
+			return
+		}
+	}
+}
+
+// image reads the manifest of desc (following an image index to the entry
+// for this platform) and its config.
+func (s *Store) image(name string, desc ocispec.Descriptor) (*Image, error) {
+	desc.Annotations = without(desc.Annotations, ocispec.AnnotationRefName)
+	for range maxIndexDepth {
+		raw, err := s.readBlob(desc.Digest)
+		if err != nil {
+			return nil, err
+		}
+		mt := sniffMediaType(raw)
+		if mt == "" {
+			mt = desc.MediaType
+		}
+		desc.MediaType, desc.Size = mt, int64(len(raw))
+		switch {
+		case isIndexType(mt):
+			var idx ocispec.Index
+			if err := json.Unmarshal(raw, &idx); err != nil {
+				return nil, fmt.Errorf("decode index %s: %w", desc.Digest, err)
+			}
+			child, err := pickPlatform(idx.Manifests, "linux", runtime.GOARCH)
+			if err != nil {
+				return nil, fmt.Errorf("index %s: %w", desc.Digest, err)
+			}
+			desc = child
+			desc.Annotations = without(desc.Annotations, ocispec.AnnotationRefName)
+		case isManifestType(mt):
+			img := &Image{Name: name, Descriptor: desc}
+			if err := json.Unmarshal(raw, &img.Manifest); err != nil {
+				return nil, fmt.Errorf("decode manifest %s: %w", desc.Digest, err)
+			}
+			if err := s.GetJSON(img.Manifest.Config.Digest, &img.Config); err != nil {
+				return nil, fmt.Errorf("read config of %s: %w", desc.Digest, err)
+			}
+			return img, nil
+		default:
+			return nil, fmt.Errorf("blob %s is not an image manifest (media type %q)", desc.Digest, mt)
+		}
+	}
+	return nil, fmt.Errorf("index %s: nested more than %d levels", desc.Digest, maxIndexDepth)
+}
+
+// sniffMediaType returns the media type a manifest or index declares, or
+// guesses it from its fields; "" when raw is neither.
+func sniffMediaType(raw []byte) string {
+	var probe struct {
+		MediaType string          `json:"mediaType"`
+		Manifests json.RawMessage `json:"manifests"`
+		Config    json.RawMessage `json:"config"`
+		Layers    json.RawMessage `json:"layers"`
+	}
+	if err := json.Unmarshal(raw, &probe); err != nil {
+		return ""
+	}
+	switch {
+	case probe.MediaType != "":
+		return probe.MediaType
+	case probe.Manifests != nil:
+		return ocispec.MediaTypeImageIndex
+	case probe.Config != nil && probe.Layers != nil:
+		return ocispec.MediaTypeImageManifest
+	}
+	return ""
+}
+
+// pickPlatform returns the first manifest of an index for os/arch.
+func pickPlatform(manifests []ocispec.Descriptor, os, arch string) (ocispec.Descriptor, error) {
+	for _, m := range manifests {
+		if p := m.Platform; p != nil && p.OS == os && p.Architecture == arch {
+			if _, err := parseDigest(string(m.Digest)); err != nil {
+				return ocispec.Descriptor{}, err
+			}
+			return m, nil
+		}
+	}
+	return ocispec.Descriptor{}, fmt.Errorf("no manifest for %s/%s: %w", os, arch, ErrNotFound)
+}

@@ -1,0 +1,132 @@
+// Package parser turns Dockerfile bytes into located, typed stages. It is a
+// thin wrapper over BuildKit's parser and instructions packages (exact Docker
+// semantics) that keeps warnings and puts the Dockerfile line on every error.
+package parser
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+	"github.com/moby/buildkit/frontend/dockerfile/linter"
+	bkparser "github.com/moby/buildkit/frontend/dockerfile/parser"
+	"github.com/moby/buildkit/frontend/dockerfile/shell"
+)
+
+// Dockerfile is a parsed Dockerfile.
+type Dockerfile struct {
+	Stages   []instructions.Stage
+	MetaArgs []instructions.ArgCommand // ARGs before the first FROM
+	Escape   rune
+	Warnings []Warning
+}
+
+// Warning is a parser or lint warning with its line (0 when unknown).
+type Warning struct {
+	Line    int
+	Rule    string
+	Message string
+}
+
+func (w Warning) String() string {
+	if w.Line > 0 {
+		return fmt.Sprintf("line %d: %s", w.Line, w.Message)
+	}
+	return w.Message
+}
+
+// Error is an error located at a Dockerfile line.
+type Error struct {
+	File string // e.g. "Dockerfile"
+	Line int    // 1-based; 0 when unknown
+	Err  error
+}
+
+func (e *Error) Error() string {
+	if e.Line > 0 {
+		return fmt.Sprintf("%s:%d: %v", e.File, e.Line, e.Err)
+	}
+	return fmt.Sprintf("%s: %v", e.File, e.Err)
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// ErrEmpty is returned for a Dockerfile without instructions.
+var ErrEmpty = errors.New("file with no instructions")
+
+// Parse parses a Dockerfile; file names it in errors ("Dockerfile").
+func Parse(r io.Reader, file string) (*Dockerfile, error) {
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", file, err)
+	}
+	res, err := bkparser.Parse(bytes.NewReader(data))
+	if err != nil {
+		return nil, locate(file, err)
+	}
+	df := &Dockerfile{Escape: res.EscapeToken}
+	for _, w := range res.Warnings {
+		line := 0
+		if w.Location != nil {
+			line = w.Location.Start.Line
+		}
+		df.Warnings = append(df.Warnings, Warning{Line: line, Rule: "EmptyContinuation", Message: w.Short})
+	}
+	lint := linter.New(&linter.Config{Warn: func(rule, _, _, msg string, loc []bkparser.Range) {
+		df.Warnings = append(df.Warnings, Warning{Line: firstLine(loc), Rule: rule, Message: msg})
+	}})
+	if len(res.AST.Children) == 0 {
+		return nil, &Error{File: file, Err: ErrEmpty}
+	}
+	stages, metaArgs, err := instructions.Parse(res.AST, lint)
+	if err != nil {
+		return nil, locate(file, err)
+	}
+	if len(stages) == 0 {
+		return nil, &Error{File: file, Line: firstLine(res.AST.Children[0].Location()), Err: errors.New("no FROM instruction: nothing to build")}
+	}
+	df.Stages = stages
+	df.MetaArgs = metaArgs
+	return df, nil
+}
+
+// Line returns the first line of a command, for error messages.
+func Line(cmd interface{ Location() []bkparser.Range }) int {
+	return firstLine(cmd.Location())
+}
+
+// Lex returns a word expander with the Dockerfile's escape token.
+func (d *Dockerfile) Lex() *shell.Lex {
+	esc := d.Escape
+	if esc == 0 {
+		esc = '\\'
+	}
+	return shell.NewLex(esc)
+}
+
+func firstLine(loc []bkparser.Range) int {
+	if len(loc) == 0 {
+		return 0
+	}
+	return loc[0].Start.Line
+}
+
+// locate turns a BuildKit error into an *Error with its line and a short message.
+func locate(file string, err error) error {
+	line := 0
+	var le *bkparser.LocationError
+	if errors.As(err, &le) && len(le.Locations) > 0 {
+		line = firstLine(le.Locations[0])
+	}
+	msg := err.Error()
+	// BuildKit prefixes some messages with "dockerfile parse error on line N: ".
+	if i := strings.Index(msg, "dockerfile parse error on line "); i >= 0 {
+		if j := strings.Index(msg[i:], ": "); j >= 0 {
+			msg = msg[:i] + msg[i+j+2:]
+		}
+	}
+	return &Error{File: file, Line: line, Err: errors.New(msg)}
+}

@@ -1,0 +1,284 @@
+package sandbox
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+
+	"github.com/builderdev/builder/snapshot"
+	"golang.org/x/sys/unix"
+)
+
+// makePrivate stops the child's mounts from propagating to the host (and
+// the host's from reaching the child).
+func makePrivate() error {
+	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
+		return fmt.Errorf("make / private: %w", err)
+	}
+	return nil
+}
+
+// mountRootfs mounts the rootfs at Root; with no mounts, Root itself is
+// bound there so that it is a mount point pivot_root accepts.
+func (c *child) mountRootfs() error {
+	root := c.spec.Root
+	if len(c.spec.Mounts) == 0 {
+		return mountOne(snapshot.Mount{Type: "bind", Source: root, Options: []string{"rbind"}}, root)
+	}
+	for _, m := range c.spec.Mounts {
+		target := mountTarget(root, m)
+		if m.Target != "" && !filepath.IsAbs(m.Target) {
+			rel, err := resolveIn(root, m.Target)
+			if err != nil {
+				return err
+			}
+			target = filepath.Join(root, rel)
+		}
+		if err := mountOne(m, target); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// mountOne performs one mount as data: a bind (Type "bind" or a
+// bind/rbind option), then a remount for its flags; anything else with the
+// non-flag options joined as mount data.
+//
+// TODO: switch to the snapshot package's Mount.Mount once it exists; it
+// handles overlay options longer than a page.
+func mountOne(m snapshot.Mount, target string) error {
+	flags, bind := bindFlags(m)
+	if bind {
+		if err := unix.Mount(m.Source, target, "", flags&(unix.MS_BIND|unix.MS_REC), ""); err != nil {
+			return fmt.Errorf("bind %s on %s: %w", m.Source, target, err)
+		}
+		if rest := flags &^ (unix.MS_BIND | unix.MS_REC); rest != 0 {
+			if err := unix.Mount("", target, "", rest|unix.MS_BIND|unix.MS_REMOUNT, ""); err != nil {
+				return fmt.Errorf("remount %s: %w", target, err)
+			}
+		}
+		return nil
+	}
+	_, data := parseOptions(m.Options)
+	if err := unix.Mount(m.Source, target, m.Type, flags, data); err != nil {
+		return fmt.Errorf("mount %s on %s: %w", m.Type, target, err)
+	}
+	return nil
+}
+
+// bindFlags returns m's mount flags and whether m is a bind mount.
+func bindFlags(m snapshot.Mount) (uintptr, bool) {
+	flags, _ := parseOptions(m.Options)
+	switch m.Type {
+	case "bind":
+		flags |= unix.MS_BIND
+	case "rbind":
+		flags |= unix.MS_BIND | unix.MS_REC
+	}
+	return flags, flags&unix.MS_BIND != 0
+}
+
+// parseOptions splits mount(8) style options into flags and data.
+func parseOptions(opts []string) (uintptr, string) {
+	var flags uintptr
+	var data []string
+	for _, o := range opts {
+		switch o {
+		case "defaults", "rw", "suid", "dev", "exec", "atime", "diratime":
+		case "ro":
+			flags |= unix.MS_RDONLY
+		case "nosuid":
+			flags |= unix.MS_NOSUID
+		case "nodev":
+			flags |= unix.MS_NODEV
+		case "noexec":
+			flags |= unix.MS_NOEXEC
+		case "noatime":
+			flags |= unix.MS_NOATIME
+		case "nodiratime":
+			flags |= unix.MS_NODIRATIME
+		case "relatime":
+			flags |= unix.MS_RELATIME
+		case "strictatime":
+			flags |= unix.MS_STRICTATIME
+		case "bind":
+			flags |= unix.MS_BIND
+		case "rbind":
+			flags |= unix.MS_BIND | unix.MS_REC
+		default:
+			data = append(data, o)
+		}
+	}
+	return flags, strings.Join(data, ",")
+}
+
+func (c *child) mountProc() error {
+	if err := unix.Mount("proc", c.proc, "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
+		return fmt.Errorf("mount proc on %s: %w", c.proc, err)
+	}
+	return nil
+}
+
+// mountSys mounts a read-only sysfs, or, when the kernel refuses (a
+// network namespace we may not mount sysfs for), a read-only recursive bind
+// of the host's /sys.
+func (c *child) mountSys() error {
+	const flags = unix.MS_RDONLY | unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC
+	if unix.Mount("sysfs", c.sys, "sysfs", flags, "") == nil {
+		return nil
+	}
+	if err := unix.Mount("/sys", c.sys, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+		return fmt.Errorf("bind /sys on %s: %w", c.sys, err)
+	}
+	attr := unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY | unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV | unix.MOUNT_ATTR_NOEXEC}
+	if err := unix.MountSetattr(-1, c.sys, unix.AT_RECURSIVE, &attr); err != nil {
+		return fmt.Errorf("make %s read-only: %w", c.sys, err)
+	}
+	return nil
+}
+
+// mountDev mounts a tmpfs /dev with Docker's device nodes and links, and
+// /dev/pts, /dev/shm and /dev/mqueue.
+func (c *child) mountDev() error {
+	dev := c.dev
+	if err := unix.Mount("tmpfs", dev, "tmpfs", unix.MS_NOSUID|unix.MS_STRICTATIME, "mode=755,size=65536k"); err != nil {
+		return fmt.Errorf("mount tmpfs on %s: %w", dev, err)
+	}
+	nodes := []struct {
+		name         string
+		major, minor uint32
+	}{{"null", 1, 3}, {"zero", 1, 5}, {"full", 1, 7}, {"random", 1, 8}, {"urandom", 1, 9}, {"tty", 5, 0}}
+	for _, n := range nodes {
+		p := filepath.Join(dev, n.name)
+		if err := unix.Mknod(p, unix.S_IFCHR|0o666, int(unix.Mkdev(n.major, n.minor))); err != nil {
+			return fmt.Errorf("mknod %s: %w", p, err)
+		}
+	}
+	links := [][2]string{
+		{"fd", "/proc/self/fd"}, {"stdin", "/proc/self/fd/0"}, {"stdout", "/proc/self/fd/1"},
+		{"stderr", "/proc/self/fd/2"}, {"ptmx", "pts/ptmx"}, {"core", "/proc/kcore"},
+	}
+	for _, l := range links {
+		if err := os.Symlink(l[1], filepath.Join(dev, l[0])); err != nil {
+			return fmt.Errorf("create /dev link: %w", err)
+		}
+	}
+	subs := []struct {
+		name, fstype, data string
+		flags              uintptr
+	}{
+		{"pts", "devpts", "newinstance,ptmxmode=0666,mode=0620,gid=5", unix.MS_NOSUID | unix.MS_NOEXEC},
+		{"shm", "tmpfs", "mode=1777,size=65536k", unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC},
+		{"mqueue", "mqueue", "", unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC},
+	}
+	for _, s := range subs {
+		p := filepath.Join(dev, s.name)
+		if err := unix.Mkdir(p, 0o755); err != nil {
+			return fmt.Errorf("mkdir %s: %w", p, err)
+		}
+		if err := unix.Mount(s.fstype, p, s.fstype, s.flags, s.data); err != nil {
+			return fmt.Errorf("mount %s on %s: %w", s.fstype, p, err)
+		}
+	}
+	return nil
+}
+
+// bindEtc writes each generated /etc file on the sandbox's /dev tmpfs,
+// binds it on its mount point and unlinks it: the bind keeps the file
+// alive, and it dies with the namespace.
+func (c *child) bindEtc() error {
+	for _, f := range c.etc {
+		src := filepath.Join(c.dev, ".sandbox-"+path.Base(f.name))
+		if err := writeNew(src, f.content); err != nil {
+			return err
+		}
+		if err := unix.Mount(src, f.target, "", unix.MS_BIND, ""); err != nil {
+			return fmt.Errorf("bind %s: %w", f.name, err)
+		}
+		if err := unix.Unlink(src); err != nil {
+			return fmt.Errorf("remove %s: %w", src, err)
+		}
+	}
+	return nil
+}
+
+// writeNew creates the file p (0644) with data; p must not exist.
+func writeNew(p string, data []byte) error {
+	f, err := os.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("write %s: %w", p, err)
+	}
+	return nil
+}
+
+// pivotRoot makes Root the root: pivot_root(".", ".") stacks the old root
+// on the new one, and a lazy unmount of "." drops the old root.
+func (c *child) pivotRoot() error {
+	if err := unix.Chdir(c.spec.Root); err != nil {
+		return fmt.Errorf("chdir %s: %w", c.spec.Root, err)
+	}
+	if err := unix.PivotRoot(".", "."); err != nil {
+		return fmt.Errorf("pivot_root %s: %w", c.spec.Root, err)
+	}
+	if err := unix.Unmount(".", unix.MNT_DETACH); err != nil {
+		return fmt.Errorf("unmount old root: %w", err)
+	}
+	if err := unix.Chdir("/"); err != nil {
+		return fmt.Errorf("chdir /: %w", err)
+	}
+	return nil
+}
+
+// maskPaths hides what runc hides in /proc and /sys (files under /dev/null,
+// dirs under an empty read-only tmpfs) and makes the /proc entries that
+// change the host read-only. Missing paths are skipped.
+func maskPaths() error {
+	masked := []string{
+		"/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
+		"/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi",
+		"/sys/firmware", "/sys/devices/virtual/powercap",
+	}
+	for _, p := range masked {
+		fi, err := os.Lstat(p)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			continue
+		case err != nil:
+			return err
+		case fi.IsDir():
+			err = unix.Mount("tmpfs", p, "tmpfs", unix.MS_RDONLY, "")
+		default:
+			err = unix.Mount("/dev/null", p, "", unix.MS_BIND, "")
+		}
+		if err != nil {
+			return fmt.Errorf("mask %s: %w", p, err)
+		}
+	}
+	readonly := []string{"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"}
+	for _, p := range readonly {
+		err := unix.Mount(p, p, "", unix.MS_BIND|unix.MS_REC, "")
+		if errors.Is(err, unix.ENOENT) {
+			continue
+		}
+		if err == nil {
+			const ro = unix.MS_BIND | unix.MS_REMOUNT | unix.MS_RDONLY | unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC
+			err = unix.Mount(p, p, "", ro, "")
+		}
+		if err != nil {
+			return fmt.Errorf("make %s read-only: %w", p, err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,257 @@
+package sandbox
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/builderdev/builder/snapshot"
+)
+
+// File descriptors of the child: the spec comes in on specFD, reports go out
+// on reportFD, which is close-on-exec in the child, so EOF with no failure
+// report means the command was exec'd.
+const (
+	specFD   = 3
+	reportFD = 4
+)
+
+// spec is what the parent sends the child on specFD.
+type spec struct {
+	Root     string           `json:"root"`
+	Mounts   []snapshot.Mount `json:"mounts"`
+	Upper    string           `json:"upper,omitempty"` // where placeholders land; "" = not tracked
+	Args     []string         `json:"args"`
+	Env      []string         `json:"env"`
+	Cwd      string           `json:"cwd"`
+	UID      uint32           `json:"uid"`
+	GID      uint32           `json:"gid"`
+	Groups   []uint32         `json:"groups,omitempty"`
+	Hostname string           `json:"hostname"`
+	Network  string           `json:"network"`
+	Hosts    []byte           `json:"hosts"`
+	Resolv   []byte           `json:"resolv"` // null = leave the rootfs's file alone
+}
+
+// report is one message of the child on reportFD: the placeholders it made,
+// or the setup step that failed.
+type report struct {
+	Created []placeholder `json:"created,omitempty"`
+	Step    string        `json:"step,omitempty"`
+	Error   string        `json:"error,omitempty"`
+	Errno   int           `json:"errno,omitempty"`
+}
+
+// setupError is a failed setup step of the child.
+type setupError struct {
+	step, msg string
+	errno     syscall.Errno
+}
+
+func (e *setupError) Error() string { return "sandbox: " + e.step + ": " + e.msg }
+
+func (e *setupError) Unwrap() error {
+	if e.errno == 0 {
+		return nil
+	}
+	return e.errno
+}
+
+func run(ctx context.Context, cfg Config) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s, err := newSpec(cfg)
+	if err != nil {
+		return err
+	}
+	specR, specW, err := os.Pipe()
+	if err != nil {
+		return fmt.Errorf("create spec pipe: %w", err)
+	}
+	defer specW.Close()
+	defer specR.Close()
+	reportR, reportW, err := os.Pipe()
+	if err != nil {
+		return fmt.Errorf("create report pipe: %w", err)
+	}
+	defer reportR.Close()
+	defer reportW.Close()
+
+	cmd := exec.CommandContext(ctx, "/proc/self/exe")
+	cmd.Args = []string{initArg0}
+	cmd.ExtraFiles = []*os.File{specR, reportW}     // fds 3 and 4
+	cmd.Stdout, cmd.Stderr = cfg.Stdout, cfg.Stderr // nil: /dev/null
+	cmd.SysProcAttr = &syscall.SysProcAttr{
+		Cloneflags: cloneFlags(s.Network),
+		Pdeathsig:  syscall.SIGKILL,
+		Setpgid:    true,
+	}
+	// Pdeathsig fires when the forking thread exits, not the process: keep
+	// this goroutine on that thread until the child is reaped.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	t0 := time.Now()
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start sandbox: %w", err)
+	}
+	specR.Close()
+	reportW.Close()
+	sendErr := json.NewEncoder(specW).Encode(s)
+	specW.Close()
+	t1 := time.Now()
+	created, setupErr := readReports(reportR)
+	t2 := time.Now()
+	waitErr := cmd.Wait()
+	t3 := time.Now()
+	cleanErr := removePlaceholders(s.Upper, created)
+	if os.Getenv("SBTRACE") != "" {
+		fmt.Fprintf(os.Stderr, "start %v setup+exec %v wait %v clean %v\n", t1.Sub(t0), t2.Sub(t1), t3.Sub(t2), time.Since(t3))
+	}
+
+	switch {
+	case waitErr != nil && ctx.Err() != nil:
+		return ctx.Err()
+	case setupErr != nil:
+		return setupErr
+	case sendErr != nil && waitErr != nil:
+		return fmt.Errorf("send sandbox spec: %w", sendErr)
+	case waitErr != nil:
+		return exitError(waitErr)
+	}
+	return cleanErr
+}
+
+// newSpec checks cfg and fills in its defaults.
+func newSpec(cfg Config) (*spec, error) {
+	if len(cfg.Args) == 0 {
+		return nil, errors.New("sandbox: no command")
+	}
+	root := cfg.RootDir
+	if root == "" && len(cfg.Rootfs) > 0 {
+		root = cfg.Rootfs[0].Target
+	}
+	if root == "" || !filepath.IsAbs(root) {
+		return nil, fmt.Errorf("sandbox: root dir %q is not an absolute path", root)
+	}
+	root = filepath.Clean(root)
+	network := cfg.Network
+	switch network {
+	case "":
+		network = "host"
+	case "host", "none":
+	default:
+		return nil, fmt.Errorf("sandbox: unknown network mode %q", network)
+	}
+	s := &spec{
+		Root:     root,
+		Mounts:   cfg.Rootfs,
+		Upper:    upperDir(root, cfg.Rootfs),
+		Args:     cfg.Args,
+		Env:      cfg.Env,
+		Cwd:      cfg.Cwd,
+		UID:      cfg.UID,
+		GID:      cfg.GID,
+		Groups:   cfg.Groups,
+		Hostname: cfg.Hostname,
+		Network:  network,
+		Hosts:    cfg.Hosts,
+		Resolv:   cfg.Resolv,
+	}
+	if s.Cwd == "" {
+		s.Cwd = "/"
+	}
+	if s.Hostname == "" {
+		s.Hostname = "builder"
+	}
+	if s.Hosts == nil {
+		s.Hosts = []byte("127.0.0.1\tlocalhost " + s.Hostname + "\n::1\tlocalhost ip6-localhost ip6-loopback\n")
+	}
+	return s, nil
+}
+
+func cloneFlags(network string) uintptr {
+	f := uintptr(syscall.CLONE_NEWNS | syscall.CLONE_NEWPID | syscall.CLONE_NEWUTS | syscall.CLONE_NEWIPC)
+	if network == "none" {
+		f |= syscall.CLONE_NEWNET
+	}
+	return f
+}
+
+// mountTarget is where m goes: RootDir, or below it for a relative Target.
+func mountTarget(root string, m snapshot.Mount) string {
+	switch {
+	case m.Target == "":
+		return root
+	case filepath.IsAbs(m.Target):
+		return filepath.Clean(m.Target)
+	}
+	return filepath.Join(root, m.Target)
+}
+
+// upperDir returns the dir that receives writes to the root of the rootfs:
+// the upperdir of the last overlay mounted on root, or the source of the
+// last bind there; "" when neither.
+func upperDir(root string, mounts []snapshot.Mount) string {
+	if len(mounts) == 0 {
+		return root // the child binds root onto itself
+	}
+	for i := len(mounts) - 1; i >= 0; i-- {
+		m := mounts[i]
+		if mountTarget(root, m) != root {
+			continue
+		}
+		if _, bind := bindFlags(m); bind {
+			return m.Source
+		}
+		for _, o := range m.Options {
+			if v, ok := strings.CutPrefix(o, "upperdir="); ok {
+				return v
+			}
+		}
+		return ""
+	}
+	return ""
+}
+
+// readReports reads the child's reports until EOF (exec or death).
+func readReports(r io.Reader) ([]placeholder, error) {
+	var created []placeholder
+	dec := json.NewDecoder(r)
+	for {
+		var m report
+		if err := dec.Decode(&m); err != nil {
+			// EOF: exec'd or died; garbage: a dying child, judged by Wait.
+			return created, nil
+		}
+		created = append(created, m.Created...)
+		if m.Step != "" {
+			return created, &setupError{step: m.Step, msg: m.Error, errno: syscall.Errno(m.Errno)}
+		}
+	}
+}
+
+// exitError turns the error of Wait into an *ExitError (128+signal when killed).
+func exitError(err error) error {
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) {
+		return fmt.Errorf("wait for sandbox: %w", err)
+	}
+	return &ExitError{Code: exitCode(ee.Sys().(syscall.WaitStatus))}
+}
+
+func exitCode(ws syscall.WaitStatus) int {
+	if ws.Signaled() {
+		return 128 + int(ws.Signal())
+	}
+	return ws.ExitStatus()
+}

@@ -1,0 +1,77 @@
+// Package sandbox runs one process in fresh namespaces over given mounts. It
+// owns the re-exec child: main() must call IsInit/Main first.
+//
+// Run re-executes /proc/self/exe with the argv[0] "builder-sandbox" in new
+// mount, PID, UTS and IPC namespaces (and a new network namespace holding
+// only a loopback device when Network is "none"). The child mounts the rootfs
+// and the usual /proc, read-only /sys, a tmpfs /dev, /etc/hosts,
+// /etc/resolv.conf and /etc/hostname, pivots into the rootfs, drops to
+// Docker's default capabilities and the configured user, and execs Args: the
+// command is PID 1 of its namespace, with no init. Every mount lives only in
+// the child's mount namespace, so the kernel removes them all when the
+// command's namespace dies; nothing is ever mounted on the host.
+//
+// Mount points and the rootfs. When the rootfs lacks a mount point (/proc,
+// /sys, /dev, one of the /etc files, or a parent dir such as /etc) the child
+// creates it, and mounting over an existing dir of a lower layer may copy it
+// up. Such placeholders would show up in the layer made from the upper dir,
+// so the child reports every path it made appear in the upper dir together
+// with its device, inode and ctime, and Run removes them after the command
+// has exited unless the command changed them (a dir it added files to stays).
+// The upper dir is the upperdir= option of the overlay mounted at the root,
+// or the source of a bind mounted there. A path hidden by a whiteout in the
+// upper dir before the run is not cleaned up: it is left as an empty
+// placeholder rather than resurrecting the lower file.
+//
+// /etc/hosts, /etc/resolv.conf and /etc/hostname are bind mounts of files
+// made on the sandbox's own /dev tmpfs and unlinked there at once: the
+// command may write them, as in Docker, but what it writes never reaches the
+// layer and nothing is left on the host.
+package sandbox
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/builderdev/builder/snapshot"
+)
+
+// Config is one process to run.
+type Config struct {
+	Rootfs []snapshot.Mount // mounted at the new root, in order
+	// RootDir is the dir the rootfs is mounted on, made by the caller; it
+	// defaults to the Target of Rootfs[0]. A Rootfs mount with an empty
+	// Target goes on RootDir, one with a relative Target below it. With no
+	// Rootfs mounts, RootDir itself is bound as the rootfs.
+	RootDir  string
+	Args     []string
+	Env      []string // PATH (default the usual one) is used to find Args[0]
+	Cwd      string   // must exist in the rootfs; default "/"
+	UID, GID uint32
+	Groups   []uint32
+	Hostname string // default "builder"
+	Network  string // "host" (default) or "none"
+	Hosts    []byte // /etc/hosts content; nil: localhost and the hostname
+	Resolv   []byte // /etc/resolv.conf content; nil: the rootfs's own file, unbound
+	Stdout   io.Writer
+	Stderr   io.Writer
+}
+
+// ExitError is returned when the process exits non-zero.
+type ExitError struct{ Code int }
+
+func (e *ExitError) Error() string { return fmt.Sprintf("exit code %d", e.Code) }
+
+// initArg0 is the argv[0] that marks the re-executed sandbox child.
+const initArg0 = "builder-sandbox"
+
+// IsInit reports whether this process is the sandbox child.
+func IsInit() bool { return len(os.Args) > 0 && os.Args[0] == initArg0 }
+
+// Main runs the sandbox child and never returns.
+func Main() { runChild() }
+
+// Run runs cfg and waits; the process tree dies with ctx.
+func Run(ctx context.Context, cfg Config) error { return run(ctx, cfg) }

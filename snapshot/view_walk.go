@@ -1,0 +1,67 @@
+package snapshot
+
+import (
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"syscall"
+)
+
+// ReadDir lists the merged directory p (sorted names, whiteouts hidden):
+// a name is decided by the topmost layer that has it, and a whiteout there
+// hides it.
+func (v View) ReadDir(p string) ([]string, error) {
+	_, n, err := v.walk("readdir", p, true)
+	if err != nil {
+		return nil, err
+	}
+	if !n.exists() {
+		return nil, &fs.PathError{Op: "readdir", Path: p, Err: syscall.ENOENT}
+	}
+	if !n.isDir() {
+		return nil, &fs.PathError{Op: "readdir", Path: p, Err: syscall.ENOTDIR}
+	}
+	decided := map[string]bool{}
+	var out []string
+	for _, i := range n.dirs {
+		dir := filepath.Join(v.Lowers[i], n.rel)
+		f, err := os.Open(dir)
+		if err != nil {
+			return nil, &fs.PathError{Op: "readdir", Path: p, Err: err}
+		}
+		names, err := f.Readdirnames(-1)
+		f.Close()
+		if err != nil {
+			return nil, &fs.PathError{Op: "readdir", Path: p, Err: err}
+		}
+		for _, name := range names {
+			if decided[name] {
+				continue
+			}
+			decided[name] = true
+			fi, err := os.Lstat(filepath.Join(dir, name))
+			if err != nil {
+				return nil, &fs.PathError{Op: "readdir", Path: p, Err: err}
+			}
+			if !isWhiteout(fi) {
+				out = append(out, name)
+			}
+		}
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// HostPath returns the host path of the layer file that provides the merged
+// path p (parents resolved inside the root; a final symlink is not followed).
+func (v View) HostPath(p string) (string, error) {
+	_, n, err := v.walk("open", p, false)
+	if err != nil {
+		return "", err
+	}
+	if !n.exists() {
+		return "", &fs.PathError{Op: "open", Path: p, Err: syscall.ENOENT}
+	}
+	return filepath.Join(v.Lowers[n.layer], n.rel), nil
+}
