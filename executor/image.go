@@ -207,3 +207,11 @@ func (bd *build) finish(ctx context.Context, st *imageState) (*Result, error) {
 }
 
 func normalizeTag(t string) (string, error) { return oci.NormalizeRef(t) }
+
+func layerDigests(ls []ocispec.Descriptor) []digest.Digest {
+	out := make([]digest.Digest, 0, len(ls))
+	for _, l := range ls {
+		out = append(out, l.Digest)
+	}
+	return out
+}

@@ -76,7 +76,7 @@ func newRootCmd() *cobra.Command {
 	cmd.PersistentFlags().StringVar(&g.root, "root", defaultRoot(), "state directory (image store and cache)")
 	cmd.PersistentFlags().BoolVar(&g.debug, "debug", false, "print debug logs")
 	cmd.AddCommand(newBuildCmd(g), newImagesCmd(g), newInspectCmd(g), newTagCmd(g), newRmiCmd(g),
-		newSaveCmd(g), newLoadCmd(g))
+		newSaveCmd(g), newLoadCmd(g), newPruneCmd(g), newDfCmd(g), newCheckCmd(g))
 	return cmd
 }
 

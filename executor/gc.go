@@ -1,0 +1,293 @@
+package executor
+
+import (
+	"context"
+	"fmt"
+	"io/fs"
+	"path/filepath"
+	"sort"
+	"time"
+
+	"github.com/builderdev/builder/cache"
+	"github.com/opencontainers/go-digest"
+)
+
+// PruneOptions select what Prune removes. The zero value removes the cache
+// records, snapshots and blobs that no image of index.json needs.
+type PruneOptions struct {
+	All         bool          // also records of layers that images use, and every snapshot
+	KeepStorage int64         // keep up to this many bytes of cache blobs (oldest go first)
+	Until       time.Duration // only cache entries older than this
+}
+
+// PruneReport says what Prune removed.
+type PruneReport struct {
+	Records, Snapshots, Blobs int
+	Reclaimed                 int64
+}
+
+// Prune removes cache and unreferenced data under the exclusive store lock.
+func (b *Builder) Prune(ctx context.Context, opts PruneOptions) (PruneReport, error) {
+	var rep PruneReport
+	unlock, err := b.Store.Lock(ctx, true)
+	if err != nil {
+		return rep, err
+	}
+	defer unlock()
+	used, err := b.Store.InUse()
+	if err != nil {
+		return rep, err
+	}
+	blobs, err := b.Store.Blobs()
+	if err != nil {
+		return rep, err
+	}
+	size := map[digest.Digest]int64{}
+	for _, bl := range blobs {
+		size[bl.Digest] = bl.Size
+	}
+	recs, err := b.Cache.Records(ctx)
+	if err != nil {
+		return rep, err
+	}
+	var cand, keep []cache.Record
+	cutoff := time.Now().Add(-opts.Until)
+	for _, r := range recs {
+		removable := opts.All || (r.Layer != "" && !used[r.Layer])
+		if removable && opts.Until > 0 {
+			if t, err := time.Parse(time.RFC3339Nano, r.Created); err == nil && t.After(cutoff) {
+				removable = false
+			}
+		}
+		if removable {
+			cand = append(cand, r)
+		} else {
+			keep = append(keep, r)
+		}
+	}
+	if opts.KeepStorage > 0 {
+		// Newest candidates stay while the cache fits.
+		sort.Slice(cand, func(i, j int) bool { return cand[i].Created > cand[j].Created })
+		var total int64
+		var drop []cache.Record
+		for _, r := range cand {
+			if total+size[r.Layer] <= opts.KeepStorage {
+				total += size[r.Layer]
+				keep = append(keep, r)
+			} else {
+				drop = append(drop, r)
+			}
+		}
+		cand = drop
+	}
+	for _, r := range cand {
+		if err := b.Cache.Remove(ctx, r.Key); err != nil {
+			return rep, err
+		}
+		rep.Records++
+	}
+	needed := map[digest.Digest]bool{}
+	for d := range used {
+		needed[d] = true
+	}
+	for _, r := range keep {
+		if r.Layer != "" {
+			needed[r.Layer] = true
+		}
+	}
+	for _, bl := range blobs {
+		if needed[bl.Digest] {
+			continue
+		}
+		if err := b.Store.DeleteBlob(bl.Digest); err != nil {
+			return rep, err
+		}
+		rep.Blobs++
+		rep.Reclaimed += bl.Size
+	}
+	keepChains, err := b.imageChains()
+	if err != nil {
+		return rep, err
+	}
+	snaps, err := b.Snapshots.List(ctx)
+	if err != nil {
+		return rep, err
+	}
+	for _, s := range snaps {
+		if !opts.All && keepChains[s.Chain] {
+			continue
+		}
+		n, _ := dirSize(s.Dir)
+		if err := b.Snapshots.Delete(ctx, s.Chain); err != nil {
+			return rep, err
+		}
+		rep.Snapshots++
+		rep.Reclaimed += n
+	}
+	if _, err := b.Snapshots.RemoveOrphans(ctx); err != nil {
+		return rep, err
+	}
+	return rep, nil
+}
+
+// imageChains returns the chain IDs of every prefix of every image's layers.
+func (b *Builder) imageChains() (map[digest.Digest]bool, error) {
+	imgs, err := b.Store.Images()
+	if err != nil {
+		return nil, err
+	}
+	out := map[digest.Digest]bool{}
+	for _, im := range imgs {
+		var chain digest.Digest
+		for _, d := range im.Config.RootFS.DiffIDs {
+			chain = chainID(chain, d)
+			out[chain] = true
+		}
+	}
+	return out, nil
+}
+
+// dirSize sums the sizes of regular files below dir.
+func dirSize(dir string) (int64, error) {
+	var n int64
+	err := filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return nil
+		}
+		if d.Type().IsRegular() {
+			if fi, err := d.Info(); err == nil {
+				n += fi.Size()
+			}
+		}
+		return nil
+	})
+	return n, err
+}
+
+// Usage is what the store holds (builder df).
+type Usage struct {
+	Images, Records, Snapshots, Blobs int
+	ImageBytes, CacheBytes            int64 // blobs of images; blobs only the cache needs
+	SnapshotBytes, OtherBytes         int64 // unpacked snapshots; blobs nothing needs
+	Reclaimable                       int64 // what `prune` would free
+}
+
+// DiskUsage reports what the store holds.
+func (b *Builder) DiskUsage(ctx context.Context) (Usage, error) {
+	var u Usage
+	unlock, err := b.Store.Lock(ctx, false)
+	if err != nil {
+		return u, err
+	}
+	defer unlock()
+	imgs, err := b.Store.Images()
+	if err != nil {
+		return u, err
+	}
+	u.Images = len(imgs)
+	used, err := b.Store.InUse()
+	if err != nil {
+		return u, err
+	}
+	recs, err := b.Cache.Records(ctx)
+	if err != nil {
+		return u, err
+	}
+	u.Records = len(recs)
+	cached := map[digest.Digest]bool{}
+	for _, r := range recs {
+		if r.Layer != "" {
+			cached[r.Layer] = true
+		}
+	}
+	blobs, err := b.Store.Blobs()
+	if err != nil {
+		return u, err
+	}
+	u.Blobs = len(blobs)
+	for _, bl := range blobs {
+		switch {
+		case used[bl.Digest]:
+			u.ImageBytes += bl.Size
+		case cached[bl.Digest]:
+			u.CacheBytes += bl.Size
+		default:
+			u.OtherBytes += bl.Size
+		}
+	}
+	keepChains, err := b.imageChains()
+	if err != nil {
+		return u, err
+	}
+	snaps, err := b.Snapshots.List(ctx)
+	if err != nil {
+		return u, err
+	}
+	u.Snapshots = len(snaps)
+	for _, s := range snaps {
+		n, _ := dirSize(s.Dir)
+		u.SnapshotBytes += n
+		if !keepChains[s.Chain] {
+			u.Reclaimable += n
+		}
+	}
+	u.Reclaimable += u.CacheBytes + u.OtherBytes
+	return u, nil
+}
+
+// Check verifies the store: every record's blob present and intact, every
+// image's blobs present and intact, every snapshot's parent chain present.
+// It returns the problems found (none: the store is consistent).
+func (b *Builder) Check(ctx context.Context) ([]string, error) {
+	unlock, err := b.Store.Lock(ctx, false)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	var problems []string
+	verified := map[digest.Digest]error{}
+	verify := func(d digest.Digest) error {
+		if err, ok := verified[d]; ok {
+			return err
+		}
+		err := b.Store.VerifyBlob(d)
+		verified[d] = err
+		return err
+	}
+	recs, err := b.Cache.Records(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range recs {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		if r.Layer == "" {
+			continue
+		}
+		if err := verify(r.Layer); err != nil {
+			problems = append(problems, fmt.Sprintf("cache record %s: layer %s: %v", r.Key.Encoded()[:12], r.Layer, err))
+		}
+	}
+	imgs, err := b.Store.Images()
+	if err != nil {
+		return nil, err
+	}
+	for _, im := range imgs {
+		for _, d := range append([]digest.Digest{im.Descriptor.Digest, im.Manifest.Config.Digest}, layerDigests(im.Manifest.Layers)...) {
+			if err := verify(d); err != nil {
+				problems = append(problems, fmt.Sprintf("image %s: %v", im.Name, err))
+			}
+		}
+	}
+	snaps, err := b.Snapshots.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, s := range snaps {
+		if _, err := b.Snapshots.Lowers(ctx, s.Chain); err != nil {
+			problems = append(problems, fmt.Sprintf("snapshot %s: %v", s.ID, err))
+		}
+	}
+	return problems, nil
+}
