@@ -1,0 +1,3 @@
+FROM busybox
+RUN --network=none echo offline
+RUN ["echo", "exec", "form"]

@@ -1,0 +1,5 @@
+FROM busybox
+MAINTAINER someone
+RUN echo a \
+
+    b
