@@ -39,7 +39,7 @@ func Apply(ctx context.Context, dir string, r io.Reader, opts ApplyOptions) (dig
 	hash := sha256.New()
 	stream := io.TeeReader(dr, hash)
 
-	a, err := newApplier(dir, opts.Whiteouts)
+	a, err := newApplier(ctx, dir, opts.Whiteouts)
 	if err != nil {
 		return "", err
 	}
@@ -75,10 +75,11 @@ func Apply(ctx context.Context, dir string, r io.Reader, opts ApplyOptions) (dig
 
 // applier holds the state of one Apply.
 type applier struct {
+	ctx     context.Context
 	root    int // O_PATH fd of the target directory
 	mode    WhiteoutMode
 	euid    int
-	created map[string]bool           // paths this layer wrote
+	created map[string]bool            // paths this layer wrote
 	dirs    map[string][]unix.Timespec // directory times, set last
 	buf     []byte
 	// parent caches the last resolved parent directory; stale after any
@@ -88,7 +89,7 @@ type applier struct {
 	parentValid bool
 }
 
-func newApplier(dir string, mode WhiteoutMode) (*applier, error) {
+func newApplier(ctx context.Context, dir string, mode WhiteoutMode) (*applier, error) {
 	switch mode {
 	case WhiteoutOverlay, WhiteoutDelete, WhiteoutReject:
 	default:
@@ -99,6 +100,7 @@ func newApplier(dir string, mode WhiteoutMode) (*applier, error) {
 		return nil, fmt.Errorf("open target %s: %w", dir, err)
 	}
 	return &applier{
+		ctx:      ctx,
 		root:     fd,
 		mode:     mode,
 		euid:     os.Geteuid(),
@@ -150,11 +152,20 @@ func (a *applier) entry(hdr *tar.Header, r io.Reader) error {
 		if hdr.Typeflag != tar.TypeDir {
 			return errors.New("root must be a directory")
 		}
+		if err := dropXattrs(a.root, ".", hdr); err != nil {
+			return err
+		}
 		return a.meta(a.root, name, ".", hdr)
 	}
 	dirName, base := splitName(name)
 	if strings.HasPrefix(base, whiteoutPrefix) {
 		return a.whiteout(dirName, base)
+	}
+	switch hdr.Typeflag {
+	case tar.TypeReg, tar.TypeRegA, tar.TypeGNUSparse, tar.TypeCont, tar.TypeDir,
+		tar.TypeSymlink, tar.TypeLink, tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
+	default:
+		return fmt.Errorf("unsupported tar entry type %q", hdr.Typeflag)
 	}
 	pfd, err := a.parent(dirName)
 	if err != nil {
@@ -170,10 +181,12 @@ func (a *applier) entry(hdr *tar.Header, r io.Reader) error {
 	case tar.TypeReg, tar.TypeRegA, tar.TypeGNUSparse, tar.TypeCont:
 		return a.file(pfd, name, base, hdr, r)
 	case tar.TypeDir:
-		if !kept {
-			if err := unix.Mkdirat(pfd, base, 0o700); err != nil {
-				return fmt.Errorf("create directory: %w", err)
+		if kept {
+			if err := dropXattrs(pfd, base, hdr); err != nil {
+				return err
 			}
+		} else if err := unix.Mkdirat(pfd, base, 0o700); err != nil {
+			return fmt.Errorf("create directory: %w", err)
 		}
 		return a.meta(pfd, name, base, hdr)
 	case tar.TypeSymlink:
@@ -186,7 +199,7 @@ func (a *applier) entry(hdr *tar.Header, r io.Reader) error {
 		return a.meta(pfd, name, base, hdr)
 	case tar.TypeLink:
 		return a.hardlink(pfd, name, base, hdr.Linkname)
-	case tar.TypeChar, tar.TypeBlock, tar.TypeFifo:
+	default: // char, block, fifo
 		mode := uint32(unix.S_IFIFO)
 		switch hdr.Typeflag {
 		case tar.TypeChar:
@@ -199,8 +212,6 @@ func (a *applier) entry(hdr *tar.Header, r io.Reader) error {
 			return fmt.Errorf("create device node: %w", err)
 		}
 		return a.meta(pfd, name, base, hdr)
-	default:
-		return fmt.Errorf("unsupported tar entry type %q", hdr.Typeflag)
 	}
 }
 
@@ -211,7 +222,7 @@ func (a *applier) file(pfd int, name, base string, hdr *tar.Header, r io.Reader)
 		return fmt.Errorf("create file: %w", err)
 	}
 	f := os.NewFile(uintptr(fd), name)
-	_, err = io.CopyBuffer(struct{ io.Writer }{f}, r, a.buf)
+	_, err = io.CopyBuffer(struct{ io.Writer }{f}, &ctxReader{ctx: a.ctx, r: r}, a.buf)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}

@@ -207,3 +207,24 @@ func (a *applier) xattrs(pfd int, base string, hdr *tar.Header) error {
 	}
 	return nil
 }
+
+// dropXattrs removes the xattrs of a kept directory that hdr does not list,
+// so a directory entry replaces the metadata of the one it lands on.
+// Overlay's own attributes stay: only whiteout markers manage them.
+func dropXattrs(pfd int, base string, hdr *tar.Header) error {
+	p := procPath(pfd, base)
+	names, err := listXattrs(p)
+	if err != nil {
+		return err
+	}
+	for _, n := range names {
+		if _, ok := hdr.PAXRecords[paxXattr+n]; ok || strings.HasPrefix(n, overlayPrefix) {
+			continue
+		}
+		err := unix.Lremovexattr(p, n)
+		if err != nil && !errors.Is(err, unix.ENODATA) && !errors.Is(err, unix.EPERM) && !errors.Is(err, unix.ENOTSUP) {
+			return fmt.Errorf("remove xattr %s: %w", n, err)
+		}
+	}
+	return nil
+}

@@ -128,4 +128,3 @@ func sameContent(a, b *Entry) (bool, error) {
 		}
 	}
 }
-

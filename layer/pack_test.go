@@ -1,7 +1,6 @@
 package layer
 
 import (
-	"archive/tar"
 	"bytes"
 	"context"
 	"errors"
@@ -52,8 +51,6 @@ func sampleEntries() []Entry {
 		memEntry("a-b", "", 0o644, t0),
 	}
 }
-
-
 
 func TestPackGolden(t *testing.T) {
 	for _, c := range []Compression{Gzip, Zstd} {
@@ -262,5 +259,4 @@ func TestPackEmpty(t *testing.T) {
 	if len(tarHeaders(t, blob)) != 0 || p.DiffID.String() != "sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef" {
 		t.Errorf("empty layer: %+v", p)
 	}
-	_ = tar.TypeReg
 }
