@@ -4,7 +4,7 @@ BIN      := bin/builder
 DEMO_DIR ?= $(CURDIR)/.demo
 # Debian packages the tests use: real consumers of our output, the busybox
 # base image, a real registry.
-TEST_DEBS := skopeo umoci busybox-static docker-registry ca-certificates
+TEST_DEBS := skopeo umoci busybox-static docker-registry ca-certificates xz-utils bzip2 zstd
 export CGO_ENABLED := 0
 
 .PHONY: all build demo test unit e2e lint deps bench clean

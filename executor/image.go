@@ -86,6 +86,9 @@ func (bd *build) from(ctx context.Context, s *stage) (*imageState, error) {
 	st, err := bd.fromBase(s)
 	if err != nil {
 		err = bd.errAt(s.def, err)
+	} else if _, ok := envScope(st.img.Config.Env).get("PATH"); !ok {
+		// As BuildKit: every stage's image has a PATH.
+		st.img.Config.Env = append(st.img.Config.Env, "PATH="+defaultPath)
 	}
 	bd.rep.Report(Event{Kind: StepDone, ID: id, Name: name, Duration: time.Since(start), Err: err})
 	return st, err
