@@ -218,18 +218,26 @@ func decodeRecord(b []byte, key digest.Digest) (Record, error) {
 	if r.Key != key {
 		return Record{}, fmt.Errorf("decode record: key %q does not match file name", r.Key)
 	}
+	if err := checkRecord(r); err != nil {
+		return Record{}, fmt.Errorf("decode record: %w", err)
+	}
+	return r, nil
+}
+
+// checkRecord checks the fields of r other than Key.
+func checkRecord(r Record) error {
 	for _, d := range []digest.Digest{r.Layer, r.DiffID} {
 		if d == "" {
 			continue
 		}
 		if err := d.Validate(); err != nil {
-			return Record{}, fmt.Errorf("decode record: %w", err)
+			return fmt.Errorf("check digest %q: %w", d, err)
 		}
 	}
 	if r.LayerSize < 0 {
-		return Record{}, errors.New("decode record: negative layer size")
+		return errors.New("check layer size: negative")
 	}
-	return r, nil
+	return nil
 }
 
 // Put writes the record last, crash-safely (tmp, fsync, rename, fsync dir).
@@ -240,6 +248,9 @@ func (s *Store) Put(ctx context.Context, r Record) error {
 	p, err := s.recordPath(r.Key)
 	if err != nil {
 		return fmt.Errorf("put record: %w", err)
+	}
+	if err := checkRecord(r); err != nil {
+		return fmt.Errorf("put record %s: %w", r.Key, err)
 	}
 	b, err := json.Marshal(r)
 	if err != nil {

@@ -244,6 +244,12 @@ func TestInvalidKeys(t *testing.T) {
 			t.Errorf("Remove(%q) succeeded", k)
 		}
 	}
+	good := Key(fullInputs())
+	for _, r := range []Record{{Key: good, Layer: "sha256:xyz"}, {Key: good, DiffID: "md5:1"}, {Key: good, LayerSize: -1}} {
+		if err := s.Put(ctx, r); err == nil {
+			t.Errorf("Put(%+v) succeeded", r)
+		}
+	}
 }
 
 func TestRemoveAndRecords(t *testing.T) {

@@ -98,7 +98,8 @@ type fileResult struct {
 // and special mode bits, uid/gid, symlink target (never followed), device
 // numbers, hardlinks among the sources and the sha256 of regular files;
 // never the source path or mtime. A path leaving contextDir ("..",
-// absolute, or through a symlinked parent) is an error.
+// absolute, or through a symlinked parent) is an error; "" and "." name
+// the context dir itself.
 //
 // File digests come from a persistent stat cache kept per context dir: a
 // file whose size, mtime, ctime, inode and device are unchanged is not read
@@ -148,10 +149,7 @@ type cleanedSource struct {
 func cleanSources(srcs []Source) ([]cleanedSource, []string, error) {
 	out := make([]cleanedSource, len(srcs))
 	for i, src := range srcs {
-		if src.Path == "" {
-			return nil, nil, errors.New("check source: empty path")
-		}
-		rel := path.Clean(src.Path)
+		rel := path.Clean(src.Path) // "" becomes ".", the context dir
 		if path.IsAbs(rel) || rel == ".." || strings.HasPrefix(rel, "../") {
 			return nil, nil, fmt.Errorf("check source %q: %w", src.Path, errEscapes)
 		}

@@ -256,12 +256,16 @@ func TestHashSourcesEscapes(t *testing.T) {
 	}
 	// A symlink escaping the context is fine as a source: it is not followed.
 	hash(t, s, dir, []Source{{Path: "out", Dest: "/out"}})
+	// The context root itself is a directory source.
+	rootDigest := hash(t, s, dir, []Source{{Path: ".", Dest: "/app"}})
+	for _, p := range []string{"", "sub/..", "./"} {
+		if hash(t, s, dir, []Source{{Path: p, Dest: "/app"}}) != rootDigest {
+			t.Errorf("source %q is not the context root", p)
+		}
+	}
 
 	if _, err := s.HashSources(context.Background(), dir, []Source{{Path: "missing", Dest: "/m"}}); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("missing source: %v, want ErrNotExist", err)
-	}
-	if _, err := s.HashSources(context.Background(), dir, []Source{{Path: "", Dest: "/m"}}); err == nil {
-		t.Error("empty source path accepted")
 	}
 	if _, err := s.HashSources(context.Background(), filepath.Join(dir, "nope"), nil); err == nil {
 		t.Error("missing context dir accepted")

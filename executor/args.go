@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/moby/buildkit/frontend/dockerfile/shell"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 // proxyArgs are predefined: usable in RUN without an ARG line, and kept out
@@ -17,17 +18,26 @@ var proxyArgs = []string{
 
 func isProxyArg(k string) bool { return slices.Contains(proxyArgs, k) }
 
-// platformArgs are the automatic platform ARGs of the global scope.
-func platformArgs() []kv {
+// platformArgs are the automatic platform ARGs of the global scope: TARGET*
+// for target (zero: the host), BUILD* for the host.
+func platformArgs(target ocispec.Platform) []kv {
 	plat := "linux/" + runtime.GOARCH
 	variant := ""
 	if runtime.GOARCH == "arm" {
 		variant = "v7"
 		plat += "/v7"
 	}
+	tplat, tos, tarch, tvariant := plat, "linux", runtime.GOARCH, variant
+	if target.Architecture != "" {
+		tos, tarch, tvariant = target.OS, target.Architecture, target.Variant
+		tplat = tos + "/" + tarch
+		if tvariant != "" {
+			tplat += "/" + tvariant
+		}
+	}
 	return []kv{
-		{"TARGETPLATFORM", plat}, {"TARGETOS", "linux"}, {"TARGETARCH", runtime.GOARCH},
-		{"TARGETVARIANT", variant}, {"BUILDPLATFORM", plat}, {"BUILDOS", "linux"},
+		{"TARGETPLATFORM", tplat}, {"TARGETOS", tos}, {"TARGETARCH", tarch},
+		{"TARGETVARIANT", tvariant}, {"BUILDPLATFORM", plat}, {"BUILDOS", "linux"},
 		{"BUILDARCH", runtime.GOARCH}, {"BUILDVARIANT", variant},
 	}
 }

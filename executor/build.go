@@ -35,6 +35,7 @@ type build struct {
 
 	mu       sync.Mutex
 	usedArgs map[string]bool
+	pulls    pullCache // base images pulled by this build (registry.go)
 	stepSeq  int
 	curStep  int // step whose RUN output is streaming
 }
@@ -114,7 +115,7 @@ func (bd *build) warn(format string, a ...any) {
 // resolveGlobalArgs evaluates the ARGs before the first FROM.
 func (bd *build) resolveGlobalArgs() error {
 	var g scope
-	for _, p := range platformArgs() {
+	for _, p := range platformArgs(bd.opts.Platform) {
 		g = g.set(p.k, p.v)
 	}
 	for _, a := range bd.df.MetaArgs {
@@ -130,12 +131,8 @@ func (bd *build) resolveGlobalArgs() error {
 					return bd.errAt(&a, err)
 				}
 				g = g.set(kvp.Key, v)
-				continue
 			}
-			if _, ok := g.get(kvp.Key); !ok {
-				// Declared without value: known but empty in FROM lines.
-				g = g.set(kvp.Key, "")
-			}
+			// Declared without a value and not given: unset, as in BuildKit.
 		}
 	}
 	bd.global = g
@@ -195,7 +192,11 @@ func (bd *build) plan() (*stage, error) {
 					names = append(names, s.name)
 				}
 			}
-			return nil, fmt.Errorf("%w: target stage %q could not be found (stages: %s)", ErrUsage, bd.opts.Target, strings.Join(names, ", "))
+			known := "the Dockerfile has no named stages"
+			if len(names) > 0 {
+				known = "stages: " + strings.Join(names, ", ")
+			}
+			return nil, fmt.Errorf("%w: target stage %q could not be found (%s)", ErrUsage, bd.opts.Target, known)
 		}
 	}
 	for _, s := range bd.stages {

@@ -2,12 +2,14 @@ package executor
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
 	"path"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/builderdev/builder/cache"
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
@@ -76,6 +78,7 @@ func parseChmod(s string) (fs.FileMode, bool, error) {
 }
 
 func (bd *build) doCopy(ctx context.Context, s *stage, st *imageState, spec copySpec, step *int) error {
+	start := time.Now() // selecting and hashing the sources is part of the step
 	if _, _, err := parseChmod(spec.chmod); err != nil {
 		return err
 	}
@@ -98,19 +101,16 @@ func (bd *build) doCopy(ctx context.Context, s *stage, st *imageState, spec copy
 	destAbs = path.Clean(destAbs)
 
 	sel := &selection{bd: bd, excludes: spec.excludes}
-	var items []copyItem
-	var fromKey digest.Digest
+	var fromSt *imageState
 	switch {
 	case spec.from != "":
 		from, _, err := bd.lex.ProcessWord(spec.from, st.expandEnv().getter())
 		if err != nil {
 			return err
 		}
-		fsys, key, err := bd.fromFS(ctx, s, from)
-		if err != nil {
+		if fromSt, err = bd.fromState(ctx, s, from); err != nil {
 			return err
 		}
-		sel.fsys, fromKey = fsys, key
 	case len(spec.srcs) > 0:
 		fsys, ig, err := bd.contextFS()
 		if err != nil {
@@ -118,6 +118,61 @@ func (bd *build) doCopy(ctx context.Context, s *stage, st *imageState, spec copy
 		}
 		sel.fsys, sel.ig, sel.isContext = fsys, ig, true
 	}
+	fstep := fsStep{text: spec.text, createdBy: spec.history(), start: start}
+	if fromSt != nil && len(spec.contents) == 0 {
+		// The source stage's key and the source arguments identify what
+		// COPY --from copies: the sources are only selected (and the
+		// source rootfs unpacked) on a miss.
+		fstep.inputs = copyFromInputs(st, spec, destAbs, destIsDir, fromSt.key)
+		fstep.produce = func(ctx context.Context) (*produced, error) {
+			root, err := bd.rootfs(ctx, fromSt)
+			if err != nil {
+				return nil, err
+			}
+			sel.fsys = root
+			items, dirDest, err := bd.selectSources(ctx, spec, sel, destIsDir)
+			if err != nil {
+				return nil, err
+			}
+			ents, err := bd.copyEntries(ctx, st, spec, items, destAbs, dirDest)
+			if err != nil {
+				return nil, err
+			}
+			return bd.writeLayer(ctx, ents)
+		}
+		return bd.runStep(ctx, s, st, step, fstep)
+	}
+	var fromKey digest.Digest
+	if fromSt != nil {
+		root, err := bd.rootfs(ctx, fromSt)
+		if err != nil {
+			return err
+		}
+		sel.fsys, fromKey = root, fromSt.key
+	}
+	items, destIsDir, err := bd.selectSources(ctx, spec, sel, destIsDir)
+	if err != nil {
+		return err
+	}
+	if fstep.inputs, err = bd.copyInputs(ctx, st, spec, sel, items, destAbs, destIsDir, fromKey); err != nil {
+		return err
+	}
+	fstep.produce = func(ctx context.Context) (*produced, error) {
+		ents, err := bd.copyEntries(ctx, st, spec, items, destAbs, destIsDir)
+		if err != nil {
+			return nil, err
+		}
+		return bd.writeLayer(ctx, ents)
+	}
+	return bd.runStep(ctx, s, st, step, fstep)
+}
+
+// selectSources picks the items of spec's sources from sel (and downloads
+// ADD URLs, adds heredocs). destIsDir is what the destination's spelling
+// says; the result also says whether the items land inside it.
+func (bd *build) selectSources(ctx context.Context, spec copySpec, sel *selection, destIsDir bool) ([]copyItem, bool, error) {
+	nsrc := len(spec.srcs) + len(spec.contents)
+	var items []copyItem
 	for _, src := range spec.srcs {
 		var got []copyItem
 		var err error
@@ -125,15 +180,18 @@ func (bd *build) doCopy(ctx context.Context, s *stage, st *imageState, spec copy
 			got, err = bd.download(ctx, src, spec.checksum)
 		} else {
 			if isURL(src) || strings.HasPrefix(src, "git@") {
-				return fmt.Errorf("%s: remote sources are only supported by ADD over http(s)", src)
+				return nil, false, fmt.Errorf("%s: remote sources are only supported by ADD over http(s)", src)
 			}
 			got, err = sel.match(src, spec.add && spec.from == "" && (spec.unpack == nil || *spec.unpack))
 		}
 		if err != nil {
-			if nsrc == 1 && errors.Is(err, errNoSource) {
-				return errNoSource
+			var ns *noSourceError
+			if nsrc == 1 && errors.As(err, &ns) {
+				bare := *ns
+				bare.src = "" // the instruction, printed first, names it
+				return nil, false, &bare
 			}
-			return err
+			return nil, false, err
 		}
 		items = append(items, got...)
 	}
@@ -150,22 +208,37 @@ func (bd *build) doCopy(ctx context.Context, s *stage, st *imageState, spec copy
 	if !destIsDir {
 		items[0].destRel = ""
 	}
-	inputs, err := bd.copyInputs(ctx, st, spec, sel, items, destAbs, destIsDir, fromKey)
-	if err != nil {
-		return err
+	return items, destIsDir, nil
+}
+
+// copyFromInputs is the cache identity of a COPY --from: the source
+// stage's (or image's) key stands for its files, so the source arguments
+// and --exclude patterns identify the selection.
+func copyFromInputs(st *imageState, spec copySpec, destAbs string, destIsDir bool, fromKey digest.Digest) cache.Inputs {
+	srcs, _ := json.Marshal(spec.srcs)
+	excl, _ := json.Marshal(spec.excludes)
+	return cache.Inputs{
+		Instruction: fmt.Sprintf("%s chown=%s chmod=%s dest=%s dir=%t", spec.name, spec.chown, spec.chmod, destAbs, destIsDir),
+		User:        st.img.Config.User,
+		Extra:       map[string]string{"from": fromKey.String(), "from.srcs": string(srcs), "from.excludes": string(excl)},
 	}
-	return bd.runStep(ctx, s, st, step, fsStep{
-		text:      spec.text,
-		createdBy: spec.name + " " + strings.TrimSpace(strings.TrimPrefix(spec.text, spec.name)) + " # buildkit",
-		inputs:    inputs,
-		produce: func(ctx context.Context) (*produced, error) {
-			ents, err := bd.copyEntries(ctx, st, spec, items, destAbs, destIsDir)
-			if err != nil {
-				return nil, err
-			}
-			return bd.writeLayer(ctx, ents)
-		},
-	})
+}
+
+// history is BuildKit's created_by for COPY/ADD: the expanded sources and
+// destination with --chown/--chmod only ("COPY --chown=1:1 a b /d/ # buildkit").
+func (spec copySpec) history() string {
+	parts := []string{spec.name}
+	if spec.chown != "" {
+		parts = append(parts, "--chown="+spec.chown)
+	}
+	if spec.chmod != "" {
+		parts = append(parts, "--chmod="+spec.chmod)
+	}
+	parts = append(parts, spec.srcs...)
+	for _, c := range spec.contents {
+		parts = append(parts, "<<"+c.Path)
+	}
+	return strings.Join(append(parts, spec.dest, "# buildkit"), " ")
 }
 
 // copyInputs is the cache identity of a COPY/ADD.

@@ -29,6 +29,9 @@ func (bd *build) fixedTime() time.Time {
 // copyEntries maps the selected items to layer entries at their resolved
 // destinations in the parent rootfs.
 func (bd *build) copyEntries(ctx context.Context, st *imageState, spec copySpec, items []copyItem, destAbs string, destIsDir bool) ([]layer.Entry, error) {
+	if len(items) == 0 {
+		return nil, nil // only wildcards that matched nothing
+	}
 	root, err := bd.rootfs(ctx, st)
 	if err != nil {
 		return nil, err
@@ -42,6 +45,12 @@ func (bd *build) copyEntries(ctx context.Context, st *imageState, spec copySpec,
 		own = &[2]int{uid, gid}
 	}
 	chmod, hasChmod, _ := parseChmod(spec.chmod)
+	// Directories the copy creates (parents, a new destination dir) get
+	// 0755, or the --chmod permission bits as BuildKit's copy does.
+	newDirMode := fs.ModeDir | 0o755
+	if hasChmod {
+		newDirMode = fs.ModeDir | chmod.Perm()
+	}
 
 	dest, err := resolveDest(root, destAbs)
 	if err != nil {
@@ -80,13 +89,16 @@ func (bd *build) copyEntries(ctx context.Context, st *imageState, spec copySpec,
 			put(e)
 			continue
 		}
-		e := layer.Entry{Name: strings.TrimPrefix(a, "/"), Mode: fs.ModeDir | 0o755, ModTime: bd.fixedTime()}
+		e := layer.Entry{Name: strings.TrimPrefix(a, "/"), Mode: newDirMode, ModTime: bd.fixedTime()}
 		if own != nil {
 			e.UID, e.GID = own[0], own[1]
 		}
 		put(e)
 	}
-	for _, it := range items {
+	// Hardlinks are kept within one source only: BuildKit copies each
+	// source with its own inode map. (item, dev, ino) -> id in this layer.
+	inodes := map[[3]uint64]uint64{}
+	for i, it := range items {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
@@ -135,6 +147,32 @@ func (bd *build) copyEntries(ctx context.Context, st *imageState, spec copySpec,
 			e := entryFromInfo(strings.TrimPrefix(path.Join(target, w.rel), "/"), w.fi, keepOwner)
 			if w.rel == "" && it.archive {
 				continue // the extraction dir itself
+			}
+			if w.rel == "" && w.fi.IsDir() {
+				// The destination dir of a directory's contents: an existing
+				// one keeps its metadata, a new one is made like a parent.
+				if fi, err := root.Lstat(target); err == nil && fi.IsDir() {
+					if _, seen := byName[e.Name]; !seen {
+						ex := entryFromInfo(e.Name, fi, true)
+						put(ex)
+					}
+					continue
+				}
+				e.Mode, e.UID, e.GID = newDirMode, 0, 0
+				if own != nil {
+					e.UID, e.GID = own[0], own[1]
+				}
+				put(e)
+				continue
+			}
+			if e.Ino != 0 {
+				k := [3]uint64{uint64(i), e.Dev, e.Ino}
+				id, ok := inodes[k]
+				if !ok {
+					id = uint64(len(inodes)) + 1
+					inodes[k] = id
+				}
+				e.Dev, e.Ino = 0, id
 			}
 			if it.mode != 0 {
 				e.Mode = e.Mode.Type() | it.mode

@@ -25,7 +25,15 @@ func (bd *build) dispatch(ctx context.Context, s *stage, st *imageState, cmd ins
 		}
 	}
 	if ex, ok := cmd.(instructions.SupportsSingleWordExpansionRaw); ok {
-		if err := ex.ExpandRaw(bd.expander(env)); err != nil {
+		// Heredoc bodies (COPY <<EOF): BuildKit expands them with a '\'
+		// lexer that keeps quotes, whatever the escape directive says.
+		raw := shell.NewLex('\\')
+		raw.SkipProcessQuotes = true
+		g := env.getter()
+		if err := ex.ExpandRaw(func(word string) (string, error) {
+			v, _, err := raw.ProcessWord(word, g)
+			return v, err
+		}); err != nil {
 			return bd.errAt(cmd, err)
 		}
 	}
@@ -165,9 +173,8 @@ func (bd *build) arg(st *imageState, c *instructions.ArgCommand) error {
 		if val != nil {
 			st.args = st.args.set(a.Key, *val)
 			s += "=" + *val
-		} else {
-			st.args = st.args.set(a.Key, "")
 		}
+		// Without a value the ARG stays unset: ${A-x} gives x, RUN has no A.
 		st.argDefs = append(st.argDefs, kv{a.Key, derefOr(val, "")})
 		commit = append(commit, s)
 	}

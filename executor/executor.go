@@ -18,6 +18,7 @@ import (
 	"github.com/builderdev/builder/oci"
 	"github.com/builderdev/builder/snapshot"
 	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 // ErrUsage marks errors caused by bad arguments (exit code 2).
@@ -58,10 +59,27 @@ func Open(ctx context.Context, root string, log *slog.Logger) (*Builder, error) 
 	return &Builder{Store: st, Snapshots: sn, Cache: c, log: log}, nil
 }
 
+// Close removes this process's work dir under <root>/tmp, which a later
+// Open would otherwise remove only once this process is gone. The Builder
+// must not be used after Close.
+func (b *Builder) Close() error {
+	// oci.Store has no Close: its per-process dir is the parent of any
+	// TempDir it makes.
+	d, err := b.Store.TempDir("close-")
+	if err != nil {
+		return err
+	}
+	if err := os.RemoveAll(filepath.Dir(d)); err != nil {
+		return fmt.Errorf("remove work dir: %w", err)
+	}
+	return nil
+}
+
 // Output is one export of the built image.
 type Output struct {
-	Type string // "oci", "docker", "oci-layout", "local"
-	Dest string
+	Type string // "oci", "docker", "oci-layout", "local", "image"
+	Dest string // path; for "image", the name to tag (and push)
+	Push bool   // "image" only: push Dest to its registry
 }
 
 // Options of one build. The zero value is not useful: ContextDir and a
@@ -78,11 +96,22 @@ type Options struct {
 	Labels           map[string]string
 	Compression      layer.Compression
 	NoCache          bool
-	Network          string // "host" (default) or "none"
+	NoCacheFilter    []string // stage names whose steps skip the cache
+	Network          string   // "host" (default) or "none"
 	Outputs          []Output
 	// SourceDateEpoch, when set, clamps file mtimes and sets every created time.
 	SourceDateEpoch *time.Time
 	Reporter        Reporter
+	// Pull re-resolves base image tags against their registries (only
+	// missing blobs are fetched); without it a stored base is used as is.
+	Pull bool
+	// Platform of the image (zero: the host's): picks base images from
+	// indexes and sets the TARGET* platform ARGs.
+	Platform ocispec.Platform
+	// Push uploads the image to the registry of every tag after the build.
+	Push bool
+	// Registry: TLS, credentials and blob progress for pulls and pushes.
+	Registry RegistryOptions
 }
 
 // Result of a successful build.

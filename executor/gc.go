@@ -2,6 +2,7 @@ package executor
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io/fs"
 	"path/filepath"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/builderdev/builder/cache"
+	"github.com/builderdev/builder/oci"
 	"github.com/opencontainers/go-digest"
 )
 
@@ -237,7 +239,8 @@ func (b *Builder) DiskUsage(ctx context.Context) (Usage, error) {
 
 // Check verifies the store: every record's blob present and intact, every
 // image's blobs present and intact, every snapshot's parent chain present.
-// It returns the problems found (none: the store is consistent).
+// It returns the problems found (none: the store is consistent). A corrupt
+// blob is removed as it is reported.
 func (b *Builder) Check(ctx context.Context) ([]string, error) {
 	unlock, err := b.Store.Lock(ctx, false)
 	if err != nil {
@@ -251,6 +254,14 @@ func (b *Builder) Check(ctx context.Context) ([]string, error) {
 			return err
 		}
 		err := b.Store.VerifyBlob(d)
+		if err != nil && !errors.Is(err, oci.ErrNotFound) {
+			// A blob that does not hash to its name is of no use: drop it,
+			// so that the records using it become misses and the next
+			// build makes it again (a hit only stats a blob).
+			if derr := b.Store.DeleteBlob(d); derr == nil {
+				err = fmt.Errorf("%w (removed)", err)
+			}
+		}
 		verified[d] = err
 		return err
 	}

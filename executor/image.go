@@ -3,9 +3,9 @@ package executor
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 
@@ -39,8 +39,10 @@ func (st *imageState) clone() *imageState {
 	out.img = dockerspec.DockerOCIImage{}
 	_ = json.Unmarshal(data, &out.img)
 	out.layers = append([]ocispec.Descriptor(nil), st.layers...)
-	out.args = nil
-	out.argDefs = nil
+	// A stage built on another inherits its ARGs (BuildKit; documented in
+	// the Dockerfile reference), but not whether CMD was set.
+	out.args = slices.Clone(st.args)
+	out.argDefs = slices.Clone(st.argDefs)
 	out.cmdSet = false
 	return &out
 }
@@ -69,9 +71,12 @@ func chainID(parent, diffID digest.Digest) digest.Digest {
 	return digest.FromString(parent.String() + " " + diffID.String())
 }
 
-func scratchImage() dockerspec.DockerOCIImage {
+func scratchImage(plat ocispec.Platform) dockerspec.DockerOCIImage {
 	var img dockerspec.DockerOCIImage
 	img.Platform = ocispec.Platform{OS: "linux", Architecture: runtime.GOARCH}
+	if plat.Architecture != "" {
+		img.Platform = ocispec.Platform{OS: plat.OS, Architecture: plat.Architecture, Variant: plat.Variant}
+	}
 	img.RootFS = ocispec.RootFS{Type: "layers", DiffIDs: []digest.Digest{}}
 	return img
 }
@@ -83,7 +88,7 @@ func (bd *build) from(ctx context.Context, s *stage) (*imageState, error) {
 	id := bd.nextStepID()
 	name := s.stepName(1, "FROM "+s.base)
 	bd.rep.Report(Event{Kind: StepStart, ID: id, Name: name})
-	st, err := bd.fromBase(s)
+	st, err := bd.fromBase(ctx, s)
 	if err != nil {
 		err = bd.errAt(s.def, err)
 	} else if _, ok := envScope(st.img.Config.Env).get("PATH"); !ok {
@@ -94,33 +99,32 @@ func (bd *build) from(ctx context.Context, s *stage) (*imageState, error) {
 	return st, err
 }
 
-func (bd *build) fromBase(s *stage) (*imageState, error) {
+func (bd *build) fromBase(ctx context.Context, s *stage) (*imageState, error) {
+	plat, err := bd.stagePlatform(s)
+	if err != nil {
+		return nil, err
+	}
 	switch {
 	case s.baseStage != nil:
 		st := s.baseStage.state.clone()
 		st.fromStage = true
 		return st, nil
 	case strings.EqualFold(s.base, "scratch"):
-		return &imageState{img: scratchImage(), key: digest.FromString("scratch")}, nil
+		return &imageState{img: scratchImage(plat), key: digest.FromString("scratch")}, nil
 	}
-	img, err := bd.resolveImage(s.base)
+	img, err := bd.resolveImage(ctx, s.base, plat)
 	if err != nil {
 		return nil, err
 	}
 	return img, nil
 }
 
-// resolveImage loads an image of the store as a state.
-func (bd *build) resolveImage(ref string) (*imageState, error) {
-	im, err := bd.b.Store.Resolve(ref)
+// resolveImage loads an image of the store (pulled when needed, see
+// baseImage) as a state.
+func (bd *build) resolveImage(ctx context.Context, ref string, plat ocispec.Platform) (*imageState, error) {
+	im, err := bd.baseImage(ctx, ref, plat)
 	if err != nil {
-		if errors.Is(err, oci.ErrNotFound) {
-			return nil, fmt.Errorf("base image %q is not in the store (add it with `builder load`): %w", ref, err)
-		}
 		return nil, err
-	}
-	if _, dgst, ok := strings.Cut(ref, "@"); ok && digest.Digest(dgst) != im.Descriptor.Digest {
-		return nil, fmt.Errorf("image %s: digest mismatch: store has %s", ref, im.Descriptor.Digest)
 	}
 	var cfg dockerspec.DockerOCIImage
 	if err := bd.b.Store.GetJSON(im.Manifest.Config.Digest, &cfg); err != nil {
@@ -205,6 +209,11 @@ func (bd *build) finish(ctx context.Context, st *imageState) (*Result, error) {
 	}
 	if err := bd.export(ctx, out); err != nil {
 		return nil, err
+	}
+	if bd.opts.Push {
+		if err := bd.push(ctx, out, res.Tags); err != nil {
+			return nil, err
+		}
 	}
 	return res, nil
 }

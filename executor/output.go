@@ -25,6 +25,8 @@ func (bd *build) export(ctx context.Context, img *oci.Image) error {
 			err = bd.b.Store.Export(ctx, o.Dest, oci.FormatOCILayout, []*oci.Image{img})
 		case "local":
 			err = bd.b.ExportRootfs(ctx, img, o.Dest)
+		case "image":
+			err = bd.exportImage(ctx, img, o)
 		default:
 			err = fmt.Errorf("%w: unknown output type %q", ErrUsage, o.Type)
 		}

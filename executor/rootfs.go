@@ -40,29 +40,23 @@ func (bd *build) contextFS() (srcFS, *ignorer, error) {
 	return bd.ctxFS, bd.ctxIgnore, nil
 }
 
-// fromFS resolves COPY --from: a stage name or index, else an image.
-func (bd *build) fromFS(ctx context.Context, s *stage, from string) (srcFS, digest.Digest, error) {
-	var st *imageState
+// fromState resolves COPY --from: a stage name or index, else an image.
+// Nothing is unpacked: rootfs does that when the files are needed.
+func (bd *build) fromState(ctx context.Context, s *stage, from string) (*imageState, error) {
 	if dep := bd.stageRef(from, s.idx); dep != nil {
 		if dep.state == nil {
-			return nil, "", fmt.Errorf("stage %q has not been built", from)
+			return nil, fmt.Errorf("stage %q has not been built", from)
 		}
-		st = dep.state
-	} else {
-		if strings.EqualFold(from, s.name) && from != "" {
-			return nil, "", fmt.Errorf("--from=%s: a stage cannot copy from itself", from)
-		}
-		img, err := bd.resolveImage(from)
-		if err != nil {
-			return nil, "", fmt.Errorf("--from=%s is neither an earlier stage nor an image: %w", from, err)
-		}
-		st = img
+		return dep.state, nil
 	}
-	root, err := bd.rootfs(ctx, st)
+	if strings.EqualFold(from, s.name) && from != "" {
+		return nil, fmt.Errorf("--from=%s: a stage cannot copy from itself", from)
+	}
+	img, err := bd.resolveImage(ctx, from, bd.targetPlatform())
 	if err != nil {
-		return nil, "", err
+		return nil, fmt.Errorf("--from=%s is neither an earlier stage nor an image: %w", from, err)
 	}
-	return root, st.key, nil
+	return img, nil
 }
 
 // viewFS is a read-only merged rootfs of committed snapshots.

@@ -50,9 +50,15 @@ func (bd *build) run(ctx context.Context, s *stage, st *imageState, c *instructi
 		Args:        st.args.toMap(),
 		Network:     network,
 	}
+	hist := args
+	if len(args) == 2 && args[0] == "\x00heredoc" {
+		// BuildKit runs a shebang heredoc as a file at /dev/pipes/<name>
+		// through the shell, and records that.
+		hist = withShell(st, []string{"/dev/pipes/" + c.Files[0].Name})
+	}
 	return bd.runStep(ctx, s, st, step, fsStep{
 		text:      c.String(),
-		createdBy: "RUN " + runHistory(args, st) + " # buildkit",
+		createdBy: "RUN " + runHistory(hist, st) + " # buildkit",
 		inputs:    in,
 		produce: func(ctx context.Context) (*produced, error) {
 			return bd.execRun(ctx, st, args, env, network)
@@ -129,8 +135,12 @@ func runHistory(args []string, st *imageState) string {
 	}
 	var pre []string
 	seen := map[string]int{}
+	env := st.expandEnv() // as BuildKit: the value RUN sees (ENV wins)
 	for _, a := range st.argDefs {
-		v, _ := st.args.get(a.k)
+		v, ok := env.get(a.k)
+		if !ok {
+			v = a.v
+		}
 		if i, ok := seen[a.k]; ok {
 			pre[i] = a.k + "=" + v
 			continue
@@ -172,14 +182,15 @@ func (bd *build) execRun(ctx context.Context, st *imageState, args, env []string
 		return nil, err
 	}
 	defer os.Remove(rootDir)
+	scriptHost := ""
 	if len(args) == 2 && args[0] == "\x00heredoc" {
-		// Write the script outside the rootfs? The sandbox only sees the
-		// rootfs, so it goes to a temp dir in the upper and is removed after.
+		// The sandbox only sees the rootfs, so the script goes to the root
+		// of the upper dir and is removed before the upper dir is diffed.
 		script, err := writeScript(a.Upper, args[1])
 		if err != nil {
 			return nil, err
 		}
-		defer os.Remove(script.host)
+		scriptHost = script.host
 		args = []string{script.inImage}
 	}
 	cwd := st.img.Config.WorkingDir
@@ -205,6 +216,11 @@ func (bd *build) execRun(ctx context.Context, st *imageState, args, env []string
 		Stdout:  out,
 		Stderr:  out,
 	})
+	if scriptHost != "" {
+		if rerr := os.Remove(scriptHost); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) && err == nil {
+			err = fmt.Errorf("remove heredoc script: %w", rerr)
+		}
+	}
 	if err != nil {
 		var ee *sandbox.ExitError
 		if errors.As(err, &ee) {

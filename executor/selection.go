@@ -79,24 +79,27 @@ func (sel *selection) match(src string, unpack bool) ([]copyItem, error) {
 		r, err := sel.fsys.Resolve(p)
 		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) || errors.Is(err, errNotDir) {
-				return nil, fmt.Errorf("%s: %w", src, errNoSource)
+				return nil, sel.noSource(src, p)
 			}
 			return nil, fmt.Errorf("resolve %s: %w", src, err)
 		}
 		if sel.skip(p) || sel.skip(r) {
-			return nil, fmt.Errorf("%s: %w (excluded by .dockerignore)", src, errNoSource)
+			return nil, &noSourceError{src: src, why: " (excluded by .dockerignore)", context: sel.isContext}
 		}
 		paths = []string{r + "\x00" + path.Base(p)}
 	}
 	if len(paths) == 0 {
-		return nil, fmt.Errorf("%s: %w", src, errNoSource)
+		if hasMeta(p) && sel.globDirExists(p) {
+			return nil, nil // BuildKit allows a wildcard that matches nothing
+		}
+		return nil, sel.noSource(src, p)
 	}
 	var items []copyItem
 	for _, e := range paths {
 		r, base, _ := strings.Cut(e, "\x00")
 		fi, err := sel.fsys.Lstat(r)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", src, errNoSource)
+			return nil, sel.noSource(src, p)
 		}
 		it := copyItem{fsys: sel.fsys, src: r, fi: fi}
 		if !fi.IsDir() {
@@ -116,8 +119,73 @@ func (sel *selection) match(src string, unpack bool) ([]copyItem, error) {
 	return items, nil
 }
 
+// noSourceError is errNoSource for one source argument (src "" when the
+// instruction, printed before it, already names the only source).
+type noSourceError struct {
+	src, why string
+	context  bool
+}
+
+func (e *noSourceError) Error() string {
+	msg := "no such file"
+	if e.context {
+		msg = errNoSource.Error()
+	}
+	if e.src != "" {
+		msg = e.src + ": " + msg
+	}
+	return msg + e.why
+}
+
+func (e *noSourceError) Unwrap() error { return errNoSource }
+
+// noSource reports the missing source src (cleaned: p). A context path
+// reached through a symlink says so: links resolve inside the context,
+// never to host files, which is what surprises people.
+func (sel *selection) noSource(src, p string) error {
+	e := &noSourceError{src: src, context: sel.isContext}
+	if !sel.isContext {
+		return e
+	}
+	cur := "/"
+	for _, name := range strings.Split(strings.TrimPrefix(p, "/"), "/") {
+		cur = path.Join(cur, name)
+		fi, err := sel.fsys.Lstat(cur)
+		if err != nil {
+			break
+		}
+		if fi.Mode()&fs.ModeSymlink != 0 {
+			if t, err := sel.fsys.Readlink(cur); err == nil {
+				e.why = fmt.Sprintf(" (%s is a symlink to %s; symlinks resolve inside the build context)", strings.TrimPrefix(cur, "/"), t)
+			}
+			break
+		}
+	}
+	return e
+}
+
+// globDirExists reports whether the directory a pattern searches (its
+// components before the first wildcard) exists and is not ignored.
+func (sel *selection) globDirExists(p string) bool {
+	dir := "/"
+	for _, c := range strings.Split(strings.TrimPrefix(p, "/"), "/") {
+		if hasMeta(c) {
+			break
+		}
+		dir = path.Join(dir, c)
+	}
+	r, err := sel.fsys.Resolve(dir)
+	if err != nil || sel.skip(dir) {
+		return false
+	}
+	fi, err := sel.fsys.Lstat(r)
+	return err == nil && fi.IsDir()
+}
+
 // glob expands a pattern component by component (never following symlinks
-// in the middle; matches are items, symlinks copied as links).
+// in the middle). A match that is a symlink is followed, as BuildKit does
+// for every source path: "path\x00base" gives the resolved path and the
+// name the match lands under.
 func (sel *selection) glob(p string) ([]string, error) {
 	comps := strings.Split(strings.TrimPrefix(p, "/"), "/")
 	cur := []string{"/"}
@@ -161,7 +229,14 @@ func (sel *selection) glob(p string) ([]string, error) {
 	}
 	out := make([]string, 0, len(cur))
 	for _, q := range cur {
-		out = append(out, q+"\x00"+path.Base(q))
+		r, err := sel.fsys.Resolve(q)
+		if err != nil {
+			return nil, fmt.Errorf("resolve %s: %w", strings.TrimPrefix(q, "/"), err)
+		}
+		if r != q && sel.skip(r) {
+			continue
+		}
+		out = append(out, r+"\x00"+path.Base(q))
 	}
 	return out, nil
 }

@@ -1,9 +1,14 @@
 package executor
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"os"
+	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/builderdev/builder/cache"
@@ -20,6 +25,9 @@ type fsStep struct {
 	// produce makes the layer on a cache miss; a nil *produced means the
 	// step changed nothing (no layer, empty_layer history).
 	produce func(ctx context.Context) (*produced, error)
+	// start, when set, is when the step's work began (COPY hashes its
+	// sources before runStep): the reported duration counts from there.
+	start time.Time
 }
 
 // produced is the outcome of a step on a miss.
@@ -38,21 +46,47 @@ func (bd *build) runStep(ctx context.Context, s *stage, st *imageState, step *in
 	id := bd.nextStepID()
 	name := s.stepName(*step, fs.text)
 	start := time.Now()
+	if !fs.start.IsZero() {
+		start = fs.start
+	}
 	bd.curStep = id
 	bd.rep.Report(Event{Kind: StepStart, ID: id, Name: name})
-	cached, err := bd.doStep(ctx, st, fs, id)
+	cached, err := bd.doStep(ctx, st, fs, id, bd.noCache(s))
 	bd.rep.Report(Event{Kind: StepDone, ID: id, Name: name, Cached: cached, Duration: time.Since(start), Err: err})
 	return err
 }
 
-func (bd *build) doStep(ctx context.Context, st *imageState, fs fsStep, id int) (bool, error) {
+// noCache reports whether the steps of s skip the cache lookup (--no-cache,
+// or s named by --no-cache-filter, matched as BuildKit does).
+func (bd *build) noCache(s *stage) bool {
+	if bd.opts.NoCache {
+		return true
+	}
+	for _, n := range bd.opts.NoCacheFilter {
+		if s.name != "" && strings.EqualFold(n, s.name) {
+			return true
+		}
+	}
+	return false
+}
+
+func (bd *build) doStep(ctx context.Context, st *imageState, fs fsStep, id int, noCache bool) (bool, error) {
 	in := fs.inputs
 	in.Version = cache.Version
 	in.Parent = st.key
+	if bd.opts.Compression == layer.Zstd {
+		// A record names one blob: zstd layers get their own records (and
+		// gzip keys stay as they were), never a gzip blob from the cache.
+		in.Extra = maps.Clone(in.Extra)
+		if in.Extra == nil {
+			in.Extra = map[string]string{}
+		}
+		in.Extra["layer.compression"] = string(layer.Zstd)
+	}
 	key := cache.Key(in)
-	if !bd.opts.NoCache {
+	if !noCache {
 		rec, err := bd.b.Cache.Get(ctx, key)
-		if err == nil && (rec.Layer == "" || bd.b.Store.Has(rec.Layer)) {
+		if err == nil && (rec.Layer == "" || bd.blobIntact(rec)) {
 			bd.applyRecord(st, rec, fs.createdBy)
 			st.key = key
 			return true, nil
@@ -65,7 +99,9 @@ func (bd *build) doStep(ctx context.Context, st *imageState, fs fsStep, id int) 
 	if err != nil {
 		return false, err
 	}
-	rec := cache.Record{Key: key, Created: bd.timeNow().Format(time.RFC3339Nano)}
+	// Created is the real time (prune --filter until reads it); history
+	// uses SOURCE_DATE_EPOCH instead when it is set (applyRecord).
+	rec := cache.Record{Key: key, Created: time.Now().UTC().Format(time.RFC3339Nano)}
 	if p != nil {
 		rec.Layer, rec.LayerSize, rec.MediaType, rec.DiffID = p.packed.Digest, p.packed.Size, p.packed.MediaType, p.packed.DiffID
 		if p.commit != nil {
@@ -80,6 +116,23 @@ func (bd *build) doStep(ctx context.Context, st *imageState, fs fsStep, id int) 
 	bd.applyRecord(st, rec, fs.createdBy)
 	st.key = key
 	return false, nil
+}
+
+// blobIntact reports whether the layer blob of rec is present with the
+// recorded size (a stat, no read: a hit must stay cheap). A blob of the
+// wrong size is corrupt; it is removed so that the step, now a miss,
+// stores a good copy (a blob that exists is never rewritten).
+func (bd *build) blobIntact(rec cache.Record) bool {
+	p := filepath.Join(bd.b.Store.Root(), "blobs", rec.Layer.Algorithm().String(), rec.Layer.Encoded())
+	fi, err := os.Lstat(p)
+	if err != nil || !fi.Mode().IsRegular() {
+		return false
+	}
+	if rec.LayerSize > 0 && fi.Size() != rec.LayerSize {
+		_ = bd.b.Store.DeleteBlob(rec.Layer)
+		return false
+	}
+	return true
 }
 
 // applyRecord appends the step's layer (or an empty history entry).
@@ -108,7 +161,13 @@ func (bd *build) writeLayer(ctx context.Context, ents []layer.Entry) (*produced,
 		return nil, err
 	}
 	defer w.Close()
-	packed, err := layer.Pack(ctx, w, ents, layer.PackOptions{Compression: bd.opts.Compression, SourceDateEpoch: bd.opts.SourceDateEpoch})
+	// The compressor writes a few hundred bytes at a time: one write(2)
+	// each would cost more than the compression.
+	bw := bufio.NewWriterSize(w, 1<<20)
+	packed, err := layer.Pack(ctx, bw, ents, layer.PackOptions{Compression: bd.opts.Compression, SourceDateEpoch: bd.opts.SourceDateEpoch})
+	if err == nil {
+		err = bw.Flush()
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -239,7 +239,7 @@ func (a *archive) each(ctx context.Context, wanted map[string]bool, fn func(name
 // while skipping the data of the previous entry, so name it.
 func readError(prev string, err error) error {
 	if prev == "" {
-		return fmt.Errorf("read archive: %w", err)
+		return fmt.Errorf("read archive: not a tar file: %w", err)
 	}
 	return fmt.Errorf("read archive entry %s: %w", prev, err)
 }

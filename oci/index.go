@@ -96,14 +96,18 @@ func (s *Store) Tag(ref string, desc ocispec.Descriptor) error {
 // manifest has no entry yet.
 func (s *Store) setTags(entries []namedDesc) error {
 	for _, e := range entries {
-		if e.desc.MediaType == "" {
-			return fmt.Errorf("tag %s: descriptor has no media type", e.name)
+		if mt := e.desc.MediaType; !isManifestType(mt) && !isIndexType(mt) {
+			return fmt.Errorf("tag %s: media type %q is not a manifest or index", e.name, mt)
 		}
 		if _, err := parseDigest(string(e.desc.Digest)); err != nil {
 			return fmt.Errorf("tag %s: %w", e.name, err)
 		}
-		if !s.Has(e.desc.Digest) {
-			return fmt.Errorf("tag %s: manifest %s: %w", e.name, e.desc.Digest, ErrNotFound)
+		size, err := s.blobSize(e.desc.Digest)
+		if err != nil {
+			return fmt.Errorf("tag %s: manifest %w", e.name, err)
+		}
+		if size != e.desc.Size {
+			return fmt.Errorf("tag %s: manifest %s: size mismatch: descriptor says %d, blob has %d", e.name, e.desc.Digest, e.desc.Size, size)
 		}
 	}
 	return s.updateIndex(func(idx *ocispec.Index) error {

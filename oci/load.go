@@ -120,11 +120,11 @@ func (s *Store) loadOCIArchive(ctx context.Context, a *archive, base string) ([]
 		ds := expect[name]
 		got, err := s.ingest(r, ds[0])
 		if err != nil {
-			return fmt.Errorf("blob %s (%s): %w", ds[0], name, err)
+			return fmt.Errorf("archive entry %s: blob %s: %w", name, ds[0], err)
 		}
 		for _, d := range ds[1:] {
 			if d != got {
-				return fmt.Errorf("blob %s (%s): digest mismatch: expected %s, got %s", d, name, d, got)
+				return fmt.Errorf("archive entry %s: blob %s: digest mismatch: expected %s, got %s", name, d, d, got)
 			}
 		}
 		return nil

@@ -75,7 +75,7 @@ func (s *Store) loadDockerArchive(ctx context.Context, a *archive) ([]namedDesc,
 		}
 		got, err := s.ingestLayer(r, expected)
 		if err != nil {
-			return fmt.Errorf("read %s: %w", name, err)
+			return fmt.Errorf("archive entry %s: %w", name, err)
 		}
 		files[name] = got
 		return nil

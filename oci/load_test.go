@@ -3,6 +3,7 @@ package oci
 import (
 	"archive/tar"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"os"
@@ -83,6 +84,23 @@ func TestLoadDockerArchive(t *testing.T) {
 	}
 	if got.Manifest.Config.Digest != fx.img.Manifest.Config.Digest || !reflect.DeepEqual(got.Manifest.Layers, fx.img.Manifest.Layers) {
 		t.Errorf("loaded manifest %+v, want config %s layer %+v", got.Manifest, fx.img.Manifest.Config.Digest, fx.img.Manifest.Layers[0])
+	}
+}
+
+func TestLoadCompressedArchive(t *testing.T) {
+	fx := newLoadFixture(t)
+	dir := t.TempDir()
+	plain := filepath.Join(dir, "app.tar")
+	writeTar(t, plain, fx.oci)
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	zw.Write(readFile(t, plain))
+	zw.Close()
+	p := filepath.Join(dir, "app.tar.gz")
+	os.WriteFile(p, buf.Bytes(), 0o644)
+	s := openStore(t)
+	if names, err := s.Load(context.Background(), p); err != nil || !slices.Equal(names, []string{"app:v1"}) {
+		t.Fatalf("Load(tar.gz) = %v, %v", names, err)
 	}
 }
 

@@ -26,7 +26,9 @@ type buildFlags struct {
 	quiet       bool
 	progress    string
 	noCache     bool
+	noCacheFilt []string
 	network     string
+	reg         buildRegistryFlags // registry.go
 }
 
 func newBuildCmd(g *globalFlags) *cobra.Command {
@@ -51,12 +53,14 @@ func newBuildCmd(g *globalFlags) *cobra.Command {
 	fl.BoolVarP(&f.quiet, "quiet", "q", false, "print only the image ID")
 	fl.StringVar(&f.progress, "progress", "plain", "progress output: plain or quiet")
 	fl.BoolVar(&f.noCache, "no-cache", false, "do not use the step cache")
+	fl.StringArrayVar(&f.noCacheFilt, "no-cache-filter", nil, "do not use the step cache for this stage (repeatable)")
 	fl.StringVar(&f.network, "network", "host", "network for RUN: host or none")
+	f.reg.register(cmd)
 	return cmd
 }
 
 func runBuild(cmd *cobra.Command, g *globalFlags, f *buildFlags, contextDir string) error {
-	opts := executor.Options{ContextDir: contextDir, Target: f.target, NoCache: f.noCache, Network: f.network}
+	opts := executor.Options{ContextDir: contextDir, Target: f.target, NoCache: f.noCache, NoCacheFilter: f.noCacheFilt, Network: f.network}
 	st, err := os.Stat(contextDir)
 	if err != nil || !st.IsDir() {
 		return usagef("context %q is not a directory", contextDir)
@@ -118,6 +122,9 @@ func runBuild(cmd *cobra.Command, g *globalFlags, f *buildFlags, contextDir stri
 		return usagef("--progress must be plain or quiet, not %q", f.progress)
 	}
 	opts.Reporter = prog
+	if err := f.reg.apply(&opts, progressWriter(cmd, f)); err != nil {
+		return err
+	}
 	b, err := openBuilder(cmd, g)
 	if err != nil {
 		return err
@@ -192,16 +199,33 @@ func parseOutput(s string) (executor.Output, error) {
 		switch strings.TrimSpace(k) {
 		case "type":
 			o.Type = v
-		case "dest":
+		case "dest", "name":
 			o.Dest = v
+		case "push":
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				return o, usagef("--output %q: push must be true or false", s)
+			}
+			o.Push = b
 		default:
 			return o, usagef("--output %q: unknown key %q", s, k)
 		}
 	}
 	switch o.Type {
 	case "oci", "docker", "oci-layout", "local":
+	case "image", "registry":
+		o.Type = "image"
+		if o.Dest == "" {
+			return o, usagef("--output %q: name= is required", s)
+		}
+		if strings.Contains(","+s+",", ",type=registry,") {
+			o.Push = true // BuildKit: type=registry is type=image,push=true
+		}
 	default:
-		return o, usagef("--output %q: type must be oci, docker, oci-layout or local", s)
+		return o, usagef("--output %q: type must be oci, docker, oci-layout, local, image or registry", s)
+	}
+	if o.Push && o.Type != "image" {
+		return o, usagef("--output %q: push= is only for type=image", s)
 	}
 	if o.Dest == "" {
 		return o, usagef("--output %q: dest= is required", s)
@@ -227,5 +251,10 @@ func sourceDateEpoch(buildArgs map[string]string) (*time.Time, error) {
 }
 
 func openBuilder(cmd *cobra.Command, g *globalFlags) (*executor.Builder, error) {
-	return executor.Open(cmd.Context(), g.root, nil)
+	b, err := executor.Open(cmd.Context(), g.root, nil)
+	if err != nil {
+		return nil, err
+	}
+	g.opened = append(g.opened, b)
+	return b, nil
 }

@@ -2,7 +2,10 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"text/tabwriter"
 
 	"github.com/builderdev/builder/oci"
@@ -193,6 +196,9 @@ func newLoadCmd(g *globalFlags) *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if in == "" {
 				return usagef("load needs -i FILE")
+			}
+			if _, err := os.Stat(in); errors.Is(err, fs.ErrNotExist) {
+				return usagef("load: %s does not exist", in)
 			}
 			b, err := openBuilder(cmd, g)
 			if err != nil {

@@ -7,10 +7,11 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/pprof"
+	"strings"
 	"syscall"
 
 	"github.com/builderdev/builder/executor"
-	"github.com/builderdev/builder/parser"
 	"github.com/builderdev/builder/snapshot/sandbox"
 	"github.com/spf13/cobra"
 )
@@ -32,22 +33,36 @@ func main() {
 func run(args []string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	root := newRootCmd()
+	defer pprof.StopCPUProfile() // started by the hidden --cpuprofile flag
+	g := &globalFlags{}
+	root := newRootCmd(g)
 	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)
+	for _, b := range g.opened {
+		if cerr := b.Close(); err == nil {
+			err = cerr
+		}
+	}
 	if err == nil {
 		return exitOK
 	}
-	fmt.Fprintln(os.Stderr, "error:", err)
+	// Exit codes: 2 = the command line is wrong (unknown command or flag,
+	// malformed flag value, missing context or Dockerfile, unknown
+	// --target), found before any work; 1 = the build or command failed
+	// (anything wrong inside the Dockerfile included); 130 = interrupted.
+	msg := err.Error()
 	var ue usageError
-	var pe *parser.Error
+	usage := errors.As(err, &ue) || errors.Is(err, executor.ErrUsage) ||
+		strings.HasPrefix(msg, "unknown command ") // cobra has no typed error for it
+	if usage {
+		msg = strings.TrimPrefix(msg, executor.ErrUsage.Error()+": ")
+	}
+	fmt.Fprintln(os.Stderr, "error:", msg)
 	switch {
-	case errors.As(err, &ue), errors.Is(err, executor.ErrUsage):
-		return exitUsage
-	case errors.As(err, &pe):
-		return exitFail
 	case ctx.Err() != nil:
 		return 130
+	case usage:
+		return exitUsage
 	}
 	return exitFail
 }
@@ -60,12 +75,13 @@ func (u usageError) Unwrap() error { return u.error }
 func usagef(format string, a ...any) error { return usageError{fmt.Errorf(format, a...)} }
 
 type globalFlags struct {
-	root  string
-	debug bool
+	root       string
+	debug      bool
+	cpuprofile string
+	opened     []*executor.Builder // by openBuilder; closed by run
 }
 
-func newRootCmd() *cobra.Command {
-	g := &globalFlags{}
+func newRootCmd(g *globalFlags) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:           "builder",
 		Short:         "Build OCI images from Dockerfiles, without a daemon",
@@ -75,8 +91,21 @@ func newRootCmd() *cobra.Command {
 	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	cmd.PersistentFlags().StringVar(&g.root, "root", defaultRoot(), "state directory (image store and cache)")
 	cmd.PersistentFlags().BoolVar(&g.debug, "debug", false, "print debug logs")
+	cmd.PersistentFlags().StringVar(&g.cpuprofile, "cpuprofile", "", "write a CPU profile to this file")
+	_ = cmd.PersistentFlags().MarkHidden("cpuprofile")
+	cmd.PersistentPreRunE = func(*cobra.Command, []string) error {
+		if g.cpuprofile == "" {
+			return nil
+		}
+		f, err := os.Create(g.cpuprofile)
+		if err != nil {
+			return fmt.Errorf("create cpu profile: %w", err)
+		}
+		return pprof.StartCPUProfile(f)
+	}
 	cmd.AddCommand(newBuildCmd(g), newImagesCmd(g), newInspectCmd(g), newTagCmd(g), newRmiCmd(g),
-		newSaveCmd(g), newLoadCmd(g), newPruneCmd(g), newDfCmd(g), newCheckCmd(g))
+		newSaveCmd(g), newLoadCmd(g), newPruneCmd(g), newDfCmd(g), newCheckCmd(g),
+		newPullCmd(g), newPushCmd(g), newLoginCmd(), newLogoutCmd()) // registry.go
 	return cmd
 }
 

@@ -30,7 +30,7 @@ func TestImportRules(t *testing.T) {
 	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
 		fields := strings.Fields(line)
 		pkg := strings.TrimPrefix(fields[0], mod)
-		if strings.HasPrefix(pkg, "internal/") || pkg == "e2e" {
+		if strings.HasPrefix(pkg, "internal/") || pkg == "e2e" || pkg == "bench" {
 			continue
 		}
 		rules, known := allowed[pkg]

@@ -85,7 +85,7 @@ func (c *child) exec() error {
 	if denied != nil {
 		return denied
 	}
-	return fmt.Errorf("find %s: executable file not found in $PATH: %w", name, unix.ENOENT)
+	return fmt.Errorf("find %q in $PATH: %w", name, unix.ENOENT)
 }
 
 func execFile(path string, args, env []string) error {

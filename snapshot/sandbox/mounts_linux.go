@@ -7,7 +7,6 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"strings"
 
 	"github.com/builderdev/builder/snapshot"
 	"golang.org/x/sys/unix"
@@ -27,7 +26,7 @@ func makePrivate() error {
 func (c *child) mountRootfs() error {
 	root := c.spec.Root
 	if len(c.spec.Mounts) == 0 {
-		return mountOne(snapshot.Mount{Type: "bind", Source: root, Options: []string{"rbind"}}, root)
+		return snapshot.Mount{Type: "bind", Source: root, Options: []string{"rbind"}}.Mount(root)
 	}
 	for _, m := range c.spec.Mounts {
 		target := mountTarget(root, m)
@@ -38,83 +37,11 @@ func (c *child) mountRootfs() error {
 			}
 			target = filepath.Join(root, rel)
 		}
-		if err := mountOne(m, target); err != nil {
+		if err := m.Mount(target); err != nil {
 			return err
 		}
 	}
 	return nil
-}
-
-// mountOne performs one mount as data: a bind (Type "bind" or a
-// bind/rbind option), then a remount for its flags; anything else with the
-// non-flag options joined as mount data.
-//
-// TODO: switch to the snapshot package's Mount.Mount once it exists; it
-// handles overlay options longer than a page.
-func mountOne(m snapshot.Mount, target string) error {
-	flags, bind := bindFlags(m)
-	if bind {
-		if err := unix.Mount(m.Source, target, "", flags&(unix.MS_BIND|unix.MS_REC), ""); err != nil {
-			return fmt.Errorf("bind %s on %s: %w", m.Source, target, err)
-		}
-		if rest := flags &^ (unix.MS_BIND | unix.MS_REC); rest != 0 {
-			if err := unix.Mount("", target, "", rest|unix.MS_BIND|unix.MS_REMOUNT, ""); err != nil {
-				return fmt.Errorf("remount %s: %w", target, err)
-			}
-		}
-		return nil
-	}
-	_, data := parseOptions(m.Options)
-	if err := unix.Mount(m.Source, target, m.Type, flags, data); err != nil {
-		return fmt.Errorf("mount %s on %s: %w", m.Type, target, err)
-	}
-	return nil
-}
-
-// bindFlags returns m's mount flags and whether m is a bind mount.
-func bindFlags(m snapshot.Mount) (uintptr, bool) {
-	flags, _ := parseOptions(m.Options)
-	switch m.Type {
-	case "bind":
-		flags |= unix.MS_BIND
-	case "rbind":
-		flags |= unix.MS_BIND | unix.MS_REC
-	}
-	return flags, flags&unix.MS_BIND != 0
-}
-
-// parseOptions splits mount(8) style options into flags and data.
-func parseOptions(opts []string) (uintptr, string) {
-	var flags uintptr
-	var data []string
-	for _, o := range opts {
-		switch o {
-		case "defaults", "rw", "suid", "dev", "exec", "atime", "diratime":
-		case "ro":
-			flags |= unix.MS_RDONLY
-		case "nosuid":
-			flags |= unix.MS_NOSUID
-		case "nodev":
-			flags |= unix.MS_NODEV
-		case "noexec":
-			flags |= unix.MS_NOEXEC
-		case "noatime":
-			flags |= unix.MS_NOATIME
-		case "nodiratime":
-			flags |= unix.MS_NODIRATIME
-		case "relatime":
-			flags |= unix.MS_RELATIME
-		case "strictatime":
-			flags |= unix.MS_STRICTATIME
-		case "bind":
-			flags |= unix.MS_BIND
-		case "rbind":
-			flags |= unix.MS_BIND | unix.MS_REC
-		default:
-			data = append(data, o)
-		}
-	}
-	return flags, strings.Join(data, ",")
 }
 
 func (c *child) mountProc() error {
@@ -188,21 +115,25 @@ func (c *child) mountDev() error {
 	return nil
 }
 
-// bindEtc writes each generated /etc file on the sandbox's /dev tmpfs,
-// binds it on its mount point and unlinks it: the bind keeps the file
-// alive, and it dies with the namespace.
+// bindEtc writes the generated /etc files on a scratch tmpfs mounted for a
+// moment on the /dev mount point, binds each on its mount point and
+// detaches the scratch mount: the binds keep the files alive, and they die
+// with the namespace.
 func (c *child) bindEtc() error {
+	if err := unix.Mount("tmpfs", c.dev, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "mode=755,size=65536k"); err != nil {
+		return fmt.Errorf("mount scratch tmpfs on %s: %w", c.dev, err)
+	}
 	for _, f := range c.etc {
-		src := filepath.Join(c.dev, ".sandbox-"+path.Base(f.name))
+		src := filepath.Join(c.dev, path.Base(f.name))
 		if err := writeNew(src, f.content); err != nil {
 			return err
 		}
 		if err := unix.Mount(src, f.target, "", unix.MS_BIND, ""); err != nil {
 			return fmt.Errorf("bind %s: %w", f.name, err)
 		}
-		if err := unix.Unlink(src); err != nil {
-			return fmt.Errorf("remove %s: %w", src, err)
-		}
+	}
+	if err := unix.Unmount(c.dev, unix.MNT_DETACH); err != nil {
+		return fmt.Errorf("unmount scratch tmpfs: %w", err)
 	}
 	return nil
 }

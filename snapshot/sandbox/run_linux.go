@@ -10,9 +10,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"syscall"
-	"time"
 
 	"github.com/builderdev/builder/snapshot"
 )
@@ -100,7 +100,6 @@ func run(ctx context.Context, cfg Config) error {
 	// this goroutine on that thread until the child is reaped.
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	t0 := time.Now()
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start sandbox: %w", err)
 	}
@@ -108,15 +107,9 @@ func run(ctx context.Context, cfg Config) error {
 	reportW.Close()
 	sendErr := json.NewEncoder(specW).Encode(s)
 	specW.Close()
-	t1 := time.Now()
 	created, setupErr := readReports(reportR)
-	t2 := time.Now()
 	waitErr := cmd.Wait()
-	t3 := time.Now()
 	cleanErr := removePlaceholders(s.Upper, created)
-	if os.Getenv("SBTRACE") != "" {
-		fmt.Fprintf(os.Stderr, "start %v setup+exec %v wait %v clean %v\n", t1.Sub(t0), t2.Sub(t1), t3.Sub(t2), time.Since(t3))
-	}
 
 	switch {
 	case waitErr != nil && ctx.Err() != nil:
@@ -210,7 +203,7 @@ func upperDir(root string, mounts []snapshot.Mount) string {
 		if mountTarget(root, m) != root {
 			continue
 		}
-		if _, bind := bindFlags(m); bind {
+		if isBind(m) {
 			return m.Source
 		}
 		for _, o := range m.Options {
@@ -221,6 +214,11 @@ func upperDir(root string, mounts []snapshot.Mount) string {
 		return ""
 	}
 	return ""
+}
+
+// isBind reports whether m is a bind mount.
+func isBind(m snapshot.Mount) bool {
+	return m.Type == "bind" || slices.Contains(m.Options, "bind") || slices.Contains(m.Options, "rbind")
 }
 
 // readReports reads the child's reports until EOF (exec or death).

@@ -23,10 +23,9 @@
 // upper dir before the run is not cleaned up: it is left as an empty
 // placeholder rather than resurrecting the lower file.
 //
-// /etc/hosts, /etc/resolv.conf and /etc/hostname are bind mounts of files
-// made on the sandbox's own /dev tmpfs and unlinked there at once: the
-// command may write them, as in Docker, but what it writes never reaches the
-// layer and nothing is left on the host.
+// /etc/hosts, /etc/resolv.conf and /etc/hostname are bind mounts of files on
+// a tmpfs private to the sandbox: the command may write them, as in Docker,
+// but what it writes never reaches the layer and nothing is left on the host.
 package sandbox
 
 import (

@@ -99,7 +99,7 @@ func TestRunErrors(t *testing.T) {
 		{name: "missing cwd", edit: func(c *Config) { c.Cwd = "/nope" },
 			wantIn: []string{"sandbox: chdir:", "/nope"}, wantErrno: fs.ErrNotExist},
 		{name: "missing command", edit: func(c *Config) { c.Args = []string{"nope"} },
-			wantIn: []string{"sandbox: exec:", "nope", "not found"}, wantErrno: fs.ErrNotExist},
+			wantIn: []string{`sandbox: exec: find "nope" in $PATH`}, wantErrno: fs.ErrNotExist},
 		{name: "missing file", edit: func(c *Config) { c.Args = []string{"/bin/nope"} },
 			wantIn: []string{"sandbox: exec:", "/bin/nope"}, wantErrno: fs.ErrNotExist},
 		{name: "not executable", edit: func(c *Config) { c.Args = []string{"/tmp"} },

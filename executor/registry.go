@@ -1,0 +1,199 @@
+package executor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+
+	"github.com/builderdev/builder/oci"
+	"github.com/builderdev/builder/oci/registry"
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// RegistryOptions configure registry access: platform, TLS, credentials
+// and the per-blob progress callback (see oci/registry).
+type RegistryOptions = registry.Options
+
+// BlobEvent is one finished blob of a pull or push.
+type BlobEvent = registry.BlobEvent
+
+// ParsePlatform parses "os/arch[/variant]".
+func ParsePlatform(s string) (ocispec.Platform, error) { return registry.ParsePlatform(s) }
+
+// Pull fetches ref from its registry into the store and tags it.
+func (b *Builder) Pull(ctx context.Context, ref string, opts RegistryOptions) (*oci.Image, error) {
+	unlock, err := b.Store.Lock(ctx, false)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	return registry.Pull(ctx, b.Store, ref, opts)
+}
+
+// Push uploads the store image image to ref (image's own name when ref
+// is empty).
+func (b *Builder) Push(ctx context.Context, image, ref string, opts RegistryOptions) error {
+	unlock, err := b.Store.Lock(ctx, false)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	img, err := b.Store.Resolve(image)
+	if err != nil {
+		return fmt.Errorf("push %s: %w", image, err)
+	}
+	if ref == "" {
+		ref = img.Name
+		if ref == "" {
+			return fmt.Errorf("%w: push %s: the image has no name; give a destination reference", ErrUsage, image)
+		}
+	}
+	return registry.Push(ctx, b.Store, img, ref, opts)
+}
+
+// Login checks the credentials against the registry and saves them in the
+// docker config file.
+func Login(ctx context.Context, reg, user, password string, opts RegistryOptions) error {
+	return registry.Login(ctx, reg, user, password, opts)
+}
+
+// Logout removes the saved credentials of a registry (oci.ErrNotFound
+// when there were none).
+func Logout(ctx context.Context, reg string, opts RegistryOptions) error {
+	return registry.Logout(ctx, reg, opts)
+}
+
+// pullCache remembers the images pulled during one build, so each base is
+// resolved against its registry at most once.
+type pullCache struct {
+	mu     sync.Mutex
+	images map[string]*oci.Image
+}
+
+// targetPlatform is --platform, or zero (the host's, and whatever the store has).
+func (bd *build) targetPlatform() ocispec.Platform { return bd.opts.Platform }
+
+// stagePlatform is the stage's FROM --platform, else the build's.
+func (bd *build) stagePlatform(s *stage) (ocispec.Platform, error) {
+	if s.def.Platform == "" {
+		return bd.targetPlatform(), nil
+	}
+	v, _, err := bd.lex.ProcessWord(s.def.Platform, bd.global.getter())
+	if err != nil {
+		return ocispec.Platform{}, err
+	}
+	p, err := registry.ParsePlatform(v)
+	if err != nil {
+		return ocispec.Platform{}, fmt.Errorf("FROM --platform: %w", err)
+	}
+	return p, nil
+}
+
+// baseImage finds a base image: in the store, unless --pull was given or
+// the stored image is for another platform; else from its registry.
+func (bd *build) baseImage(ctx context.Context, ref string, plat ocispec.Platform) (*oci.Image, error) {
+	var stored *oci.Image
+	if !bd.opts.Pull {
+		im, err := bd.b.Store.Resolve(ref)
+		switch {
+		case err == nil && platformOK(im, plat):
+			if err := checkRefDigest(bd.b.Store, ref, im); err != nil {
+				return nil, err
+			}
+			return im, nil
+		case err == nil:
+			stored = im
+		case !errors.Is(err, oci.ErrNotFound):
+			return nil, err
+		}
+	}
+	if _, err := oci.NormalizeRef(ref); err != nil || strings.HasPrefix(ref, "sha256:") {
+		return nil, fmt.Errorf("base image %q is not in the store (add it with `builder load -i FILE`): %w", ref, oci.ErrNotFound)
+	}
+	key := ref + "|" + registry.FormatPlatform(plat)
+	bd.pulls.mu.Lock()
+	defer bd.pulls.mu.Unlock()
+	if im := bd.pulls.images[key]; im != nil {
+		return im, nil
+	}
+	ro := bd.opts.Registry
+	ro.Platform = plat
+	im, err := registry.Pull(ctx, bd.b.Store, ref, ro)
+	if err != nil {
+		if stored != nil {
+			return nil, fmt.Errorf("the stored %s is for %s, not %s: %w", ref, imagePlatform(stored), registry.FormatPlatform(plat), err)
+		}
+		if !bd.opts.Pull {
+			return nil, fmt.Errorf("base image %q is not in the store and pulling it failed (or add it with `builder load -i FILE`): %w", ref, err)
+		}
+		return nil, err
+	}
+	if bd.pulls.images == nil {
+		bd.pulls.images = map[string]*oci.Image{}
+	}
+	bd.pulls.images[key] = im
+	return im, nil
+}
+
+func imagePlatform(im *oci.Image) string {
+	return registry.FormatPlatform(ocispec.Platform{OS: im.Config.OS, Architecture: im.Config.Architecture, Variant: im.Config.Variant})
+}
+
+// platformOK reports whether a stored image fits the requested platform
+// (zero: any).
+func platformOK(im *oci.Image, plat ocispec.Platform) bool {
+	if plat.Architecture == "" {
+		return true
+	}
+	os := im.Config.OS
+	if os == "" {
+		os = "linux"
+	}
+	return registry.MatchPlatform(plat, ocispec.Platform{OS: os, Architecture: im.Config.Architecture, Variant: im.Config.Variant})
+}
+
+// checkRefDigest checks name@digest against the resolved image: the digest
+// is its manifest, or an index of the store that lists it.
+func checkRefDigest(store *oci.Store, ref string, im *oci.Image) error {
+	_, dgst, ok := strings.Cut(ref, "@")
+	if !ok || digest.Digest(dgst) == im.Descriptor.Digest {
+		return nil
+	}
+	var idx ocispec.Index
+	if err := store.GetJSON(digest.Digest(dgst), &idx); err == nil {
+		for _, m := range idx.Manifests {
+			if m.Digest == im.Descriptor.Digest {
+				return nil
+			}
+		}
+	}
+	return fmt.Errorf("image %s: digest mismatch: store has %s", ref, im.Descriptor.Digest)
+}
+
+// push uploads the built image to each name with push set.
+func (bd *build) push(ctx context.Context, img *oci.Image, refs []string) error {
+	for _, ref := range refs {
+		if err := registry.Push(ctx, bd.b.Store, img, ref, bd.opts.Registry); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// exportImage tags the image as o.Dest and pushes it when o.Push is set.
+func (bd *build) exportImage(ctx context.Context, img *oci.Image, o Output) error {
+	name, err := oci.NormalizeRef(o.Dest)
+	if err != nil {
+		return fmt.Errorf("%w: output name %q: %v", ErrUsage, o.Dest, err)
+	}
+	if err := bd.b.Store.Tag(name, img.Descriptor); err != nil {
+		return err
+	}
+	if !o.Push {
+		return nil
+	}
+	return registry.Push(ctx, bd.b.Store, img, o.Dest, bd.opts.Registry)
+}
