@@ -53,6 +53,9 @@ type store struct {
 func newStore(b *testing.B) *store {
 	b.Helper()
 	testutil.RequiresRoot(b)
+	if _, err := os.Stat("/bin/busybox"); err != nil {
+		b.Skip("skipping: /bin/busybox (Debian's busybox-static) is missing; make deps installs it")
+	}
 	dir := b.TempDir()
 	s := &store{bin: testutil.BuildBinary(b), root: filepath.Join(dir, "root"), base: filepath.Join(dir, "busybox.tar")}
 	if err := testutil.WriteBusyboxImage(s.base, testutil.BusyboxOptions{Name: "busybox:latest"}); err != nil {

@@ -240,7 +240,9 @@ func TestCacheHitsAndMisses(t *testing.T) {
 	}, {
 		name: "dockerignore",
 		files: map[string]string{
-			".dockerignore": "*.log\nsecret/\n",
+			// The ignore file and the Dockerfile ignore themselves, so only
+			// what they select can change the COPY.
+			".dockerignore": "*.log\nsecret/\n.dockerignore\nDockerfile\n",
 			"keep.txt":      "keep\n",
 			"debug.log":     "log 1\n",
 			"secret/key":    "k1\n",
@@ -254,6 +256,7 @@ func TestCacheHitsAndMisses(t *testing.T) {
 			{"ignored file added", func(t *testing.T, dir string, _ map[string]string) {
 				cacheWrite(t, dir, "more.log", "m\n")
 			}, "HH"},
+			{"comment added to the ignore file", edit(".dockerignore", "secret/\n", "secret/\n# more\n"), "HH"},
 			{"copied file changed", edit("keep.txt", "keep", "kept"), "MM"},
 			{"logs no longer ignored", edit(".dockerignore", "*.log\n", ""), "MM"},
 			{"formerly ignored file changed", edit("debug.log", "log 2", "log 3"), "MM"},

@@ -272,7 +272,7 @@ RUN echo "A1=$A1" && echo "SHARED=$SHARED" && echo "E1=$E1" && echo "GLOBAL=${GL
 
 FROM scratch AS bare
 COPY --from=busybox /bin/busybox /bin/sh
-RUN echo "barepath=$PATH" && echo "barehome=$HOME" && echo "bareuser=$USER"
+RUN echo "barepath=$PATH" && echo "bareuser=$USER"
 `})
 	r := e.mustRun("build", "--no-cache", dir, "--target", "main", "-t", "env:v1", "--build-arg", "A1=cli")
 	wantOutputs(t, r.stderr, map[string]string{
@@ -299,7 +299,6 @@ RUN echo "barepath=$PATH" && echo "barehome=$HOME" && echo "bareuser=$USER"
 	r = e.mustRun("build", "--no-cache", dir, "--target", "bare", "-t", "bare:v1")
 	wantOutputs(t, r.stderr, map[string]string{
 		"barepath": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-		"barehome": "/root",
 		"bareuser": "",
 	})
 	if n := len(e.runInspect("bare:v1").Manifest.Layers); n != 1 {

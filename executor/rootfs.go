@@ -123,14 +123,34 @@ func (bd *build) rootfs(ctx context.Context, st *imageState) (viewFS, error) {
 		return viewFS{}, nil
 	}
 	lowers, err := bd.b.Snapshots.Lowers(ctx, st.chain)
+	if errors.Is(err, snapshot.ErrNotFound) {
+		// An ancestor is gone (a prune that crashed): unpack it again.
+		if err = bd.unpackAll(ctx, st); err == nil {
+			lowers, err = bd.b.Snapshots.Lowers(ctx, st.chain)
+		}
+	}
 	if err != nil {
 		return viewFS{}, err
 	}
 	return viewFS{v: snapshot.View{Lowers: lowers}}, nil
 }
 
-// unpack applies the layers of st that have no snapshot yet, bottom up.
+// unpack makes sure the layers of st have snapshots. A committed snapshot
+// implies its ancestors (they are committed first) unless a prune died
+// halfway, so one stat of the top chain settles the usual case of a step
+// on top of a RUN at any depth; whoever then finds an ancestor missing
+// calls unpackAll.
 func (bd *build) unpack(ctx context.Context, st *imageState) error {
+	if st.chain != "" {
+		if _, err := bd.b.Snapshots.Stat(ctx, st.chain); err == nil {
+			return nil
+		}
+	}
+	return bd.unpackAll(ctx, st)
+}
+
+// unpackAll applies the layers of st that have no snapshot yet, bottom up.
+func (bd *build) unpackAll(ctx context.Context, st *imageState) error {
 	var parent digest.Digest
 	for i, desc := range st.layers {
 		diffID := st.img.RootFS.DiffIDs[i]

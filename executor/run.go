@@ -156,18 +156,16 @@ func runHistory(args []string, st *imageState) string {
 
 // execRun runs args over a new active snapshot and packs its upper dir.
 func (bd *build) execRun(ctx context.Context, st *imageState, args, env []string, network string) (*produced, error) {
-	root, err := bd.rootfs(ctx, st)
-	if err != nil {
+	if err := bd.unpack(ctx, st); err != nil {
 		return nil, err
-	}
-	u, err := resolveUser(root, st.img.Config.User)
-	if err != nil {
-		return nil, err
-	}
-	if !hasEnv(env, "HOME") {
-		env = append(env, "HOME="+u.home)
 	}
 	a, err := bd.b.Snapshots.Prepare(ctx, st.chain)
+	if errors.Is(err, snapshot.ErrNotFound) {
+		// An ancestor is gone (a prune that crashed): unpack it again.
+		if err = bd.unpackAll(ctx, st); err == nil {
+			a, err = bd.b.Snapshots.Prepare(ctx, st.chain)
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("prepare snapshot: %w", err)
 	}
@@ -177,6 +175,16 @@ func (bd *build) execRun(ctx context.Context, st *imageState, args, env []string
 			_ = bd.b.Snapshots.Remove(a)
 		}
 	}()
+	// The parent rootfs, read through the lowers Prepare already listed
+	// (each listing stats every layer of the chain).
+	root := viewFS{v: snapshot.View{Lowers: a.Lowers}}
+	u, err := resolveUser(root, st.img.Config.User)
+	if err != nil {
+		return nil, err
+	}
+	if !hasEnv(env, "HOME") {
+		env = append(env, "HOME="+u.home)
+	}
 	rootDir, err := os.MkdirTemp(bd.tmp, "rootfs-")
 	if err != nil {
 		return nil, err

@@ -1,7 +1,6 @@
 package executor
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -161,13 +160,7 @@ func (bd *build) writeLayer(ctx context.Context, ents []layer.Entry) (*produced,
 		return nil, err
 	}
 	defer w.Close()
-	// The compressor writes a few hundred bytes at a time: one write(2)
-	// each would cost more than the compression.
-	bw := bufio.NewWriterSize(w, 1<<20)
-	packed, err := layer.Pack(ctx, bw, ents, layer.PackOptions{Compression: bd.opts.Compression, SourceDateEpoch: bd.opts.SourceDateEpoch})
-	if err == nil {
-		err = bw.Flush()
-	}
+	packed, err := layer.Pack(ctx, w, ents, layer.PackOptions{Compression: bd.opts.Compression, SourceDateEpoch: bd.opts.SourceDateEpoch})
 	if err != nil {
 		return nil, err
 	}

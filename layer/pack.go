@@ -35,36 +35,55 @@ func Pack(ctx context.Context, w io.Writer, entries []Entry, opts PackOptions) (
 	if err != nil {
 		return Packed{}, err
 	}
+	// A pipeline of three goroutines: this one reads files, writes the tar
+	// and hashes it (diffID); the next compresses; the last hashes the
+	// compressed bytes (digest) and writes them to w in 1 MiB chunks.
+	// Measured on 2 cores: gzip and writing the blob each cost as much as
+	// reading and framing the files.
 	digester := sha256.New()
 	blob := &countWriter{w: io.MultiWriter(w, digester)}
-	comp, mediaType, err := newCompressor(blob, opts.Compression)
+	out := newAsyncWriter(blob)
+	comp, mediaType, err := newCompressor(out, opts.Compression)
 	if err != nil {
 		return Packed{}, err
 	}
+	stage := newAsyncWriter(comp)
 	differ := sha256.New()
 	p := packer{
 		ctx:   ctx,
-		tw:    tar.NewWriter(io.MultiWriter(differ, comp)),
+		tw:    tar.NewWriter(io.MultiWriter(differ, stage)),
 		epoch: opts.SourceDateEpoch,
 		links: make(map[[2]uint64]string),
 		buf:   make([]byte, copyBufSize),
 	}
+	fail := func(err error) (Packed, error) {
+		_ = stage.Close()
+		_ = comp.Close()
+		_ = out.Close()
+		return Packed{}, err
+	}
 	for _, e := range sorted {
 		if err := ctx.Err(); err != nil {
-			comp.Close()
-			return Packed{}, fmt.Errorf("pack layer: %w", err)
+			return fail(fmt.Errorf("pack layer: %w", err))
 		}
 		if err := p.write(e); err != nil {
-			comp.Close()
-			return Packed{}, err
+			return fail(err)
 		}
 	}
 	if err := p.tw.Close(); err != nil {
-		comp.Close()
-		return Packed{}, fmt.Errorf("close tar stream: %w", err)
+		return fail(fmt.Errorf("close tar stream: %w", err))
+	}
+	if err := stage.Close(); err != nil {
+		_ = comp.Close()
+		_ = out.Close()
+		return Packed{}, fmt.Errorf("compress layer: %w", err)
 	}
 	if err := comp.Close(); err != nil {
+		_ = out.Close()
 		return Packed{}, fmt.Errorf("close %s stream: %w", mediaType, err)
+	}
+	if err := out.Close(); err != nil {
+		return Packed{}, fmt.Errorf("write layer: %w", err)
 	}
 	return Packed{
 		DiffID:    digest.NewDigest(digest.SHA256, differ),
