@@ -11,6 +11,7 @@ import (
 
 	"github.com/builderdev/builder/cache"
 	"github.com/builderdev/builder/oci"
+	"github.com/builderdev/builder/snapshot"
 	"github.com/opencontainers/go-digest"
 )
 
@@ -115,6 +116,10 @@ func (b *Builder) Prune(ctx context.Context, opts PruneOptions) (PruneReport, er
 	if err != nil {
 		return rep, err
 	}
+	// Children before parents: a prune that dies halfway never leaves a
+	// snapshot whose parent is gone.
+	depth := snapshotDepths(snaps)
+	sort.SliceStable(snaps, func(i, j int) bool { return depth[snaps[i].Chain] > depth[snaps[j].Chain] })
 	for _, s := range snaps {
 		if !opts.All && keepChains[s.Chain] {
 			continue
@@ -130,6 +135,23 @@ func (b *Builder) Prune(ctx context.Context, opts PruneOptions) (PruneReport, er
 		return rep, err
 	}
 	return rep, nil
+}
+
+// snapshotDepths returns how many ancestors each listed snapshot has.
+func snapshotDepths(snaps []snapshot.Info) map[digest.Digest]int {
+	parent := map[digest.Digest]digest.Digest{}
+	for _, s := range snaps {
+		parent[s.Chain] = s.Parent
+	}
+	depth := map[digest.Digest]int{}
+	for _, s := range snaps {
+		n := 0
+		for p := s.Parent; p != "" && n <= len(snaps); p = parent[p] {
+			n++
+		}
+		depth[s.Chain] = n
+	}
+	return depth
 }
 
 // imageChains returns the chain IDs of every prefix of every image's layers.

@@ -255,6 +255,7 @@ func (bd *build) execRun(ctx context.Context, st *imageState, args, env []string
 		_, err := bd.b.Snapshots.Commit(ctx, a, chain)
 		return err
 	}
+	p.abort = func() { _ = bd.b.Snapshots.Remove(a) }
 	return p, nil
 }
 

@@ -105,6 +105,9 @@ func (bd *build) doStep(ctx context.Context, st *imageState, fs fsStep, id int, 
 		rec.Layer, rec.LayerSize, rec.MediaType, rec.DiffID = p.packed.Digest, p.packed.Size, p.packed.MediaType, p.packed.DiffID
 		if p.commit != nil {
 			if err := p.commit(ctx, chainID(st.chain, p.packed.DiffID)); err != nil {
+				if p.abort != nil {
+					p.abort()
+				}
 				return false, err
 			}
 		}
