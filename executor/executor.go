@@ -59,21 +59,9 @@ func Open(ctx context.Context, root string, log *slog.Logger) (*Builder, error) 
 	return &Builder{Store: st, Snapshots: sn, Cache: c, log: log}, nil
 }
 
-// Close removes this process's work dir under <root>/tmp, which a later
-// Open would otherwise remove only once this process is gone. The Builder
-// must not be used after Close.
-func (b *Builder) Close() error {
-	// oci.Store has no Close: its per-process dir is the parent of any
-	// TempDir it makes.
-	d, err := b.Store.TempDir("close-")
-	if err != nil {
-		return err
-	}
-	if err := os.RemoveAll(filepath.Dir(d)); err != nil {
-		return fmt.Errorf("remove work dir: %w", err)
-	}
-	return nil
-}
+// Close releases the stores (this process's work dir under <root>/tmp).
+// The Builder must not be used after Close.
+func (b *Builder) Close() error { return b.Store.Close() }
 
 // Output is one export of the built image.
 type Output struct {

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -125,12 +123,11 @@ func (bd *build) doStep(ctx context.Context, st *imageState, fs fsStep, id int, 
 // wrong size is corrupt; it is removed so that the step, now a miss,
 // stores a good copy (a blob that exists is never rewritten).
 func (bd *build) blobIntact(rec cache.Record) bool {
-	p := filepath.Join(bd.b.Store.Root(), "blobs", rec.Layer.Algorithm().String(), rec.Layer.Encoded())
-	fi, err := os.Lstat(p)
-	if err != nil || !fi.Mode().IsRegular() {
+	size, err := bd.b.Store.BlobSize(rec.Layer)
+	if err != nil {
 		return false
 	}
-	if rec.LayerSize > 0 && fi.Size() != rec.LayerSize {
+	if rec.LayerSize > 0 && size != rec.LayerSize {
 		_ = bd.b.Store.DeleteBlob(rec.Layer)
 		return false
 	}

@@ -193,7 +193,7 @@ func (s *Store) writeTar(ctx context.Context, w io.Writer, p exportPlan) error {
 
 // checkSize fails when the stored blob's size differs from its descriptor.
 func (s *Store) checkSize(b ocispec.Descriptor) error {
-	size, err := s.blobSize(b.Digest)
+	size, err := s.BlobSize(b.Digest)
 	if err != nil {
 		return err
 	}

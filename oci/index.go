@@ -102,7 +102,7 @@ func (s *Store) setTags(entries []namedDesc) error {
 		if _, err := parseDigest(string(e.desc.Digest)); err != nil {
 			return fmt.Errorf("tag %s: %w", e.name, err)
 		}
-		size, err := s.blobSize(e.desc.Digest)
+		size, err := s.BlobSize(e.desc.Digest)
 		if err != nil {
 			return fmt.Errorf("tag %s: manifest %w", e.name, err)
 		}

@@ -257,7 +257,7 @@ func (s *Store) walk(ctx context.Context, desc ocispec.Descriptor, fetch func(oc
 		if err := fetch(d); err != nil {
 			return err
 		}
-		size, err := s.blobSize(d.Digest)
+		size, err := s.BlobSize(d.Digest)
 		if err != nil {
 			return err
 		}

@@ -91,7 +91,7 @@ func (s *Store) byDigest(ref string) (*Image, error) {
 			return s.image("", m)
 		}
 	}
-	if size, err := s.blobSize(d); err == nil && size <= maxJSONSize {
+	if size, err := s.BlobSize(d); err == nil && size <= maxJSONSize {
 		if img, err := s.image("", ocispec.Descriptor{Digest: d, Size: size}); err == nil {
 			return img, nil
 		}

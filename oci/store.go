@@ -119,6 +119,16 @@ func cleanTmp(dir string) {
 // Root returns the store directory.
 func (s *Store) Root() string { return s.root }
 
+// Close removes this process's work dir under root/tmp (which a later Open
+// would otherwise remove only once this process is gone). The Store must
+// not be used after Close.
+func (s *Store) Close() error {
+	if err := os.RemoveAll(s.tmp); err != nil {
+		return fmt.Errorf("close store: %w", err)
+	}
+	return nil
+}
+
 // TempDir makes a new directory under root/tmp (same filesystem as blobs).
 // It lives in this process's tmp dir, so a later Open removes it once this
 // process is gone; callers remove it earlier when done.
@@ -181,8 +191,8 @@ func (s *Store) OpenBlob(d digest.Digest) (io.ReadCloser, error) {
 	return f, nil
 }
 
-// blobSize returns the size of a stored blob.
-func (s *Store) blobSize(d digest.Digest) (int64, error) {
+// BlobSize returns the size of a stored blob (a stat; ErrNotFound when missing).
+func (s *Store) BlobSize(d digest.Digest) (int64, error) {
 	p, err := s.blobPath(d)
 	if err != nil {
 		return 0, err
