@@ -171,12 +171,7 @@ func (bd *build) plan() (*stage, error) {
 			return nil, bd.errAt(def, errors.New("base name (FROM) must not be empty"))
 		}
 		s.base = base
-		for _, c := range def.Commands {
-			switch c.(type) {
-			case *instructions.RunCommand, *instructions.CopyCommand, *instructions.AddCommand, *instructions.WorkdirCommand:
-				s.steps++
-			}
-		}
+		s.steps += countSteps(def.Commands)
 		if prev := bd.stageByName(strings.ToLower(base), i); prev != nil {
 			s.baseStage = prev
 		}
@@ -205,11 +200,15 @@ func (bd *build) plan() (*stage, error) {
 			if !ok || cp.From == "" {
 				continue
 			}
-			from, _, err := bd.lex.ProcessWord(cp.From, bd.global.getter())
-			if err != nil {
-				return nil, bd.errAt(cp, err)
+			// As BuildKit: --from takes no variables (use a stage made with
+			// FROM ${ARG} instead) and names an earlier stage or an image.
+			if lit, _, err := bd.lex.ProcessWord(cp.From, shell.EnvsFromSlice(nil)); err != nil || lit != cp.From {
+				return nil, bd.errAt(cp, errors.New("variable expansion is not supported for --from, define a new stage with FROM using ARG from global scope as a workaround"))
 			}
-			if dep := bd.stageRef(from, s.idx); dep != nil {
+			if later := bd.stageByName(strings.ToLower(cp.From), len(bd.stages)); later != nil && later.idx >= s.idx {
+				return nil, bd.errAt(cp, fmt.Errorf("--from=%s: stage %q needs to be defined before the current stage", cp.From, later.name))
+			}
+			if dep := bd.stageRef(cp.From, s.idx); dep != nil {
 				s.deps = append(s.deps, dep)
 			}
 		}
@@ -265,8 +264,16 @@ func (bd *build) runStage(ctx context.Context, s *stage) error {
 	if err != nil {
 		return bd.errAt(s.def, err)
 	}
-	cmds = append(triggers, cmds...)
+	s.steps += countSteps(triggers)
 	step := 1
+	for _, c := range triggers {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := bd.dispatch(ctx, s, st, c, &step); err != nil {
+			return bd.triggerErr(s, err)
+		}
+	}
 	for _, c := range cmds {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -277,6 +284,29 @@ func (bd *build) runStage(ctx context.Context, s *stage) error {
 	}
 	s.state = st
 	return nil
+}
+
+// triggerErr places the error of an ONBUILD trigger at the FROM line of
+// the stage that ran it (the trigger's own line is in another Dockerfile).
+func (bd *build) triggerErr(s *stage, err error) error {
+	var pe *parser.Error
+	if !errors.As(err, &pe) || len(s.def.Location) == 0 {
+		return err
+	}
+	return &parser.Error{File: bd.file, Line: s.def.Location[0].Start.Line,
+		Err: fmt.Errorf("%s: ONBUILD trigger %w", shorten(s.def.SourceCode), pe.Err)}
+}
+
+// countSteps counts the numbered (filesystem) steps among cmds.
+func countSteps(cmds []instructions.Command) int {
+	n := 0
+	for _, c := range cmds {
+		switch c.(type) {
+		case *instructions.RunCommand, *instructions.CopyCommand, *instructions.AddCommand, *instructions.WorkdirCommand:
+			n++
+		}
+	}
+	return n
 }
 
 // onbuildTriggers parses the base image's ONBUILD triggers and clears them.

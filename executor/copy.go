@@ -30,6 +30,7 @@ type copySpec struct {
 	add      bool
 	checksum string
 	unpack   *bool
+	parents  bool // COPY --parents: keep the source's path below dest
 }
 
 // copyItem is one selected source tree root (file, dir or link) and where it goes.
@@ -41,13 +42,16 @@ type copyItem struct {
 	archive bool        // ADD: extract this local archive
 	data    *string     // heredoc content
 	mode    fs.FileMode // heredoc / download mode
+	// matched is the path the source argument matched in the tree (before
+	// a final symlink is followed), for COPY --parents.
+	matched string
 	// download identifies a downloaded ADD URL: url, content digest, mtime.
 	download string
 }
 
 func (bd *build) copy(ctx context.Context, s *stage, st *imageState, c *instructions.CopyCommand, step *int) error {
 	return bd.doCopy(ctx, s, st, copySpec{name: "COPY", text: c.String(), srcs: c.SourcePaths, contents: c.SourceContents,
-		dest: c.DestPath, from: c.From, chown: c.Chown, chmod: c.Chmod, excludes: c.ExcludePatterns}, step)
+		dest: c.DestPath, from: c.From, chown: c.Chown, chmod: c.Chmod, excludes: c.ExcludePatterns, parents: c.Parents}, step)
 }
 
 func (bd *build) add(ctx context.Context, s *stage, st *imageState, c *instructions.AddCommand, step *int) error {
@@ -104,11 +108,8 @@ func (bd *build) doCopy(ctx context.Context, s *stage, st *imageState, spec copy
 	var fromSt *imageState
 	switch {
 	case spec.from != "":
-		from, _, err := bd.lex.ProcessWord(spec.from, st.expandEnv().getter())
-		if err != nil {
-			return err
-		}
-		if fromSt, err = bd.fromState(ctx, s, from); err != nil {
+		var err error
+		if fromSt, err = bd.fromState(ctx, s, spec.from); err != nil {
 			return err
 		}
 	case len(spec.srcs) > 0:
@@ -184,6 +185,9 @@ func (bd *build) selectSources(ctx context.Context, spec copySpec, sel *selectio
 			}
 			got, err = sel.match(src, spec.add && spec.from == "" && (spec.unpack == nil || *spec.unpack))
 		}
+		if err == nil && spec.parents {
+			keepParents(src, got)
+		}
 		if err != nil {
 			var ns *noSourceError
 			if nsrc == 1 && errors.As(err, &ns) {
@@ -202,7 +206,7 @@ func (bd *build) selectSources(ctx context.Context, spec copySpec, sel *selectio
 	// A single file to a path not ending in "/" is that path; everything
 	// else lands inside the destination directory.
 	single := len(items) == 1 && !items[0].archive && (items[0].data != nil || !items[0].fi.IsDir())
-	if len(items) > 1 || !single {
+	if len(items) > 1 || !single || spec.parents {
 		destIsDir = true
 	}
 	if !destIsDir {
@@ -286,4 +290,18 @@ func (bd *build) copyInputs(ctx context.Context, st *imageState, spec copySpec, 
 		in.Sources = d
 	}
 	return in, nil
+}
+
+// keepParents makes each item of a COPY --parents source land at its path
+// relative to the tree root, or to the "/./" pivot when src has one.
+func keepParents(src string, items []copyItem) {
+	pivot := "/"
+	full := "/" + strings.TrimPrefix(src, "./")
+	if i := strings.Index(full, "/./"); i > 0 {
+		pivot = path.Clean(full[:i])
+	}
+	for i := range items {
+		rel := strings.TrimPrefix(items[i].matched, pivot)
+		items[i].destRel = strings.TrimPrefix(rel, "/")
+	}
 }

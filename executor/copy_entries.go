@@ -85,7 +85,6 @@ func (bd *build) copyEntries(ctx context.Context, st *imageState, spec copySpec,
 				return nil, fmt.Errorf("cannot copy to %s: %s is not a directory", destAbs, a)
 			}
 			e := entryFromInfo(strings.TrimPrefix(a, "/"), fi, true)
-			e.Open = nil
 			put(e)
 			continue
 		}
@@ -105,6 +104,21 @@ func (bd *build) copyEntries(ctx context.Context, st *imageState, spec copySpec,
 		target := dest
 		if destIsDir && it.destRel != "" {
 			target = path.Join(dest, it.destRel)
+			// Dirs between dest and target (COPY --parents) are made
+			// like dest's own missing parents.
+			for _, a := range ancestors(path.Dir(target)) {
+				if len(a) <= len(dest) || byName[strings.TrimPrefix(a, "/")].Name != "" {
+					continue
+				}
+				if _, err := root.Lstat(a); err == nil {
+					continue
+				}
+				e := layer.Entry{Name: strings.TrimPrefix(a, "/"), Mode: fs.ModeDir | 0o755, ModTime: bd.fixedTime()}
+				if own != nil {
+					e.UID, e.GID = own[0], own[1]
+				}
+				put(e)
+			}
 		}
 		name := strings.TrimPrefix(target, "/")
 		if it.data != nil {

@@ -43,6 +43,7 @@ func (bd *build) dispatch(ctx context.Context, s *stage, st *imageState, cmd ins
 		msg := "ENV"
 		for _, e := range c.Env {
 			st.img.Config.Env = setEnv(st.img.Config.Env, e.Key, e.Value)
+			delete(st.argWins, e.Key)
 			msg += " " + e.Key + "=" + e.Value
 		}
 		st.addHistory(msg)
@@ -135,11 +136,14 @@ func (bd *build) expander(env scope) instructions.SingleWordExpander {
 	}
 }
 
-// expandEnv is what $VARS see: declared ARGs, overridden by the image ENV.
+// expandEnv is what $VARS see: the image ENV and the ARGs in scope, the
+// later of the two winning for a name both set (BuildKit's build state).
 func (st *imageState) expandEnv() scope {
 	out := slices.Clone(st.args)
 	for _, e := range envScope(st.img.Config.Env) {
-		out = out.set(e.k, e.v)
+		if !st.argWins[e.k] {
+			out = out.set(e.k, e.v)
+		}
 	}
 	return out
 }
@@ -172,6 +176,10 @@ func (bd *build) arg(st *imageState, c *instructions.ArgCommand) error {
 		s := a.Key
 		if val != nil {
 			st.args = st.args.set(a.Key, *val)
+			if st.argWins == nil {
+				st.argWins = map[string]bool{}
+			}
+			st.argWins[a.Key] = true // set after any earlier ENV of that name
 			s += "=" + *val
 		}
 		// Without a value the ARG stays unset: ${A-x} gives x, RUN has no A.
@@ -276,5 +284,3 @@ func (bd *build) timeNow() time.Time {
 	}
 	return time.Now().UTC()
 }
-
-var _ = shell.EnvsFromSlice

@@ -12,7 +12,6 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/opencontainers/go-digest"
@@ -85,5 +84,3 @@ func (bd *build) download(ctx context.Context, rawURL, checksum string) ([]copyI
 	return []copyItem{{fsys: dirFS{root: dir}, src: "/" + name, fi: fi, destRel: name, mode: 0o600,
 		download: rawURL + "@" + got.String() + "@" + mtime.Format(time.RFC3339)}}, nil
 }
-
-var _ = strings.TrimSpace

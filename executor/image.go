@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"runtime"
 	"slices"
 	"strings"
@@ -23,10 +24,11 @@ const historyComment = "builder.dockerfile.v0"
 type imageState struct {
 	img       dockerspec.DockerOCIImage
 	layers    []ocispec.Descriptor
-	chain     digest.Digest // chain ID of layers, "" when there are none
-	key       digest.Digest // cache key of the last step (identity of the rootfs)
-	args      scope         // ARGs declared in this stage, with values
-	argDefs   []kv          // declared ARGs in order (for RUN history)
+	chain     digest.Digest   // chain ID of layers, "" when there are none
+	key       digest.Digest   // cache key of the last step (identity of the rootfs)
+	args      scope           // ARGs declared in this stage, with values
+	argDefs   []kv            // declared ARGs in order (for RUN history)
+	argWins   map[string]bool // ARGs set after the last ENV of the same name
 	cmdSet    bool
 	created   *time.Time // time of the newest layer added by this build
 	fromStage bool
@@ -43,6 +45,7 @@ func (st *imageState) clone() *imageState {
 	// the Dockerfile reference), but not whether CMD was set.
 	out.args = slices.Clone(st.args)
 	out.argDefs = slices.Clone(st.argDefs)
+	out.argWins = maps.Clone(st.argWins)
 	out.cmdSet = false
 	return &out
 }

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/builderdev/builder/cache"
@@ -24,11 +25,9 @@ const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bi
 // run executes a RUN in the sandbox over an overlay of the parent chain;
 // the overlay's upper dir becomes the layer and the next snapshot.
 func (bd *build) run(ctx context.Context, s *stage, st *imageState, c *instructions.RunCommand, step *int) error {
-	if len(c.FlagsUsed) > 0 {
-		for _, f := range c.FlagsUsed {
-			if f != "network" {
-				return fmt.Errorf("RUN --%s is not supported yet", f)
-			}
+	for _, f := range c.FlagsUsed {
+		if f != "network" {
+			return fmt.Errorf("RUN --%s is not supported yet", f)
 		}
 	}
 	args, err := runArgs(st, c)
@@ -61,7 +60,7 @@ func (bd *build) run(ctx context.Context, s *stage, st *imageState, c *instructi
 		createdBy: "RUN " + runHistory(hist, st) + " # buildkit",
 		inputs:    in,
 		produce: func(ctx context.Context) (*produced, error) {
-			return bd.execRun(ctx, st, args, env, network)
+			return bd.execRun(ctx, st, args, bd.withProxies(env), network)
 		},
 	})
 }
@@ -100,13 +99,20 @@ func runArgs(st *imageState, c *instructions.RunCommand) ([]string, error) {
 	return args, nil
 }
 
-// runEnv is RUN's environment: image ENV, ARGs in scope that ENV does not
-// override, proxy build args, a default PATH.
+// runEnv is RUN's environment as the cache key sees it: the image ENV and
+// the ARGs in scope (an ARG declared after an ENV of the same name wins, as
+// in BuildKit, where both set the build state's env in order), and a
+// default PATH. Proxy build args are added by withProxies, outside the key.
 func (bd *build) runEnv(st *imageState) []string {
-	env := append([]string(nil), st.img.Config.Env...)
+	env := make([]string, 0, len(st.img.Config.Env)+len(st.args)+1)
 	have := map[string]bool{}
-	for _, e := range env {
+	for _, e := range st.img.Config.Env {
 		k, _, _ := strings.Cut(e, "=")
+		if st.argWins[k] {
+			v, _ := st.args.get(k)
+			e = k + "=" + v
+		}
+		env = append(env, e)
 		have[k] = true
 	}
 	for _, a := range st.args {
@@ -115,17 +121,24 @@ func (bd *build) runEnv(st *imageState) []string {
 			have[a.k] = true
 		}
 	}
-	for _, k := range proxyArgs {
-		if v, ok := bd.opts.BuildArgs[k]; ok && !have[k] {
-			env = append(env, k+"="+v)
-			have[k] = true
-			bd.markUsed(k)
-		}
-	}
 	if !have["PATH"] {
 		env = append(env, "PATH="+defaultPath)
 	}
 	return env
+}
+
+// withProxies adds the predefined proxy build args (HTTP_PROXY, ...) that
+// the Dockerfile did not declare: RUN sees them, but like BuildKit they are
+// not part of the cache key or the history.
+func (bd *build) withProxies(env []string) []string {
+	out := slices.Clone(env)
+	for _, k := range proxyArgs {
+		if v, ok := bd.opts.BuildArgs[k]; ok && !hasEnv(out, k) {
+			out = append(out, k+"="+v)
+			bd.markUsed(k)
+		}
+	}
+	return out
 }
 
 // runHistory is BuildKit's created_by for RUN: "|N K=V ... cmd".
@@ -230,11 +243,7 @@ func (bd *build) execRun(ctx context.Context, st *imageState, args, env []string
 		}
 	}
 	if err != nil {
-		var ee *sandbox.ExitError
-		if errors.As(err, &ee) {
-			return nil, fmt.Errorf("exit code %d", ee.Code)
-		}
-		return nil, err
+		return nil, err // *sandbox.ExitError reads "exit code N"
 	}
 	ents, err := layer.Changes(a.Upper, func(name string) (bool, error) {
 		_, err := root.Lstat("/" + name)
@@ -310,5 +319,3 @@ func hostResolvConf() []byte {
 	}
 	return data
 }
-
-var _ = snapshot.ErrNotFound

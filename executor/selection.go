@@ -39,25 +39,27 @@ func isURL(s string) bool {
 	return strings.HasPrefix(s, "http://") || strings.HasPrefix(s, "https://") || strings.HasPrefix(s, "git://")
 }
 
-// skip reports whether the tree path p is excluded (.dockerignore, --exclude).
+// skip reports whether the tree path p is excluded by .dockerignore (its
+// patterns are rooted at the context).
 func (sel *selection) skip(p string) bool {
-	rel := strings.TrimPrefix(path.Clean(p), "/")
-	if sel.isContext && sel.ig.excluded(rel) {
-		return true
+	return sel.isContext && sel.ig.excluded(strings.TrimPrefix(path.Clean(p), "/"))
+}
+
+// excluded reports whether COPY --exclude matches rel, a path relative to
+// the source being copied (as BuildKit matches it).
+func (sel *selection) excluded(rel string) bool {
+	if len(sel.excludes) == 0 || rel == "" {
+		return false
 	}
-	if len(sel.excludes) > 0 {
-		if sel.exclPM == nil {
-			pm, err := patternmatcher.New(sel.excludes)
-			if err != nil {
-				return false
-			}
-			sel.exclPM = pm
+	if sel.exclPM == nil {
+		pm, err := patternmatcher.New(sel.excludes)
+		if err != nil {
+			return false
 		}
-		if ok, _ := sel.exclPM.MatchesOrParentMatches(rel); ok {
-			return true
-		}
+		sel.exclPM = pm
 	}
-	return false
+	ok, _ := sel.exclPM.MatchesOrParentMatches(rel)
+	return ok
 }
 
 // match selects the items a source argument names.
@@ -86,7 +88,7 @@ func (sel *selection) match(src string, unpack bool) ([]copyItem, error) {
 		if sel.skip(p) || sel.skip(r) {
 			return nil, &noSourceError{src: src, why: " (excluded by .dockerignore)", context: sel.isContext}
 		}
-		paths = []string{r + "\x00" + path.Base(p)}
+		paths = []string{r + "\x00" + p}
 	}
 	if len(paths) == 0 {
 		if hasMeta(p) && sel.globDirExists(p) {
@@ -96,12 +98,13 @@ func (sel *selection) match(src string, unpack bool) ([]copyItem, error) {
 	}
 	var items []copyItem
 	for _, e := range paths {
-		r, base, _ := strings.Cut(e, "\x00")
+		r, matched, _ := strings.Cut(e, "\x00")
+		base := path.Base(matched)
 		fi, err := sel.fsys.Lstat(r)
 		if err != nil {
 			return nil, sel.noSource(src, p)
 		}
-		it := copyItem{fsys: sel.fsys, src: r, fi: fi}
+		it := copyItem{fsys: sel.fsys, src: r, fi: fi, matched: matched}
 		if !fi.IsDir() {
 			it.destRel = base
 		}
@@ -184,8 +187,8 @@ func (sel *selection) globDirExists(p string) bool {
 
 // glob expands a pattern component by component (never following symlinks
 // in the middle). A match that is a symlink is followed, as BuildKit does
-// for every source path: "path\x00base" gives the resolved path and the
-// name the match lands under.
+// for every source path: "path\x00matched" gives the resolved path and the
+// path that matched.
 func (sel *selection) glob(p string) ([]string, error) {
 	comps := strings.Split(strings.TrimPrefix(p, "/"), "/")
 	cur := []string{"/"}
@@ -210,7 +213,7 @@ func (sel *selection) glob(p string) ([]string, error) {
 					return nil, fmt.Errorf("bad pattern %q: %w", p, err)
 				}
 				q := path.Join(dir, n)
-				if ok && !sel.skip(q) {
+				if ok && !sel.skip(q) && !(last && sel.excluded(n)) {
 					next = append(next, q)
 				}
 			}
@@ -230,13 +233,17 @@ func (sel *selection) glob(p string) ([]string, error) {
 	out := make([]string, 0, len(cur))
 	for _, q := range cur {
 		r, err := sel.fsys.Resolve(q)
+		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, errNotDir) {
+			// A match that is a dangling symlink (resolved inside the tree).
+			return nil, &noSourceError{src: strings.TrimPrefix(q, "/"), why: " (a symlink whose target is missing)", context: sel.isContext}
+		}
 		if err != nil {
 			return nil, fmt.Errorf("resolve %s: %w", strings.TrimPrefix(q, "/"), err)
 		}
 		if r != q && sel.skip(r) {
 			continue
 		}
-		out = append(out, r+"\x00"+path.Base(q))
+		out = append(out, r+"\x00"+q)
 	}
 	return out, nil
 }
@@ -259,6 +266,9 @@ func (sel *selection) walk(it copyItem) ([]walked, error) {
 			fi, err := it.fsys.Lstat(q)
 			if err != nil {
 				return fmt.Errorf("stat %s: %w", q, err)
+			}
+			if sel.excluded(r) {
+				continue
 			}
 			if sel.skip(q) {
 				if fi.IsDir() && sel.isContext && sel.ig.mayContainIncluded() {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"strconv"
 	"strings"
 	"time"
 
@@ -71,14 +72,22 @@ func (bd *build) doStep(ctx context.Context, st *imageState, fs fsStep, id int, 
 	in := fs.inputs
 	in.Version = cache.Version
 	in.Parent = st.key
+	// What shapes the layer bytes beyond the step itself: a record names
+	// one blob, so zstd layers and SOURCE_DATE_EPOCH-clamped layers get
+	// their own records (gzip, unclamped keys stay as they were).
+	extra := map[string]string{}
 	if bd.opts.Compression == layer.Zstd {
-		// A record names one blob: zstd layers get their own records (and
-		// gzip keys stay as they were), never a gzip blob from the cache.
+		extra["layer.compression"] = string(layer.Zstd)
+	}
+	if e := bd.opts.SourceDateEpoch; e != nil {
+		extra["layer.source-date-epoch"] = strconv.FormatInt(e.Unix(), 10)
+	}
+	if len(extra) > 0 {
 		in.Extra = maps.Clone(in.Extra)
 		if in.Extra == nil {
 			in.Extra = map[string]string{}
 		}
-		in.Extra["layer.compression"] = string(layer.Zstd)
+		maps.Copy(in.Extra, extra)
 	}
 	key := cache.Key(in)
 	if !noCache {
