@@ -24,7 +24,6 @@ type build struct {
 	opts   Options
 	file   string
 	df     *parser.Dockerfile
-	lex    *shell.Lex
 	rep    Reporter
 	global scope // automatic platform args + meta ARGs
 	stages []*stage
@@ -37,7 +36,6 @@ type build struct {
 	usedArgs map[string]bool
 	pulls    pullCache // base images pulled by this build (registry.go)
 	stepSeq  int
-	curStep  int // step whose RUN output is streaming
 }
 
 // stage is one FROM block.
@@ -50,6 +48,9 @@ type stage struct {
 	deps      []*stage
 	steps     int // numbered steps (FROM + filesystem steps)
 	state     *imageState
+
+	once sync.Once // the stage is built once, whoever needs it first
+	err  error
 }
 
 // Build builds opts' Dockerfile, stores the image, tags it and runs the outputs.
@@ -89,7 +90,7 @@ func (b *Builder) Build(ctx context.Context, opts Options) (*Result, error) {
 	}
 	defer os.RemoveAll(tmp)
 
-	bd := &build{b: b, opts: opts, file: opts.DockerfileName, df: df, lex: df.Lex(), rep: opts.Reporter,
+	bd := &build{b: b, opts: opts, file: opts.DockerfileName, df: df, rep: opts.Reporter,
 		tmp: tmp, usedArgs: map[string]bool{}}
 	for _, w := range df.Warnings {
 		bd.warn("%s:%s", bd.file, strings.TrimPrefix(w.String(), "line "))
@@ -101,12 +102,19 @@ func (b *Builder) Build(ctx context.Context, opts Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	if _, _, err := bd.contextFS(); err != nil {
+		return nil, err
+	}
 	if err := bd.runStage(ctx, target); err != nil {
 		return nil, err
 	}
 	bd.warnUnusedArgs()
 	return bd.finish(ctx, target.state)
 }
+
+// lex returns a word expander with the Dockerfile's escape token. BuildKit's
+// Lex keeps state while it works: one per use, as stages run concurrently.
+func (bd *build) lex() *shell.Lex { return bd.df.Lex() }
 
 func (bd *build) warn(format string, a ...any) {
 	bd.rep.Report(Event{Kind: Warning, Text: fmt.Sprintf(format, a...)})
@@ -126,7 +134,7 @@ func (bd *build) resolveGlobalArgs() error {
 				continue
 			}
 			if kvp.Value != nil {
-				v, _, err := bd.lex.ProcessWord(*kvp.Value, g.getter())
+				v, _, err := bd.lex().ProcessWord(*kvp.Value, g.getter())
 				if err != nil {
 					return bd.errAt(&a, err)
 				}
@@ -163,7 +171,7 @@ func (bd *build) plan() (*stage, error) {
 	for i := range bd.df.Stages {
 		def := &bd.df.Stages[i]
 		s := &stage{idx: i, def: def, name: strings.ToLower(def.Name), steps: 1}
-		base, _, err := bd.lex.ProcessWord(def.BaseName, bd.global.getter())
+		base, _, err := bd.lex().ProcessWord(def.BaseName, bd.global.getter())
 		if err != nil {
 			return nil, bd.errAt(def, err)
 		}
@@ -202,7 +210,7 @@ func (bd *build) plan() (*stage, error) {
 			}
 			// As BuildKit: --from takes no variables (use a stage made with
 			// FROM ${ARG} instead) and names an earlier stage or an image.
-			if lit, _, err := bd.lex.ProcessWord(cp.From, shell.EnvsFromSlice(nil)); err != nil || lit != cp.From {
+			if lit, _, err := bd.lex().ProcessWord(cp.From, shell.EnvsFromSlice(nil)); err != nil || lit != cp.From {
 				return nil, bd.errAt(cp, errors.New("variable expansion is not supported for --from, define a new stage with FROM using ARG from global scope as a workaround"))
 			}
 			if later := bd.stageByName(strings.ToLower(cp.From), len(bd.stages)); later != nil && later.idx >= s.idx {
@@ -239,18 +247,48 @@ func (bd *build) stageRef(from string, cur int) *stage {
 
 // runStage builds s after the stages it needs (each stage once).
 func (bd *build) runStage(ctx context.Context, s *stage) error {
-	if s.state != nil {
-		return nil
+	s.once.Do(func() { s.err = bd.buildStage(ctx, s) })
+	return s.err
+}
+
+// runDeps builds the stages s needs; independent ones run at the same time
+// (the stores are safe for concurrent builds), and the first failure
+// cancels the others.
+func (bd *build) runDeps(ctx context.Context, s *stage) error {
+	var deps []*stage
+	for _, d := range append([]*stage{s.baseStage}, s.deps...) {
+		if d != nil && !slices.Contains(deps, d) {
+			deps = append(deps, d)
+		}
 	}
-	if s.baseStage != nil {
-		if err := bd.runStage(ctx, s.baseStage); err != nil {
+	if len(deps) == 1 {
+		return bd.runStage(ctx, deps[0])
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errs := make([]error, len(deps))
+	var wg sync.WaitGroup
+	for i, d := range deps {
+		wg.Go(func() {
+			if errs[i] = bd.runStage(ctx, d); errs[i] != nil {
+				cancel()
+			}
+		})
+	}
+	wg.Wait()
+	// The failure itself, not the cancellations it caused in its siblings.
+	for _, err := range errs {
+		if err != nil && !errors.Is(err, context.Canceled) {
 			return err
 		}
 	}
-	for _, d := range s.deps {
-		if err := bd.runStage(ctx, d); err != nil {
-			return err
-		}
+	return errors.Join(errs...)
+}
+
+// buildStage builds the stages s needs, then s itself.
+func (bd *build) buildStage(ctx context.Context, s *stage) error {
+	if err := bd.runDeps(ctx, s); err != nil {
+		return err
 	}
 	if err := ctx.Err(); err != nil {
 		return err

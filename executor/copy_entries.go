@@ -46,11 +46,9 @@ func (bd *build) copyEntries(ctx context.Context, st *imageState, spec copySpec,
 	}
 	chmod, hasChmod, _ := parseChmod(spec.chmod)
 	// Directories the copy creates (parents, a new destination dir) get
-	// 0755, or the --chmod permission bits as BuildKit's copy does.
+	// 0755 and the --chown owner, as fsutil's MkdirAll in BuildKit's copy
+	// makes them; --chmod applies to the copied entries only.
 	newDirMode := fs.ModeDir | 0o755
-	if hasChmod {
-		newDirMode = fs.ModeDir | chmod.Perm()
-	}
 
 	dest, err := resolveDest(root, destAbs)
 	if err != nil {

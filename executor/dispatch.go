@@ -131,7 +131,7 @@ func (bd *build) dispatch(ctx context.Context, s *stage, st *imageState, cmd ins
 func (bd *build) expander(env scope) instructions.SingleWordExpander {
 	g := env.getter()
 	return func(word string) (string, error) {
-		v, _, err := bd.lex.ProcessWord(word, g)
+		v, _, err := bd.lex().ProcessWord(word, g)
 		return v, err
 	}
 }
@@ -164,7 +164,7 @@ func (bd *build) arg(st *imageState, c *instructions.ArgCommand) error {
 		if v, ok := bd.opts.BuildArgs[a.Key]; ok {
 			val = &v
 		} else if a.Value != nil {
-			v, _, err := bd.lex.ProcessWord(*a.Value, st.expandEnv().getter())
+			v, _, err := bd.lex().ProcessWord(*a.Value, st.expandEnv().getter())
 			if err != nil {
 				return err
 			}
@@ -200,7 +200,7 @@ func derefOr(p *string, def string) string {
 func (bd *build) expose(st *imageState, c *instructions.ExposeCommand, env scope) error {
 	var ports []string
 	for _, p := range c.Ports {
-		words, err := bd.lex.ProcessWords(p, env.getter())
+		words, err := bd.lex().ProcessWords(p, env.getter())
 		if err != nil {
 			return err
 		}

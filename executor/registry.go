@@ -81,7 +81,7 @@ func (bd *build) stagePlatform(s *stage) (ocispec.Platform, error) {
 	if s.def.Platform == "" {
 		return bd.targetPlatform(), nil
 	}
-	v, _, err := bd.lex.ProcessWord(s.def.Platform, bd.global.getter())
+	v, _, err := bd.lex().ProcessWord(s.def.Platform, bd.global.getter())
 	if err != nil {
 		return ocispec.Platform{}, err
 	}

@@ -16,6 +16,7 @@ import (
 )
 
 // contextFS returns the build context as a srcFS and its .dockerignore.
+// Build calls it once before any stage runs; later calls only read.
 func (bd *build) contextFS() (srcFS, *ignorer, error) {
 	if bd.ctxFS != nil {
 		return bd.ctxFS, bd.ctxIgnore, nil

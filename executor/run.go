@@ -222,7 +222,7 @@ func (bd *build) execRun(ctx context.Context, st *imageState, args, env []string
 	for _, g := range u.groups {
 		groups = append(groups, uint32(g))
 	}
-	out := &logWriter{bd: bd, id: bd.curStep}
+	out := &logWriter{bd: bd, id: stepID(ctx)}
 	err = sandbox.Run(ctx, sandbox.Config{
 		Rootfs:  a.Mounts(rootDir),
 		RootDir: rootDir,

@@ -47,11 +47,19 @@ func (bd *build) runStep(ctx context.Context, s *stage, st *imageState, step *in
 	if !fs.start.IsZero() {
 		start = fs.start
 	}
-	bd.curStep = id
+	ctx = context.WithValue(ctx, stepIDKey{}, id)
 	bd.rep.Report(Event{Kind: StepStart, ID: id, Name: name})
 	cached, err := bd.doStep(ctx, st, fs, id, bd.noCache(s))
 	bd.rep.Report(Event{Kind: StepDone, ID: id, Name: name, Cached: cached, Duration: time.Since(start), Err: err})
 	return err
+}
+
+// stepIDKey carries the running step's ID to produce (RUN output events).
+type stepIDKey struct{}
+
+func stepID(ctx context.Context) int {
+	id, _ := ctx.Value(stepIDKey{}).(int)
+	return id
 }
 
 // noCache reports whether the steps of s skip the cache lookup (--no-cache,

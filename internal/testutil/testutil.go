@@ -67,9 +67,17 @@ func buildBinary() (string, error) {
 	}
 	bin := filepath.Join(dir, "builder")
 	var stderr bytes.Buffer
-	cmd := exec.Command(gobin, "build", "-trimpath", "-o", bin, "./cmd/builder")
+	args := []string{"build", "-trimpath", "-o", bin}
+	env := append(os.Environ(), "CGO_ENABLED=0")
+	if os.Getenv("BUILDER_TEST_RACE") == "1" {
+		// The end-to-end tests then run a race-detecting binary, which
+		// exits 66 after reporting a data race.
+		args = append(args, "-race")
+		env = append(os.Environ(), "CGO_ENABLED=1")
+	}
+	cmd := exec.Command(gobin, append(args, "./cmd/builder")...)
 	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	cmd.Env = env
 	cmd.Stderr = &stderr
 	if err := cmd.Run(); err != nil {
 		os.RemoveAll(dir)
