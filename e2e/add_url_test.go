@@ -71,6 +71,21 @@ func TestAddURL(t *testing.T) {
 			t.Error("remote archive was extracted")
 		}
 	})
+	t.Run("unpack", func(t *testing.T) {
+		ctx := writeContext(t, map[string]string{"Dockerfile": "FROM busybox\nADD --unpack=true " + srv.URL + "/files/archive.tar /un/\n"})
+		out := filepath.Join(t.TempDir(), "rootfs")
+		e.mustRun("build", ctx, "-o", "type=local,dest="+out)
+		if data, err := os.ReadFile(filepath.Join(out, "un/inside.txt")); err != nil || string(data) != "hi" {
+			t.Errorf("ADD --unpack=true of a remote tar: un/inside.txt = %q, %v", data, err)
+		}
+	})
+	t.Run("git source", func(t *testing.T) {
+		ctx := writeContext(t, map[string]string{"Dockerfile": "FROM busybox\nADD " + srv.URL + "/repo.git /src\n"})
+		r := e.run("build", ctx)
+		if r.code != 1 || !strings.Contains(r.stderr, "git sources are not supported") {
+			t.Fatalf("exit %d, stderr:\n%s", r.code, r.stderr)
+		}
+	})
 	t.Run("bad checksum", func(t *testing.T) {
 		bad := "sha256:" + strings.Repeat("0", 64)
 		ctx := writeContext(t, map[string]string{"Dockerfile": "FROM busybox\nADD --checksum=" + bad + " " + srv.URL + "/files/hello.txt /x\n"})

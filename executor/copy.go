@@ -6,12 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/url"
 	"path"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/builderdev/builder/cache"
+	"github.com/builderdev/builder/layer"
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 	"github.com/opencontainers/go-digest"
 )
@@ -177,8 +179,15 @@ func (bd *build) selectSources(ctx context.Context, spec copySpec, sel *selectio
 	for _, src := range spec.srcs {
 		var got []copyItem
 		var err error
+		if isGitURL(src) {
+			return nil, false, fmt.Errorf("%s: git sources are not supported yet", src)
+		}
 		if spec.add && isURL(src) {
 			got, err = bd.download(ctx, src, spec.checksum)
+			// Remote archives are extracted only with --unpack=true.
+			if err == nil && spec.unpack != nil && *spec.unpack {
+				err = markArchives(got)
+			}
 		} else {
 			if isURL(src) || strings.HasPrefix(src, "git@") {
 				return nil, false, fmt.Errorf("%s: remote sources are only supported by ADD over http(s)", src)
@@ -304,4 +313,30 @@ func keepParents(src string, items []copyItem) {
 		rel := strings.TrimPrefix(items[i].matched, pivot)
 		items[i].destRel = strings.TrimPrefix(rel, "/")
 	}
+}
+
+// isGitURL tells git sources (which BuildKit clones) from plain URLs.
+func isGitURL(src string) bool {
+	if strings.HasPrefix(src, "git@") || strings.HasPrefix(src, "git://") {
+		return true
+	}
+	if !strings.HasPrefix(src, "http://") && !strings.HasPrefix(src, "https://") {
+		return false
+	}
+	u, err := url.Parse(src)
+	return err == nil && strings.HasSuffix(u.Path, ".git")
+}
+
+// markArchives marks downloaded items that are archives for extraction.
+func markArchives(items []copyItem) error {
+	for i := range items {
+		host, err := items[i].fsys.HostPath(items[i].src)
+		if err != nil {
+			return err
+		}
+		if ok, _ := layer.IsArchive(host); ok {
+			items[i].archive, items[i].destRel = true, ""
+		}
+	}
+	return nil
 }

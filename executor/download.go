@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
-	"mime"
 	"net/http"
 	"net/url"
 	"os"
@@ -36,12 +35,10 @@ func (bd *build) download(ctx context.Context, rawURL, checksum string) ([]copyI
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("download %s: %s", rawURL, resp.Status)
 	}
+	// The file is named after the URL path only, as BuildKit does.
 	name := path.Base(u.Path)
-	if _, params, err := mime.ParseMediaType(resp.Header.Get("Content-Disposition")); err == nil && params["filename"] != "" {
-		name = path.Base(params["filename"])
-	}
 	if name == "" || name == "/" || name == "." || name == ".." {
-		name = "index.html"
+		name = "__unnamed__"
 	}
 	dir, err := os.MkdirTemp(bd.tmp, "dl-")
 	if err != nil {
