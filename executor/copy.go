@@ -62,30 +62,9 @@ func (bd *build) add(ctx context.Context, s *stage, st *imageState, c *instructi
 		checksum: c.Checksum, unpack: c.Unpack}, step)
 }
 
-func parseChmod(s string) (fs.FileMode, bool, error) {
-	if s == "" {
-		return 0, false, nil
-	}
-	n, err := strconv.ParseUint(s, 8, 32)
-	if err != nil || n > 0o7777 {
-		return 0, false, fmt.Errorf("invalid --chmod=%s: must be an octal mode like 0755", s)
-	}
-	m := fs.FileMode(n & 0o777)
-	if n&0o4000 != 0 {
-		m |= fs.ModeSetuid
-	}
-	if n&0o2000 != 0 {
-		m |= fs.ModeSetgid
-	}
-	if n&0o1000 != 0 {
-		m |= fs.ModeSticky
-	}
-	return m, true, nil
-}
-
 func (bd *build) doCopy(ctx context.Context, s *stage, st *imageState, spec copySpec, step *int) error {
 	start := time.Now() // selecting and hashing the sources is part of the step
-	if _, _, err := parseChmod(spec.chmod); err != nil {
+	if _, err := parseChmod(spec.chmod); err != nil {
 		return err
 	}
 	if spec.checksum != "" && !spec.add {

@@ -44,7 +44,7 @@ func (bd *build) copyEntries(ctx context.Context, st *imageState, spec copySpec,
 		}
 		own = &[2]int{uid, gid}
 	}
-	chmod, hasChmod, _ := parseChmod(spec.chmod)
+	chmod, _ := parseChmod(spec.chmod)
 	// Directories the copy creates (parents, a new destination dir) get
 	// 0755 and the --chown owner, as fsutil's MkdirAll in BuildKit's copy
 	// makes them; --chmod applies to the copied entries only.
@@ -122,8 +122,8 @@ func (bd *build) copyEntries(ctx context.Context, st *imageState, spec copySpec,
 		if it.data != nil {
 			data := *it.data
 			m := it.mode
-			if hasChmod {
-				m = chmod
+			if chmod != nil {
+				m = chmod(m)
 			}
 			e := layer.Entry{Name: name, Mode: m, Size: int64(len(data)), ModTime: bd.fixedTime(),
 				Open: func() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader(data)), nil }}
@@ -192,8 +192,8 @@ func (bd *build) copyEntries(ctx context.Context, st *imageState, spec copySpec,
 			if own != nil {
 				e.UID, e.GID = own[0], own[1]
 			}
-			if hasChmod && e.Mode&fs.ModeSymlink == 0 {
-				e.Mode = e.Mode.Type() | chmod
+			if chmod != nil && e.Mode&fs.ModeSymlink == 0 {
+				e.Mode = chmod(e.Mode)
 			}
 			if err := fillSource(&e, src.fsys, w); err != nil {
 				return nil, err

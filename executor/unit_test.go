@@ -46,25 +46,50 @@ func TestCheckSignal(t *testing.T) {
 }
 
 func TestParseChmod(t *testing.T) {
+	file, dir, exe := fs.FileMode(0o644), fs.ModeDir|0o700, fs.FileMode(0o750)
 	tests := []struct {
-		in   string
-		want fs.FileMode
-		err  bool
+		in      string
+		in0     fs.FileMode
+		want    fs.FileMode
+		invalid bool
 	}{
-		{"", 0, false},
-		{"0755", 0o755, false},
-		{"644", 0o644, false},
-		{"4755", fs.ModeSetuid | 0o755, false},
-		{"1777", fs.ModeSticky | 0o777, false},
-		{"99x", 0, true},
-		{"u+x", 0, true},
-		{"17777", 0, true},
+		{"0755", file, 0o755, false},
+		{"644", dir, fs.ModeDir | 0o644, false},
+		{"4755", file, fs.ModeSetuid | 0o755, false},
+		{"1777", dir, fs.ModeDir | fs.ModeSticky | 0o777, false},
+		{"u+x", file, 0o744, false},
+		{"go-r", file, 0o600, false},
+		{"u=rwx,go=rx", file, 0o755, false},
+		{"a+X", file, 0o644, false},
+		{"a+X", exe, 0o751, false},
+		{"a+X", dir, fs.ModeDir | 0o711, false},
+		{"u+s", exe, fs.ModeSetuid | 0o750, false},
+		{"+t", dir, fs.ModeDir | fs.ModeSticky | 0o700, false},
+		{"o=", exe, 0o750, false},
+		{"u+x-w", file, 0o544, false},
+		{"99x", 0, 0, true},
+		{"u*x", 0, 0, true},
+		{"u", 0, 0, true},
+		{"17777", 0, 0, true},
 	}
 	for _, tt := range tests {
-		got, _, err := parseChmod(tt.in)
-		if (err != nil) != tt.err || got != tt.want {
-			t.Errorf("parseChmod(%q) = %v, %v; want %v err=%v", tt.in, got, err, tt.want, tt.err)
+		f, err := parseChmod(tt.in)
+		if tt.invalid {
+			if err == nil {
+				t.Errorf("parseChmod(%q) accepted", tt.in)
+			}
+			continue
 		}
+		if err != nil {
+			t.Errorf("parseChmod(%q): %v", tt.in, err)
+			continue
+		}
+		if got := f(tt.in0); got != tt.want {
+			t.Errorf("parseChmod(%q)(%v) = %v, want %v", tt.in, tt.in0, got, tt.want)
+		}
+	}
+	if f, err := parseChmod(""); f != nil || err != nil {
+		t.Errorf(`parseChmod("") = %v, %v; want nil, nil`, f, err)
 	}
 }
 
