@@ -204,6 +204,22 @@ func (bd *build) plan() (*stage, error) {
 	}
 	for _, s := range bd.stages {
 		for _, c := range s.def.Commands {
+			if r, ok := c.(*instructions.RunCommand); ok {
+				// RUN --mount=from=<stage> needs that stage built first.
+				for _, m := range instructions.GetMounts(r) {
+					if m.From == "" {
+						continue
+					}
+					from, _, err := bd.lex().ProcessWord(m.From, bd.global.getter())
+					if err != nil {
+						return nil, bd.errAt(r, err)
+					}
+					if dep := bd.stageRef(from, s.idx); dep != nil {
+						s.deps = append(s.deps, dep)
+					}
+				}
+				continue
+			}
 			cp, ok := c.(*instructions.CopyCommand)
 			if !ok || cp.From == "" {
 				continue

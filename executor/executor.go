@@ -100,6 +100,9 @@ type Options struct {
 	Push bool
 	// Registry: TLS, credentials and blob progress for pulls and pushes.
 	Registry RegistryOptions
+	// Secrets maps RUN --mount=type=secret ids to host files (--secret);
+	// their content never enters a layer, a cache key or the history.
+	Secrets map[string]string
 }
 
 // Result of a successful build.

@@ -26,9 +26,13 @@ const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bi
 // the overlay's upper dir becomes the layer and the next snapshot.
 func (bd *build) run(ctx context.Context, s *stage, st *imageState, c *instructions.RunCommand, step *int) error {
 	for _, f := range c.FlagsUsed {
-		if f != "network" {
+		if f != "network" && f != "mount" {
 			return fmt.Errorf("RUN --%s is not supported yet", f)
 		}
+	}
+	mounts, err := bd.runMounts(ctx, s, st, c)
+	if err != nil {
+		return err
 	}
 	args, err := runArgs(st, c)
 	if err != nil {
@@ -48,6 +52,7 @@ func (bd *build) run(ctx context.Context, s *stage, st *imageState, c *instructi
 		Shell:       st.img.Config.Shell,
 		Args:        st.args.toMap(),
 		Network:     network,
+		Extra:       mountKeys(mounts),
 	}
 	hist := args
 	if len(args) == 2 && args[0] == "\x00heredoc" {
@@ -60,7 +65,7 @@ func (bd *build) run(ctx context.Context, s *stage, st *imageState, c *instructi
 		createdBy: "RUN " + runHistory(hist, st) + " # buildkit",
 		inputs:    in,
 		produce: func(ctx context.Context) (*produced, error) {
-			return bd.execRun(ctx, st, args, bd.withProxies(env), network)
+			return bd.execRun(ctx, st, args, bd.withProxies(env), network, mounts)
 		},
 	})
 }
@@ -168,7 +173,7 @@ func runHistory(args []string, st *imageState) string {
 }
 
 // execRun runs args over a new active snapshot and packs its upper dir.
-func (bd *build) execRun(ctx context.Context, st *imageState, args, env []string, network string) (*produced, error) {
+func (bd *build) execRun(ctx context.Context, st *imageState, args, env []string, network string, mounts []runMount) (*produced, error) {
 	if err := bd.unpack(ctx, st); err != nil {
 		return nil, err
 	}
@@ -223,9 +228,18 @@ func (bd *build) execRun(ctx context.Context, st *imageState, args, env []string
 		groups = append(groups, uint32(g))
 	}
 	out := &logWriter{bd: bd, id: stepID(ctx)}
+	extra := make([]snapshot.Mount, 0, len(mounts))
+	for _, m := range mounts {
+		em, err := m.mount(bd.tmp)
+		if err != nil {
+			return nil, err
+		}
+		extra = append(extra, em)
+	}
 	err = sandbox.Run(ctx, sandbox.Config{
 		Rootfs:  a.Mounts(rootDir),
 		RootDir: rootDir,
+		Mounts:  extra,
 		Args:    args,
 		Env:     env,
 		Cwd:     cwd,

@@ -65,3 +65,24 @@ func (v View) HostPath(p string) (string, error) {
 	}
 	return filepath.Join(v.Lowers[n.layer], n.rel), nil
 }
+
+// DirLayers returns, top first, the host dirs merged into the directory p
+// (symlinks resolved inside the root): mounted as the lowerdirs of a
+// read-only overlay they show exactly the merged subtree of p.
+func (v View) DirLayers(p string) ([]string, error) {
+	_, n, err := v.walk("lookup", p, true)
+	if err != nil {
+		return nil, err
+	}
+	if !n.exists() {
+		return nil, &fs.PathError{Op: "lookup", Path: p, Err: syscall.ENOENT}
+	}
+	if !n.isDir() {
+		return nil, &fs.PathError{Op: "lookup", Path: p, Err: syscall.ENOTDIR}
+	}
+	out := make([]string, 0, len(n.dirs))
+	for _, i := range n.dirs {
+		out = append(out, filepath.Join(v.Lowers[i], n.rel))
+	}
+	return out, nil
+}

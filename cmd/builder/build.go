@@ -27,6 +27,7 @@ type buildFlags struct {
 	progress    string
 	noCache     bool
 	noCacheFilt []string
+	secrets     []string
 	network     string
 	reg         buildRegistryFlags // registry.go
 }
@@ -54,6 +55,7 @@ func newBuildCmd(g *globalFlags) *cobra.Command {
 	fl.StringVar(&f.progress, "progress", "plain", "progress output: plain or quiet")
 	fl.BoolVar(&f.noCache, "no-cache", false, "do not use the step cache")
 	fl.StringArrayVar(&f.noCacheFilt, "no-cache-filter", nil, "do not use the step cache for this stage (repeatable)")
+	fl.StringArrayVar(&f.secrets, "secret", nil, "secret for RUN --mount=type=secret: id=ID,src=FILE or id=ID,env=VAR (repeatable)")
 	fl.StringVar(&f.network, "network", "host", "network for RUN: host or none")
 	f.reg.register(cmd)
 	return cmd
@@ -61,6 +63,12 @@ func newBuildCmd(g *globalFlags) *cobra.Command {
 
 func runBuild(cmd *cobra.Command, g *globalFlags, f *buildFlags, contextDir string) error {
 	opts := executor.Options{ContextDir: contextDir, Target: f.target, NoCache: f.noCache, NoCacheFilter: f.noCacheFilt, Network: f.network}
+	secrets, cleanup, err := parseSecrets(f.secrets)
+	if err != nil {
+		return err
+	}
+	defer cleanup()
+	opts.Secrets = secrets
 	st, err := os.Stat(contextDir)
 	if err != nil || !st.IsDir() {
 		return usagef("context %q is not a directory", contextDir)
@@ -257,4 +265,71 @@ func openBuilder(cmd *cobra.Command, g *globalFlags) (*executor.Builder, error) 
 	}
 	g.opened = append(g.opened, b)
 	return b, nil
+}
+
+// parseSecrets reads --secret values: id=ID,src=FILE (also source=) or
+// id=ID,env=VAR; an env secret is written to a private temp file that
+// cleanup removes. A bare id=ID reads $ID, as docker build does.
+func parseSecrets(in []string) (map[string]string, func(), error) {
+	out := map[string]string{}
+	var tmp []string
+	cleanup := func() {
+		for _, f := range tmp {
+			os.Remove(f)
+		}
+	}
+	for _, s := range in {
+		var id, src, env string
+		for _, part := range strings.Split(s, ",") {
+			k, v, _ := strings.Cut(part, "=")
+			switch k {
+			case "id":
+				id = v
+			case "src", "source":
+				src = v
+			case "env":
+				env = v
+			case "type":
+				if v != "file" && v != "env" {
+					cleanup()
+					return nil, nil, usagef("--secret %q: type must be file or env", s)
+				}
+			default:
+				cleanup()
+				return nil, nil, usagef("--secret %q: unknown key %q", s, k)
+			}
+		}
+		if id == "" {
+			cleanup()
+			return nil, nil, usagef("--secret %q: id= is required", s)
+		}
+		if src == "" {
+			if env == "" {
+				env = id
+			}
+			v, ok := os.LookupEnv(env)
+			if !ok {
+				cleanup()
+				return nil, nil, usagef("--secret %q: environment variable %s is not set", s, env)
+			}
+			f, err := os.CreateTemp("", "builder-secret-")
+			if err == nil {
+				tmp = append(tmp, f.Name())
+				_, err = f.WriteString(v)
+				if cerr := f.Close(); err == nil {
+					err = cerr
+				}
+			}
+			if err != nil {
+				cleanup()
+				return nil, nil, fmt.Errorf("store secret %s: %w", id, err)
+			}
+			src = f.Name()
+		} else if _, err := os.Stat(src); err != nil {
+			cleanup()
+			return nil, nil, usagef("--secret %q: %v", s, err)
+		}
+		out[id] = src
+	}
+	return out, cleanup, nil
 }

@@ -18,7 +18,8 @@ type child struct {
 	// mount points in the host view of the new root, filled by placeholders
 	proc, sys, dev string
 	etc            []etcFile
-	cwdErr         error // chdir before switching user failed; retry after
+	extra          []string // host view of the RUN --mount targets
+	cwdErr         error    // chdir before switching user failed; retry after
 }
 
 // etcFile is one generated /etc file and where it is bound.
@@ -55,6 +56,7 @@ func (c *child) setup() (string, error) {
 		{"mount sys", c.mountSys},
 		{"bind etc files", c.bindEtc},
 		{"mount dev", c.mountDev},
+		{"mount extra", c.mountExtra},
 		{"pivot root", c.pivotRoot},
 		{"set hostname", c.setHostname},
 		{"mask paths", maskPaths},

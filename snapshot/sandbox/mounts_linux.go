@@ -44,6 +44,16 @@ func (c *child) mountRootfs() error {
 	return nil
 }
 
+// mountExtra performs the RUN --mount mounts at the points placeholders made.
+func (c *child) mountExtra() error {
+	for i, m := range c.spec.Extra {
+		if err := m.Mount(c.extra[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func (c *child) mountProc() error {
 	if err := unix.Mount("proc", c.proc, "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
 		return fmt.Errorf("mount proc on %s: %w", c.proc, err)

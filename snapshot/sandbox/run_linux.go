@@ -29,6 +29,7 @@ const (
 type spec struct {
 	Root     string           `json:"root"`
 	Mounts   []snapshot.Mount `json:"mounts"`
+	Extra    []snapshot.Mount `json:"extra,omitempty"` // RUN --mount, absolute image targets
 	Upper    string           `json:"upper,omitempty"` // where placeholders land; "" = not tracked
 	Args     []string         `json:"args"`
 	Env      []string         `json:"env"`
@@ -148,6 +149,7 @@ func newSpec(cfg Config) (*spec, error) {
 	s := &spec{
 		Root:     root,
 		Mounts:   cfg.Rootfs,
+		Extra:    cfg.Mounts,
 		Upper:    upperDir(root, cfg.Rootfs),
 		Args:     cfg.Args,
 		Env:      cfg.Env,

@@ -44,7 +44,12 @@ type Config struct {
 	// defaults to the Target of Rootfs[0]. A Rootfs mount with an empty
 	// Target goes on RootDir, one with a relative Target below it. With no
 	// Rootfs mounts, RootDir itself is bound as the rootfs.
-	RootDir  string
+	RootDir string
+	// Mounts are extra mounts (RUN --mount) at absolute paths of the
+	// rootfs, made after /proc, /sys, /dev and /etc. Missing mount points
+	// are created (a dir, or a file when a bind's source is a file) and
+	// removed again after the run, like the other placeholders.
+	Mounts   []snapshot.Mount
 	Args     []string
 	Env      []string // PATH (default the usual one) is used to find Args[0]
 	Cwd      string   // must exist in the rootfs; default "/"

@@ -1,0 +1,91 @@
+package e2e
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestRunMounts covers RUN --mount: cache (persists, not in the key),
+// tmpfs, bind from the context (read-only; rw writes are thrown away; its
+// content is in the key) and from a stage, and secrets (never in a layer
+// or the key); no mount point is left in the image.
+func TestRunMounts(t *testing.T) {
+	e := newEnv(t)
+	secret := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(secret, []byte("s3cr3t"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx := writeContext(t, map[string]string{
+		"sub/f.txt": "from context\n",
+		"Dockerfile": "FROM busybox AS gen\nRUN mkdir -p /out && echo generated > /out/g.txt\n" +
+			"FROM busybox\n" +
+			"RUN --mount=type=cache,target=/var/cache/app,id=c1 sh -c 'echo run >> /var/cache/app/log; wc -l < /var/cache/app/log > /cache-count'\n" +
+			"RUN --mount=type=tmpfs,target=/scratch sh -c 'echo x > /scratch/y && cat /scratch/y > /tmpfs-ok'\n" +
+			"RUN --mount=type=bind,source=sub,target=/mnt/sub sh -c 'cat /mnt/sub/f.txt > /bind-ro; touch /mnt/sub/new 2>/dev/null && echo writable > /bind-ro-write || echo read-only > /bind-ro-write'\n" +
+			"RUN --mount=type=bind,source=sub,target=/mnt/rw,rw sh -c 'echo w > /mnt/rw/new && ls /mnt/rw > /bind-rw'\n" +
+			"RUN --mount=type=bind,from=gen,source=/out,target=/mnt/gen cat /mnt/gen/g.txt > /bind-from\n" +
+			"RUN --mount=type=secret,id=tok,mode=0440 sh -c 'stat -c %a /run/secrets/tok > /secret-mode; wc -c < /run/secrets/tok > /secret-len'\n",
+	})
+	build := func(extra ...string) result {
+		t.Helper()
+		out := filepath.Join(t.TempDir(), "rootfs")
+		args := append([]string{"build", "--progress", "plain", "--secret", "id=tok,src=" + secret, ctx, "-o", "type=local,dest=" + out}, extra...)
+		r := e.mustRun(args...)
+		r.stdout = out // the rootfs dir, for the checks below
+		return r
+	}
+	r := build()
+	read := func(out, p string) string {
+		data, _ := os.ReadFile(filepath.Join(out, p))
+		return strings.TrimSpace(string(data))
+	}
+	out := r.stdout
+	for p, want := range map[string]string{
+		"cache-count": "1", "tmpfs-ok": "x", "bind-ro": "from context", "bind-ro-write": "read-only",
+		"bind-rw": "f.txt\nnew", "bind-from": "generated", "secret-mode": "440", "secret-len": "6",
+	} {
+		if got := read(out, p); got != want {
+			t.Errorf("/%s = %q, want %q", p, got, want)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(ctx, "sub", "new")); err == nil {
+		t.Error("an rw bind mount wrote into the build context")
+	}
+	for _, p := range []string{"mnt", "scratch", "run", "var/cache"} {
+		if _, err := os.Stat(filepath.Join(out, p)); err == nil {
+			t.Errorf("mount point /%s left in the image", p)
+		}
+	}
+	// The secret is in no layer: search every blob of the store.
+	blobs, _ := filepath.Glob(filepath.Join(e.root, "blobs", "sha256", "*"))
+	for _, b := range blobs {
+		if data, _ := os.ReadFile(b); strings.Contains(string(data), "s3cr3t") {
+			t.Errorf("secret found in blob %s", filepath.Base(b))
+		}
+	}
+	// Rebuild: all hits, even with another secret value (not in the key).
+	if err := os.WriteFile(secret, []byte("other!"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got := stepStates(build().stderr); got != "HHHHHHH" {
+		t.Errorf("rebuild with another secret: %q, want all hits", got)
+	}
+	// The cache mount persists across builds.
+	if got := read(build("--no-cache").stdout, "cache-count"); got != "2" {
+		t.Errorf("cache mount after a second run: count %q, want 2", got)
+	}
+	// A change of the bound context files misses that step (and after).
+	if err := os.WriteFile(filepath.Join(ctx, "sub", "f.txt"), []byte("changed\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got := stepStates(build().stderr); got != "HHHMMMM" {
+		t.Errorf("after changing a bound file: %q, want HHHMMMM", got)
+	}
+	// A required secret that is missing is a clear error.
+	ctx2 := writeContext(t, map[string]string{"Dockerfile": "FROM busybox\nRUN --mount=type=secret,id=need,required=true true\n"})
+	if r := e.run("build", ctx2); r.code != 1 || !strings.Contains(r.stderr, `secret "need" is required`) || !strings.Contains(r.stderr, "Dockerfile:2:") {
+		t.Errorf("missing required secret: exit %d\n%s", r.code, r.stderr)
+	}
+}
