@@ -39,3 +39,62 @@ func (s *Store) MountDir(id string, perm fs.FileMode, uid, gid int) (string, err
 	}
 	return dir, nil
 }
+
+// Mounts returns the number of cache mount dirs and their total size.
+func (s *Store) Mounts() (int, int64, error) {
+	dirs, err := s.mountDirs()
+	var size int64
+	for _, d := range dirs {
+		size += treeSize(d)
+	}
+	return len(dirs), size, err
+}
+
+// RemoveMounts deletes every cache mount dir; call it only while no build
+// runs (under the store's exclusive lock). It returns what it freed.
+func (s *Store) RemoveMounts() (int, int64, error) {
+	dirs, err := s.mountDirs()
+	if err != nil {
+		return 0, 0, err
+	}
+	var size int64
+	for i, d := range dirs {
+		n := treeSize(d)
+		if err := os.RemoveAll(d); err != nil {
+			return i, size, fmt.Errorf("remove cache mount: %w", err)
+		}
+		size += n
+	}
+	return len(dirs), size, nil
+}
+
+func (s *Store) mountDirs() ([]string, error) {
+	ents, err := os.ReadDir(filepath.Join(s.root, "mounts"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list cache mounts: %w", err)
+	}
+	var out []string
+	for _, e := range ents {
+		if e.IsDir() {
+			out = append(out, filepath.Join(s.root, "mounts", e.Name()))
+		}
+	}
+	return out, nil
+}
+
+// treeSize sums the sizes of the regular files below dir.
+func treeSize(dir string) int64 {
+	var n int64
+	_ = filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			if fi, err := d.Info(); err == nil {
+				n += fi.Size()
+			}
+		}
+		return nil
+	})
+	return n
+}

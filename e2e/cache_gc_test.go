@@ -109,7 +109,7 @@ func (e *env) df(t testing.TB) map[string]int {
 	return out
 }
 
-var pruneLine = regexp.MustCompile(`^removed (\d+) cache records, (\d+) snapshots, (\d+) blobs; reclaimed `)
+var pruneLine = regexp.MustCompile(`^removed (\d+) cache records, (\d+) snapshots, (\d+) blobs, \d+ cache mounts; reclaimed `)
 
 // prune runs `builder prune flags...` and returns the numbers it removed.
 func (e *env) prune(t testing.TB, flags ...string) (records, snapshots, blobs int) {

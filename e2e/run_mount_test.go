@@ -76,6 +76,13 @@ func TestRunMounts(t *testing.T) {
 	if got := read(build("--no-cache").stdout, "cache-count"); got != "2" {
 		t.Errorf("cache mount after a second run: count %q, want 2", got)
 	}
+	// prune --all empties the cache mounts too.
+	if r := e.mustRun("prune", "--all"); !strings.Contains(r.stdout, "1 cache mounts") {
+		t.Errorf("prune --all: %s", r.stdout)
+	}
+	if got := read(build().stdout, "cache-count"); got != "1" {
+		t.Errorf("cache mount after prune --all: count %q, want 1", got)
+	}
 	// A change of the bound context files misses that step (and after).
 	if err := os.WriteFile(filepath.Join(ctx, "sub", "f.txt"), []byte("changed\n"), 0o644); err != nil {
 		t.Fatal(err)

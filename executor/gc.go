@@ -26,6 +26,7 @@ type PruneOptions struct {
 // PruneReport says what Prune removed.
 type PruneReport struct {
 	Records, Snapshots, Blobs int
+	Mounts                    int // RUN --mount=type=cache dirs (--all only)
 	Reclaimed                 int64
 }
 
@@ -134,6 +135,14 @@ func (b *Builder) Prune(ctx context.Context, opts PruneOptions) (PruneReport, er
 	if _, err := b.Snapshots.RemoveOrphans(ctx); err != nil {
 		return rep, err
 	}
+	if opts.All {
+		n, size, err := b.Cache.RemoveMounts()
+		rep.Mounts += n
+		rep.Reclaimed += size
+		if err != nil {
+			return rep, err
+		}
+	}
 	return rep, nil
 }
 
@@ -191,8 +200,10 @@ func dirSize(dir string) (int64, error) {
 // Usage is what the store holds (builder df).
 type Usage struct {
 	Images, Records, Snapshots, Blobs int
+	Mounts                            int   // RUN --mount=type=cache dirs
 	ImageBytes, CacheBytes            int64 // blobs of images; blobs only the cache needs
 	SnapshotBytes, OtherBytes         int64 // unpacked snapshots; blobs nothing needs
+	MountBytes                        int64 // cache mount content (prune --all frees it)
 	Reclaimable                       int64 // what `prune` would free
 }
 
@@ -256,7 +267,8 @@ func (b *Builder) DiskUsage(ctx context.Context) (Usage, error) {
 		}
 	}
 	u.Reclaimable += u.CacheBytes + u.OtherBytes
-	return u, nil
+	u.Mounts, u.MountBytes, err = b.Cache.Mounts()
+	return u, err
 }
 
 // Check verifies the store: every record's blob present and intact, every

@@ -47,8 +47,8 @@ func newPruneCmd(g *globalFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "removed %d cache records, %d snapshots, %d blobs; reclaimed %s\n",
-				rep.Records, rep.Snapshots, rep.Blobs, humanSize(rep.Reclaimed))
+			fmt.Fprintf(cmd.OutOrStdout(), "removed %d cache records, %d snapshots, %d blobs, %d cache mounts; reclaimed %s\n",
+				rep.Records, rep.Snapshots, rep.Blobs, rep.Mounts, humanSize(rep.Reclaimed))
 			return nil
 		},
 	}
@@ -98,6 +98,7 @@ func newDfCmd(g *globalFlags) *cobra.Command {
 			fmt.Fprintf(tw, "Images\t%d\t%s\n", u.Images, humanSize(u.ImageBytes))
 			fmt.Fprintf(tw, "Build cache\t%d\t%s\n", u.Records, humanSize(u.CacheBytes))
 			fmt.Fprintf(tw, "Snapshots\t%d\t%s\n", u.Snapshots, humanSize(u.SnapshotBytes))
+			fmt.Fprintf(tw, "Cache mounts\t%d\t%s\n", u.Mounts, humanSize(u.MountBytes))
 			fmt.Fprintf(tw, "Unreferenced blobs\t-\t%s\n", humanSize(u.OtherBytes))
 			fmt.Fprintf(tw, "Reclaimable\t\t%s\n", humanSize(u.Reclaimable))
 			return tw.Flush()
