@@ -96,3 +96,81 @@ func TestRunMounts(t *testing.T) {
 		t.Errorf("missing required secret: exit %d\n%s", r.code, r.stderr)
 	}
 }
+
+// TestRunMountEdges: nested targets and /dev targets mount (each point
+// made after its parent), context binds honour .dockerignore (content and
+// key), cache mount options are part of the key and the dir, secret ids
+// follow BuildKit's defaults.
+func TestRunMountEdges(t *testing.T) {
+	e := newEnv(t)
+	secret := filepath.Join(t.TempDir(), "tok")
+	if err := os.WriteFile(secret, []byte("abc"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx := writeContext(t, map[string]string{
+		".dockerignore": "src/ign.txt\n",
+		"src/ok.txt":    "ok\n",
+		"src/ign.txt":   "v1\n",
+		"Dockerfile": "FROM busybox\n" +
+			"RUN --mount=type=tmpfs,target=/a --mount=type=tmpfs,target=/a/b --mount=type=tmpfs,target=/dev/foo sh -c 'touch /a/b/x /dev/foo/y && echo nested > /nested'\n" +
+			"RUN --mount=type=bind,source=src,target=/src sh -c 'ls /src > /bound'\n" +
+			"RUN --mount=type=cache,target=/c,id=u,uid=1234,mode=0700 stat -c '%u %a' /c > /cache-owner\n" +
+			"RUN --mount=type=secret,target=/root/tok wc -c < /root/tok > /secret-by-target\n",
+	})
+	out := filepath.Join(t.TempDir(), "rootfs")
+	r := e.mustRun("build", "--progress", "plain", "--secret", "id=tok,src="+secret, ctx, "-o", "type=local,dest="+out)
+	read := func(p string) string {
+		data, _ := os.ReadFile(filepath.Join(out, p))
+		return strings.TrimSpace(string(data))
+	}
+	for p, want := range map[string]string{"nested": "nested", "bound": "ok.txt", "cache-owner": "1234 700", "secret-by-target": "3"} {
+		if got := read(p); got != want {
+			t.Errorf("/%s = %q, want %q\n%s", p, got, want, r.stderr)
+		}
+	}
+	for _, p := range []string{"a", "src", "c", "root/tok"} {
+		if _, err := os.Stat(filepath.Join(out, p)); err == nil {
+			t.Errorf("mount point /%s left in the image", p)
+		}
+	}
+	// An ignored file is not part of the bind's key either.
+	if err := os.WriteFile(filepath.Join(ctx, "src", "ign.txt"), []byte("v2\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e.wantStates(t, "ignored file changed", ctx, "HHHH", "--secret", "id=tok,src="+secret)
+	// Other cache mount options: another key and another dir.
+	df := strings.Replace(mustRead(t, filepath.Join(ctx, "Dockerfile")), "uid=1234", "uid=4321", 1)
+	if err := os.WriteFile(filepath.Join(ctx, "Dockerfile"), []byte(df), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out2 := filepath.Join(t.TempDir(), "rootfs")
+	r = e.mustRun("build", "--progress", "plain", "--secret", "id=tok,src="+secret, ctx, "-o", "type=local,dest="+out2)
+	if got := stepStates(r.stderr); got != "HHMM" {
+		t.Errorf("cache uid changed: %q, want HHMM", got)
+	}
+	if data, _ := os.ReadFile(filepath.Join(out2, "cache-owner")); strings.TrimSpace(string(data)) != "4321 700" {
+		t.Errorf("cache owner after uid change: %q", data)
+	}
+}
+
+// TestOnbuildCopyFromStage: an ONBUILD COPY --from names a stage of the
+// child Dockerfile that nothing else needs; it is built on demand.
+func TestOnbuildCopyFromStage(t *testing.T) {
+	e := newEnv(t)
+	parent := writeContext(t, map[string]string{"Dockerfile": "FROM busybox\nONBUILD COPY --from=helper /h /h\n"})
+	e.mustRun("build", parent, "-t", "onb:v1")
+	child := writeContext(t, map[string]string{"Dockerfile": "FROM busybox AS helper\nRUN echo helped > /h\nFROM onb:v1\nRUN cat /h\n"})
+	r := e.mustRun("build", "--progress", "plain", child)
+	if !strings.Contains(r.stderr, "helped") {
+		t.Errorf("ONBUILD COPY --from=helper did not see the helper stage:\n%s", r.stderr)
+	}
+}
+
+func mustRead(t testing.TB, p string) string {
+	t.Helper()
+	data, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(data)
+}

@@ -100,9 +100,10 @@ type Options struct {
 	Push bool
 	// Registry: TLS, credentials and blob progress for pulls and pushes.
 	Registry RegistryOptions
-	// Secrets maps RUN --mount=type=secret ids to host files (--secret);
-	// their content never enters a layer, a cache key or the history.
-	Secrets map[string]string
+	// Secrets maps RUN --mount=type=secret ids to their content (--secret);
+	// it never enters a layer, a cache key or the history, and is on disk
+	// (in the store's tmp) only while a RUN that mounts it runs.
+	Secrets map[string][]byte
 }
 
 // Result of a successful build.

@@ -45,10 +45,15 @@ func (bd *build) contextFS() (srcFS, *ignorer, error) {
 // Nothing is unpacked: rootfs does that when the files are needed.
 func (bd *build) fromState(ctx context.Context, s *stage, from string) (*imageState, error) {
 	if dep := bd.stageRef(from, s.idx); dep != nil {
-		if dep.state == nil {
-			return nil, fmt.Errorf("stage %q has not been built", from)
+		// Usually built already (a planned dependency); an ONBUILD trigger
+		// may name a stage the plan did not see: build it now (once).
+		if err := bd.runStage(ctx, dep); err != nil {
+			return nil, err
 		}
 		return dep.state, nil
+	}
+	if later := bd.stageByName(strings.ToLower(from), len(bd.stages)); later != nil && later.idx > s.idx {
+		return nil, fmt.Errorf("--from=%s: stage %q needs to be defined before the current stage", from, later.name)
 	}
 	if strings.EqualFold(from, s.name) && from != "" {
 		return nil, fmt.Errorf("--from=%s: a stage cannot copy from itself", from)

@@ -251,6 +251,11 @@ func (bd *build) execRun(ctx context.Context, st *imageState, args, env []string
 		Stdout:  out,
 		Stderr:  out,
 	})
+	for i, m := range mounts {
+		if m.secret {
+			_ = os.Remove(extra[i].Source)
+		}
+	}
 	if scriptHost != "" {
 		if rerr := os.Remove(scriptHost); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) && err == nil {
 			err = fmt.Errorf("remove heredoc script: %w", rerr)

@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -20,8 +22,10 @@ import (
 // runMount is one RUN --mount: its share of the step's cache key, and how
 // to make the sandbox mount when the step runs.
 type runMount struct {
-	key   string
-	mount func(tmp string) (snapshot.Mount, error)
+	secret bool // a temp file to remove right after the run
+	target string
+	key    string
+	mount  func(tmp string) (snapshot.Mount, error)
 }
 
 // runMounts reads the RUN --mount flags. Cache, tmpfs and secret mounts
@@ -35,12 +39,8 @@ func (bd *build) runMounts(ctx context.Context, s *stage, st *imageState, c *ins
 	}
 	for i, m := range instructions.GetMounts(c) {
 		target := m.Target
-		if target == "" && m.Type == instructions.MountTypeSecret {
-			id := m.CacheID
-			if id == "" {
-				id = path.Base(m.Source)
-			}
-			target = "/run/secrets/" + id
+		if m.Type == instructions.MountTypeSecret && target == "" {
+			target = "/run/secrets/" + path.Base(secretID(m))
 		}
 		if target == "" {
 			return nil, fmt.Errorf("--mount #%d (type=%s): target is required", i+1, m.Type)
@@ -69,9 +69,26 @@ func (bd *build) runMounts(ctx context.Context, s *stage, st *imageState, c *ins
 		if err != nil {
 			return nil, err
 		}
+		rm.target = target
 		out = append(out, rm)
 	}
+	// Parents before children: /a is mounted before /a/b.
+	sort.SliceStable(out, func(i, j int) bool {
+		return strings.Count(out[i].target, "/") < strings.Count(out[j].target, "/")
+	})
 	return out, nil
+}
+
+// secretID is the id a secret mount names, as BuildKit derives it: the
+// source if set, else id=, else the target's base name.
+func secretID(m *instructions.Mount) string {
+	switch {
+	case m.Source != "":
+		return m.Source
+	case m.CacheID != "":
+		return m.CacheID
+	}
+	return path.Base(m.Target)
 }
 
 var errSkipMount = errors.New("optional mount skipped")
@@ -95,9 +112,12 @@ func (bd *build) cacheMount(m *instructions.Mount, target string) (runMount, err
 	if m.ReadOnly {
 		opts = append(opts, "ro")
 	}
-	// Every sharing mode is "shared" here: concurrent builds see one dir.
-	return runMount{key: "cache:" + target, mount: func(string) (snapshot.Mount, error) {
-		dir, err := bd.b.Cache.MountDir(id, perm, uid, gid)
+	// The dir is per id and per base owner and mode (as BuildKit keys it);
+	// every sharing mode is "shared" here: concurrent builds see one dir.
+	dirID := fmt.Sprintf("%s\x00%d:%d:%o", id, uid, gid, perm)
+	key := fmt.Sprintf("cache:%s:id=%q:%d:%d:%o:ro=%t", target, id, uid, gid, perm, m.ReadOnly)
+	return runMount{key: key, mount: func(string) (snapshot.Mount, error) {
+		dir, err := bd.b.Cache.MountDir(dirID, perm, uid, gid)
 		return snapshot.Mount{Type: "bind", Source: dir, Target: target, Options: opts}, err
 	}}, nil
 }
@@ -107,7 +127,7 @@ func tmpfsMount(m *instructions.Mount, target string) runMount {
 	if m.SizeLimit > 0 {
 		opts = append(opts, "size="+strconv.FormatInt(m.SizeLimit, 10))
 	}
-	return runMount{key: "tmpfs:" + target, mount: func(string) (snapshot.Mount, error) {
+	return runMount{key: "tmpfs:" + target + ":" + strings.Join(opts, ","), mount: func(string) (snapshot.Mount, error) {
 		return snapshot.Mount{Type: "tmpfs", Source: "tmpfs", Target: target, Options: opts}, nil
 	}}
 }
@@ -117,70 +137,87 @@ func tmpfsMount(m *instructions.Mount, target string) runMount {
 // upper dir, as BuildKit discards them.
 func (bd *build) bindMount(ctx context.Context, s *stage, m *instructions.Mount, target string) (runMount, error) {
 	src := path.Clean("/" + m.Source)
-	var layers []string // host dirs, top first, that make up the source
-	var key string
-	if m.From == "" {
-		fsys, _, err := bd.contextFS()
-		if err != nil {
-			return runMount{}, err
-		}
-		if c := path.Clean(m.Source); c == ".." || strings.HasPrefix(c, "../") {
-			return runMount{}, fmt.Errorf("--mount source %s: %w", m.Source, errOutside)
-		}
-		r, err := fsys.Resolve(src)
-		if err != nil {
-			return runMount{}, fmt.Errorf("--mount source %s: %w", m.Source, errNoSource)
-		}
-		fi, err := fsys.Lstat(r)
-		if err != nil {
-			return runMount{}, fmt.Errorf("--mount source %s: %w", m.Source, errNoSource)
-		}
-		sel := &selection{bd: bd, fsys: fsys, ig: bd.ctxIgnore, isContext: true}
-		ws, err := sel.walk(copyItem{fsys: fsys, src: r, fi: fi})
-		if err != nil {
-			return runMount{}, err
-		}
-		srcs := make([]cache.Source, 0, len(ws))
-		for _, w := range ws {
-			srcs = append(srcs, cache.Source{Path: strings.TrimPrefix(w.src, "/"), Dest: w.rel})
-		}
-		d, err := bd.b.Cache.HashSources(ctx, bd.opts.ContextDir, srcs)
-		if err != nil {
-			return runMount{}, err
-		}
-		host, _ := fsys.HostPath(r)
-		layers, key = []string{host}, d.String()
-	} else {
+	rw := !m.ReadOnly
+	// mk keys the mount by what it shows; layers runs only when the step
+	// runs (a cache hit neither unpacks nor copies anything).
+	mk := func(key string, layers func(tmp string) ([]string, error)) runMount {
+		return runMount{key: fmt.Sprintf("bind:%s:%s:rw=%t", target, key, rw), mount: func(tmp string) (snapshot.Mount, error) {
+			ls, err := layers(tmp)
+			if err != nil {
+				return snapshot.Mount{}, fmt.Errorf("--mount source %s: %w", m.Source, err)
+			}
+			return layersMount(ls, target, rw, tmp)
+		}}
+	}
+	if m.From != "" {
 		from, err := bd.fromState(ctx, s, m.From)
 		if err != nil {
 			return runMount{}, err
 		}
-		root, err := bd.rootfs(ctx, from)
-		if err != nil {
-			return runMount{}, err
-		}
-		key = from.key.String() + ":" + src
-		if len(root.v.Lowers) == 0 {
-			return runMount{}, fmt.Errorf("--mount from=%s: %s: %w", m.From, src, errNoSource)
-		}
-		r, err := root.Resolve(src)
-		if err == nil {
-			layers, err = root.v.DirLayers(r)
-		}
-		if errors.Is(err, syscall.ENOTDIR) {
-			var h string
-			if h, err = root.HostPath(r); err == nil {
-				layers = []string{h} // a single file
-			}
-		}
-		if err != nil {
-			return runMount{}, fmt.Errorf("--mount from=%s source %s: %w", m.From, m.Source, err)
-		}
+		return mk(from.key.String()+":"+src, func(string) ([]string, error) { return bd.stageLayers(ctx, from, src) }), nil
 	}
-	rw := !m.ReadOnly
-	return runMount{key: "bind:" + target + ":" + key + ":rw=" + strconv.FormatBool(rw), mount: func(tmp string) (snapshot.Mount, error) {
-		return layersMount(layers, target, rw, tmp)
-	}}, nil
+	fsys, _, err := bd.contextFS()
+	if err != nil {
+		return runMount{}, err
+	}
+	if c := path.Clean(m.Source); c == ".." || strings.HasPrefix(c, "../") {
+		return runMount{}, fmt.Errorf("--mount source %s: %w", m.Source, errOutside)
+	}
+	sel := &selection{bd: bd, fsys: fsys, ig: bd.ctxIgnore, isContext: true}
+	r, err := fsys.Resolve(src)
+	var fi fs.FileInfo
+	if err == nil {
+		fi, err = fsys.Lstat(r)
+	}
+	if err != nil || sel.skip(r) {
+		return runMount{}, fmt.Errorf("--mount source %s: %w", m.Source, errNoSource)
+	}
+	ws, err := sel.walk(copyItem{fsys: fsys, src: r, fi: fi})
+	if err != nil {
+		return runMount{}, err
+	}
+	srcs := make([]cache.Source, 0, len(ws))
+	for _, w := range ws {
+		srcs = append(srcs, cache.Source{Path: strings.TrimPrefix(w.src, "/"), Dest: w.rel})
+	}
+	d, err := bd.b.Cache.HashSources(ctx, bd.opts.ContextDir, srcs)
+	if err != nil {
+		return runMount{}, err
+	}
+	if fi.IsDir() && !bd.ctxIgnore.empty() {
+		// The context as BuildKit sends it: without ignored files.
+		return mk(d.String(), func(tmp string) ([]string, error) {
+			dir, err := filteredCopy(ws, fsys, tmp)
+			return []string{dir}, err
+		}), nil
+	}
+	host, err := fsys.HostPath(r)
+	if err != nil {
+		return runMount{}, err
+	}
+	return mk(d.String(), func(string) ([]string, error) { return []string{host}, nil }), nil
+}
+
+// stageLayers returns the host dirs (top first) that make up src in the
+// rootfs of st, or the one host file when src is a file.
+func (bd *build) stageLayers(ctx context.Context, st *imageState, src string) ([]string, error) {
+	root, err := bd.rootfs(ctx, st)
+	if err != nil {
+		return nil, err
+	}
+	if len(root.v.Lowers) == 0 {
+		return nil, errNoSource
+	}
+	r, err := root.Resolve(src)
+	if err != nil {
+		return nil, err
+	}
+	layers, err := root.v.DirLayers(r)
+	if errors.Is(err, syscall.ENOTDIR) {
+		h, err := root.HostPath(r)
+		return []string{h}, err
+	}
+	return layers, err
 }
 
 // layersMount shows layers (top first) at target: a bind of a single one,
@@ -219,11 +256,8 @@ func (bd *build) secretMount(m *instructions.Mount, target string) (runMount, er
 	if m.Env != nil {
 		return runMount{}, errors.New("--mount type=secret,env= is not supported yet")
 	}
-	id := m.CacheID
-	if id == "" {
-		id = path.Base(m.Source)
-	}
-	srcPath, ok := bd.opts.Secrets[id]
+	id := secretID(m)
+	data, ok := bd.opts.Secrets[id]
 	if !ok {
 		if m.Required {
 			return runMount{}, fmt.Errorf("secret %q is required: pass it with --secret id=%s,src=FILE", id, id)
@@ -240,11 +274,8 @@ func (bd *build) secretMount(m *instructions.Mount, target string) (runMount, er
 	if m.GID != nil {
 		gid = int(*m.GID)
 	}
-	return runMount{key: "secret:" + target, mount: func(tmp string) (snapshot.Mount, error) {
-		data, err := os.ReadFile(srcPath)
-		if err != nil {
-			return snapshot.Mount{}, fmt.Errorf("read secret %q: %w", id, err)
-		}
+	key := fmt.Sprintf("secret:%s:id=%q:%d:%d:%o", target, id, uid, gid, perm)
+	return runMount{secret: true, key: key, mount: func(tmp string) (snapshot.Mount, error) {
 		f, err := os.CreateTemp(tmp, "secret-")
 		if err != nil {
 			return snapshot.Mount{}, err
@@ -273,4 +304,57 @@ func mountKeys(ms []runMount) map[string]string {
 		out["mount."+strconv.Itoa(i)] = m.key
 	}
 	return out
+}
+
+// filteredCopy lays the walked context files out under a new dir of tmp:
+// hardlinks where the filesystem allows (no data is copied), else copies.
+func filteredCopy(ws []walked, fsys srcFS, tmp string) (string, error) {
+	dir, err := os.MkdirTemp(tmp, "bind-")
+	if err != nil {
+		return "", fmt.Errorf("create bind dir: %w", err)
+	}
+	for _, w := range ws {
+		if w.rel == "" {
+			continue
+		}
+		dst := filepath.Join(dir, filepath.FromSlash(w.rel))
+		host, err := fsys.HostPath(w.src)
+		if err != nil {
+			return "", err
+		}
+		switch {
+		case w.fi.IsDir():
+			err = os.Mkdir(dst, w.fi.Mode().Perm())
+		case w.fi.Mode()&fs.ModeSymlink != 0:
+			var target string
+			if target, err = os.Readlink(host); err == nil {
+				err = os.Symlink(target, dst)
+			}
+		case w.fi.Mode().IsRegular():
+			if err = os.Link(host, dst); err != nil {
+				err = copyFile(host, dst, w.fi.Mode().Perm())
+			}
+		}
+		if err != nil {
+			return "", fmt.Errorf("prepare bind mount: %w", err)
+		}
+	}
+	return dir, nil
+}
+
+func copyFile(src, dst string, perm fs.FileMode) error {
+	in, err := openNoFollow(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, perm)
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(out, in)
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/moby/patternmatcher"
 	"github.com/moby/patternmatcher/ignorefile"
@@ -114,6 +115,9 @@ var errNotDir = errors.New("not a directory")
 
 // ignorer filters context paths by .dockerignore patterns.
 type ignorer struct {
+	// mu serializes matching: patternmatcher compiles each pattern on its
+	// first use, and stages run concurrently.
+	mu sync.Mutex
 	pm *patternmatcher.PatternMatcher
 }
 
@@ -133,9 +137,14 @@ func (ig *ignorer) excluded(rel string) bool {
 	if ig == nil || ig.pm == nil || rel == "" || rel == "." {
 		return false
 	}
+	ig.mu.Lock()
+	defer ig.mu.Unlock()
 	ok, err := ig.pm.MatchesOrParentMatches(rel)
 	return err == nil && ok
 }
+
+// empty reports whether no .dockerignore pattern applies.
+func (ig *ignorer) empty() bool { return ig == nil || ig.pm == nil }
 
 // mayContainIncluded reports whether an excluded dir may hold re-included files.
 func (ig *ignorer) mayContainIncluded() bool {

@@ -63,12 +63,10 @@ func newBuildCmd(g *globalFlags) *cobra.Command {
 
 func runBuild(cmd *cobra.Command, g *globalFlags, f *buildFlags, contextDir string) error {
 	opts := executor.Options{ContextDir: contextDir, Target: f.target, NoCache: f.noCache, NoCacheFilter: f.noCacheFilt, Network: f.network}
-	secrets, cleanup, err := parseSecrets(f.secrets)
-	if err != nil {
+	var err error
+	if opts.Secrets, err = parseSecrets(f.secrets); err != nil {
 		return err
 	}
-	defer cleanup()
-	opts.Secrets = secrets
 	st, err := os.Stat(contextDir)
 	if err != nil || !st.IsDir() {
 		return usagef("context %q is not a directory", contextDir)
@@ -268,16 +266,10 @@ func openBuilder(cmd *cobra.Command, g *globalFlags) (*executor.Builder, error) 
 }
 
 // parseSecrets reads --secret values: id=ID,src=FILE (also source=) or
-// id=ID,env=VAR; an env secret is written to a private temp file that
-// cleanup removes. A bare id=ID reads $ID, as docker build does.
-func parseSecrets(in []string) (map[string]string, func(), error) {
-	out := map[string]string{}
-	var tmp []string
-	cleanup := func() {
-		for _, f := range tmp {
-			os.Remove(f)
-		}
-	}
+// id=ID,env=VAR; a bare id=ID reads $ID, as docker build does. Contents are
+// kept in memory: nothing is written until a RUN mounts them.
+func parseSecrets(in []string) (map[string][]byte, error) {
+	out := map[string][]byte{}
 	for _, s := range in {
 		var id, src, env string
 		for _, part := range strings.Split(s, ",") {
@@ -291,45 +283,31 @@ func parseSecrets(in []string) (map[string]string, func(), error) {
 				env = v
 			case "type":
 				if v != "file" && v != "env" {
-					cleanup()
-					return nil, nil, usagef("--secret %q: type must be file or env", s)
+					return nil, usagef("--secret %q: type must be file or env", s)
 				}
 			default:
-				cleanup()
-				return nil, nil, usagef("--secret %q: unknown key %q", s, k)
+				return nil, usagef("--secret %q: unknown key %q", s, k)
 			}
 		}
 		if id == "" {
-			cleanup()
-			return nil, nil, usagef("--secret %q: id= is required", s)
+			return nil, usagef("--secret %q: id= is required", s)
 		}
-		if src == "" {
-			if env == "" {
-				env = id
-			}
-			v, ok := os.LookupEnv(env)
-			if !ok {
-				cleanup()
-				return nil, nil, usagef("--secret %q: environment variable %s is not set", s, env)
-			}
-			f, err := os.CreateTemp("", "builder-secret-")
-			if err == nil {
-				tmp = append(tmp, f.Name())
-				_, err = f.WriteString(v)
-				if cerr := f.Close(); err == nil {
-					err = cerr
-				}
-			}
+		if src != "" {
+			data, err := os.ReadFile(src)
 			if err != nil {
-				cleanup()
-				return nil, nil, fmt.Errorf("store secret %s: %w", id, err)
+				return nil, usagef("--secret %q: %v", s, err)
 			}
-			src = f.Name()
-		} else if _, err := os.Stat(src); err != nil {
-			cleanup()
-			return nil, nil, usagef("--secret %q: %v", s, err)
+			out[id] = data
+			continue
 		}
-		out[id] = src
+		if env == "" {
+			env = id
+		}
+		v, ok := os.LookupEnv(env)
+		if !ok {
+			return nil, usagef("--secret %q: environment variable %s is not set", s, env)
+		}
+		out[id] = []byte(v)
 	}
-	return out, cleanup, nil
+	return out, nil
 }

@@ -18,8 +18,7 @@ type child struct {
 	// mount points in the host view of the new root, filled by placeholders
 	proc, sys, dev string
 	etc            []etcFile
-	extra          []string // host view of the RUN --mount targets
-	cwdErr         error    // chdir before switching user failed; retry after
+	cwdErr         error // chdir before switching user failed; retry after
 }
 
 // etcFile is one generated /etc file and where it is bound.

@@ -1,6 +1,7 @@
 package sandbox
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -44,11 +45,40 @@ func (c *child) mountRootfs() error {
 	return nil
 }
 
-// mountExtra performs the RUN --mount mounts at the points placeholders made.
+// mountExtra performs the RUN --mount mounts in order (parents first), each
+// mount point made just before its mount, so that it may lie inside an
+// earlier one or under /dev. Points made in the upper dir are reported as
+// placeholders, to be removed after the run.
 func (c *child) mountExtra() error {
-	for i, m := range c.spec.Extra {
-		if err := m.Mount(c.extra[i]); err != nil {
+	root, upper := c.spec.Root, c.spec.Upper
+	var created []placeholder
+	for _, m := range c.spec.Extra {
+		dir := true
+		if isBind(m) {
+			fi, err := os.Stat(m.Source)
+			if err != nil {
+				return fmt.Errorf("mount source of %s: %w", m.Target, err)
+			}
+			dir = fi.IsDir()
+		}
+		target, made, err := makeMountPoint(root, upper, m.Target, dir)
+		if err != nil {
 			return err
+		}
+		for _, p := range made {
+			var st unix.Stat_t
+			if unix.Lstat(filepath.Join(upper, p), &st) != nil {
+				continue // made inside another mount, not in the layer
+			}
+			created = append(created, placeholder{Path: p, Dev: st.Dev, Ino: st.Ino, Ctime: st.Ctim.Nano()})
+		}
+		if err := m.Mount(target); err != nil {
+			return err
+		}
+	}
+	if len(created) > 0 {
+		if err := json.NewEncoder(c.report).Encode(report{Created: created}); err != nil {
+			return fmt.Errorf("report placeholders: %w", err)
 		}
 	}
 	return nil

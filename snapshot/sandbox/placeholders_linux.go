@@ -59,20 +59,6 @@ func (c *child) placeholders() error {
 			return err
 		}
 	}
-	c.extra = make([]string, len(c.spec.Extra))
-	for i, m := range c.spec.Extra {
-		dir := true
-		if m.Type == "bind" || isBind(m) {
-			fi, err := os.Stat(m.Source)
-			if err != nil {
-				return fmt.Errorf("mount source of %s: %w", m.Target, err)
-			}
-			dir = fi.IsDir()
-		}
-		if c.extra[i], err = mountPoint(m.Target, dir); err != nil {
-			return err
-		}
-	}
 	created := make([]placeholder, 0, len(fresh))
 	for _, p := range fresh {
 		var st unix.Stat_t
