@@ -174,3 +174,30 @@ func mustRead(t testing.TB, p string) string {
 	}
 	return string(data)
 }
+
+// TestCacheMountLocked: sharing=locked lets one RUN at a time use the
+// cache dir, across concurrent builds of one store.
+func TestCacheMountLocked(t *testing.T) {
+	e := newEnv(t)
+	run := `RUN --mount=type=cache,target=/c,id=apt,sharing=locked sh -c 'if [ -e /c/busy ]; then echo overlap; else echo alone; fi > /res; touch /c/busy; sleep 0.6; rm /c/busy'` + "\n"
+	var ctxs []string
+	for i := range 3 {
+		ctxs = append(ctxs, writeContext(t, map[string]string{"Dockerfile": "FROM busybox\nENV N=" + string(rune('a'+i)) + "\n" + run}))
+	}
+	outs := make([]string, len(ctxs))
+	done := make(chan result, len(ctxs))
+	for i, c := range ctxs {
+		outs[i] = filepath.Join(t.TempDir(), "rootfs")
+		go func() { done <- e.run("build", c, "-o", "type=local,dest="+outs[i]) }()
+	}
+	for range ctxs {
+		if r := <-done; r.code != 0 {
+			t.Fatalf("build: exit %d\n%s", r.code, r.stderr)
+		}
+	}
+	for _, o := range outs {
+		if got := strings.TrimSpace(mustRead(t, filepath.Join(o, "res"))); got != "alone" {
+			t.Errorf("a locked cache mount was used by two RUNs at once (%s)", got)
+		}
+	}
+}

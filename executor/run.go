@@ -234,6 +234,13 @@ func (bd *build) execRun(ctx context.Context, st *imageState, args, env []string
 		if err != nil {
 			return nil, err
 		}
+		if m.locked {
+			unlock, err := lockDir(ctx, em.Source)
+			if err != nil {
+				return nil, fmt.Errorf("lock cache mount %s: %w", m.target, err)
+			}
+			defer unlock()
+		}
 		extra = append(extra, em)
 	}
 	err = sandbox.Run(ctx, sandbox.Config{

@@ -23,6 +23,7 @@ import (
 // to make the sandbox mount when the step runs.
 type runMount struct {
 	secret bool // a temp file to remove right after the run
+	locked bool // sharing=locked|private: one RUN at a time uses the dir
 	target string
 	key    string
 	mount  func(tmp string) (snapshot.Mount, error)
@@ -112,11 +113,14 @@ func (bd *build) cacheMount(m *instructions.Mount, target string) (runMount, err
 	if m.ReadOnly {
 		opts = append(opts, "ro")
 	}
-	// The dir is per id and per base owner and mode (as BuildKit keys it);
-	// every sharing mode is "shared" here: concurrent builds see one dir.
+	// The dir is per id and per base owner and mode (as BuildKit keys it).
+	// sharing=locked (and private, which BuildKit serves with a second dir
+	// when the first is busy) holds an exclusive lock on it while the RUN
+	// runs; shared lets concurrent RUNs use it at once.
 	dirID := fmt.Sprintf("%s\x00%d:%d:%o", id, uid, gid, perm)
 	key := fmt.Sprintf("cache:%s:id=%q:%d:%d:%o:ro=%t", target, id, uid, gid, perm, m.ReadOnly)
-	return runMount{key: key, mount: func(string) (snapshot.Mount, error) {
+	locked := m.CacheSharing == instructions.MountSharingLocked || m.CacheSharing == instructions.MountSharingPrivate
+	return runMount{locked: locked, key: key, mount: func(string) (snapshot.Mount, error) {
 		dir, err := bd.b.Cache.MountDir(dirID, perm, uid, gid)
 		return snapshot.Mount{Type: "bind", Source: dir, Target: target, Options: opts}, err
 	}}, nil
