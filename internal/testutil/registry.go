@@ -1,14 +1,9 @@
 package testutil
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -30,95 +25,7 @@ var errRegistryExited = errors.New("registry exited")
 // skipped when docker-registry is not installed.
 func StartRegistry(t testing.TB) string {
 	t.Helper()
-	if _, err := os.Stat(registryBinary); err != nil {
-		t.Skipf("skipping: %s not found (apt-get install docker-registry): %v", registryBinary, err)
-	}
-	dir := t.TempDir()
-	var err error
-	for attempt := 0; attempt < 3; attempt++ {
-		addr := "127.0.0.1:" + strconv.Itoa(FreePort(t))
-		err = startRegistry(t, dir, addr, attempt)
-		if err == nil {
-			return addr
-		}
-		if !errors.Is(err, errRegistryExited) {
-			break
-		}
-	}
-	t.Fatalf("start registry: %v", err)
-	return ""
-}
-
-// startRegistry runs one attempt. On success the process is owned by
-// t.Cleanup; on failure it is already killed and reaped.
-func startRegistry(t testing.TB, dir, addr string, attempt int) error {
-	name := "registry-" + strconv.Itoa(attempt)
-	storage := filepath.Join(dir, name+"-storage")
-	config := filepath.Join(dir, name+".yml")
-	logPath := filepath.Join(dir, name+".log")
-	if err := os.WriteFile(config, []byte(registryConfig(storage, addr)), 0o644); err != nil {
-		return fmt.Errorf("write registry config: %w", err)
-	}
-	logFile, err := os.Create(logPath)
-	if err != nil {
-		return fmt.Errorf("create registry log: %w", err)
-	}
-	defer logFile.Close() // the child has its own copy
-
-	cmd := exec.Command(registryBinary, "serve", config)
-	cmd.Env = registryEnv()
-	cmd.Stdout = logFile
-	cmd.Stderr = logFile
-	cmd.SysProcAttr = registrySysProcAttr()
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("run %s: %w", registryBinary, err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	stop := func() {
-		_ = cmd.Process.Kill()
-		<-done
-	}
-
-	if err := waitRegistry(addr, done); err != nil {
-		stop()
-		log, _ := os.ReadFile(logPath)
-		return fmt.Errorf("%w\nregistry log:\n%s", err, strings.TrimSpace(string(log)))
-	}
-	t.Cleanup(stop)
-	return nil
-}
-
-// waitRegistry polls GET /v2/ until it answers 200, the process exits or the
-// timeout passes.
-func waitRegistry(addr string, exited <-chan error) error {
-	ctx, cancel := context.WithTimeout(context.Background(), registryStartTimeout)
-	defer cancel()
-	client := &http.Client{Transport: &http.Transport{Proxy: nil}, Timeout: time.Second}
-	defer client.CloseIdleConnections()
-	url := "http://" + addr + "/v2/"
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		if err != nil {
-			return fmt.Errorf("create request: %w", err)
-		}
-		resp, err := client.Do(req)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-		}
-		select {
-		case err := <-exited:
-			return fmt.Errorf("wait for %s: %w: %v", url, errRegistryExited, err)
-		case <-ctx.Done():
-			return fmt.Errorf("wait for %s: no 200 after %s", url, registryStartTimeout)
-		case <-tick.C:
-		}
-	}
+	return RunRegistry(t, RegistryConfig{}).Addr
 }
 
 func registryConfig(storage, addr string) string {
