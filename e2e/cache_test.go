@@ -20,11 +20,11 @@ import (
 
 // stepDoneLine is the line plain progress prints when a step ends:
 // "#3 [stage-0 2/4] COPY a /b CACHED 0.001s".
-var stepDoneLine = regexp.MustCompile(`^#\d+ \[[^\]]+\] (.*) (DONE|CACHED|ERROR) \d+\.\d+s$`)
+var stepDoneLine = regexp.MustCompile(`^#\d+ \[[^\]]+\] (.*) (DONE|CACHED|ERROR|CANCELED) \d+\.\d+s$`)
 
 // stepStates returns one letter per finished step other than FROM, in the
 // order printed: H for CACHED (a hit), M for DONE (a miss: the step ran), E
-// for ERROR.
+// for ERROR, C for CANCELED.
 func stepStates(stderr string) string {
 	var b strings.Builder
 	for _, l := range strings.Split(stderr, "\n") {
@@ -32,7 +32,7 @@ func stepStates(stderr string) string {
 		if m == nil || strings.HasPrefix(m[1], "FROM ") {
 			continue
 		}
-		b.WriteByte(map[string]byte{"CACHED": 'H', "DONE": 'M', "ERROR": 'E'}[m[2]])
+		b.WriteByte(map[string]byte{"CACHED": 'H', "DONE": 'M', "ERROR": 'E', "CANCELED": 'C'}[m[2]])
 	}
 	return b.String()
 }

@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"fmt"
 	"io"
 	"sync"
@@ -58,6 +60,8 @@ func (p *plainProgress) Report(e executor.Event) {
 		delete(p.partial, e.ID)
 		state := "DONE"
 		switch {
+		case errors.Is(e.Err, context.Canceled):
+			state = "CANCELED" // stopped because another stage failed, or Ctrl-C
 		case e.Err != nil:
 			state = "ERROR"
 		case e.Cached:
