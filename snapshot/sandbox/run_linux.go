@@ -102,6 +102,9 @@ func run(ctx context.Context, cfg Config) error {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	if err := cmd.Start(); err != nil {
+		if errors.Is(err, syscall.EPERM) && os.Geteuid() != 0 {
+			return fmt.Errorf("start sandbox: %w (RUN needs root: it creates namespaces and mounts overlayfs)", err)
+		}
 		return fmt.Errorf("start sandbox: %w", err)
 	}
 	specR.Close()
