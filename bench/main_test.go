@@ -29,6 +29,7 @@ var shared fixtures
 
 func TestMain(m *testing.M) {
 	code := m.Run()
+	testutil.RemoveBuiltBinary()
 	if shared.dir != "" {
 		os.RemoveAll(shared.dir)
 	}

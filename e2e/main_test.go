@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"github.com/builderdev/builder/internal/testutil"
 	"os"
 	"testing"
 
@@ -11,7 +12,9 @@ func TestMain(m *testing.M) {
 	if sandbox.IsInit() {
 		sandbox.Main()
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	testutil.RemoveBuiltBinary()
+	os.Exit(code)
 }
 
 func TestDemoBuilds(t *testing.T) {

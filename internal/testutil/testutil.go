@@ -32,9 +32,26 @@ func FreePort(t testing.TB) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-// builtBinary builds cmd/builder at most once per test process. The binary
-// lives in its own temp dir, left for the OS to clean: no test owns it.
+// builtBinary builds cmd/builder at most once per test process, into its
+// own temp dir; TestMain removes it with RemoveBuiltBinary.
 var builtBinary = sync.OnceValues(buildBinary)
+
+// RemoveBuiltBinary deletes the binary BuildBinary made, if any. Call it
+// from TestMain after m.Run: no single test owns the shared binary.
+func RemoveBuiltBinary() {
+	builtDir.Lock()
+	defer builtDir.Unlock()
+	if builtDir.path != "" {
+		_ = os.RemoveAll(builtDir.path)
+		builtDir.path = ""
+	}
+}
+
+// builtDir is the dir buildBinary made, for RemoveBuiltBinary.
+var builtDir struct {
+	sync.Mutex
+	path string
+}
 
 // BuildBinary builds ./cmd/builder of the module under test (once per test
 // process) and returns the path of the binary.
@@ -65,6 +82,9 @@ func buildBinary() (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("create binary dir: %w", err)
 	}
+	builtDir.Lock()
+	builtDir.path = dir
+	builtDir.Unlock()
 	bin := filepath.Join(dir, "builder")
 	var stderr bytes.Buffer
 	args := []string{"build", "-trimpath", "-o", bin}

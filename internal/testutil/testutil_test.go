@@ -42,6 +42,7 @@ func TestBuildBinary(t *testing.T) {
 	if len(mains) == 0 {
 		t.Skip("skipping: cmd/builder has no Go files yet")
 	}
+	t.Cleanup(RemoveBuiltBinary)
 	a := BuildBinary(t)
 	b := BuildBinary(t)
 	if a != b {
