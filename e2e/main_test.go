@@ -3,6 +3,7 @@ package e2e
 import (
 	"github.com/builderdev/builder/internal/testutil"
 	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/builderdev/builder/snapshot/sandbox"
@@ -14,6 +15,9 @@ func TestMain(m *testing.M) {
 	}
 	code := m.Run()
 	testutil.RemoveBuiltBinary()
+	if baseTar != "" {
+		os.RemoveAll(filepath.Dir(baseTar))
+	}
 	os.Exit(code)
 }
 
