@@ -9,7 +9,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/builderdev/builder/parser"
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+	"github.com/moby/buildkit/frontend/dockerfile/linter"
 	"github.com/moby/buildkit/frontend/dockerfile/shell"
 	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
 )
@@ -41,6 +43,7 @@ func (bd *build) dispatch(ctx context.Context, s *stage, st *imageState, cmd ins
 	switch c := cmd.(type) {
 	case *instructions.EnvCommand:
 		msg := "ENV"
+		bd.lintKeyValues(c, c.Env)
 		for _, e := range c.Env {
 			st.img.Config.Env = setEnv(st.img.Config.Env, e.Key, e.Value)
 			delete(st.argWins, e.Key)
@@ -49,6 +52,7 @@ func (bd *build) dispatch(ctx context.Context, s *stage, st *imageState, cmd ins
 		st.addHistory(msg)
 	case *instructions.LabelCommand:
 		msg := "LABEL"
+		bd.lintKeyValues(c, c.Labels)
 		if st.img.Config.Labels == nil {
 			st.img.Config.Labels = map[string]string{}
 		}
@@ -86,6 +90,7 @@ func (bd *build) dispatch(ctx context.Context, s *stage, st *imageState, cmd ins
 		st.addHistory(fmt.Sprintf("SHELL %v", c.Shell))
 	case *instructions.CmdCommand:
 		args := c.CmdLine
+		bd.lintShellForm(c, c.PrependShell, st)
 		if c.PrependShell {
 			args = withShell(st, args)
 		}
@@ -94,6 +99,7 @@ func (bd *build) dispatch(ctx context.Context, s *stage, st *imageState, cmd ins
 		st.addHistory(fmt.Sprintf("CMD %q", args))
 	case *instructions.EntrypointCommand:
 		args := c.CmdLine
+		bd.lintShellForm(c, c.PrependShell, st)
 		if c.PrependShell {
 			args = withShell(st, args)
 		}
@@ -283,4 +289,28 @@ func (bd *build) timeNow() time.Time {
 		return bd.opts.SourceDateEpoch.UTC()
 	}
 	return time.Now().UTC()
+}
+
+// lint prints one of BuildKit's build checks, with its rule name and line.
+func (bd *build) lint(cmd instructions.Command, rule, msg string) {
+	bd.warn("%s:%d: %s: %s", bd.file, parser.Line(cmd), rule, msg)
+}
+
+// lintKeyValues flags the legacy "ENV key value" form, as BuildKit does.
+func (bd *build) lintKeyValues(cmd instructions.Command, kvs instructions.KeyValuePairs) {
+	for _, kv := range kvs {
+		if kv.NoDelim {
+			r := linter.RuleLegacyKeyValueFormat
+			bd.lint(cmd, r.Name, r.Format(strings.ToUpper(cmd.Name())))
+			return
+		}
+	}
+}
+
+// lintShellForm flags CMD/ENTRYPOINT in shell form with the default shell.
+func (bd *build) lintShellForm(cmd instructions.Command, shellForm bool, st *imageState) {
+	if shellForm && len(st.img.Config.Shell) == 0 {
+		r := linter.RuleJSONArgsRecommended
+		bd.lint(cmd, r.Name, r.Format(strings.ToUpper(cmd.Name())))
+	}
 }
