@@ -201,3 +201,25 @@ func TestCacheMountLocked(t *testing.T) {
 		}
 	}
 }
+
+// TestSecretAsEnv: type=secret,env=NAME puts the secret in RUN's
+// environment only (no file without a target, nothing in the image).
+func TestSecretAsEnv(t *testing.T) {
+	e := newEnv(t)
+	ctx := writeContext(t, map[string]string{"Dockerfile": "FROM busybox\n" +
+		"RUN --mount=type=secret,id=tok,env=TOKEN sh -c 'echo ${#TOKEN} > /envlen; test -e /run/secrets/tok || echo nofile > /envfile'\n"})
+	out := filepath.Join(t.TempDir(), "rootfs")
+	r := e.runEnv([]string{"MYTOKEN=hunter22"}, "", "build", "--secret", "id=tok,env=MYTOKEN", ctx, "-t", "senv:v1", "-o", "type=local,dest="+out)
+	if r.code != 0 {
+		t.Fatalf("exit %d\n%s", r.code, r.stderr)
+	}
+	if got := strings.TrimSpace(mustRead(t, filepath.Join(out, "envlen"))); got != "8" {
+		t.Errorf("RUN saw a TOKEN of length %s, want 8", got)
+	}
+	if got := strings.TrimSpace(mustRead(t, filepath.Join(out, "envfile"))); got != "nofile" {
+		t.Errorf("an env secret without target made a file: %q", got)
+	}
+	if insp := e.mustRun("inspect", "senv:v1"); strings.Contains(insp.stdout, "hunter22") {
+		t.Error("secret value in the image config or history")
+	}
+}

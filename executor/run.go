@@ -229,10 +229,25 @@ func (bd *build) execRun(ctx context.Context, st *imageState, args, env []string
 	}
 	out := &logWriter{bd: bd, id: stepID(ctx)}
 	extra := make([]snapshot.Mount, 0, len(mounts))
+	var secretFiles []string
+	defer func() {
+		for _, f := range secretFiles {
+			_ = os.Remove(f)
+		}
+	}()
 	for _, m := range mounts {
+		if m.env != "" {
+			env = append(env, m.env) // RUN's environment only: not key, not history
+		}
+		if m.mount == nil {
+			continue
+		}
 		em, err := m.mount(bd.tmp)
 		if err != nil {
 			return nil, err
+		}
+		if m.secret {
+			secretFiles = append(secretFiles, em.Source)
 		}
 		if m.locked {
 			unlock, err := lockDir(ctx, em.Source)
@@ -258,11 +273,10 @@ func (bd *build) execRun(ctx context.Context, st *imageState, args, env []string
 		Stdout:  out,
 		Stderr:  out,
 	})
-	for i, m := range mounts {
-		if m.secret {
-			_ = os.Remove(extra[i].Source)
-		}
+	for _, f := range secretFiles {
+		_ = os.Remove(f) // now, not after packing the layer
 	}
+	secretFiles = nil
 	if scriptHost != "" {
 		if rerr := os.Remove(scriptHost); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) && err == nil {
 			err = fmt.Errorf("remove heredoc script: %w", rerr)

@@ -23,6 +23,9 @@ import (
 // to make the sandbox mount when the step runs.
 type runMount struct {
 	secret bool // a temp file to remove right after the run
+	// env, when set, is "NAME=value" for RUN's environment only (a secret
+	// with env=); with no target there is no mount at all (mount is nil).
+	env    string
 	locked bool // sharing=locked|private: one RUN at a time uses the dir
 	target string
 	key    string
@@ -40,16 +43,19 @@ func (bd *build) runMounts(ctx context.Context, s *stage, st *imageState, c *ins
 	}
 	for i, m := range instructions.GetMounts(c) {
 		target := m.Target
-		if m.Type == instructions.MountTypeSecret && target == "" {
+		if m.Type == instructions.MountTypeSecret && target == "" && m.Env == nil {
 			target = "/run/secrets/" + path.Base(secretID(m))
 		}
-		if target == "" {
+		envOnly := m.Type == instructions.MountTypeSecret && target == ""
+		if target == "" && !envOnly {
 			return nil, fmt.Errorf("--mount #%d (type=%s): target is required", i+1, m.Type)
 		}
-		if !path.IsAbs(target) {
+		if !envOnly && !path.IsAbs(target) {
 			target = path.Join(workdir, target)
 		}
-		target = path.Clean(target)
+		if !envOnly {
+			target = path.Clean(target)
+		}
 		var rm runMount
 		var err error
 		switch m.Type {
@@ -257,9 +263,6 @@ func layersMount(layers []string, target string, rw bool, tmp string) (snapshot.
 // secretMount binds a --secret file at target (default /run/secrets/<id>),
 // read-only, with the requested mode and owner (default 0400 root).
 func (bd *build) secretMount(m *instructions.Mount, target string) (runMount, error) {
-	if m.Env != nil {
-		return runMount{}, errors.New("--mount type=secret,env= is not supported yet")
-	}
 	id := secretID(m)
 	data, ok := bd.opts.Secrets[id]
 	if !ok {
@@ -279,7 +282,19 @@ func (bd *build) secretMount(m *instructions.Mount, target string) (runMount, er
 		gid = int(*m.GID)
 	}
 	key := fmt.Sprintf("secret:%s:id=%q:%d:%d:%o", target, id, uid, gid, perm)
-	return runMount{secret: true, key: key, mount: func(tmp string) (snapshot.Mount, error) {
+	var env string
+	if m.Env != nil {
+		name := *m.Env
+		if name == "" {
+			name = strings.ToUpper(id) // BuildKit's default: the id
+		}
+		env = name + "=" + string(data)
+		key += ":env=" + name
+	}
+	if target == "" {
+		return runMount{env: env, key: key}, nil
+	}
+	return runMount{secret: true, env: env, key: key, mount: func(tmp string) (snapshot.Mount, error) {
 		f, err := os.CreateTemp(tmp, "secret-")
 		if err != nil {
 			return snapshot.Mount{}, err
