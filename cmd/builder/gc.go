@@ -110,7 +110,7 @@ func newCheckCmd(g *globalFlags) *cobra.Command {
 	return &cobra.Command{
 		Use:     "check",
 		Aliases: []string{"fsck"},
-		Short:   "Verify the store: records, images, blobs and snapshots",
+		Short:   "Verify the store: records, images, blobs, snapshots (corrupt blobs are removed; builds re-create them)",
 		Args:    exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			b, err := openBuilder(cmd, g)
