@@ -49,6 +49,9 @@ type copyItem struct {
 	matched string
 	// download identifies a downloaded ADD URL: url, content digest, mtime.
 	download string
+	// walked is the item's tree as the cache key saw it (context items),
+	// reused on a miss so the context is walked once per step.
+	walked []walked
 }
 
 func (bd *build) copy(ctx context.Context, s *stage, st *imageState, c *instructions.CopyCommand, step *int) error {
@@ -257,6 +260,7 @@ func (bd *build) copyInputs(ctx context.Context, st *imageState, spec copySpec, 
 			if err != nil {
 				return in, err
 			}
+			items[i].walked = walked
 			for _, w := range walked {
 				srcs = append(srcs, cache.Source{Path: strings.TrimPrefix(w.src, "/"), Dest: path.Join(it.destRel, w.rel)})
 			}

@@ -150,9 +150,12 @@ func (bd *build) copyEntries(ctx context.Context, st *imageState, spec copySpec,
 			src = copyItem{fsys: dirFS{root: dir}, src: "/", fi: fi}
 			sel = &selection{bd: bd, fsys: src.fsys}
 		}
-		ws, err := sel.walk(src)
-		if err != nil {
-			return nil, err
+		ws := it.walked
+		if ws == nil || it.archive {
+			var err error
+			if ws, err = sel.walk(src); err != nil {
+				return nil, err
+			}
 		}
 		keepOwner := spec.from != "" || it.archive
 		for _, w := range ws {

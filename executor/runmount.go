@@ -100,12 +100,10 @@ func secretID(m *instructions.Mount) string {
 
 var errSkipMount = errors.New("optional mount skipped")
 
-func (bd *build) cacheMount(m *instructions.Mount, target string) (runMount, error) {
-	id := m.CacheID
-	if id == "" {
-		id = target
-	}
-	perm, uid, gid := fs.FileMode(0o755), 0, 0
+// fileOpts reads the mode=, uid= and gid= of a cache or secret mount
+// (defaults: perm, root).
+func fileOpts(m *instructions.Mount, perm fs.FileMode) (fs.FileMode, int, int) {
+	uid, gid := 0, 0
 	if m.Mode != nil {
 		perm = fromOctal(uint32(*m.Mode))
 	}
@@ -115,6 +113,15 @@ func (bd *build) cacheMount(m *instructions.Mount, target string) (runMount, err
 	if m.GID != nil {
 		gid = int(*m.GID)
 	}
+	return perm, uid, gid
+}
+
+func (bd *build) cacheMount(m *instructions.Mount, target string) (runMount, error) {
+	id := m.CacheID
+	if id == "" {
+		id = target
+	}
+	perm, uid, gid := fileOpts(m, 0o755)
 	opts := []string{"rbind"}
 	if m.ReadOnly {
 		opts = append(opts, "ro")
@@ -271,16 +278,7 @@ func (bd *build) secretMount(m *instructions.Mount, target string) (runMount, er
 		}
 		return runMount{}, errSkipMount
 	}
-	perm, uid, gid := fs.FileMode(0o400), 0, 0
-	if m.Mode != nil {
-		perm = fromOctal(uint32(*m.Mode))
-	}
-	if m.UID != nil {
-		uid = int(*m.UID)
-	}
-	if m.GID != nil {
-		gid = int(*m.GID)
-	}
+	perm, uid, gid := fileOpts(m, 0o400)
 	key := fmt.Sprintf("secret:%s:id=%q:%d:%d:%o", target, id, uid, gid, perm)
 	var env string
 	if m.Env != nil {
