@@ -3,10 +3,11 @@ GO       ?= go
 BIN      := bin/builder
 DEMO_DIR ?= $(CURDIR)/.demo
 # Debian packages the tests use: real consumers of our output, the busybox
-# base image, a real registry.
-TEST_DEBS := skopeo umoci busybox-static docker-registry apache2-utils ca-certificates xz-utils bzip2 zstd
-# What `make bench` adds: buildah, the baseline of the cached-rebuild benchmark.
-BENCH_DEBS := buildah
+# base image, a real registry; and for the benchmark harness (which `make
+# test` runs once in QUICK mode): buildah, the peer it measures us against,
+# debootstrap for the Debian base image, GNU time for peak RSS.
+TEST_DEBS := skopeo umoci busybox-static docker-registry apache2-utils ca-certificates xz-utils bzip2 zstd \
+	buildah debootstrap time
 export CGO_ENABLED := 0
 
 .PHONY: all build demo test unit e2e lint deps bench clean
@@ -34,12 +35,13 @@ test: deps lint
 	$(GO) test -count=1 -timeout 20m ./...
 	CGO_ENABLED=1 $(GO) test -count=1 -race -timeout 10m ./parser/... ./cache/... ./oci/... ./layer/... ./executor/... ./snapshot/...
 
-# Benchmarks of the real binary (bench/, e2e/), as root; buildah is the
-# baseline the cached-rebuild benchmark compares with. 10x: each benchmark
-# reports the median of ten builds (the big-context ones take a minute).
+# The benchmark harness (bench/): every workload and scenario for builder
+# and buildah side by side; prints the table, writes bench/results/ and, on
+# a full run, bench/RESULTS.md. QUICK=1: tiny sizes, one run each (under a
+# minute once the Debian base is cached). WORKLOADS=meta,copy-big: a subset.
 bench: deps build
-	@scripts/deps.sh $(BENCH_DEBS)
-	$(GO) test -count=1 -run '^$$' -bench . -benchtime 10x -timeout 30m ./bench/ ./e2e/
+	$(GO) test -count=1 -v -run '^TestBench$$' -timeout 90m ./bench/ -args \
+	  $(if $(QUICK),,-full) $(if $(WORKLOADS),-workloads=$(WORKLOADS))
 
 clean:
 	rm -rf bin $(DEMO_DIR)

@@ -1,0 +1,252 @@
+package bench
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/builderdev/builder/internal/testutil"
+)
+
+// Where the harness keeps generated workloads and writes results, relative
+// to this package's dir (go test runs in it); git ignores both.
+const (
+	workloadDir = "workloads"
+	resultDir   = "results"
+	resultsFile = "RESULTS.md" // a full run's markdown, committed
+)
+
+// TestBench runs every workload in every scenario for each tool, writes
+// results/<time>-<mode>.{json,md}, prints the markdown and, on a full run,
+// writes RESULTS.md and fails when a target is missed.
+func TestBench(t *testing.T) {
+	testutil.RequiresRoot(t)
+	for _, need := range []string{gnuTime, "/bin/busybox", "/usr/bin/docker-registry"} {
+		if _, err := os.Stat(need); err != nil {
+			t.Skipf("skipping: %s is missing (make deps installs it)", need)
+		}
+	}
+	mode, sz, runs := "quick", quickSizes, 1
+	if *fullRun {
+		mode, sz, runs = "full", fullSizes, max(*runsOpt, 1)
+	}
+	start := time.Now()
+	tmp := t.TempDir()
+	res := &results{Mode: mode, Started: start, Runs: runs, RunSteps: sz.runSteps, Machine: describeMachine(tmp)}
+
+	bin := testutil.BuildBinary(t)
+	reg := testutil.StartRegistry(t)
+	prep := filepath.Join(tmp, "prep-root")
+	bases := map[string]string{}
+	var err error
+	if bases["busybox"], err = pushBusybox(bin, prep, tmp, reg); err != nil {
+		t.Fatal(err)
+	}
+	wls := selected(t)
+	if slices.ContainsFunc(wls, func(w workload) bool { return w.base == "debian" }) {
+		logf("making the Debian %s base (debootstrap, cached under bench/%s for a week)", debianSuite, workloadDir)
+		if bases["debian"], err = pushDebian(bin, prep, tmp, workloadDir, reg); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	tools := []tool{&builderTool{bin: bin, root: filepath.Join(tmp, "builder-root")}}
+	if bh, err := newBuildah(filepath.Join(tmp, "buildah")); err == nil {
+		tools = append(tools, bh)
+	} else {
+		logf("buildah is not installed: builder only (make bench installs it)")
+	}
+	if bk := newBuildkit(); bk != nil {
+		tools = append(tools, bk)
+	}
+	defer func() {
+		for _, tl := range tools {
+			tl.close()
+		}
+	}()
+
+	for _, w := range wls {
+		ctx, err := prepareContext(filepath.Join(workloadDir, mode), w, sz, bases[w.base])
+		if err != nil {
+			t.Fatal(err)
+		}
+		wr, err := runWorkload(tools, w, ctx, bases[w.base], sz, runs, tmp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Workloads = append(res.Workloads, wr)
+		if w.name == "copy-big" {
+			logf("floor: cat, sha256sum and tar+gzip of the copy-big context")
+			f, err := measureFloor(ctx, runs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res.Floor = &f
+		}
+	}
+	for _, tl := range tools {
+		res.Tools = append(res.Tools, toolInfo{Name: tl.name(), Version: tl.version()})
+	}
+	res.Seconds = time.Since(start).Seconds()
+	res.judge()
+	md := res.markdown()
+	if err := writeResults(res, md); err != nil {
+		t.Fatal(err)
+	}
+	fmt.Print("\n" + md)
+	if missed := res.missed(); len(missed) > 0 {
+		t.Errorf("targets missed (see %s):\n%s", resultsFile, strings.Join(missed, "\n"))
+	}
+}
+
+// selected is the workloads -workloads names (all by default).
+func selected(t *testing.T) []workload {
+	all := workloads()
+	if *only == "" {
+		return all
+	}
+	var out []workload
+	for _, name := range strings.Split(*only, ",") {
+		i := slices.IndexFunc(all, func(w workload) bool { return w.name == name })
+		if i < 0 {
+			t.Fatalf("unknown workload %q", name)
+		}
+		out = append(out, all[i])
+	}
+	return out
+}
+
+// runWorkload measures w in every scenario, the tools alternating within
+// each run so that they share the machine's noise. builder failing fails
+// the harness; a peer failing is recorded and skipped for this workload.
+func runWorkload(tools []tool, w workload, ctx, base string, sz sizes, runs int, tmp string) (workloadResult, error) {
+	wr := workloadResult{Name: w.name, Desc: w.desc, Samples: map[string]map[string][]sample{}, Errors: map[string]string{}}
+	var err error
+	if wr.Files, wr.Bytes, err = contextSize(ctx); err != nil {
+		return wr, err
+	}
+	tag := "bench-" + w.name + ":v1"
+	failed := map[string]bool{}
+	step := func(scenario string, i int, f func(tl tool) (sample, error)) error {
+		for _, tl := range tools {
+			if failed[tl.name()] {
+				continue
+			}
+			s, err := f(tl)
+			if err != nil {
+				if tl.name() == baseline {
+					return fmt.Errorf("%s %s: %w", w.name, scenario, err)
+				}
+				failed[tl.name()] = true
+				wr.Errors[tl.name()] = fmt.Sprintf("%s: %v", scenario, err)
+				logf("%s failed on %s %s: %v", tl.name(), w.name, scenario, err)
+				continue
+			}
+			if wr.Samples[scenario] == nil {
+				wr.Samples[scenario] = map[string][]sample{}
+			}
+			wr.Samples[scenario][tl.name()] = append(wr.Samples[scenario][tl.name()], s)
+			logf("%-11s %-10s run %d/%d %-8s %9s  %s", w.name, scenario, i+1, runs, tl.name(), fmtMS(s.WallMS), fmtRSS(float64(s.MaxRSSKB)))
+		}
+		return nil
+	}
+	for i := range runs {
+		if err := step("pull", i, func(tl tool) (sample, error) { return tl.reset(base) }); err != nil {
+			return wr, err
+		}
+		if err := step("cold", i, func(tl tool) (sample, error) { return tl.build(ctx, tag, "miss") }); err != nil {
+			return wr, err
+		}
+	}
+	for i := range runs {
+		if err := step("warm", i, func(tl tool) (sample, error) { return tl.build(ctx, tag, "hit") }); err != nil {
+			return wr, err
+		}
+	}
+	restore, err := oneChange(w, ctx, base, sz)
+	if err != nil {
+		return wr, err
+	}
+	for i := range runs {
+		if err := restore.change(i + 1); err != nil {
+			return wr, err
+		}
+		if err := step("one-change", i, func(tl tool) (sample, error) { return tl.build(ctx, tag, "miss") }); err != nil {
+			restore.undo()
+			return wr, err
+		}
+	}
+	if err := restore.undo(); err != nil {
+		return wr, err
+	}
+	dest := filepath.Join(tmp, "export.tar")
+	for i := range runs {
+		err := step("export", i, func(tl tool) (sample, error) {
+			defer os.Remove(dest)
+			return tl.export(ctx, tag, dest)
+		})
+		if err != nil {
+			return wr, err
+		}
+	}
+	return wr, nil
+}
+
+// changer edits one context file, or the last RUN line, for one-change,
+// and puts it back afterwards (the context is kept for later runs).
+type changer struct {
+	path string
+	orig []byte
+	edit func(n int) []byte
+}
+
+func oneChange(w workload, ctx, base string, sz sizes) (*changer, error) {
+	if w.changeFile == "" {
+		df := w.dockerfile(base, sz)
+		return &changer{path: filepath.Join(ctx, "Dockerfile"), orig: []byte(df),
+			edit: func(n int) []byte { return []byte(withChange(df, n)) }}, nil
+	}
+	p := filepath.Join(ctx, w.changeFile)
+	orig, err := os.ReadFile(p)
+	if err != nil {
+		return nil, fmt.Errorf("workload %s: %w", w.name, err)
+	}
+	return &changer{path: p, orig: orig,
+		edit: func(n int) []byte { return fmt.Appendf(append([]byte(nil), orig...), "change %d\n", n) }}, nil
+}
+
+func (c *changer) change(n int) error { return os.WriteFile(c.path, c.edit(n), 0o644) }
+func (c *changer) undo() error        { return os.WriteFile(c.path, c.orig, 0o644) }
+
+// writeResults writes results/<time>-<mode>.json and .md, and on a full
+// run RESULTS.md.
+func writeResults(r *results, md string) error {
+	if err := os.MkdirAll(resultDir, 0o755); err != nil {
+		return err
+	}
+	stem := filepath.Join(resultDir, r.Started.UTC().Format("20060102-150405")+"-"+r.Mode)
+	data, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(stem+".json", append(data, '\n'), 0o644); err != nil {
+		return err
+	}
+	if err := os.WriteFile(stem+".md", []byte(md), 0o644); err != nil {
+		return err
+	}
+	if r.Mode == "full" && *only == "" {
+		return os.WriteFile(resultsFile, []byte(md), 0o644)
+	}
+	return nil
+}
+
+// logf prints a progress line (shown by `go test -v`, as `make bench` runs it).
+func logf(format string, args ...any) {
+	fmt.Printf("bench: "+format+"\n", args...)
+}

@@ -1,0 +1,305 @@
+package bench
+
+import (
+	"fmt"
+	"math"
+	"os"
+	"os/exec"
+	"runtime"
+	"strings"
+	"time"
+)
+
+// results is everything one run measured; it is written as JSON (the raw
+// samples) and rendered as markdown.
+type results struct {
+	Mode      string           `json:"mode"` // "full" or "quick"
+	Started   time.Time        `json:"started"`
+	Seconds   float64          `json:"seconds"` // wall time of the whole run
+	Runs      int              `json:"runs"`    // samples per scenario and tool
+	RunSteps  int              `json:"run_true_steps"`
+	Machine   machine          `json:"machine"`
+	Tools     []toolInfo       `json:"tools"`
+	Workloads []workloadResult `json:"workloads"`
+	Floor     *floorResult     `json:"floor,omitempty"`
+	Targets   []targetResult   `json:"targets"`
+}
+
+type toolInfo struct {
+	Name    string `json:"name"`
+	Version string `json:"version"`
+}
+
+type workloadResult struct {
+	Name  string `json:"name"`
+	Desc  string `json:"desc"`
+	Files int    `json:"files"` // context files (the Dockerfile included)
+	Bytes int64  `json:"bytes"`
+	// Samples[scenario][tool]; scenarios: pull, cold, warm, one-change, export.
+	Samples map[string]map[string][]sample `json:"samples"`
+	// Errors[tool] says why a peer has no samples for this workload.
+	Errors map[string]string `json:"errors,omitempty"`
+}
+
+type targetResult struct {
+	Target string `json:"target"`
+	Got    string `json:"got"`
+	Status string `json:"status"` // "holds", "MISSED", or why it was not judged
+}
+
+// scenarios in table order; "peak RSS" is read from the cold samples.
+var scenarios = []string{"pull", "cold", "warm", "one-change", "export"}
+
+type machine struct {
+	CPU    string `json:"cpu"`
+	Cores  int    `json:"cores"`
+	Memory string `json:"memory"`
+	Kernel string `json:"kernel"`
+	OS     string `json:"os"`
+	FS     string `json:"fs"` // filesystem of the stores' temp dir
+	Go     string `json:"go"`
+}
+
+func describeMachine(tmp string) machine {
+	m := machine{Cores: runtime.NumCPU(), Go: runtime.Version()}
+	m.CPU = firstField("/proc/cpuinfo", "model name")
+	if kb := firstField("/proc/meminfo", "MemTotal"); kb != "" {
+		var n int64
+		fmt.Sscanf(kb, "%d", &n)
+		m.Memory = fmt.Sprintf("%.0f GiB", float64(n)/(1<<20))
+	}
+	if out, err := exec.Command("uname", "-sr").Output(); err == nil {
+		m.Kernel = strings.TrimSpace(string(out))
+	}
+	m.OS = strings.Trim(firstField("/etc/os-release", "PRETTY_NAME="), `"`)
+	if out, err := exec.Command("stat", "-f", "-c", "%T", tmp).Output(); err == nil {
+		m.FS = strings.TrimSpace(string(out))
+	}
+	return m
+}
+
+// firstField returns what follows key (and a ':' or '=') on the first line
+// of file that starts with key.
+func firstField(file, key string) string {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return ""
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if rest, ok := strings.CutPrefix(line, key); ok {
+			return strings.TrimSpace(strings.TrimLeft(strings.TrimSpace(rest), ":="))
+		}
+	}
+	return ""
+}
+
+// Targets of the issue; judged only on a full run.
+const (
+	warmMaxMS       = 50.0
+	warmMinRatio    = 20.0
+	runTrueMaxMS    = 15.0
+	bigMinRatio     = 1.5
+	bigMaxFloor     = 1.5
+	bigMaxRSSMB     = 100.0
+	smallMinRatio   = 2.0
+	oneChangeMaxMS  = 2000.0
+	baseline        = "builder"
+	defaultPeer     = "buildah"
+	quickNotJudged  = "not judged (quick sizes)"
+	peerMissingNote = "not judged (no buildah)"
+)
+
+// median of tool's wall times in scenario of workload name, and whether
+// there are samples.
+func (r *results) median(name, scenario, tool string, f func(sample) float64) (float64, bool) {
+	for _, w := range r.Workloads {
+		if w.Name == name {
+			s := w.Samples[scenario][tool]
+			return medianOf(s, f), len(s) > 0
+		}
+	}
+	return 0, false
+}
+
+// judge fills r.Targets from the samples.
+func (r *results) judge() {
+	r.Targets = nil
+	add := func(target, got string, ok, judged bool, why string) {
+		status := "holds"
+		switch {
+		case r.Mode != "full":
+			status = quickNotJudged
+		case !judged:
+			status = why
+		case !ok:
+			status = "MISSED"
+		}
+		r.Targets = append(r.Targets, targetResult{Target: target, Got: got, Status: status})
+	}
+	ratio := func(name, scenario string) (float64, bool) {
+		ours, ok1 := r.median(name, scenario, baseline, wallOf)
+		peer, ok2 := r.median(name, scenario, defaultPeer, wallOf)
+		if !ok1 || !ok2 || ours == 0 {
+			return 0, false
+		}
+		return peer / ours, true
+	}
+	for _, w := range r.Workloads {
+		ours, ok := r.median(w.Name, "warm", baseline, wallOf)
+		if !ok {
+			continue
+		}
+		x, hasPeer := ratio(w.Name, "warm")
+		got := fmtMS(ours)
+		if hasPeer {
+			got += fmt.Sprintf(", %.0fx buildah", x)
+		}
+		add(fmt.Sprintf("%s warm: under %.0f ms, at least %.0fx faster than buildah", w.Name, warmMaxMS, warmMinRatio),
+			got, ours < warmMaxMS && x >= warmMinRatio, hasPeer, peerMissingNote)
+	}
+	if cold, ok := r.median("run-true", "cold", baseline, wallOf); ok {
+		steps := float64(r.RunSteps)
+		per := cold / steps
+		add(fmt.Sprintf("`RUN true` overhead: under %.0f ms per step (cold build of run-true / %.0f steps)", runTrueMaxMS, steps),
+			fmtMS(per), per < runTrueMaxMS, true, "")
+	}
+	if x, ok := ratio("copy-big", "cold"); ok || r.Mode != "full" {
+		add(fmt.Sprintf("copy-big cold: at least %.1fx faster than buildah", bigMinRatio), fmt.Sprintf("%.1fx", x), x >= bigMinRatio, ok, peerMissingNote)
+	}
+	if ours, ok := r.median("copy-big", "cold", baseline, wallOf); ok && r.Floor != nil && r.Floor.FloorMS > 0 {
+		x := ours / r.Floor.FloorMS
+		add(fmt.Sprintf("copy-big cold: within %.1fx of the floor (read + sha256 + gzip)", bigMaxFloor),
+			fmt.Sprintf("%s = %.2fx the floor's %s", fmtMS(ours), x, fmtMS(r.Floor.FloorMS)), x <= bigMaxFloor, true, "")
+	}
+	if rss, ok := r.median("copy-big", "cold", baseline, rssOf); ok {
+		add(fmt.Sprintf("copy-big cold: peak RSS under %.0f MB", bigMaxRSSMB), fmtRSS(rss), rss/1024 < bigMaxRSSMB, true, "")
+	}
+	if x, ok := ratio("small-files", "cold"); ok || r.Mode != "full" {
+		add(fmt.Sprintf("small-files cold: at least %.0fx faster than buildah", smallMinRatio), fmt.Sprintf("%.1fx", x), x >= smallMinRatio, ok, peerMissingNote)
+	}
+	if ours, ok := r.median("copy-big", "one-change", baseline, wallOf); ok {
+		add(fmt.Sprintf("copy-big one-change: under %.0f s", oneChangeMaxMS/1000), fmtMS(ours), ours < oneChangeMaxMS, true, "")
+	}
+}
+
+// missed lists the targets a full run missed.
+func (r *results) missed() []string {
+	var out []string
+	for _, t := range r.Targets {
+		if t.Status == "MISSED" {
+			out = append(out, t.Target+": "+t.Got)
+		}
+	}
+	return out
+}
+
+func fmtMS(v float64) string {
+	switch {
+	case v >= 1000:
+		return fmt.Sprintf("%.2f s", v/1000)
+	case v >= 100:
+		return fmt.Sprintf("%.0f ms", v)
+	default:
+		return fmt.Sprintf("%.1f ms", v)
+	}
+}
+
+func fmtRSS(kb float64) string { return fmt.Sprintf("%.0f MB", kb/1024) }
+
+// markdown renders r: the machine, the table of workload x scenario, the
+// floor and the targets.
+func (r *results) markdown() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# builder benchmarks (%s run, %s)\n\n", r.Mode, r.Started.UTC().Format("2006-01-02 15:04 UTC"))
+	m := r.Machine
+	fmt.Fprintf(&b, "Machine: %s, %d cores, %s RAM; %s; %s; stores on %s; %s.\n\n", m.CPU, m.Cores, m.Memory, m.OS, m.Kernel, m.FS, m.Go)
+	b.WriteString("Tools:\n")
+	for _, t := range r.Tools {
+		fmt.Fprintf(&b, "- %s\n", t.Version)
+	}
+	fmt.Fprintf(&b, "\nEach cell is the median of %d runs (wall time of the whole command; peak RSS from GNU time). "+
+		"A ratio is the peer's figure over builder's: above 1, builder is faster (or smaller). "+
+		"pull: the base image from a local registry into an empty store (builder keeps it as a blob and unpacks it when a RUN "+
+		"first needs it, inside cold; buildah unpacks it here); "+
+		"cold: empty store and cache, base image present; warm: fully cached rebuild; "+
+		"one-change: one context file, or the last RUN line, changed; export: the image to an OCI tar.\n\n", r.Runs)
+	var peers []string
+	for _, t := range r.Tools {
+		if t.Name != baseline {
+			peers = append(peers, t.Name)
+		}
+	}
+	b.WriteString("| workload | scenario | builder |")
+	for _, p := range peers {
+		fmt.Fprintf(&b, " %s | %s / builder |", p, p)
+	}
+	b.WriteString("\n|---|---|---:|")
+	b.WriteString(strings.Repeat("---:|---:|", len(peers)))
+	b.WriteString("\n")
+	for _, w := range r.Workloads {
+		rows := append(append([]string{}, scenarios...), "peak RSS (cold)")
+		for _, sc := range rows {
+			f, key, format := wallOf, sc, fmtMS
+			if sc == "peak RSS (cold)" {
+				f, key, format = rssOf, "cold", fmtRSS
+			}
+			ours := w.Samples[key][baseline]
+			if len(ours) == 0 {
+				continue
+			}
+			o := medianOf(ours, f)
+			fmt.Fprintf(&b, "| %s | %s | %s |", w.Name, sc, format(o))
+			for _, p := range peers {
+				s := w.Samples[key][p]
+				if len(s) == 0 {
+					b.WriteString(" failed | — |")
+					continue
+				}
+				v := medianOf(s, f)
+				fmt.Fprintf(&b, " %s | %s |", format(v), fmtRatio(v, o))
+			}
+			b.WriteString("\n")
+		}
+	}
+	b.WriteString("\nWorkloads:\n")
+	for _, w := range r.Workloads {
+		fmt.Fprintf(&b, "- %s: %s (%d files, %.1f MB in the context).", w.Name, w.Desc, w.Files, float64(w.Bytes)/(1<<20))
+		for _, p := range peers {
+			if e := w.Errors[p]; e != "" {
+				fmt.Fprintf(&b, " %s failed: %s.", p, firstLine(e))
+			}
+		}
+		b.WriteString("\n")
+	}
+	if f := r.Floor; f != nil {
+		b.WriteString("\nThe floor on this machine, for the copy-big context (page cache warm, as for the builds):\n\n")
+		b.WriteString("| work | time |\n|---|---:|\n")
+		fmt.Fprintf(&b, "| cat of every file | %s |\n| cat \\| sha256sum | %s |\n| tar + gzip (builder's compressor and level), one core | %s |\n"+
+			"| floor: read + tar + sha256 + gzip in one pass, one core | %s |\n", fmtMS(f.CatMS), fmtMS(f.SHA256MS), fmtMS(f.TarGzipMS), fmtMS(f.FloorMS))
+		if ours, ok := r.median("copy-big", "cold", baseline, wallOf); ok && f.FloorMS > 0 {
+			fmt.Fprintf(&b, "| builder, copy-big cold (whole build: also writes and fsyncs the blob) | %s (%.2fx the floor) |\n", fmtMS(ours), ours/f.FloorMS)
+		}
+	}
+	b.WriteString("\nTargets:\n\n| target | measured | status |\n|---|---|---|\n")
+	for _, t := range r.Targets {
+		fmt.Fprintf(&b, "| %s | %s | %s |\n", t.Target, t.Got, t.Status)
+	}
+	fmt.Fprintf(&b, "\nThe whole run took %.0f s.\n", r.Seconds)
+	return b.String()
+}
+
+func fmtRatio(peer, ours float64) string {
+	if ours == 0 || math.IsNaN(peer/ours) {
+		return "—"
+	}
+	x := peer / ours
+	if x >= 10 {
+		return fmt.Sprintf("%.0fx", x)
+	}
+	return fmt.Sprintf("%.2fx", x)
+}
+
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(strings.TrimSpace(s), "\n")
+	return line
+}

@@ -1,0 +1,213 @@
+package bench
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+)
+
+// A tool is one image builder under measurement, with a private store.
+type tool interface {
+	name() string
+	// version describes the tool for the results.
+	version() string
+	// reset empties the store and the cache, then pulls the base image:
+	// the state a cold build starts from. The sample times the pull.
+	reset(base string) (sample, error)
+	// build builds the context dir as tag. want is "miss" when some step
+	// must run, "hit" when every step must come from the cache, "" when
+	// either may happen; a tool checks it where its output tells.
+	build(dir, tag, want string) (sample, error)
+	// export writes tag, built from the context dir, to dest as an OCI
+	// archive.
+	export(dir, tag, dest string) (sample, error)
+	close()
+}
+
+// builderTool is our binary with its own --root.
+type builderTool struct {
+	bin, root string
+}
+
+func (b *builderTool) name() string { return "builder" }
+
+func (b *builderTool) version() string {
+	out, err := exec.Command("git", "describe", "--always", "--dirty").Output()
+	if err != nil {
+		return "builder (this checkout)"
+	}
+	return "builder " + strings.TrimSpace(string(out))
+}
+
+func (b *builderTool) reset(base string) (sample, error) {
+	if err := os.RemoveAll(b.root); err != nil {
+		return sample{}, err
+	}
+	s, _, err := measure("", b.bin, "--root", b.root, "pull", base)
+	return s, err
+}
+
+func (b *builderTool) build(dir, tag, want string) (sample, error) {
+	s, out, err := measure("", b.bin, "--root", b.root, "build", "--progress", "plain", "-t", tag, dir)
+	if err != nil {
+		return s, err
+	}
+	return s, checkSteps(out, want)
+}
+
+// checkSteps reads builder's plain progress: "#3 [stage-0 2/3] RUN true
+// CACHED 0.000s". FROM lines do not count.
+func checkSteps(out, want string) error {
+	cached, done := 0, 0
+	for _, l := range strings.Split(out, "\n") {
+		f := strings.Fields(l)
+		if len(f) < 4 || !strings.HasPrefix(f[0], "#") || strings.Contains(l, "] FROM ") {
+			continue
+		}
+		switch f[len(f)-2] {
+		case "CACHED":
+			cached++
+		case "DONE":
+			done++
+		}
+	}
+	switch {
+	case want == "hit" && done > 0:
+		return fmt.Errorf("builder: %d steps ran on a build that should be fully cached:\n%s", done, out)
+	case want == "miss" && done == 0:
+		return fmt.Errorf("builder: no step ran on a build that should miss the cache:\n%s", out)
+	}
+	return nil
+}
+
+func (b *builderTool) export(_, tag, dest string) (sample, error) {
+	s, _, err := measure("", b.bin, "--root", b.root, "save", "--format", "oci", "-o", dest, tag)
+	return s, err
+}
+
+func (b *builderTool) close() { _ = os.RemoveAll(b.root) }
+
+// buildahTool is `buildah bud --layers` on a private overlay store (vfs when
+// overlay does not work), chroot isolation: buildah's lightest sandbox.
+type buildahTool struct {
+	dir    string
+	driver string
+}
+
+func newBuildah(dir string) (*buildahTool, error) {
+	if _, err := exec.LookPath("buildah"); err != nil {
+		return nil, err
+	}
+	return &buildahTool{dir: dir, driver: "overlay"}, nil
+}
+
+func (b *buildahTool) name() string { return "buildah" }
+
+func (b *buildahTool) version() string {
+	out, err := exec.Command("buildah", "--version").Output()
+	if err != nil {
+		return "buildah"
+	}
+	return strings.TrimSpace(string(out)) + ", " + b.driver + " driver, --isolation chroot"
+}
+
+func (b *buildahTool) cmd(args ...string) []string {
+	return append([]string{"--root", filepath.Join(b.dir, "root"), "--runroot", filepath.Join(b.dir, "run"),
+		"--storage-driver", b.driver}, args...)
+}
+
+func (b *buildahTool) wipe() error {
+	_, _ = run("", "buildah", b.cmd("rmi", "--all", "--force")...)
+	unmountUnder(b.dir)
+	return os.RemoveAll(b.dir)
+}
+
+func (b *buildahTool) reset(base string) (sample, error) {
+	if err := b.wipe(); err != nil {
+		return sample{}, err
+	}
+	s, _, err := measure("", "buildah", b.cmd("pull", "--quiet", "--tls-verify=false", "docker://"+base)...)
+	if err != nil && b.driver == "overlay" {
+		// No overlay here (nested overlay, say): fall back to vfs.
+		b.driver = "vfs"
+		return b.reset(base)
+	}
+	return s, err
+}
+
+func (b *buildahTool) build(dir, tag, _ string) (sample, error) {
+	s, _, err := measure("", "buildah", b.cmd("bud", "--layers", "--pull=never", "--tls-verify=false",
+		"--isolation", "chroot", "--quiet", "-t", tag, dir)...)
+	return s, err
+}
+
+func (b *buildahTool) export(_, tag, dest string) (sample, error) {
+	s, _, err := measure("", "buildah", b.cmd("push", "--quiet", tag, "oci-archive:"+dest)...)
+	return s, err
+}
+
+func (b *buildahTool) close() { _ = b.wipe() }
+
+// buildkitTool drives a running buildkitd through buildctl: BUILDKIT_HOST
+// names it. Its cache is the daemon's: reset prunes all of it.
+type buildkitTool struct {
+	host string
+}
+
+func newBuildkit() *buildkitTool {
+	host := os.Getenv("BUILDKIT_HOST")
+	if _, err := exec.LookPath("buildctl"); err != nil || host == "" {
+		return nil
+	}
+	return &buildkitTool{host: host}
+}
+
+func (b *buildkitTool) name() string { return "buildkit" }
+
+func (b *buildkitTool) version() string {
+	out, err := exec.Command("buildctl", "--version").Output()
+	if err != nil {
+		return "buildkit at " + b.host
+	}
+	return strings.TrimSpace(string(out)) + " at " + b.host
+}
+
+func (b *buildkitTool) reset(base string) (sample, error) {
+	if _, err := run("", "buildctl", "prune", "--all"); err != nil {
+		return sample{}, err
+	}
+	// BuildKit has no pull: a throwaway build that runs in the base makes
+	// it present in its cache.
+	dir, err := os.MkdirTemp("", "builder-bench-bk-")
+	if err != nil {
+		return sample{}, err
+	}
+	defer os.RemoveAll(dir)
+	df := fmt.Sprintf("FROM %s\nRUN echo warm-up %s\n", base, filepath.Base(dir))
+	if err := os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte(df), 0o644); err != nil {
+		return sample{}, err
+	}
+	s, _, err := measure("", "buildctl", b.buildArgs(dir)...)
+	return s, err
+}
+
+func (b *buildkitTool) buildArgs(dir string, output ...string) []string {
+	return append([]string{"build", "--frontend", "dockerfile.v0", "--local", "context=" + dir,
+		"--local", "dockerfile=" + dir, "--progress", "plain"}, output...)
+}
+
+func (b *buildkitTool) build(dir, tag, _ string) (sample, error) {
+	s, _, err := measure("", "buildctl", b.buildArgs(dir, "--output", "type=image,name=bench.local/"+tag)...)
+	return s, err
+}
+
+// export has BuildKit export the (cached) build of dir: buildkitd has no
+// image store to save from.
+func (b *buildkitTool) export(dir, _, dest string) (sample, error) {
+	s, _, err := measure("", "buildctl", b.buildArgs(dir, "--output", "type=oci,dest="+dest)...)
+	return s, err
+}
+
+func (b *buildkitTool) close() {}

@@ -1,0 +1,232 @@
+package bench
+
+// Unit tests of the harness's pure parts: they run everywhere, root or not.
+
+import (
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/*.golden")
+
+func TestMedianOf(t *testing.T) {
+	for _, tc := range []struct {
+		in   []float64
+		want float64
+	}{
+		{nil, 0},
+		{[]float64{5}, 5},
+		{[]float64{9, 1, 5}, 5},
+		{[]float64{4, 1, 3, 2}, 2.5},
+	} {
+		var s []sample
+		for _, v := range tc.in {
+			s = append(s, sample{WallMS: v})
+		}
+		if got := medianOf(s, wallOf); got != tc.want {
+			t.Errorf("medianOf(%v) = %v, want %v", tc.in, got, tc.want)
+		}
+	}
+}
+
+func TestParseTime(t *testing.T) {
+	var s sample
+	if err := parseTime("Command exited with non-zero status 1\n0.25 1.50 20480\n", &s); err != nil {
+		t.Fatal(err)
+	}
+	if s.UserMS != 250 || s.SysMS != 1500 || s.MaxRSSKB != 20480 {
+		t.Errorf("parseTime = %+v", s)
+	}
+	for _, bad := range []string{"", "0.25 1.50", "a b c"} {
+		if err := parseTime(bad, &s); err == nil {
+			t.Errorf("parseTime(%q): no error", bad)
+		}
+	}
+}
+
+func TestCheckSteps(t *testing.T) {
+	cold := "#1 [stage-0 1/3] FROM busybox DONE 0.000s\n#2 [stage-0 2/3] RUN true DONE 0.033s\n#3 [stage-0 3/3] COPY a /x CACHED 0.000s\n"
+	warm := "#1 [stage-0 1/2] FROM busybox DONE 0.000s\n#2 [stage-0 2/2] RUN true CACHED 0.000s\n"
+	for _, tc := range []struct {
+		out, want string
+		ok        bool
+	}{
+		{cold, "miss", true}, {cold, "hit", false}, {cold, "", true},
+		{warm, "hit", true}, {warm, "miss", false},
+	} {
+		if err := checkSteps(tc.out, tc.want); (err == nil) != tc.ok {
+			t.Errorf("checkSteps(%q, %q) = %v, want ok=%v", tc.out, tc.want, err, tc.ok)
+		}
+	}
+}
+
+func TestUnescapeMount(t *testing.T) {
+	for in, want := range map[string]string{`/a\040b`: "/a b", `/plain`: "/plain", `/x\134y`: `/x\y`, `/end\04`: `/end\04`} {
+		if got := unescapeMount(in); got != want {
+			t.Errorf("unescapeMount(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestAptMirror(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		files map[string]string
+		want  string // "" means an error
+	}{
+		{"deb822, security first", map[string]string{
+			"sources.list.d/debian.sources": "Types: deb\nURIs: http://security.example/debian-security\nSuites: bookworm-security\nComponents: main\n\n" +
+				"Types: deb-src deb\nURIs: http://mirror.example/debian/\nSuites: bookworm bookworm-updates\nComponents: main\n",
+		}, "http://mirror.example/debian"},
+		{"deb822, deb-src only", map[string]string{
+			"sources.list.d/debian.sources": "Types: deb-src\nURIs: http://mirror.example/debian\nSuites: bookworm\n",
+		}, ""},
+		{"one-line, with options and comments", map[string]string{
+			"sources.list": "# deb http://old.example/debian bookworm main\ndeb [arch=amd64 signed-by=/k.gpg] http://mirror.example/debian bookworm main\n",
+		}, "http://mirror.example/debian"},
+		{"one-line security is skipped", map[string]string{
+			"sources.list": "deb http://security.example/debian-security bookworm-security main\ndeb https://mirror.example/debian/ bookworm main\n",
+		}, "https://mirror.example/debian"},
+		{"nothing", map[string]string{"sources.list": "\n"}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			etc := t.TempDir()
+			for name, data := range tc.files {
+				p := filepath.Join(etc, name)
+				if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			got, err := aptMirror(etc)
+			if tc.want == "" {
+				if err == nil {
+					t.Fatalf("aptMirror = %q, want an error", got)
+				}
+				return
+			}
+			if err != nil || got != tc.want {
+				t.Fatalf("aptMirror = %q, %v; want %q", got, err, tc.want)
+			}
+		})
+	}
+}
+
+func TestWithChange(t *testing.T) {
+	got := withChange("FROM b\nRUN true\n", 2)
+	if got != "FROM b\nRUN true # change 2\n" {
+		t.Errorf("withChange = %q", got)
+	}
+}
+
+// TestWorkloadsRender: every Dockerfile names the base, ends with a RUN
+// where one-change edits the last line, and the quick contexts hold the
+// file one-change edits.
+func TestWorkloadsRender(t *testing.T) {
+	for _, w := range workloads() {
+		for _, sz := range []sizes{quickSizes, fullSizes} {
+			df := w.dockerfile("reg/base:1", sz)
+			if !strings.Contains(df, "FROM reg/base:1") {
+				t.Errorf("%s: no FROM of the base:\n%s", w.name, df)
+			}
+			lines := strings.Split(strings.TrimSpace(df), "\n")
+			if w.changeFile == "" && !strings.HasPrefix(lines[len(lines)-1], "RUN ") {
+				t.Errorf("%s: last line %q is not a RUN", w.name, lines[len(lines)-1])
+			}
+		}
+		if w.generate == nil {
+			continue
+		}
+		dir := t.TempDir()
+		if err := w.generate(dir, quickSizes); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := os.Stat(filepath.Join(dir, w.changeFile)); err != nil {
+			t.Errorf("%s: one-change file: %v", w.name, err)
+		}
+	}
+	if got := strings.Count(manyLayersDockerfile("b", fullSizes), "\nRUN "); got != fullSizes.layers {
+		t.Errorf("many-layers has %d RUN steps, want %d", got, fullSizes.layers)
+	}
+}
+
+// TestGenBigSize: the copy-big context has exactly the files and bytes asked.
+func TestGenBigSize(t *testing.T) {
+	dir := t.TempDir()
+	sz := sizes{bigFiles: 300, bigBytes: 3 << 20}
+	if err := genBig(dir, sz); err != nil {
+		t.Fatal(err)
+	}
+	files, bytes, err := contextSize(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if files != sz.bigFiles || bytes != sz.bigBytes {
+		t.Errorf("genBig: %d files, %d bytes; want %d, %d", files, bytes, sz.bigFiles, sz.bigBytes)
+	}
+}
+
+// TestReportGolden renders fixed results: the table, the floor and the
+// targets, judged (full) and not (quick).
+func TestReportGolden(t *testing.T) {
+	mk := func(vals ...float64) []sample {
+		var s []sample
+		for _, v := range vals {
+			s = append(s, sample{WallMS: v, MaxRSSKB: int64(v * 100)})
+		}
+		return s
+	}
+	r := &results{
+		Mode: "full", Started: time.Date(2026, 11, 26, 8, 0, 0, 0, time.UTC), Seconds: 600, Runs: 3, RunSteps: 20,
+		Machine: machine{CPU: "Test CPU", Cores: 2, Memory: "24 GiB", Kernel: "Linux 6.1", OS: "Debian 12", FS: "ext2/ext3", Go: "go1.26"},
+		Tools:   []toolInfo{{"builder", "builder abc123"}, {"buildah", "buildah version 1.28.2, overlay driver, --isolation chroot"}},
+		Workloads: []workloadResult{
+			{Name: "meta", Desc: "metadata", Files: 1, Bytes: 300, Samples: map[string]map[string][]sample{
+				"pull": {"builder": mk(20, 30, 25), "buildah": mk(200, 210, 190)},
+				"cold": {"builder": mk(100, 120, 110), "buildah": mk(900, 1000, 950)},
+				"warm": {"builder": mk(7, 8, 9), "buildah": mk(500, 520, 510)},
+			}},
+			{Name: "run-true", Desc: "RUN true", Files: 1, Bytes: 200, Samples: map[string]map[string][]sample{
+				"cold": {"builder": mk(200, 220, 210), "buildah": mk(5000)},
+			}},
+			{Name: "copy-big", Desc: "big", Files: 20001, Bytes: 500 << 20, Samples: map[string]map[string][]sample{
+				"cold":       {"builder": mk(4000, 4200, 4100), "buildah": mk(9000, 9500, 9200)},
+				"warm":       {"builder": mk(120, 130, 125), "buildah": mk(3000, 3100, 3050)},
+				"one-change": {"builder": mk(1800, 2100, 1900)},
+			}, Errors: map[string]string{"buildah": "one-change: exit status 1\nmore"}},
+		},
+		Floor: &floorResult{CatMS: 300, SHA256MS: 1500, TarGzipMS: 3000, FloorMS: 3500},
+	}
+	r.judge()
+	check := func(name, got string) {
+		path := filepath.Join("testdata", name)
+		if *update {
+			if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		want, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatalf("%v (go test ./bench -run TestReportGolden -update writes it)", err)
+		}
+		if got != string(want) {
+			t.Errorf("%s differs; got:\n%s", name, got)
+		}
+	}
+	check("report-full.golden.md", r.markdown())
+	if len(r.missed()) == 0 {
+		t.Error("the full fixture misses targets (copy-big warm, copy-big peak RSS), but missed() is empty")
+	}
+	r.Mode = "quick"
+	r.judge()
+	if len(r.missed()) != 0 {
+		t.Errorf("quick runs judge no target, but missed() = %v", r.missed())
+	}
+	check("report-quick.golden.md", r.markdown())
+}
