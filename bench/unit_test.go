@@ -193,7 +193,9 @@ func TestReportGolden(t *testing.T) {
 				"warm": {"builder": mk(7, 8, 9), "buildah": mk(500, 520, 510)},
 			}},
 			{Name: "run-true", Desc: "RUN true", Files: 1, Bytes: 200, Samples: map[string]map[string][]sample{
-				"cold": {"builder": mk(200, 220, 210), "buildah": mk(5000)},
+				"cold":       {"builder": mk(200, 220, 210), "buildah": mk(5000)},
+				"warm":       {"builder": mk(7, 8, 9), "buildah": mk(500)},
+				"one-change": {"builder": mk(17, 18, 19), "buildah": mk(550)},
 			}},
 			{Name: "copy-big", Desc: "big", Files: 20001, Bytes: 500 << 20, Samples: map[string]map[string][]sample{
 				"cold":       {"builder": mk(4000, 4200, 4100), "buildah": mk(9000, 9500, 9200)},

@@ -13,6 +13,7 @@ import (
 	"runtime"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -358,12 +359,10 @@ func sourcesDigest(srcs []cleanedSource, results []fileResult) (digest.Digest, e
 	type inode struct{ dev, ino uint64 }
 	firstDest := map[inode]string{}
 	d := digest.Canonical.Digester()
-	enc := json.NewEncoder(d.Hash())
-	if err := enc.Encode(struct {
-		Version string `json:"version"`
-	}{sourcesVersion}); err != nil {
-		return "", fmt.Errorf("encode sources: %w", err)
-	}
+	buf := make([]byte, 0, 64<<10)
+	buf = append(buf, `{"version":`...)
+	buf = appendJSONString(buf, sourcesVersion)
+	buf = append(buf, "}\n"...)
 	for _, src := range srcs {
 		res := results[src.idx]
 		st := res.st
@@ -376,7 +375,6 @@ func sourcesDigest(srcs []cleanedSource, results []fileResult) (digest.Digest, e
 		switch st.mode & sIFMT {
 		case sIFREG:
 			e.Type = "file"
-			e.Digest = digest.Digest("sha256:" + hex.EncodeToString(res.sum[:]))
 			if st.nlink > 1 {
 				id := inode{st.dev, st.ino}
 				if first, ok := firstDest[id]; ok {
@@ -400,11 +398,76 @@ func sourcesDigest(srcs []cleanedSource, results []fileResult) (digest.Digest, e
 		default:
 			return "", fmt.Errorf("encode source %s: unknown file type %o", src.rel, st.mode&sIFMT)
 		}
-		if err := enc.Encode(e); err != nil {
-			return "", fmt.Errorf("encode source %s: %w", src.rel, err)
+		var sum *[sha256.Size]byte
+		if e.Type == "file" {
+			sum = &res.sum
+		}
+		buf = appendSourceEntry(buf, &e, sum)
+		if len(buf) > 60<<10 {
+			d.Hash().Write(buf)
+			buf = buf[:0]
 		}
 	}
+	d.Hash().Write(buf)
 	return d.Digest(), nil
+}
+
+// appendSourceEntry appends e as one line exactly as json.Encoder writes it
+// (the digest format predates this encoder; TestAppendSourceEntry checks
+// that both agree), with the sha256 of a regular file as its digest. One
+// Encode per file was a third of a fully cached COPY of 50,000 files.
+func appendSourceEntry(b []byte, e *sourceEntry, sum *[sha256.Size]byte) []byte {
+	b = append(b, `{"dest":`...)
+	b = appendJSONString(b, e.Dest)
+	b = append(b, `,"type":`...)
+	b = appendJSONString(b, e.Type)
+	b = append(b, `,"mode":`...)
+	b = strconv.AppendUint(b, uint64(e.Mode), 10)
+	b = append(b, `,"uid":`...)
+	b = strconv.AppendUint(b, uint64(e.UID), 10)
+	b = append(b, `,"gid":`...)
+	b = strconv.AppendUint(b, uint64(e.GID), 10)
+	if e.Link != "" {
+		b = append(b, `,"link":`...)
+		b = appendJSONString(b, e.Link)
+	}
+	if e.Hardlink != "" {
+		b = append(b, `,"hardlink":`...)
+		b = appendJSONString(b, e.Hardlink)
+	}
+	if e.Major != 0 {
+		b = append(b, `,"major":`...)
+		b = strconv.AppendUint(b, uint64(e.Major), 10)
+	}
+	if e.Minor != 0 {
+		b = append(b, `,"minor":`...)
+		b = strconv.AppendUint(b, uint64(e.Minor), 10)
+	}
+	if sum != nil {
+		b = append(b, `,"digest":"sha256:`...)
+		b = hex.AppendEncode(b, sum[:])
+		b = append(b, '"')
+	} else if e.Digest != "" {
+		b = append(b, `,"digest":`...)
+		b = appendJSONString(b, string(e.Digest))
+	}
+	return append(b, "}\n"...)
+}
+
+// appendJSONString appends s quoted as encoding/json quotes it: plain
+// printable ASCII is copied, anything else goes through json.Marshal (which
+// escapes <, >, &, control bytes, U+2028/U+2029 and invalid UTF-8).
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s) // a string always marshals
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }
 
 // updateStatCache records the digests read in cached and drops entries of

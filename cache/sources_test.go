@@ -1,7 +1,10 @@
 package cache
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -471,4 +474,38 @@ func BenchmarkHashContextWarm(b *testing.B) {
 			b.Fatalf("warm runs read %d files", s.reads.Load()-reads)
 		}
 	})
+}
+
+// TestAppendSourceEntry: the hand-written encoder of a source line writes
+// exactly what json.Encoder wrote for the same entry (the digest format).
+func TestAppendSourceEntry(t *testing.T) {
+	sum := sha256.Sum256([]byte("content"))
+	names := []string{"", "a/b.txt", "with space", `quote"back\slash`, "<html>&amp;", "tab\there", "ctl\x01\x7f",
+		"ünïcödé/日本", "line\u2028sep\u2029", "bad\xffutf8", "/abs/path"}
+	var entries []sourceEntry
+	for i, n := range names {
+		entries = append(entries,
+			sourceEntry{Dest: n, Type: "file", Mode: 0o4755, UID: uint32(i), GID: 1 << 31, Hardlink: n},
+			sourceEntry{Dest: n, Type: "symlink", Mode: 0o777, Link: n},
+			sourceEntry{Dest: n, Type: "char", Major: uint32(i), Minor: 3},
+			sourceEntry{Dest: n, Type: "dir", Mode: 0o1777, UID: 4294967295},
+		)
+	}
+	for _, e := range entries {
+		var want bytes.Buffer
+		withSum := e
+		if e.Type == "file" {
+			withSum.Digest = digest.NewDigestFromBytes(digest.SHA256, sum[:])
+		}
+		if err := json.NewEncoder(&want).Encode(withSum); err != nil {
+			t.Fatal(err)
+		}
+		var s *[sha256.Size]byte
+		if e.Type == "file" {
+			s = &sum
+		}
+		if got := appendSourceEntry(nil, &e, s); string(got) != want.String() {
+			t.Errorf("appendSourceEntry(%+v)\n got %s\nwant %s", e, got, want.String())
+		}
+	}
 }

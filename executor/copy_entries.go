@@ -157,6 +157,9 @@ func (bd *build) copyEntries(ctx context.Context, st *imageState, spec copySpec,
 				return nil, err
 			}
 		}
+		if err := statWalked(ws); err != nil {
+			return nil, err
+		}
 		keepOwner := spec.from != "" || it.archive
 		for _, w := range ws {
 			e := entryFromInfo(strings.TrimPrefix(path.Join(target, w.rel), "/"), w.fi, keepOwner)

@@ -7,6 +7,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 
@@ -75,11 +76,23 @@ func (r viewFS) Lstat(p string) (fs.FileInfo, error) {
 	return r.v.Lstat(p)
 }
 
-func (r viewFS) ReadDir(p string) ([]string, error) {
+func (r viewFS) ReadDir(p string) ([]fs.DirEntry, error) {
 	if len(r.v.Lowers) == 0 {
 		return nil, &fs.PathError{Op: "readdir", Path: p, Err: fs.ErrNotExist}
 	}
-	return r.v.ReadDir(p)
+	names, err := r.v.ReadDir(p)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]fs.DirEntry, 0, len(names))
+	for _, n := range names {
+		fi, err := r.v.Lstat(path.Join(p, n))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, fs.FileInfoToDirEntry(fi))
+	}
+	return out, nil
 }
 
 func (r viewFS) HostPath(p string) (string, error) {

@@ -190,6 +190,9 @@ func (bd *build) bindMount(ctx context.Context, s *stage, m *instructions.Mount,
 		return runMount{}, fmt.Errorf("--mount source %s: %w", m.Source, errNoSource)
 	}
 	ws, err := sel.walk(copyItem{fsys: fsys, src: r, fi: fi})
+	if err == nil {
+		err = statWalked(ws)
+	}
 	if err != nil {
 		return runMount{}, err
 	}

@@ -30,7 +30,25 @@ type selection struct {
 type walked struct {
 	src string // path in the fsys
 	rel string // relative to the item ("" for the item itself)
-	fi  fs.FileInfo
+	// fi is the file's stat; walk leaves it nil below the item (a cache
+	// key needs only the paths) and statWalked fills it.
+	fi fs.FileInfo
+	de fs.DirEntry
+}
+
+// statWalked fills the FileInfo of every walked entry that has none.
+func statWalked(ws []walked) error {
+	for i := range ws {
+		if ws[i].fi != nil {
+			continue
+		}
+		fi, err := ws[i].de.Info()
+		if err != nil {
+			return fmt.Errorf("stat %s: %w", ws[i].src, err)
+		}
+		ws[i].fi = fi
+	}
+	return nil
 }
 
 func hasMeta(p string) bool { return strings.ContainsAny(p, `*?[\`) }
@@ -203,11 +221,12 @@ func (sel *selection) glob(p string) ([]string, error) {
 				}
 				continue
 			}
-			names, err := sel.fsys.ReadDir(dir)
+			ents, err := sel.fsys.ReadDir(dir)
 			if err != nil {
 				continue
 			}
-			for _, n := range names {
+			for _, de := range ents {
+				n := de.Name()
 				ok, err := path.Match(c, n)
 				if err != nil {
 					return nil, fmt.Errorf("bad pattern %q: %w", p, err)
@@ -256,25 +275,22 @@ func (sel *selection) walk(it copyItem) ([]walked, error) {
 	}
 	var rec func(dir, rel string) error
 	rec = func(dir, rel string) error {
-		names, err := it.fsys.ReadDir(dir)
+		ents, err := it.fsys.ReadDir(dir)
 		if err != nil {
 			return fmt.Errorf("read %s: %w", dir, err)
 		}
-		for _, n := range names {
+		for _, de := range ents {
+			n := de.Name()
 			q := path.Join(dir, n)
 			r := path.Join(rel, n)
-			fi, err := it.fsys.Lstat(q)
-			if err != nil {
-				return fmt.Errorf("stat %s: %w", q, err)
-			}
 			if sel.excluded(r) {
 				continue
 			}
 			if sel.skip(q) {
-				if fi.IsDir() && sel.isContext && sel.ig.mayContainIncluded() {
+				if de.IsDir() && sel.isContext && sel.ig.mayContainIncluded() {
 					// A re-included file may live below an excluded dir.
 					before := len(out)
-					out = append(out, walked{src: q, rel: r, fi: fi})
+					out = append(out, walked{src: q, rel: r, de: de})
 					if err := rec(q, r); err != nil {
 						return err
 					}
@@ -284,11 +300,11 @@ func (sel *selection) walk(it copyItem) ([]walked, error) {
 				}
 				continue
 			}
-			if fi.Mode()&fs.ModeSocket != 0 {
+			if de.Type()&fs.ModeSocket != 0 {
 				continue
 			}
-			out = append(out, walked{src: q, rel: r, fi: fi})
-			if fi.IsDir() {
+			out = append(out, walked{src: q, rel: r, de: de})
+			if de.IsDir() {
 				if err := rec(q, r); err != nil {
 					return err
 				}

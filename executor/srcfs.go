@@ -8,7 +8,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"sort"
+
 	"strings"
 	"sync"
 
@@ -21,7 +21,9 @@ import (
 // inside the tree; implementations never let a path reach outside it.
 type srcFS interface {
 	Lstat(p string) (fs.FileInfo, error)
-	ReadDir(p string) ([]string, error) // sorted names
+	// ReadDir lists a directory sorted by name. An entry's type is known
+	// without a stat; Info may stat.
+	ReadDir(p string) ([]fs.DirEntry, error)
 	Open(p string) (io.ReadCloser, error)
 	Readlink(p string) (string, error)
 	// Resolve follows symlinks as if chrooted at the tree's root; a missing
@@ -40,16 +42,9 @@ func (d dirFS) host(p string) string {
 
 func (d dirFS) Lstat(p string) (fs.FileInfo, error) { return os.Lstat(d.host(p)) }
 
-func (d dirFS) ReadDir(p string) ([]string, error) {
-	f, err := os.Open(d.host(p))
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	names, err := f.Readdirnames(-1)
-	sort.Strings(names)
-	return names, err
-}
+// ReadDir takes the types from getdents: listing a context dir costs no
+// stat per file.
+func (d dirFS) ReadDir(p string) ([]fs.DirEntry, error) { return os.ReadDir(d.host(p)) }
 
 func (d dirFS) Open(p string) (io.ReadCloser, error) { return openNoFollow(d.host(p)) }
 

@@ -1,6 +1,7 @@
 package oci
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"maps"
@@ -25,20 +26,27 @@ func (e noSuchImage) Is(target error) bool { return target == ErrNotFound }
 // readIndex reads root/index.json. Readers need no lock: the file is only
 // ever replaced by rename.
 func (s *Store) readIndex() (ocispec.Index, error) {
+	idx, _, err := s.readIndexData()
+	return idx, err
+}
+
+// readIndexData is readIndex that also returns the file's bytes.
+func (s *Store) readIndexData() (ocispec.Index, []byte, error) {
 	var idx ocispec.Index
 	data, err := os.ReadFile(filepath.Join(s.root, indexFile))
 	if err != nil {
-		return idx, fmt.Errorf("read index: %w", err)
+		return idx, nil, fmt.Errorf("read index: %w", err)
 	}
 	if err := json.Unmarshal(data, &idx); err != nil {
-		return idx, fmt.Errorf("read index: %w", err)
+		return idx, nil, fmt.Errorf("read index: %w", err)
 	}
-	return idx, nil
+	return idx, data, nil
 }
 
 // updateIndex read-modify-writes index.json under the exclusive index.lock
 // flock; the new index replaces the old one by rename, so readers see one
-// or the other. When fn fails nothing is written.
+// or the other. When fn fails, or changes nothing (a rebuild that tags the
+// same image again), nothing is written.
 func (s *Store) updateIndex(fn func(idx *ocispec.Index) error) error {
 	lf, err := os.OpenFile(filepath.Join(s.root, indexLock), os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
@@ -50,7 +58,7 @@ func (s *Store) updateIndex(fn func(idx *ocispec.Index) error) error {
 	}
 	defer funlock(lf)
 
-	idx, err := s.readIndex()
+	idx, old, err := s.readIndexData()
 	if err != nil {
 		return err
 	}
@@ -65,6 +73,9 @@ func (s *Store) updateIndex(fn func(idx *ocispec.Index) error) error {
 	data, err := json.Marshal(idx)
 	if err != nil {
 		return fmt.Errorf("write index: %w", err)
+	}
+	if bytes.Equal(data, old) {
+		return nil
 	}
 	if err := s.replaceFile(filepath.Join(s.root, indexFile), data); err != nil {
 		return fmt.Errorf("write index: %w", err)

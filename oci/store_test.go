@@ -414,3 +414,35 @@ func TestResolveIndex(t *testing.T) {
 		t.Errorf("pickPlatform(windows) = %v", err)
 	}
 }
+
+// TestTagSameIsNoWrite: tagging an image with the tag it already has (every
+// fully cached rebuild does) leaves index.json alone: no rename, no fsync.
+func TestTagSameIsNoWrite(t *testing.T) {
+	s := openStore(t)
+	img := makeImage(t, s, "", map[string]string{"f": "1"})
+	if err := s.Tag("app:v1", img.Descriptor); err != nil {
+		t.Fatal(err)
+	}
+	index := filepath.Join(s.Root(), "index.json")
+	before, err := os.Stat(index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Tag("app:v1", img.Descriptor); err != nil {
+		t.Fatal(err)
+	}
+	after, err := os.Stat(index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !os.SameFile(before, after) {
+		t.Error("re-tagging the same image replaced index.json")
+	}
+	other := makeImage(t, s, "", map[string]string{"f": "2"})
+	if err := s.Tag("app:v1", other.Descriptor); err != nil {
+		t.Fatal(err)
+	}
+	if moved, _ := os.Stat(index); os.SameFile(after, moved) {
+		t.Error("tagging another image left index.json in place")
+	}
+}
