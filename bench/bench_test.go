@@ -90,7 +90,8 @@ func TestBench(t *testing.T) {
 		}
 	}
 	for _, tl := range tools {
-		res.Tools = append(res.Tools, toolInfo{Name: tl.name(), Version: tl.version()})
+		_, daemon := tl.(*buildkitTool)
+		res.Tools = append(res.Tools, toolInfo{Name: tl.name(), Version: tl.version(), DaemonRSS: daemon})
 	}
 	res.Seconds = time.Since(start).Seconds()
 	res.judge()
@@ -249,4 +250,27 @@ func writeResults(r *results, md string) error {
 // logf prints a progress line (shown by `go test -v`, as `make bench` runs it).
 func logf(format string, args ...any) {
 	fmt.Printf("bench: "+format+"\n", args...)
+}
+
+// TestRerender re-judges and re-renders the results JSON -rerender names
+// (after a change to the targets or the table), rewriting its markdown and,
+// for a full run of every workload, RESULTS.md. Skipped without the flag.
+func TestRerender(t *testing.T) {
+	if *rerender == "" {
+		t.Skip("skipping: -rerender results/<run>.json not given")
+	}
+	data, err := os.ReadFile(*rerender)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r results
+	if err := json.Unmarshal(data, &r); err != nil {
+		t.Fatalf("%s: %v", *rerender, err)
+	}
+	r.judge()
+	md := r.markdown()
+	if err := writeResults(&r, md); err != nil {
+		t.Fatal(err)
+	}
+	fmt.Print(md)
 }

@@ -17,9 +17,10 @@ import (
 )
 
 var (
-	fullRun = flag.Bool("full", false, "full-size workloads, median of -runs runs, targets judged")
-	runsOpt = flag.Int("runs", 3, "runs per scenario and tool in a full run")
-	only    = flag.String("workloads", "", "comma-separated workloads to run (default all)")
+	fullRun  = flag.Bool("full", false, "full-size workloads, median of -runs runs, targets judged")
+	runsOpt  = flag.Int("runs", 3, "runs per scenario and tool in a full run")
+	only     = flag.String("workloads", "", "comma-separated workloads to run (default all)")
+	rerender = flag.String("rerender", "", "re-judge and re-render this results JSON (TestRerender)")
 )
 
 func TestMain(m *testing.M) {

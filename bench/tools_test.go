@@ -171,7 +171,7 @@ func (b *buildkitTool) version() string {
 	if err != nil {
 		return "buildkit at " + b.host
 	}
-	return strings.TrimSpace(string(out)) + " at " + b.host
+	return strings.TrimSpace(string(out)) + " at " + b.host + " (buildctl's wall time; the daemon's memory is not measured; its pull is a throwaway build FROM the base)"
 }
 
 func (b *buildkitTool) reset(base string) (sample, error) {

@@ -185,15 +185,16 @@ func TestReportGolden(t *testing.T) {
 	r := &results{
 		Mode: "full", Started: time.Date(2026, 11, 26, 8, 0, 0, 0, time.UTC), Seconds: 600, Runs: 3, RunSteps: 20,
 		Machine: machine{CPU: "Test CPU", Cores: 2, Memory: "24 GiB", Kernel: "Linux 6.1", OS: "Debian 12", FS: "ext2/ext3", Go: "go1.26"},
-		Tools:   []toolInfo{{"builder", "builder abc123"}, {"buildah", "buildah version 1.28.2, overlay driver, --isolation chroot"}},
+		Tools: []toolInfo{{Name: "builder", Version: "builder abc123"}, {Name: "buildah", Version: "buildah version 1.28.2, overlay driver, --isolation chroot"},
+			{Name: "buildkit", Version: "buildctl v0.34.2", DaemonRSS: true}},
 		Workloads: []workloadResult{
 			{Name: "meta", Desc: "metadata", Files: 1, Bytes: 300, Samples: map[string]map[string][]sample{
 				"pull": {"builder": mk(20, 30, 25), "buildah": mk(200, 210, 190)},
-				"cold": {"builder": mk(100, 120, 110), "buildah": mk(900, 1000, 950)},
-				"warm": {"builder": mk(7, 8, 9), "buildah": mk(500, 520, 510)},
+				"cold": {"builder": mk(100, 120, 110), "buildah": mk(900, 1000, 950), "buildkit": mk(300, 310, 320)},
+				"warm": {"builder": mk(7, 8, 9), "buildah": mk(500, 520, 510), "buildkit": mk(60, 61, 62)},
 			}},
 			{Name: "run-true", Desc: "RUN true", Files: 1, Bytes: 200, Samples: map[string]map[string][]sample{
-				"cold":       {"builder": mk(200, 220, 210), "buildah": mk(5000)},
+				"cold":       {"builder": mk(300, 320, 310), "buildah": mk(5000)},
 				"warm":       {"builder": mk(7, 8, 9), "buildah": mk(500)},
 				"one-change": {"builder": mk(17, 18, 19), "buildah": mk(550)},
 			}},
