@@ -4,10 +4,12 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/builderdev/builder/internal/testutil"
@@ -47,8 +49,9 @@ func pushDebian(bin, root, tmp, cacheDir, reg string) (string, error) {
 	if err := os.MkdirAll(ctx, 0o755); err != nil {
 		return "", err
 	}
-	// The context holds a hard link to the cached tar: no copy of 200 MB.
-	if err := os.Link(rootfs, filepath.Join(ctx, "rootfs.tar")); err != nil {
+	// The context holds a hard link to the cached tar (no copy of 200 MB),
+	// or a copy when tmp is on another file system.
+	if err := linkOrCopy(rootfs, filepath.Join(ctx, "rootfs.tar")); err != nil {
 		return "", err
 	}
 	df := "FROM scratch\nADD rootfs.tar /\nENV LANG=C.UTF-8\nCMD [\"bash\"]\n"
@@ -79,7 +82,13 @@ func debianRootfs(cacheDir, tmp string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	target := filepath.Join(tmp, "debootstrap")
+	// Under cacheDir, not tmp: a tmpfs /tmp may be nodev, which debootstrap
+	// cannot work in.
+	target := filepath.Join(cacheDir, "debootstrap.partial")
+	unmountUnder(target) // a killed earlier run's
+	if err := os.RemoveAll(target); err != nil {
+		return "", err
+	}
 	defer func() {
 		unmountUnder(target) // debootstrap mounts proc and sys while it works
 		os.RemoveAll(target)
@@ -100,6 +109,29 @@ func debianRootfs(cacheDir, tmp string) (string, error) {
 		return "", err
 	}
 	return out, os.Rename(partial, out)
+}
+
+// linkOrCopy hard-links src to dst, copying when they are on different
+// file systems.
+func linkOrCopy(src, dst string) error {
+	err := os.Link(src, dst)
+	if !errors.Is(err, syscall.EXDEV) {
+		return err
+	}
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.Create(dst)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
 }
 
 // aptMirror reads the first Debian archive URI (not the security archive)

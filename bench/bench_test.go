@@ -199,11 +199,15 @@ func runWorkload(tools []tool, w workload, ctx, base string, sz sizes, runs int,
 }
 
 // changer edits one context file, or the last RUN line, for one-change,
-// and puts it back afterwards (the context is kept for later runs).
+// and puts it back afterwards (the context is kept for later runs). While
+// a context file is edited, the context's stamp is away: a run killed
+// meanwhile leaves a context the next run generates again.
 type changer struct {
-	path string
-	orig []byte
-	edit func(n int) []byte
+	path  string
+	orig  []byte
+	edit  func(n int) []byte
+	stamp string // the context's stamp file, "" for a Dockerfile edit
+	saved []byte // its content while removed
 }
 
 func oneChange(w workload, ctx, base string, sz sizes) (*changer, error) {
@@ -217,12 +221,33 @@ func oneChange(w workload, ctx, base string, sz sizes) (*changer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("workload %s: %w", w.name, err)
 	}
-	return &changer{path: p, orig: orig,
+	return &changer{path: p, orig: orig, stamp: stampPath(filepath.Dir(ctx), w.name),
 		edit: func(n int) []byte { return fmt.Appendf(append([]byte(nil), orig...), "change %d\n", n) }}, nil
 }
 
-func (c *changer) change(n int) error { return os.WriteFile(c.path, c.edit(n), 0o644) }
-func (c *changer) undo() error        { return os.WriteFile(c.path, c.orig, 0o644) }
+func (c *changer) change(n int) error {
+	if c.stamp != "" && c.saved == nil {
+		data, err := os.ReadFile(c.stamp)
+		if err != nil {
+			return err
+		}
+		if err := os.Remove(c.stamp); err != nil {
+			return err
+		}
+		c.saved = data
+	}
+	return os.WriteFile(c.path, c.edit(n), 0o644)
+}
+
+func (c *changer) undo() error {
+	if err := os.WriteFile(c.path, c.orig, 0o644); err != nil {
+		return err
+	}
+	if c.saved != nil {
+		return os.WriteFile(c.stamp, c.saved, 0o644)
+	}
+	return nil
+}
 
 // writeResults writes results/<time>-<mode>.json and .md, and on a full
 // run RESULTS.md.
@@ -241,7 +266,7 @@ func writeResults(r *results, md string) error {
 	if err := os.WriteFile(stem+".md", []byte(md), 0o644); err != nil {
 		return err
 	}
-	if r.Mode == "full" && *only == "" {
+	if r.Mode == "full" && len(r.Workloads) == len(workloads()) {
 		return os.WriteFile(resultsFile, []byte(md), 0o644)
 	}
 	return nil

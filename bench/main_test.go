@@ -11,6 +11,8 @@ package bench
 import (
 	"flag"
 	"os"
+	"os/signal"
+	"syscall"
 	"testing"
 
 	"github.com/builderdev/builder/internal/testutil"
@@ -25,6 +27,20 @@ var (
 
 func TestMain(m *testing.M) {
 	flag.Parse()
+	// The measured commands run in their own process groups: on Ctrl-C or
+	// SIGTERM kill them and refuse new ones, so that the run fails and its
+	// cleanups (temp dirs, buildah's store, the registry) still run. A
+	// second signal exits at once.
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		<-sigs
+		interrupted.Store(true)
+		killGroups()
+		<-sigs
+		killGroups()
+		os.Exit(130)
+	}()
 	code := m.Run()
 	testutil.RemoveBuiltBinary()
 	os.Exit(code)

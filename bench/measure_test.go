@@ -3,6 +3,7 @@ package bench
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -10,6 +11,9 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -33,6 +37,9 @@ type sample struct {
 // measure runs name args under GNU time in dir (when not empty) and returns
 // the sample and the command's combined output.
 func measure(dir, name string, args ...string) (sample, string, error) {
+	if interrupted.Load() {
+		return sample{}, "", errors.New("interrupted")
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), cmdTimeout)
 	defer cancel()
 	f, err := os.CreateTemp("", "builder-bench-time-")
@@ -41,12 +48,11 @@ func measure(dir, name string, args ...string) (sample, string, error) {
 	}
 	f.Close()
 	defer os.Remove(f.Name())
-	cmd := exec.CommandContext(ctx, gnuTime, append([]string{"-o", f.Name(), "-f", "%U %S %M", name}, args...)...)
-	cmd.Dir = dir
+	cmd := command(ctx, dir, gnuTime, append([]string{"-o", f.Name(), "-f", "%U %S %M", name}, args...)...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	start := time.Now()
-	err = cmd.Run()
+	err = runCmd(cmd)
 	wall := time.Since(start)
 	if err != nil {
 		return sample{}, out.String(), fmt.Errorf("%s %s: %w\n%s", name, strings.Join(args, " "), err, tail(out.String(), 40))
@@ -60,6 +66,47 @@ func measure(dir, name string, args ...string) (sample, string, error) {
 		return sample{}, out.String(), err
 	}
 	return s, out.String(), nil
+}
+
+// command is exec.CommandContext in its own process group, so that a
+// timeout kills the whole tree (GNU time, the tool, the tool's children),
+// not just the first process while the others hold the output pipe. Being
+// in their own group, the commands miss a terminal's Ctrl-C: TestMain
+// kills the groups still running (killGroups) when the harness is
+// interrupted.
+func command(ctx context.Context, dir, name string, args ...string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Dir = dir
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = 10 * time.Second
+	return cmd
+}
+
+// groups holds the process group ids of the commands running now.
+var groups sync.Map
+
+// interrupted is set by TestMain on SIGINT/SIGTERM: measure refuses to
+// start anything more.
+var interrupted atomic.Bool
+
+// runCmd runs cmd with its group registered for killGroups.
+func runCmd(cmd *exec.Cmd) error {
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	pid := cmd.Process.Pid
+	groups.Store(pid, true)
+	defer groups.Delete(pid)
+	return cmd.Wait()
+}
+
+// killGroups kills every running command's process group.
+func killGroups() {
+	groups.Range(func(pid, _ any) bool {
+		_ = syscall.Kill(-pid.(int), syscall.SIGKILL)
+		return true
+	})
 }
 
 // parseTime reads the "%U %S %M" line GNU time wrote last.
@@ -83,9 +130,11 @@ func parseTime(report string, s *sample) error {
 func run(dir, name string, args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), cmdTimeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, name, args...)
-	cmd.Dir = dir
-	out, err := cmd.CombinedOutput()
+	cmd := command(ctx, dir, name, args...)
+	var buf bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &buf, &buf
+	err := runCmd(cmd)
+	out := buf.Bytes()
 	if err != nil {
 		return string(out), fmt.Errorf("%s %s: %w\n%s", name, strings.Join(args, " "), err, tail(string(out), 40))
 	}

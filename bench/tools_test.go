@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 )
 
@@ -137,10 +138,46 @@ func (b *buildahTool) reset(base string) (sample, error) {
 	return s, err
 }
 
-func (b *buildahTool) build(dir, tag, _ string) (sample, error) {
-	s, _, err := measure("", "buildah", b.cmd("bud", "--layers", "--pull=never", "--tls-verify=false",
-		"--isolation", "chroot", "--quiet", "-t", tag, dir)...)
-	return s, err
+func (b *buildahTool) build(dir, tag, want string) (sample, error) {
+	s, out, err := measure("", "buildah", b.cmd("bud", "--layers", "--pull=never", "--tls-verify=false",
+		"--isolation", "chroot", "-t", tag, dir)...)
+	if err != nil {
+		return s, err
+	}
+	return s, checkBuildah(out, want)
+}
+
+// buildahStep matches a step line of `buildah bud`: "STEP 2/3: RUN true",
+// in a multi-stage build "[2/3] STEP 1/4: FROM busybox AS gen".
+var buildahStep = regexp.MustCompile(`^(\[\d+/\d+\] )?STEP \d+/\d+: (\S+)`)
+
+// checkBuildah reads `buildah bud --layers` output: every step but FROM is
+// followed by "--> Using cache <id>" when it hit the cache.
+func checkBuildah(out, want string) error {
+	steps, cached := 0, 0
+	for _, l := range strings.Split(out, "\n") {
+		if m := buildahStep.FindStringSubmatch(l); m != nil && m[2] != "FROM" {
+			steps++
+		}
+		if strings.HasPrefix(l, "--> Using cache ") {
+			cached++
+		}
+	}
+	return checkCounts("buildah", out, want, steps, cached)
+}
+
+// checkCounts checks want ("hit", "miss" or "") against a build's number
+// of steps and of cached steps.
+func checkCounts(tool, out, want string, steps, cached int) error {
+	switch {
+	case steps == 0:
+		return fmt.Errorf("%s: no build steps in its output:\n%s", tool, tail(out, 40))
+	case want == "hit" && cached < steps:
+		return fmt.Errorf("%s: %d of %d steps ran on a build that should be fully cached:\n%s", tool, steps-cached, steps, tail(out, 40))
+	case want == "miss" && cached == steps:
+		return fmt.Errorf("%s: every step hit the cache on a build that should miss:\n%s", tool, tail(out, 40))
+	}
+	return nil
 }
 
 func (b *buildahTool) export(_, tag, dest string) (sample, error) {
@@ -198,9 +235,38 @@ func (b *buildkitTool) buildArgs(dir string, output ...string) []string {
 		"--local", "dockerfile=" + dir, "--progress", "plain"}, output...)
 }
 
-func (b *buildkitTool) build(dir, tag, _ string) (sample, error) {
-	s, _, err := measure("", "buildctl", b.buildArgs(dir, "--output", "type=image,name=bench.local/"+tag)...)
-	return s, err
+func (b *buildkitTool) build(dir, tag, want string) (sample, error) {
+	s, out, err := measure("", "buildctl", b.buildArgs(dir, "--output", "type=image,name=bench.local/"+tag)...)
+	if err != nil {
+		return s, err
+	}
+	return s, checkBuildkit(out, want)
+}
+
+// buildkitStep matches a Dockerfile step's vertex in plain progress:
+// "#5 [gen 2/3] RUN true".
+var buildkitStep = regexp.MustCompile(`^#(\d+) \[[^\]]*\d+/\d+\] (\S+)`)
+
+// checkBuildkit reads buildctl's plain progress: a step's vertex is
+// followed by "#N CACHED" when it hit the cache. FROM does not count.
+func checkBuildkit(out, want string) error {
+	steps := map[string]bool{}
+	cachedIDs := map[string]bool{}
+	for _, l := range strings.Split(out, "\n") {
+		if m := buildkitStep.FindStringSubmatch(l); m != nil && m[2] != "FROM" {
+			steps[m[1]] = true
+		}
+		if id, ok := strings.CutSuffix(l, " CACHED"); ok && strings.HasPrefix(id, "#") {
+			cachedIDs[strings.TrimPrefix(id, "#")] = true
+		}
+	}
+	cached := 0
+	for id := range steps {
+		if cachedIDs[id] {
+			cached++
+		}
+	}
+	return checkCounts("buildkit", out, want, len(steps), cached)
 }
 
 // export has BuildKit export the (cached) build of dir: buildkitd has no

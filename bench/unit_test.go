@@ -233,3 +233,56 @@ func TestReportGolden(t *testing.T) {
 	}
 	check("report-quick.golden.md", r.markdown())
 }
+
+func TestCheckPeerOutput(t *testing.T) {
+	buildahCold := "STEP 1/3: FROM r/busybox\nSTEP 2/3: ENV A=1\n--> f46172da066\nSTEP 3/3: RUN true\nCOMMIT x:v1\n--> a0fe0a07fa9\n"
+	buildahWarm := "STEP 1/3: FROM r/busybox\nSTEP 2/3: ENV A=1\n--> Using cache f461\n--> f46172da066\nSTEP 3/3: RUN true\n--> Using cache a0fe\nCOMMIT x:v1\n"
+	bkCold := "#1 [internal] load build definition from Dockerfile\n#1 DONE 0.0s\n#4 [1/3] FROM r/busybox@sha256:ab\n#4 CACHED\n" +
+		"#5 [2/3] RUN true\n#5 DONE 0.1s\n#6 [gen 3/3] COPY src/ /src/\n#6 CACHED\n"
+	bkWarm := "#4 [1/3] FROM r/busybox@sha256:ab\n#4 DONE 0.0s\n#5 [2/3] RUN true\n#5 CACHED\n#6 [gen 3/3] COPY src/ /src/\n#6 CACHED\n"
+	for _, tc := range []struct {
+		name      string
+		check     func(out, want string) error
+		out, want string
+		ok        bool
+	}{
+		{"buildah cold miss", checkBuildah, buildahCold, "miss", true},
+		{"buildah cold hit", checkBuildah, buildahCold, "hit", false},
+		{"buildah warm hit", checkBuildah, buildahWarm, "hit", true},
+		{"buildah warm miss", checkBuildah, buildahWarm, "miss", false},
+		{"buildah no steps", checkBuildah, "error: something\n", "", false},
+		{"buildah multi-stage hit", checkBuildah, "[1/2] STEP 1/2: FROM b AS gen\n[1/2] STEP 2/2: RUN true\n--> Using cache 1\n" +
+			"[2/2] STEP 1/2: FROM b\n[2/2] STEP 2/2: COPY --from=gen /a /a\n--> Using cache 2\n", "hit", true},
+		{"buildah multi-stage miss", checkBuildah, "[1/2] STEP 1/2: FROM b AS gen\n[1/2] STEP 2/2: RUN true\n--> 1\n" +
+			"[2/2] STEP 1/2: FROM b\n[2/2] STEP 2/2: COPY --from=gen /a /a\n--> Using cache 2\n", "hit", false},
+		{"buildkit cold miss", checkBuildkit, bkCold, "miss", true},
+		{"buildkit cold hit", checkBuildkit, bkCold, "hit", false},
+		{"buildkit warm hit", checkBuildkit, bkWarm, "hit", true},
+		{"buildkit warm miss", checkBuildkit, bkWarm, "miss", false},
+	} {
+		if err := tc.check(tc.out, tc.want); (err == nil) != tc.ok {
+			t.Errorf("%s: err = %v, want ok=%v", tc.name, err, tc.ok)
+		}
+	}
+}
+
+// TestJudgeWithoutPeer: a full run without buildah still judges the
+// absolute targets, and says why the ratios are not judged.
+func TestJudgeWithoutPeer(t *testing.T) {
+	one := func(v float64) []sample { return []sample{{WallMS: v, MaxRSSKB: 1024}} }
+	r := &results{Mode: "full", RunSteps: 20, Workloads: []workloadResult{
+		{Name: "meta", Samples: map[string]map[string][]sample{"cold": {"builder": one(100)}, "warm": {"builder": one(8)}}},
+		{Name: "small-files", Samples: map[string]map[string][]sample{"cold": {"builder": one(1000)}, "warm": {"builder": one(80)}}},
+	}}
+	r.judge()
+	status := map[string]string{}
+	for _, tr := range r.Targets {
+		status[strings.SplitN(tr.Target, ":", 2)[0]] = tr.Status
+	}
+	want := map[string]string{"meta warm": "holds", "small-files warm": "MISSED", "small-files cold": peerMissingNote}
+	for k, v := range want {
+		if status[k] != v {
+			t.Errorf("%s: status %q, want %q (all: %v)", k, status[k], v, status)
+		}
+	}
+}
