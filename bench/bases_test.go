@@ -41,7 +41,7 @@ func pushBusybox(bin, root, tmp, reg string) (string, error) {
 // pushDebian makes the Debian base image from a debootstrap minbase rootfs
 // (kept under cacheDir for debianMaxAge) and pushes it to reg.
 func pushDebian(bin, root, tmp, cacheDir, reg string) (string, error) {
-	rootfs, err := debianRootfs(cacheDir, tmp)
+	rootfs, err := debianRootfs(cacheDir)
 	if err != nil {
 		return "", err
 	}
@@ -70,7 +70,12 @@ func pushDebian(bin, root, tmp, cacheDir, reg string) (string, error) {
 
 // debianRootfs returns the path of a tar of a Debian minbase rootfs made
 // by debootstrap from the host's apt mirror, reusing one made recently.
-func debianRootfs(cacheDir, tmp string) (string, error) {
+func debianRootfs(cacheDir string) (string, error) {
+	// debootstrap wants an absolute target, and tar runs with -C.
+	cacheDir, err := filepath.Abs(cacheDir)
+	if err != nil {
+		return "", err
+	}
 	out := filepath.Join(cacheDir, "debian-"+debianSuite+"-minbase.tar")
 	if info, err := os.Stat(out); err == nil && time.Since(info.ModTime()) < debianMaxAge {
 		return out, nil
@@ -84,6 +89,9 @@ func debianRootfs(cacheDir, tmp string) (string, error) {
 	}
 	// Under cacheDir, not tmp: a tmpfs /tmp may be nodev, which debootstrap
 	// cannot work in.
+	if err := os.MkdirAll(cacheDir, 0o755); err != nil {
+		return "", err
+	}
 	target := filepath.Join(cacheDir, "debootstrap.partial")
 	unmountUnder(target) // a killed earlier run's
 	if err := os.RemoveAll(target); err != nil {
@@ -97,9 +105,6 @@ func debianRootfs(cacheDir, tmp string) (string, error) {
 		return "", fmt.Errorf("debootstrap from %s: %w", mirror, err)
 	}
 	unmountUnder(target)
-	if err := os.MkdirAll(cacheDir, 0o755); err != nil {
-		return "", err
-	}
 	partial := out + ".partial"
 	// /dev, /proc and /sys stay empty dirs, as in Docker's debian images.
 	_, err = run("", "tar", "--numeric-owner", "--xattrs", "--exclude=./dev/*", "--exclude=./proc/*", "--exclude=./sys/*",
