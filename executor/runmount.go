@@ -190,9 +190,6 @@ func (bd *build) bindMount(ctx context.Context, s *stage, m *instructions.Mount,
 		return runMount{}, fmt.Errorf("--mount source %s: %w", m.Source, errNoSource)
 	}
 	ws, err := sel.walk(copyItem{fsys: fsys, src: r, fi: fi})
-	if err == nil {
-		err = statWalked(ws)
-	}
 	if err != nil {
 		return runMount{}, err
 	}
@@ -329,6 +326,9 @@ func mountKeys(ms []runMount) map[string]string {
 // filteredCopy lays the walked context files out under a new dir of tmp:
 // hardlinks where the filesystem allows (no data is copied), else copies.
 func filteredCopy(ws []walked, fsys srcFS, tmp string) (string, error) {
+	if err := statWalked(ws); err != nil {
+		return "", err
+	}
 	dir, err := os.MkdirTemp(tmp, "bind-")
 	if err != nil {
 		return "", fmt.Errorf("create bind dir: %w", err)
