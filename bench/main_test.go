@@ -22,6 +22,7 @@ var (
 	fullRun  = flag.Bool("full", false, "full-size workloads, median of -runs runs, targets judged")
 	runsOpt  = flag.Int("runs", 3, "runs per scenario and tool in a full run")
 	only     = flag.String("workloads", "", "comma-separated workloads to run (default all)")
+	strict   = flag.Bool("strict", false, "fail when a full run misses a target")
 	rerender = flag.String("rerender", "", "re-judge and re-render this results JSON (TestRerender)")
 )
 
