@@ -7,7 +7,6 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path"
 	"path/filepath"
 	"strings"
 
@@ -80,17 +79,13 @@ func (r viewFS) ReadDir(p string) ([]fs.DirEntry, error) {
 	if len(r.v.Lowers) == 0 {
 		return nil, &fs.PathError{Op: "readdir", Path: p, Err: fs.ErrNotExist}
 	}
-	names, err := r.v.ReadDir(p)
+	infos, err := r.v.ReadDir(p)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]fs.DirEntry, 0, len(names))
-	for _, n := range names {
-		fi, err := r.v.Lstat(path.Join(p, n))
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, fs.FileInfoToDirEntry(fi))
+	out := make([]fs.DirEntry, len(infos))
+	for i, fi := range infos {
+		out[i] = fs.FileInfoToDirEntry(fi)
 	}
 	return out, nil
 }

@@ -308,3 +308,41 @@ func TestViewEscapes(t *testing.T) {
 		t.Errorf("Resolve(/rel/secret) = %q, %v", got, err)
 	}
 }
+
+// TestViewReadDir: the merged listing hides whiteouts and what an opaque
+// dir covers, and each entry is exactly what Lstat of its path returns.
+func TestViewReadDir(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("skipping: whiteout and opaque fixtures need root")
+	}
+	v := testView(t)
+	for dir, want := range map[string]string{
+		"/usr/lib": "a c",
+		"/opq":     "shown",
+		"/etc":     "hosts passwd",
+	} {
+		infos, err := v.ReadDir(dir)
+		if err != nil {
+			t.Fatalf("ReadDir(%s): %v", dir, err)
+		}
+		var names []string
+		for _, fi := range infos {
+			names = append(names, fi.Name())
+			lst, err := v.Lstat(filepath.Join(dir, fi.Name()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			a, _ := fi.Sys().(*syscall.Stat_t)
+			b, _ := lst.Sys().(*syscall.Stat_t)
+			if a == nil || b == nil || a.Ino != b.Ino || a.Dev != b.Dev || fi.Mode() != lst.Mode() {
+				t.Errorf("ReadDir(%s) entry %s is not what Lstat returns", dir, fi.Name())
+			}
+		}
+		if got := strings.Join(names, " "); got != want {
+			t.Errorf("ReadDir(%s) = %q, want %q", dir, got, want)
+		}
+	}
+	if _, err := v.ReadDir("/etc/hosts"); !errors.Is(err, syscall.ENOTDIR) {
+		t.Errorf("ReadDir of a file: %v", err)
+	}
+}

@@ -8,10 +8,11 @@ import (
 	"syscall"
 )
 
-// ReadDir lists the merged directory p (sorted names, whiteouts hidden):
-// a name is decided by the topmost layer that has it, and a whiteout there
-// hides it.
-func (v View) ReadDir(p string) ([]string, error) {
+// ReadDir lists the merged directory p sorted by name, whiteouts hidden: a
+// name is decided by the topmost layer that has it, and a whiteout there
+// hides it. Each entry is that layer's lstat, what Lstat of the merged
+// path returns: a walk of a tree stats each file once.
+func (v View) ReadDir(p string) ([]fs.FileInfo, error) {
 	_, n, err := v.walk("readdir", p, true)
 	if err != nil {
 		return nil, err
@@ -23,7 +24,7 @@ func (v View) ReadDir(p string) ([]string, error) {
 		return nil, &fs.PathError{Op: "readdir", Path: p, Err: syscall.ENOTDIR}
 	}
 	decided := map[string]bool{}
-	var out []string
+	var out []fs.FileInfo
 	for _, i := range n.dirs {
 		dir := filepath.Join(v.Lowers[i], n.rel)
 		f, err := os.Open(dir)
@@ -45,11 +46,11 @@ func (v View) ReadDir(p string) ([]string, error) {
 				return nil, &fs.PathError{Op: "readdir", Path: p, Err: err}
 			}
 			if !isWhiteout(fi) {
-				out = append(out, name)
+				out = append(out, fi)
 			}
 		}
 	}
-	sort.Strings(out)
+	sort.Slice(out, func(i, j int) bool { return out[i].Name() < out[j].Name() })
 	return out, nil
 }
 
