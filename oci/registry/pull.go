@@ -391,7 +391,13 @@ func (p *progress) report(e BlobEvent) {
 func parallel(ctx context.Context, n int, fn func(ctx context.Context, i int) error) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	errs := make([]error, n)
+	// The first error in time is the cause; the others may be its
+	// consequences (a sibling's retry cut short by the cancel returns its
+	// last transient error, which says nothing of why).
+	var (
+		once  sync.Once
+		first error
+	)
 	sem := make(chan struct{}, parallelBlobs)
 	var wg sync.WaitGroup
 	for i := range n {
@@ -407,21 +413,11 @@ func parallel(ctx context.Context, n int, fn func(ctx context.Context, i int) er
 			defer wg.Done()
 			defer func() { <-sem }()
 			if err := fn(ctx, i); err != nil {
-				errs[i] = err
-				cancel()
+				once.Do(func() { first = err; cancel() })
 			}
 		}()
 	}
 	wg.Wait()
-	var first error
-	for _, err := range errs {
-		if err == nil {
-			continue
-		}
-		if first == nil || errors.Is(first, context.Canceled) && !errors.Is(err, context.Canceled) {
-			first = err
-		}
-	}
 	if first == nil {
 		first = ctx.Err() // the parent was cancelled
 	}

@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -129,5 +130,28 @@ func TestBackoff(t *testing.T) {
 	}
 	if got := backoff(100); got != maxBackoff {
 		t.Errorf("backoff(100) = %s", got)
+	}
+}
+
+// TestParallelReportsTheCause: when one blob fails, the siblings its
+// cancel cuts short may fail too, with errors that are not context.Canceled
+// (a retry returns its last transient error). parallel reports the first
+// failure, whatever the index order.
+func TestParallelReportsTheCause(t *testing.T) {
+	cause := errors.New("upload blob: 503 after 5 attempts")
+	err := parallel(context.Background(), 3, func(ctx context.Context, i int) error {
+		if i == 2 {
+			return cause
+		}
+		<-ctx.Done()
+		return errors.New("upload blob: 503") // a consequence, at a lower index
+	})
+	if err != cause {
+		t.Fatalf("parallel = %v, want %v", err, cause)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := parallel(ctx, 2, func(context.Context, int) error { return nil }); !errors.Is(err, context.Canceled) {
+		t.Errorf("parallel with a cancelled parent = %v", err)
 	}
 }
