@@ -104,3 +104,20 @@ func TestCopyFromRules(t *testing.T) {
 		}
 	}
 }
+
+// TestUnpackKeepsParentDirs: a layer that adds /home/www/app/nested lists
+// no entry for /home/www/app; unpacked alone, that dir must keep the owner
+// and mode of the layer below (www, as WORKDIR made it under USER www),
+// or the RUN after it, as www, could not write there. Docker runs this.
+func TestUnpackKeepsParentDirs(t *testing.T) {
+	e := newEnv(t)
+	ctx := writeContext(t, map[string]string{"Dockerfile": "FROM busybox\n" +
+		"RUN echo 'www:x:1000:1000::/home/www:/bin/sh' >> /etc/passwd && echo 'www:x:1000:' >> /etc/group\n" +
+		"USER www\nWORKDIR /home/www/app\nWORKDIR /home/www/app/nested\n" +
+		"RUN touch /home/www/app/y && stat -c '%U %a' /home/www/app > /home/www/app/owner\n"})
+	out := filepath.Join(t.TempDir(), "rootfs")
+	e.mustRun("build", ctx, "-o", "type=local,dest="+out)
+	if got, _ := os.ReadFile(filepath.Join(out, "home/www/app/owner")); string(got) != "www 755\n" {
+		t.Errorf("/home/www/app as RUN saw it: %q, want %q", got, "www 755\n")
+	}
+}

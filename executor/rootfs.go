@@ -179,7 +179,7 @@ func (bd *build) unpackAll(ctx context.Context, st *imageState) error {
 		if err != nil {
 			return fmt.Errorf("prepare snapshot: %w", err)
 		}
-		if err := bd.applyBlob(ctx, a.Upper, desc.Digest, diffID); err != nil {
+		if err := bd.applyBlob(ctx, a.Upper, a.Lowers, desc.Digest, diffID); err != nil {
 			_ = bd.b.Snapshots.Remove(a)
 			return err
 		}
@@ -192,13 +192,19 @@ func (bd *build) unpackAll(ctx context.Context, st *imageState) error {
 	return nil
 }
 
-func (bd *build) applyBlob(ctx context.Context, dir string, blob, diffID digest.Digest) error {
+// applyBlob unpacks a layer into dir, the upper dir of a snapshot over
+// lowers: the parent dirs the tar does not list take their metadata from
+// lowers, as the layer leaves them unchanged.
+func (bd *build) applyBlob(ctx context.Context, dir string, lowers []string, blob, diffID digest.Digest) error {
 	r, err := bd.b.Store.OpenBlob(blob)
 	if err != nil {
 		return fmt.Errorf("open layer %s: %w", blob, err)
 	}
 	defer r.Close()
-	if _, err := layer.Apply(ctx, dir, r, layer.ApplyOptions{Whiteouts: layer.WhiteoutOverlay, DiffID: diffID}); err != nil {
+	below := viewFS{v: snapshot.View{Lowers: lowers}}
+	opts := layer.ApplyOptions{Whiteouts: layer.WhiteoutOverlay, DiffID: diffID,
+		Below: func(name string) (fs.FileInfo, error) { return below.Lstat("/" + name) }}
+	if _, err := layer.Apply(ctx, dir, r, opts); err != nil {
 		return fmt.Errorf("unpack layer %s: %w", blob, err)
 	}
 	return nil

@@ -257,7 +257,11 @@ func layersMount(layers []string, target string, rw bool, tmp string) (snapshot.
 		}
 		up, work := filepath.Join(dir, "upper"), filepath.Join(dir, "work")
 		for _, d := range []string{up, work} {
-			if err := os.Mkdir(d, 0o755); err != nil {
+			err := os.Mkdir(d, 0o755)
+			if err == nil {
+				err = os.Chmod(d, 0o755) // the mount's root: not narrowed by the umask
+			}
+			if err != nil {
 				return snapshot.Mount{}, err
 			}
 		}
@@ -334,17 +338,23 @@ func filteredCopy(ws []walked, fsys srcFS, tmp string) (string, error) {
 		return "", fmt.Errorf("create bind dir: %w", err)
 	}
 	for _, w := range ws {
+		dst := filepath.Join(dir, filepath.FromSlash(w.rel))
 		if w.rel == "" {
+			// The root keeps the context's mode, not MkdirTemp's 0700.
+			if err := os.Chmod(dst, w.fi.Mode().Perm()); err != nil {
+				return "", fmt.Errorf("prepare bind mount: %w", err)
+			}
 			continue
 		}
-		dst := filepath.Join(dir, filepath.FromSlash(w.rel))
 		host, err := fsys.HostPath(w.src)
 		if err != nil {
 			return "", err
 		}
 		switch {
 		case w.fi.IsDir():
-			err = os.Mkdir(dst, w.fi.Mode().Perm())
+			if err = os.Mkdir(dst, 0o700); err == nil {
+				err = os.Chmod(dst, w.fi.Mode().Perm()) // not narrowed by the umask
+			}
 		case w.fi.Mode()&fs.ModeSymlink != 0:
 			var target string
 			if target, err = os.Readlink(host); err == nil {
@@ -372,7 +382,9 @@ func copyFile(src, dst string, perm fs.FileMode) error {
 	if err != nil {
 		return err
 	}
-	_, err = io.Copy(out, in)
+	if err = out.Chmod(perm); err == nil { // not narrowed by the umask
+		_, err = io.Copy(out, in)
+	}
 	if cerr := out.Close(); err == nil {
 		err = cerr
 	}

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path"
 	"strings"
@@ -43,6 +44,7 @@ func Apply(ctx context.Context, dir string, r io.Reader, opts ApplyOptions) (dig
 	if err != nil {
 		return "", err
 	}
+	a.below = opts.Below
 	defer a.close()
 	tr := tar.NewReader(stream)
 	for {
@@ -81,6 +83,7 @@ type applier struct {
 	euid    int
 	created map[string]bool            // paths this layer wrote
 	dirs    map[string][]unix.Timespec // directory times, set last
+	below   func(name string) (fs.FileInfo, error)
 	buf     []byte
 	// parent caches the last resolved parent directory; stale after any
 	// removal, when the cached fd may name a deleted directory.

@@ -9,6 +9,8 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -59,8 +61,8 @@ func (a *applier) openDir(name string) (int, error) {
 	return -1, fmt.Errorf("open directory %q: %w", name, unix.EAGAIN)
 }
 
-// mkdirAll opens the directory name, creating missing parents as root-owned
-// 0755 directories the way Docker does. The caller closes the fd.
+// mkdirAll opens the directory name, creating the missing parents the tar
+// does not list (see implicitDir). The caller closes the fd.
 func (a *applier) mkdirAll(name string) (int, error) {
 	fd, err := a.openDir(name)
 	if err == nil || name == "" || !errors.Is(err, unix.ENOENT) {
@@ -71,7 +73,10 @@ func (a *applier) mkdirAll(name string) (int, error) {
 	if err != nil {
 		return -1, err
 	}
-	err = unix.Mkdirat(pfd, base, 0o755)
+	err = unix.Mkdirat(pfd, base, 0o700)
+	if err == nil {
+		err = a.implicitDir(pfd, name, base)
+	}
 	unix.Close(pfd)
 	switch {
 	case err == nil:
@@ -80,6 +85,32 @@ func (a *applier) mkdirAll(name string) (int, error) {
 		return -1, fmt.Errorf("create parent %q: %w", name, err)
 	}
 	return a.openDir(name)
+}
+
+// implicitDir sets the metadata of a parent dir the tar does not list: what
+// the dir has in the layers below (ApplyOptions.Below), since overlay shows
+// the topmost copy of a dir, and this one only holds the layer's entries;
+// else root-owned 0755 (as Docker makes them) and time 0. Never the umask
+// or the clock: the snapshot must not depend on the machine.
+func (a *applier) implicitDir(pfd int, name, base string) error {
+	mode, uid, gid, mtime := uint32(0o755), 0, 0, time.Unix(0, 0)
+	if a.below != nil {
+		if fi, err := a.below(name); err == nil && fi.IsDir() {
+			if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+				uid, gid = int(st.Uid), int(st.Gid)
+			}
+			mode, mtime = uint32(tarMode(fi.Mode())), fi.ModTime()
+		}
+	}
+	if err := unix.Fchownat(pfd, base, uid, gid, unix.AT_SYMLINK_NOFOLLOW); err != nil && a.euid == 0 {
+		return fmt.Errorf("set owner of parent %q: %w", name, err)
+	}
+	if err := unix.Fchmodat(pfd, base, mode, 0); err != nil {
+		return fmt.Errorf("set mode of parent %q: %w", name, err)
+	}
+	ts := unix.NsecToTimespec(mtime.UnixNano())
+	a.dirs[name] = []unix.Timespec{ts, ts}
+	return nil
 }
 
 // parent returns the (cached) fd of the parent directory dirName, creating

@@ -76,6 +76,11 @@ type ApplyOptions struct {
 	Whiteouts WhiteoutMode
 	// DiffID, when set, is verified against the uncompressed stream.
 	DiffID digest.Digest
+	// Below, when set, looks up a path (slash-separated, relative) in the
+	// layers below this one: a parent dir the tar does not list gets the
+	// owner, mode and mtime it has there. Else it is root-owned 0755 with
+	// time 0.
+	Below func(name string) (fs.FileInfo, error)
 }
 
 // OCI whiteout names (image-spec layer.md).
