@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -43,6 +44,10 @@ type env struct {
 	t    testing.TB
 	bin  string
 	root string
+	// env is added to every run's environment; prefix, when set, is the
+	// command that runs builder (e.g. unshare ... exec "$@").
+	env    []string
+	prefix []string
 }
 
 // newEnv makes a fresh --root with the busybox base loaded. Root only.
@@ -63,8 +68,12 @@ type result struct {
 // run runs builder --root <root> args... with extra environment.
 func (e *env) runEnv(extraEnv []string, stdin string, args ...string) result {
 	e.t.Helper()
-	cmd := exec.Command(e.bin, append([]string{"--root", e.root}, args...)...)
-	cmd.Env = append(os.Environ(), extraEnv...)
+	argv := append([]string{e.bin, "--root", e.root}, args...)
+	if len(e.prefix) > 0 {
+		argv = append(slices.Clone(e.prefix), argv...)
+	}
+	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Env = slices.Concat(os.Environ(), e.env, extraEnv)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	if stdin != "" {

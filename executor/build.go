@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/builderdev/builder/oci"
 	"github.com/builderdev/builder/parser"
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 	bkparser "github.com/moby/buildkit/frontend/dockerfile/parser"
@@ -34,7 +35,8 @@ type build struct {
 
 	mu       sync.Mutex
 	usedArgs map[string]bool
-	pulls    pullCache // base images pulled by this build (registry.go)
+	pulls    pullCache             // base images pulled by this build (registry.go)
+	bases    map[string]*oci.Image // store images resolved by reference
 	stepSeq  int
 }
 

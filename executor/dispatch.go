@@ -18,6 +18,7 @@ import (
 
 // dispatch applies one instruction to st. Every error carries the line.
 func (bd *build) dispatch(ctx context.Context, s *stage, st *imageState, cmd instructions.Command, step *int) error {
+	st.origin = fmt.Sprintf("%s:%d", bd.file, parser.Line(cmd))
 	env := st.expandEnv()
 	if ex, ok := cmd.(instructions.SupportsSingleWordExpansion); ok {
 		if _, isArg := cmd.(*instructions.ArgCommand); !isArg {

@@ -111,6 +111,13 @@ type Result struct {
 	ManifestDigest digest.Digest
 	ImageID        digest.Digest // config digest
 	Tags           []string
+	Manifest       ocispec.Descriptor // of ManifestDigest, in the store
+	// LayerSteps[i] is the Dockerfile line that made layer i
+	// ("Dockerfile:3"), "" for the layers of the base image.
+	LayerSteps []string
+	// Bases are the store images the build resolved (FROM, COPY --from,
+	// RUN --mount=from=), by the reference the Dockerfile gave.
+	Bases map[string]*oci.Image
 }
 
 // Reporter receives progress events. Implementations must be safe for

@@ -32,6 +32,10 @@ type imageState struct {
 	cmdSet    bool
 	created   *time.Time // time of the newest layer added by this build
 	fromStage bool
+	// origin is where the instruction being dispatched is ("Dockerfile:3");
+	// steps[i] is where layer i came from ("" for the base image's).
+	origin string
+	steps  []string
 }
 
 // clone deep-copies st (the image config through JSON).
@@ -41,6 +45,7 @@ func (st *imageState) clone() *imageState {
 	out.img = dockerspec.DockerOCIImage{}
 	_ = json.Unmarshal(data, &out.img)
 	out.layers = append([]ocispec.Descriptor(nil), st.layers...)
+	out.steps = slices.Clone(st.steps)
 	// A stage built on another inherits its ARGs (BuildKit; documented in
 	// the Dockerfile reference), but not whether CMD was set.
 	out.args = slices.Clone(st.args)
@@ -53,6 +58,7 @@ func (st *imageState) clone() *imageState {
 // addLayer appends a layer and its history entry.
 func (st *imageState) addLayer(desc ocispec.Descriptor, diffID digest.Digest, createdBy string, created time.Time) {
 	st.layers = append(st.layers, desc)
+	st.steps = append(st.steps, st.origin)
 	st.img.RootFS.DiffIDs = append(st.img.RootFS.DiffIDs, diffID)
 	st.chain = chainID(st.chain, diffID)
 	c := created.UTC()
@@ -136,7 +142,8 @@ func (bd *build) resolveImage(ctx context.Context, ref string, plat ocispec.Plat
 	if len(cfg.RootFS.DiffIDs) != len(im.Manifest.Layers) {
 		return nil, fmt.Errorf("image %s: %d layers but %d diff_ids", ref, len(im.Manifest.Layers), len(cfg.RootFS.DiffIDs))
 	}
-	st := &imageState{img: cfg, layers: append([]ocispec.Descriptor(nil), im.Manifest.Layers...), key: im.Descriptor.Digest}
+	st := &imageState{img: cfg, layers: append([]ocispec.Descriptor(nil), im.Manifest.Layers...), key: im.Descriptor.Digest,
+		steps: make([]string, len(im.Manifest.Layers))}
 	for _, d := range cfg.RootFS.DiffIDs {
 		st.chain = chainID(st.chain, d)
 	}
@@ -198,7 +205,8 @@ func (bd *build) finish(ctx context.Context, st *imageState) (*Result, error) {
 		return nil, fmt.Errorf("write manifest: %w", err)
 	}
 	manDesc.Platform = &ocispec.Platform{OS: img.OS, Architecture: img.Architecture, Variant: img.Variant}
-	res := &Result{ManifestDigest: manDesc.Digest, ImageID: cfgDesc.Digest}
+	res := &Result{ManifestDigest: manDesc.Digest, ImageID: cfgDesc.Digest, Manifest: manDesc,
+		LayerSteps: slices.Clone(st.steps), Bases: bd.baseImages()}
 	for _, t := range bd.opts.Tags {
 		name, _ := normalizeTag(t)
 		if err := bd.b.Store.Tag(name, manDesc); err != nil {

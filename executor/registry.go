@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"strings"
 	"sync"
 
@@ -92,9 +93,31 @@ func (bd *build) stagePlatform(s *stage) (ocispec.Platform, error) {
 	return p, nil
 }
 
-// baseImage finds a base image: in the store, unless --pull was given or
-// the stored image is for another platform; else from its registry.
+// baseImage finds a base image (see findBase) and remembers it for Result.Bases.
 func (bd *build) baseImage(ctx context.Context, ref string, plat ocispec.Platform) (*oci.Image, error) {
+	im, err := bd.findBase(ctx, ref, plat)
+	if err != nil {
+		return nil, err
+	}
+	bd.mu.Lock()
+	defer bd.mu.Unlock()
+	if bd.bases == nil {
+		bd.bases = map[string]*oci.Image{}
+	}
+	bd.bases[ref] = im
+	return im, nil
+}
+
+// baseImages returns a copy of the images baseImage found.
+func (bd *build) baseImages() map[string]*oci.Image {
+	bd.mu.Lock()
+	defer bd.mu.Unlock()
+	return maps.Clone(bd.bases)
+}
+
+// findBase finds a base image: in the store, unless --pull was given or
+// the stored image is for another platform; else from its registry.
+func (bd *build) findBase(ctx context.Context, ref string, plat ocispec.Platform) (*oci.Image, error) {
 	var stored *oci.Image
 	if !bd.opts.Pull {
 		im, err := bd.b.Store.Resolve(ref)

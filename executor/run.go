@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/builderdev/builder/cache"
 	"github.com/builderdev/builder/layer"
@@ -258,6 +259,7 @@ func (bd *build) execRun(ctx context.Context, st *imageState, args, env []string
 		}
 		extra = append(extra, em)
 	}
+	started := time.Now()
 	err = sandbox.Run(ctx, sandbox.Config{
 		Rootfs:  a.Mounts(rootDir),
 		RootDir: rootDir,
@@ -295,6 +297,9 @@ func (bd *build) execRun(ctx context.Context, st *imageState, args, env []string
 	if err != nil {
 		return nil, fmt.Errorf("diff upper dir: %w", err)
 	}
+	if err := stampRunTimes(a.Upper, ents, started, bd.fixedTime()); err != nil {
+		return nil, err
+	}
 	p, err := bd.writeLayer(ctx, ents)
 	if err != nil || p == nil {
 		return p, err
@@ -310,10 +315,16 @@ func (bd *build) execRun(ctx context.Context, st *imageState, args, env []string
 
 type script struct{ host, inImage string }
 
+// heredocScript is the name of a shebang heredoc's script at the root of the
+// rootfs while its RUN runs.
+const heredocScript = ".builder-heredoc"
+
 // writeScript puts a heredoc script with a shebang at the root of the upper
 // dir; it is removed after the run so it never reaches the layer.
 func writeScript(upper, data string) (script, error) {
-	f, err := os.CreateTemp(upper, ".builder-heredoc-")
+	// A fixed name: the script sees its own path ($0), and a random one
+	// would make the step's output differ from run to run.
+	f, err := os.OpenFile(filepath.Join(upper, heredocScript), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o700)
 	if err != nil {
 		return script{}, err
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/builderdev/builder/executor"
+	"github.com/builderdev/builder/imagediff"
 	"github.com/builderdev/builder/layer"
 	"github.com/spf13/cobra"
 )
@@ -29,6 +30,8 @@ type buildFlags struct {
 	noCacheFilt []string
 	secrets     []string
 	network     string
+	epoch       string
+	checkRepro  bool
 	reg         buildRegistryFlags // registry.go
 }
 
@@ -57,6 +60,8 @@ func newBuildCmd(g *globalFlags) *cobra.Command {
 	fl.StringArrayVar(&f.noCacheFilt, "no-cache-filter", nil, "do not use the step cache for this stage (repeatable)")
 	fl.StringArrayVar(&f.secrets, "secret", nil, "secret for RUN --mount=type=secret: id=ID,src=FILE or id=ID,env=VAR (repeatable)")
 	fl.StringVar(&f.network, "network", "host", "network for RUN: host or none")
+	fl.StringVar(&f.epoch, "source-date-epoch", "", "seconds since 1970: the image's created time and the newest file mtime (default $SOURCE_DATE_EPOCH)")
+	fl.BoolVar(&f.checkRepro, "check-reproducible", false, "build again with no cache in a temporary store and compare (exit 1 when they differ)")
 	f.reg.register(cmd)
 	return cmd
 }
@@ -115,7 +120,7 @@ func runBuild(cmd *cobra.Command, g *globalFlags, f *buildFlags, contextDir stri
 		}
 		opts.Outputs = append(opts.Outputs, out)
 	}
-	if opts.SourceDateEpoch, err = sourceDateEpoch(opts.BuildArgs); err != nil {
+	if opts.SourceDateEpoch, err = sourceDateEpoch(f.epoch, opts.BuildArgs); err != nil {
 		return err
 	}
 	var prog progress
@@ -147,10 +152,50 @@ func runBuild(cmd *cobra.Command, g *globalFlags, f *buildFlags, contextDir stri
 	}
 	if f.quiet {
 		fmt.Fprintln(cmd.OutOrStdout(), res.ImageID)
+	} else {
+		prog.Summary(res, time.Since(start))
+	}
+	if f.checkRepro {
+		return checkReproducible(cmd, b, opts, res)
+	}
+	return nil
+}
+
+// checkReproducible builds again with no cache in a temporary store and
+// prints "reproducible: <manifest digest>" or the differences (exit 1).
+func checkReproducible(cmd *cobra.Command, b *executor.Builder, opts executor.Options, first *executor.Result) error {
+	errw := cmd.ErrOrStderr()
+	fmt.Fprintln(errw, "checking reproducibility: building again with no cache in a temporary store")
+	rep, err := b.CheckReproducible(cmd.Context(), opts, first)
+	if err != nil {
+		return err
+	}
+	out := cmd.OutOrStdout()
+	if rep.Identical {
+		fmt.Fprintln(out, "reproducible:", first.ManifestDigest)
 		return nil
 	}
-	prog.Summary(res, time.Since(start))
-	return nil
+	fmt.Fprintln(out, "not reproducible: two builds of the same inputs differ")
+	if err := rep.WriteText(out); err != nil {
+		return err
+	}
+	if opts.SourceDateEpoch == nil && onlyTimes(rep) {
+		fmt.Fprintln(out, "only timestamps differ: set SOURCE_DATE_EPOCH (or --source-date-epoch) to pin them")
+	}
+	return exitError{code: exitDiffer}
+}
+
+// onlyTimes reports whether every difference is a created time of the config.
+func onlyTimes(rep *imagediff.Report) bool {
+	if len(rep.Manifest) > 0 || len(rep.Layers) > 0 {
+		return false
+	}
+	for _, d := range rep.Config {
+		if d.Path != "created" && !(strings.HasPrefix(d.Path, "history[") && strings.HasSuffix(d.Path, "].created")) {
+			return false
+		}
+	}
+	return true
 }
 
 func fileExists(p string) bool {
@@ -239,9 +284,15 @@ func parseOutput(s string) (executor.Output, error) {
 	return o, nil
 }
 
-// sourceDateEpoch reads SOURCE_DATE_EPOCH from --build-arg or the environment.
-func sourceDateEpoch(buildArgs map[string]string) (*time.Time, error) {
-	v, ok := buildArgs["SOURCE_DATE_EPOCH"]
+// sourceDateEpoch reads SOURCE_DATE_EPOCH from --source-date-epoch, else
+// --build-arg, else the environment. Like buildx, a value from the flag or
+// the environment is also passed as the build arg, so that `ARG
+// SOURCE_DATE_EPOCH` sees it.
+func sourceDateEpoch(flag string, buildArgs map[string]string) (*time.Time, error) {
+	v, ok := flag, flag != ""
+	if !ok {
+		v, ok = buildArgs["SOURCE_DATE_EPOCH"]
+	}
 	if !ok {
 		v, ok = os.LookupEnv("SOURCE_DATE_EPOCH")
 	}
@@ -249,9 +300,10 @@ func sourceDateEpoch(buildArgs map[string]string) (*time.Time, error) {
 		return nil, nil
 	}
 	n, err := strconv.ParseInt(v, 10, 64)
-	if err != nil {
-		return nil, usagef("SOURCE_DATE_EPOCH=%q is not a number of seconds", v)
+	if err != nil || n < 0 {
+		return nil, usagef("SOURCE_DATE_EPOCH=%q is not a number of seconds since 1970", v)
 	}
+	buildArgs["SOURCE_DATE_EPOCH"] = v
 	t := time.Unix(n, 0).UTC()
 	return &t, nil
 }

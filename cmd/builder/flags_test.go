@@ -72,13 +72,38 @@ func TestParseSize(t *testing.T) {
 
 func TestSourceDateEpoch(t *testing.T) {
 	t.Setenv("SOURCE_DATE_EPOCH", "100")
-	if got, err := sourceDateEpoch(nil); err != nil || got == nil || got.Unix() != 100 {
-		t.Errorf("from env: %v, %v", got, err)
+	tests := []struct {
+		name    string
+		flag    string
+		args    map[string]string
+		want    int64 // -1: error
+		wantArg string
+	}{
+		{name: "from env", args: map[string]string{}, want: 100, wantArg: "100"},
+		{name: "build arg wins over env", args: map[string]string{"SOURCE_DATE_EPOCH": "7"}, want: 7, wantArg: "7"},
+		{name: "flag wins over all", flag: "5", args: map[string]string{"SOURCE_DATE_EPOCH": "7"}, want: 5, wantArg: "5"},
+		{name: "not a number", args: map[string]string{"SOURCE_DATE_EPOCH": "soon"}, want: -1},
+		{name: "negative", flag: "-3", args: map[string]string{}, want: -1},
 	}
-	if got, err := sourceDateEpoch(map[string]string{"SOURCE_DATE_EPOCH": "7"}); err != nil || got.Unix() != 7 {
-		t.Errorf("build arg wins: %v, %v", got, err)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := sourceDateEpoch(tt.flag, tt.args)
+			if tt.want < 0 {
+				if err == nil {
+					t.Fatalf("accepted: %v", got)
+				}
+				return
+			}
+			if err != nil || got == nil || got.Unix() != tt.want {
+				t.Fatalf("got %v, %v; want %d", got, err, tt.want)
+			}
+			if tt.args["SOURCE_DATE_EPOCH"] != tt.wantArg {
+				t.Errorf("build arg SOURCE_DATE_EPOCH = %q, want %q (ARG SOURCE_DATE_EPOCH must see it)", tt.args["SOURCE_DATE_EPOCH"], tt.wantArg)
+			}
+		})
 	}
-	if _, err := sourceDateEpoch(map[string]string{"SOURCE_DATE_EPOCH": "soon"}); err == nil {
-		t.Error("non-numeric accepted")
+	t.Setenv("SOURCE_DATE_EPOCH", "")
+	if got, err := sourceDateEpoch("", map[string]string{}); got != nil || err != nil {
+		t.Errorf("unset: %v, %v", got, err)
 	}
 }

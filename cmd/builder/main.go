@@ -46,6 +46,13 @@ func run(args []string) int {
 	if err == nil {
 		return exitOK
 	}
+	var ee exitError
+	if errors.As(err, &ee) && ctx.Err() == nil {
+		if ee.err != nil {
+			fmt.Fprintln(os.Stderr, "error:", ee.err)
+		}
+		return ee.code
+	}
 	// Exit codes: 2 = the command line is wrong (unknown command or flag,
 	// malformed flag value, missing context or Dockerfile, unknown
 	// --target), found before any work; 1 = the build or command failed
@@ -105,7 +112,8 @@ func newRootCmd(g *globalFlags) *cobra.Command {
 	}
 	cmd.AddCommand(newBuildCmd(g), newImagesCmd(g), newInspectCmd(g), newTagCmd(g), newRmiCmd(g),
 		newSaveCmd(g), newLoadCmd(g), newPruneCmd(g), newDfCmd(g), newCheckCmd(g),
-		newPullCmd(g), newPushCmd(g), newLoginCmd(), newLogoutCmd()) // registry.go
+		newPullCmd(g), newPushCmd(g), newLoginCmd(), newLogoutCmd(), // registry.go
+		newDiffCmd(g)) // diff.go
 	return cmd
 }
 

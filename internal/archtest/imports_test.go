@@ -18,8 +18,9 @@ var allowed = map[string][]string{
 	"oci":              nil,
 	"snapshot/sandbox": {"snapshot"},
 	"oci/registry":     {"oci"},
-	"executor":         {"parser", "cache", "layer", "snapshot", "snapshot/sandbox", "oci", "oci/registry"},
-	"cmd/builder":      {"executor", "parser", "oci", "layer", "snapshot/sandbox"},
+	"imagediff":        {"layer"},
+	"executor":         {"parser", "cache", "layer", "snapshot", "snapshot/sandbox", "oci", "oci/registry", "imagediff"},
+	"cmd/builder":      {"executor", "parser", "oci", "layer", "snapshot/sandbox", "imagediff"},
 }
 
 func TestImportRules(t *testing.T) {

@@ -1,0 +1,234 @@
+// Package imagediff compares two OCI images and says exactly how they differ:
+// the manifest and the config field by field, and each pair of layers entry
+// by entry (which paths were added, removed or changed, and which attribute
+// differs).
+//
+// Images may come from any builder, so every blob is untrusted: JSON is read
+// with a size limit and digest check, tars may be in any order and encoding,
+// and memory depends on the number of tar entries, never on file sizes.
+package imagediff
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"slices"
+	"sync"
+
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// BlobReader opens blobs by digest; *oci.Store satisfies it.
+type BlobReader interface {
+	OpenBlob(d digest.Digest) (io.ReadCloser, error)
+}
+
+// Image is one side of a comparison.
+type Image struct {
+	Name     string             // shown in the report (what the user typed)
+	Manifest ocispec.Descriptor // an image manifest (not an index): Digest, Size
+	Blobs    BlobReader
+}
+
+// Options of Compare. The zero value is useful.
+type Options struct {
+	// Steps[i], when set, names what made layer i (e.g. "Dockerfile:3"); shown with the layer.
+	Steps []string
+}
+
+// Report is the result of Compare. Identical is true only when both
+// manifests have the same digest; then nothing else was read and
+// Side.Config is empty.
+type Report struct {
+	Identical bool        `json:"identical"`
+	A         Side        `json:"a"`
+	B         Side        `json:"b"`
+	Manifest  []FieldDiff `json:"manifest,omitempty"`
+	Config    []FieldDiff `json:"config,omitempty"`
+	Layers    []LayerDiff `json:"layers,omitempty"`
+}
+
+// Side identifies one compared image.
+type Side struct {
+	Name     string        `json:"name"`
+	Manifest digest.Digest `json:"manifest"`
+	Config   digest.Digest `json:"config"`
+}
+
+// FieldDiff is one JSON field that differs. Path reads like
+// "config.Env[2]", "history[3].created_by" or `config.Labels["a.b"]`; it is
+// "(encoding)" when the bytes differ but no field does (then A and B are the
+// two blob digests).
+type FieldDiff struct {
+	Path string          `json:"path"`
+	A    json.RawMessage `json:"a,omitempty"` // absent when the field exists only in b
+	B    json.RawMessage `json:"b,omitempty"`
+}
+
+// LayerDiff describes one pair of layers with different digests, or a layer
+// present on one side only (the other side is nil and Files is empty).
+type LayerDiff struct {
+	Index       int        `json:"index"`
+	Step        string     `json:"step,omitempty"`
+	A           *LayerInfo `json:"a,omitempty"` // nil: the layer exists only in b
+	B           *LayerInfo `json:"b,omitempty"`
+	SameContent bool       `json:"same_content,omitempty"` // same uncompressed tar, blobs differ: compression only
+	Order       bool       `json:"order,omitempty"`        // same entries in a different order
+	Encoding    bool       `json:"encoding,omitempty"`     // tars differ but no entry attribute or order does (padding, header encoding)
+	Files       []FileDiff `json:"files,omitempty"`
+}
+
+// LayerInfo describes one layer blob. DiffID comes from the config, or is
+// computed when the config lacks it and the tar was read.
+type LayerInfo struct {
+	Digest    digest.Digest `json:"digest"`
+	DiffID    digest.Digest `json:"diff_id,omitempty"`
+	MediaType string        `json:"media_type"`
+	Size      int64         `json:"size"`
+	CreatedBy string        `json:"created_by,omitempty"`
+}
+
+// FileDiff is one path that differs between two layers.
+type FileDiff struct {
+	Path   string     `json:"path"`            // absolute ("/etc/passwd"); whiteouts keep their .wh. name
+	Change string     `json:"change"`          // "added", "removed" or "changed"
+	Attrs  []AttrDiff `json:"attrs,omitempty"` // for "changed"
+}
+
+// AttrDiff is one attribute of a tar entry that differs; "" means absent.
+type AttrDiff struct {
+	Name string `json:"name"`
+	A    string `json:"a"`
+	B    string `json:"b"`
+}
+
+// Compare compares image a with image b. Blobs whose content does not match
+// their digest, manifests that are not image manifests, bad JSON and
+// unreadable layers are errors.
+func Compare(ctx context.Context, a, b Image, opts Options) (*Report, error) {
+	r := &Report{
+		A: Side{Name: a.Name, Manifest: a.Manifest.Digest},
+		B: Side{Name: b.Name, Manifest: b.Manifest.Digest},
+	}
+	for i, img := range []Image{a, b} {
+		if err := checkImage(img); err != nil {
+			return nil, fmt.Errorf("compare %s: %w", label(img, i), err)
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("compare images: %w", err)
+	}
+	if a.Manifest.Digest == b.Manifest.Digest {
+		r.Identical = true
+		return r, nil
+	}
+	sa, err := loadSide(a, label(a, 0))
+	if err != nil {
+		return nil, err
+	}
+	sb, err := loadSide(b, label(b, 1))
+	if err != nil {
+		return nil, err
+	}
+	r.A.Config, r.B.Config = sa.manifest.Config.Digest, sb.manifest.Config.Digest
+
+	if r.Manifest, err = diffDocs(sa.manifestDoc, sb.manifestDoc, skipManifestField, a.Manifest.Digest, b.Manifest.Digest); err != nil {
+		return nil, fmt.Errorf("compare manifests: %w", err)
+	}
+	if r.A.Config != r.B.Config {
+		if r.Config, err = diffDocs(sa.configDoc, sb.configDoc, skipConfigField, r.A.Config, r.B.Config); err != nil {
+			return nil, fmt.Errorf("compare configs: %w", err)
+		}
+	}
+	if r.Layers, err = compareLayers(ctx, sa, sb, opts); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// label names an image in errors: its Name, or "a" / "b".
+func label(img Image, i int) string {
+	if img.Name != "" {
+		return img.Name
+	}
+	return string(rune('a' + i))
+}
+
+// compareLayers pairs layers by index.
+func compareLayers(ctx context.Context, sa, sb *side, opts Options) ([]LayerDiff, error) {
+	var out []LayerDiff
+	for i := range max(len(sa.manifest.Layers), len(sb.manifest.Layers)) {
+		ia, ib := sa.layerInfo(i), sb.layerInfo(i)
+		if ia != nil && ib != nil && ia.Digest == ib.Digest {
+			continue
+		}
+		ld := LayerDiff{Index: i, A: ia, B: ib}
+		if i < len(opts.Steps) {
+			ld.Step = opts.Steps[i]
+		}
+		switch {
+		case ia == nil || ib == nil:
+		case ia.DiffID != "" && ia.DiffID == ib.DiffID:
+			ld.SameContent = true
+		default:
+			if err := diffLayerPair(ctx, sa, sb, i, &ld); err != nil {
+				return nil, err
+			}
+		}
+		out = append(out, ld)
+	}
+	return out, nil
+}
+
+// diffLayerPair reads layer i of both sides at once and fills ld.
+func diffLayerPair(ctx context.Context, sa, sb *side, i int, ld *LayerDiff) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		first error
+		scans [2]*layerScan
+	)
+	for j, s := range []*side{sa, sb} {
+		wg.Go(func() {
+			sc, err := scanLayer(ctx, s.img.Blobs, s.manifest.Layers[i])
+			if err != nil {
+				mu.Lock()
+				if first == nil {
+					first = fmt.Errorf("read layer %d of %s: %w", i, s.label, err)
+					cancel()
+				}
+				mu.Unlock()
+				return
+			}
+			scans[j] = sc
+		})
+	}
+	wg.Wait()
+	if first != nil {
+		return first
+	}
+	a, b := scans[0], scans[1]
+	if ld.A.DiffID == "" {
+		ld.A.DiffID = a.diffID
+	}
+	if ld.B.DiffID == "" {
+		ld.B.DiffID = b.diffID
+	}
+	ld.Files = diffScans(a, b)
+	switch {
+	case len(ld.Files) > 0:
+	case !slices.Equal(a.order, b.order):
+		ld.Order = true
+	case a.diffID != b.diffID:
+		ld.Encoding = true
+	default:
+		// The uncompressed tars are byte for byte equal: the configs lack
+		// (or misstate) the diff_ids, and only the compression differs.
+		ld.SameContent = true
+	}
+	return nil
+}

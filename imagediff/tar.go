@@ -1,0 +1,343 @@
+package imagediff
+
+import (
+	"archive/tar"
+	"context"
+	"crypto/sha256"
+	_ "crypto/sha512" // sha384 and sha512 blob digests
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/builderdev/builder/layer"
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// layerScan is what one layer tar holds, as metadata only.
+type layerScan struct {
+	entries map[string]*entry // by normalized path; a repeated path: the last one wins
+	order   []string          // normalized paths in tar order, repeats included
+	diffID  digest.Digest     // sha256 of the whole uncompressed stream
+}
+
+// entry holds the compared attributes of one tar entry.
+type entry struct {
+	typeflag     byte
+	mode         int64
+	uid, gid     int
+	uname, gname string
+	mtime        time.Time
+	atime, ctime time.Time
+	link         string
+	devmajor     int64
+	devminor     int64
+	sum          [sha256.Size]byte // content of regular files
+	size         int64
+	xattrs       map[string]string // SCHILY.xattr.* records, by xattr name
+	pax          map[string]string // other PAX records
+	format       tar.Format
+}
+
+// paxCovered reports whether a PAX record is already compared as an attribute.
+func paxCovered(key string) bool {
+	switch key {
+	case "path", "linkpath", "size", "uid", "gid", "uname", "gname", "mtime", "atime", "ctime":
+		return true
+	}
+	return strings.HasPrefix(key, xattrPrefix)
+}
+
+const xattrPrefix = "SCHILY.xattr."
+
+// scanLayer reads a layer blob: each entry's metadata and content digest,
+// the digest of the whole uncompressed stream (trailing padding included),
+// and a check of the blob against its digest.
+func scanLayer(ctx context.Context, br BlobReader, desc ocispec.Descriptor) (*layerScan, error) {
+	rc, err := br.OpenBlob(desc.Digest)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	verifier := desc.Digest.Verifier()
+	raw := io.TeeReader(ctxReader{ctx, rc}, verifier)
+	s, err := scanStream(ctx, raw)
+	if err == nil {
+		// Compressed streams may end before the blob does; hash the rest.
+		_, err = io.Copy(io.Discard, raw)
+	}
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	if err != nil {
+		return nil, err
+	}
+	if !verifier.Verified() {
+		return nil, fmt.Errorf("verify blob %s: content does not match the digest", desc.Digest)
+	}
+	return s, nil
+}
+
+func scanStream(ctx context.Context, raw io.Reader) (*layerScan, error) {
+	dec, err := layer.Decompress(raw)
+	if err != nil {
+		return nil, err
+	}
+	defer dec.Close()
+	uh := sha256.New()
+	ur := io.TeeReader(dec, uh)
+	tr := tar.NewReader(ur)
+	s := &layerScan{entries: make(map[string]*entry)}
+	for {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read tar entry %d: %w", len(s.order), err)
+		}
+		e, err := newEntry(h, tr)
+		if err != nil {
+			return nil, fmt.Errorf("read %q: %w", h.Name, err)
+		}
+		name := cleanName(h.Name)
+		s.entries[name] = e
+		s.order = append(s.order, name)
+	}
+	// The end-of-archive blocks, any extra padding or garbage after them.
+	if _, err := io.Copy(io.Discard, ur); err != nil {
+		return nil, fmt.Errorf("read tar end: %w", err)
+	}
+	s.diffID = digest.NewDigest(digest.SHA256, uh)
+	return s, nil
+}
+
+// ctxReader fails reads once ctx is done, so hashing a huge file stops on cancel.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}
+
+// cleanName makes an absolute path of a tar entry name: "./a/", "/a" and
+// "a" are all "/a"; ".", "./" and "" are "/".
+func cleanName(n string) string {
+	for {
+		if s, ok := strings.CutPrefix(n, "./"); ok {
+			n = s
+		} else if s, ok := strings.CutPrefix(n, "/"); ok {
+			n = s
+		} else {
+			break
+		}
+	}
+	n = strings.TrimRight(n, "/")
+	if n == "." {
+		n = ""
+	}
+	return "/" + n
+}
+
+func newEntry(h *tar.Header, content io.Reader) (*entry, error) {
+	e := &entry{
+		typeflag: h.Typeflag,
+		mode:     h.Mode & 07777,
+		uid:      h.Uid,
+		gid:      h.Gid,
+		uname:    h.Uname,
+		gname:    h.Gname,
+		mtime:    h.ModTime,
+		atime:    h.AccessTime,
+		ctime:    h.ChangeTime,
+		format:   h.Format,
+	}
+	switch h.Typeflag {
+	case tar.TypeSymlink:
+		e.link = h.Linkname
+	case tar.TypeLink:
+		e.link = cleanName(h.Linkname)
+	case tar.TypeChar, tar.TypeBlock:
+		e.devmajor, e.devminor = h.Devmajor, h.Devminor
+	}
+	if isRegular(h.Typeflag) {
+		hash := sha256.New()
+		n, err := io.Copy(hash, content)
+		if err != nil {
+			return nil, err
+		}
+		hash.Sum(e.sum[:0])
+		e.size = n
+	}
+	for k, v := range h.PAXRecords {
+		if x, ok := strings.CutPrefix(k, xattrPrefix); ok {
+			if e.xattrs == nil {
+				e.xattrs = make(map[string]string)
+			}
+			e.xattrs[x] = v
+		} else if !paxCovered(k) {
+			if e.pax == nil {
+				e.pax = make(map[string]string)
+			}
+			e.pax[k] = v
+		}
+	}
+	return e, nil
+}
+
+func isRegular(flag byte) bool {
+	switch flag {
+	case tar.TypeReg, tar.TypeRegA, tar.TypeCont, tar.TypeGNUSparse:
+		return true
+	}
+	return false
+}
+
+func typeName(flag byte) string {
+	switch {
+	case isRegular(flag):
+		return "file"
+	case flag == tar.TypeDir:
+		return "dir"
+	case flag == tar.TypeSymlink:
+		return "symlink"
+	case flag == tar.TypeLink:
+		return "hardlink"
+	case flag == tar.TypeChar:
+		return "char"
+	case flag == tar.TypeBlock:
+		return "block"
+	case flag == tar.TypeFifo:
+		return "fifo"
+	case flag == tar.TypeXGlobalHeader:
+		return "pax-global-header"
+	}
+	return fmt.Sprintf("typeflag %q", rune(flag))
+}
+
+func (e *entry) content() string {
+	if !isRegular(e.typeflag) {
+		return ""
+	}
+	return fmt.Sprintf("sha256:%x %d bytes", e.sum, e.size)
+}
+
+func (e *entry) dev() string {
+	if e.typeflag != tar.TypeChar && e.typeflag != tar.TypeBlock {
+		return ""
+	}
+	return fmt.Sprintf("%d:%d", e.devmajor, e.devminor)
+}
+
+func formatTime(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339Nano)
+}
+
+// diffScans lists the paths that differ, sorted.
+func diffScans(a, b *layerScan) []FileDiff {
+	var out []FileDiff
+	for p, ea := range a.entries {
+		eb, ok := b.entries[p]
+		if !ok {
+			out = append(out, FileDiff{Path: p, Change: "removed"})
+			continue
+		}
+		if attrs := diffEntry(ea, eb); len(attrs) > 0 {
+			out = append(out, FileDiff{Path: p, Change: "changed", Attrs: attrs})
+		}
+	}
+	for p := range b.entries {
+		if _, ok := a.entries[p]; !ok {
+			out = append(out, FileDiff{Path: p, Change: "added"})
+		}
+	}
+	slices.SortFunc(out, func(x, y FileDiff) int { return strings.Compare(x.Path, y.Path) })
+	return out
+}
+
+// diffEntry lists the attributes of two entries that differ, in a fixed order.
+func diffEntry(a, b *entry) []AttrDiff {
+	var out []AttrDiff
+	add := func(name, x, y string) {
+		if x != y {
+			out = append(out, AttrDiff{Name: name, A: x, B: y})
+		}
+	}
+	add("type", typeName(a.typeflag), typeName(b.typeflag))
+	if a.sum != b.sum || a.size != b.size || isRegular(a.typeflag) != isRegular(b.typeflag) {
+		add("content", a.content(), b.content())
+	}
+	if a.mode != b.mode {
+		add("mode", fmt.Sprintf("%04o", a.mode), fmt.Sprintf("%04o", b.mode))
+	}
+	if a.uid != b.uid {
+		add("uid", strconv.Itoa(a.uid), strconv.Itoa(b.uid))
+	}
+	if a.gid != b.gid {
+		add("gid", strconv.Itoa(a.gid), strconv.Itoa(b.gid))
+	}
+	add("uname", a.uname, b.uname)
+	add("gname", a.gname, b.gname)
+	for _, t := range []struct {
+		name string
+		a, b time.Time
+	}{{"mtime", a.mtime, b.mtime}, {"atime", a.atime, b.atime}, {"ctime", a.ctime, b.ctime}} {
+		if !t.a.Equal(t.b) {
+			add(t.name, formatTime(t.a), formatTime(t.b))
+		}
+	}
+	add("link", a.link, b.link)
+	add("dev", a.dev(), b.dev())
+	diffRecords(&out, "xattr ", a.xattrs, b.xattrs)
+	diffRecords(&out, "pax ", a.pax, b.pax)
+	if a.format != b.format {
+		add("format", a.format.String(), b.format.String())
+	}
+	return out
+}
+
+// diffRecords adds one AttrDiff per key whose value differs, values quoted
+// with %q and "" for absent.
+func diffRecords(out *[]AttrDiff, prefix string, a, b map[string]string) {
+	if len(a) == 0 && len(b) == 0 {
+		return
+	}
+	keys := slices.Collect(maps.Keys(a))
+	for k := range b {
+		if _, ok := a[k]; !ok {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		va, okA := a[k]
+		vb, okB := b[k]
+		if okA == okB && va == vb {
+			continue
+		}
+		d := AttrDiff{Name: prefix + k}
+		if okA {
+			d.A = fmt.Sprintf("%q", va)
+		}
+		if okB {
+			d.B = fmt.Sprintf("%q", vb)
+		}
+		*out = append(*out, d)
+	}
+}
