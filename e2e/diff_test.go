@@ -179,10 +179,25 @@ func TestDiffBuildah(t *testing.T) {
 	if !created {
 		t.Errorf("two buildah builds: config created does not differ:\n%s", r.stdout)
 	}
-	// And against our own build of the same Dockerfile.
+	// Loading keeps buildah's blobs: the stored image is its archive's.
 	name := strings.TrimSpace(e.mustRun("load", "-i", tars[0]).stdout)
 	name = name[strings.LastIndex(name, " ")+1:]
 	if r := e.run("diff", name, tars[0]); r.code != 0 {
 		t.Errorf("loaded buildah image vs its archive: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	// Against our build of the COPY alone: buildah recompressed the base
+	// layer (same content), and its one squashed layer holds the RUN's
+	// files and the sandbox's /etc mount points (which ours never do).
+	ours := writeContext(t, map[string]string{"Dockerfile": "FROM busybox\nCOPY hello /hello\n", "hello": "hello\n"})
+	e.mustRun("build", ours, "-t", "ours")
+	rep, r = e.diffJSON("ours", tars[0])
+	if r.code != 1 || len(rep.Layers) != 2 || !rep.Layers[0].SameContent {
+		t.Fatalf("ours vs buildah: exit %d, want 1, base layer same content, layer 1 differing\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	changes = strings.Join(rep.fileChanges(), "\n")
+	for _, want := range []string{"added /stamp", "added /same", "added /etc/hosts"} {
+		if !strings.Contains(changes, want) {
+			t.Errorf("ours vs buildah: %q not listed:\n%s", want, changes)
+		}
 	}
 }

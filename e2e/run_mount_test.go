@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestRunMounts covers RUN --mount: cache (persists, not in the key),
@@ -113,17 +114,24 @@ func TestRunMountEdges(t *testing.T) {
 		"src/ign.txt":   "v1\n",
 		"Dockerfile": "FROM busybox\n" +
 			"RUN --mount=type=tmpfs,target=/a --mount=type=tmpfs,target=/a/b --mount=type=tmpfs,target=/dev/foo sh -c 'touch /a/b/x /dev/foo/y && echo nested > /nested'\n" +
-			"RUN --mount=type=bind,source=src,target=/src sh -c 'ls /src > /bound'\n" +
+			"RUN --mount=type=bind,source=src,target=/src sh -c 'ls /src > /bound && stat -c \"%Y %a\" /src /src/ok.txt > /bound-times'\n" +
 			"RUN --mount=type=cache,target=/c,id=u,uid=1234,mode=0700 stat -c '%u %a' /c > /cache-owner\n" +
 			"RUN --mount=type=secret,target=/root/tok wc -c < /root/tok > /secret-by-target\n",
 	})
+	// The filtered copy shows the context's times and modes, as a bind would.
+	for _, p := range []string{"src/ok.txt", "src"} {
+		if err := os.Chtimes(filepath.Join(ctx, p), time.Unix(1000, 0), time.Unix(1000, 0)); err != nil {
+			t.Fatal(err)
+		}
+	}
 	out := filepath.Join(t.TempDir(), "rootfs")
 	r := e.mustRun("build", "--progress", "plain", "--secret", "id=tok,src="+secret, ctx, "-o", "type=local,dest="+out)
 	read := func(p string) string {
 		data, _ := os.ReadFile(filepath.Join(out, p))
 		return strings.TrimSpace(string(data))
 	}
-	for p, want := range map[string]string{"nested": "nested", "bound": "ok.txt", "cache-owner": "1234 700", "secret-by-target": "3"} {
+	for p, want := range map[string]string{"nested": "nested", "bound": "ok.txt", "cache-owner": "1234 700", "secret-by-target": "3",
+		"bound-times": "1000 755\n1000 644"} {
 		if got := read(p); got != want {
 			t.Errorf("/%s = %q, want %q\n%s", p, got, want, r.stderr)
 		}

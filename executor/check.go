@@ -24,6 +24,13 @@ import (
 // whatever opts.Pull says. It is removed before CheckReproducible returns.
 // The second build tags, exports and pushes nothing.
 func (b *Builder) CheckReproducible(ctx context.Context, opts Options, first *Result) (*imagediff.Report, error) {
+	// Shared, as a build: no prune or rmi may drop the first image or its
+	// bases while the second build runs.
+	unlock, err := b.Store.Lock(ctx, false)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	dir, err := b.Store.TempDir("check-")
 	if err != nil {
 		return nil, err

@@ -297,8 +297,10 @@ func (bd *build) execRun(ctx context.Context, st *imageState, args, env []string
 	if err != nil {
 		return nil, fmt.Errorf("diff upper dir: %w", err)
 	}
-	if err := stampRunTimes(a.Upper, ents, started, bd.fixedTime()); err != nil {
-		return nil, err
+	if bd.opts.SourceDateEpoch == nil {
+		if err := stampRunTimes(a.Upper, ents, started, len(st.layers)+1); err != nil {
+			return nil, err
+		}
 	}
 	p, err := bd.writeLayer(ctx, ents)
 	if err != nil || p == nil {

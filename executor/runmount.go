@@ -17,6 +17,7 @@ import (
 	"github.com/builderdev/builder/cache"
 	"github.com/builderdev/builder/snapshot"
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+	"golang.org/x/sys/unix"
 )
 
 // runMount is one RUN --mount: its share of the step's cache key, and how
@@ -337,6 +338,9 @@ func filteredCopy(ws []walked, fsys srcFS, tmp string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("create bind dir: %w", err)
 	}
+	// What this makes (dirs, symlinks, copies; not hardlinks) gets the
+	// context's times afterwards, deepest first, as a plain bind shows them.
+	var stamp []walked
 	for _, w := range ws {
 		dst := filepath.Join(dir, filepath.FromSlash(w.rel))
 		if w.rel == "" {
@@ -344,6 +348,7 @@ func filteredCopy(ws []walked, fsys srcFS, tmp string) (string, error) {
 			if err := os.Chmod(dst, w.fi.Mode().Perm()); err != nil {
 				return "", fmt.Errorf("prepare bind mount: %w", err)
 			}
+			stamp = append(stamp, w)
 			continue
 		}
 		host, err := fsys.HostPath(w.src)
@@ -361,11 +366,20 @@ func filteredCopy(ws []walked, fsys srcFS, tmp string) (string, error) {
 				err = os.Symlink(target, dst)
 			}
 		case w.fi.Mode().IsRegular():
-			if err = os.Link(host, dst); err != nil {
-				err = copyFile(host, dst, w.fi.Mode().Perm())
+			if err = os.Link(host, dst); err == nil {
+				continue
 			}
+			err = copyFile(host, dst, w.fi.Mode().Perm())
 		}
 		if err != nil {
+			return "", fmt.Errorf("prepare bind mount: %w", err)
+		}
+		stamp = append(stamp, w)
+	}
+	for i := len(stamp) - 1; i >= 0; i-- {
+		t := unix.NsecToTimespec(stamp[i].fi.ModTime().UnixNano())
+		dst := filepath.Join(dir, filepath.FromSlash(stamp[i].rel))
+		if err := unix.UtimesNanoAt(unix.AT_FDCWD, dst, []unix.Timespec{t, t}, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 			return "", fmt.Errorf("prepare bind mount: %w", err)
 		}
 	}

@@ -54,7 +54,7 @@ type Report struct {
 type Side struct {
 	Name     string        `json:"name"`
 	Manifest digest.Digest `json:"manifest"`
-	Config   digest.Digest `json:"config"`
+	Config   digest.Digest `json:"config,omitempty"` // not read when the manifests are the same
 }
 
 // FieldDiff is one JSON field that differs. Path reads like
@@ -134,11 +134,11 @@ func Compare(ctx context.Context, a, b Image, opts Options) (*Report, error) {
 	}
 	r.A.Config, r.B.Config = sa.manifest.Config.Digest, sb.manifest.Config.Digest
 
-	if r.Manifest, err = diffDocs(sa.manifestDoc, sb.manifestDoc, skipManifestField, a.Manifest.Digest, b.Manifest.Digest); err != nil {
+	if r.Manifest, err = diffDocs(sa.manifestDoc, sb.manifestDoc, skipManifestField, manifestLayer, a.Manifest.Digest, b.Manifest.Digest); err != nil {
 		return nil, fmt.Errorf("compare manifests: %w", err)
 	}
 	if r.A.Config != r.B.Config {
-		if r.Config, err = diffDocs(sa.configDoc, sb.configDoc, skipConfigField, r.A.Config, r.B.Config); err != nil {
+		if r.Config, err = diffDocs(sa.configDoc, sb.configDoc, skipConfigField, nil, r.A.Config, r.B.Config); err != nil {
 			return nil, fmt.Errorf("compare configs: %w", err)
 		}
 	}

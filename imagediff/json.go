@@ -20,6 +20,12 @@ type seg struct {
 func (s seg) is(key string) bool { return s.index < 0 && s.key == key }
 
 // skipManifestField skips what Side and the layer section already cover.
+// manifestLayer names a layer descriptor; one present on one side only is
+// reported by the layer section ("only in b"), not as a field.
+func manifestLayer(p []seg) bool {
+	return len(p) == 2 && p[0].is("layers") && p[1].index >= 0
+}
+
 func skipManifestField(p []seg) bool {
 	switch {
 	case len(p) == 2 && p[0].is("config"):
@@ -40,8 +46,8 @@ func skipConfigField(p []seg) bool {
 // db. skip, when set, names paths to ignore. When the blobs differ but no
 // field does (skipped ones included), the result is one "(encoding)" entry:
 // a manifest that differs only by its config digest is not an encoding change.
-func diffDocs(a, b any, skip func([]seg) bool, da, db digest.Digest) ([]FieldDiff, error) {
-	d := &jsonDiff{skip: skip}
+func diffDocs(a, b any, skip, covered func([]seg) bool, da, db digest.Digest) ([]FieldDiff, error) {
+	d := &jsonDiff{skip: skip, covered: covered}
 	d.walk(nil, "", a, b, true, true)
 	if d.err != nil {
 		return nil, d.err
@@ -59,6 +65,9 @@ type jsonDiff struct {
 	out    []FieldDiff
 	hidden bool // a skipped field differs
 	err    error
+	// covered, when set, names paths whose one-sided values are reported
+	// elsewhere (they count as hidden differences).
+	covered func([]seg) bool
 }
 
 // walk compares a and b at path p (displayed as path); hasA/hasB say
@@ -69,6 +78,10 @@ func (d *jsonDiff) walk(p []seg, path string, a, b any, hasA, hasB bool) {
 		if hasA != hasB || !reflect.DeepEqual(a, b) {
 			d.hidden = true
 		}
+		return
+	}
+	if hasA != hasB && d.covered != nil && d.covered(p) {
+		d.hidden = true
 		return
 	}
 	if hasA && hasB {

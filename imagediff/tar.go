@@ -136,20 +136,11 @@ func (c ctxReader) Read(p []byte) (int, error) {
 // cleanName makes an absolute path of a tar entry name: "./a/", "/a" and
 // "a" are all "/a"; ".", "./" and "" are "/".
 func cleanName(n string) string {
-	for {
-		if s, ok := strings.CutPrefix(n, "./"); ok {
-			n = s
-		} else if s, ok := strings.CutPrefix(n, "/"); ok {
-			n = s
-		} else {
-			break
-		}
-	}
-	n = strings.TrimRight(n, "/")
-	if n == "." {
-		n = ""
-	}
-	return "/" + n
+	// "./a", "/a", "a/", "a//b" and "a/./b" all name /a or /a/b, as an
+	// extractor sees them; ".." stays, for the report to show it.
+	parts := strings.Split(n, "/")
+	parts = slices.DeleteFunc(parts, func(p string) bool { return p == "" || p == "." })
+	return "/" + strings.Join(parts, "/")
 }
 
 func newEntry(h *tar.Header, content io.Reader) (*entry, error) {

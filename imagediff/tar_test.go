@@ -158,7 +158,7 @@ func TestCompareHostileNames(t *testing.T) {
 			"layer 0",
 			"  changed /; content " + contentOf("empty name") + " != " + contentOf("root as a file"),
 			"  removed /../../etc/shadow",
-			"  removed /a//b",
+			"  removed /a/b",
 			"  removed /evil\nname",
 			"  removed /pax_global_header",
 			"  removed /volume-label",
@@ -173,4 +173,15 @@ func TestCompareHostileNames(t *testing.T) {
 			}
 		},
 	}})
+}
+
+func TestCleanName(t *testing.T) {
+	for in, want := range map[string]string{
+		"": "/", ".": "/", "./": "/", "/": "/", "a": "/a", "./a/": "/a", "/a": "/a",
+		"a//b//": "/a/b", "a/./b": "/a/b", "./../x": "/../x", "a/../b": "/a/../b",
+	} {
+		if got := cleanName(in); got != want {
+			t.Errorf("cleanName(%q) = %q, want %q", in, got, want)
+		}
+	}
 }

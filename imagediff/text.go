@@ -43,12 +43,20 @@ func (r *Report) writeDiffs(b *strings.Builder) {
 	for i := range r.Layers {
 		writeLayer(b, &r.Layers[i])
 	}
-	n := len(r.Manifest) + len(r.Config) + len(r.Layers)
-	if n == 1 {
-		b.WriteString("1 difference\n")
-	} else {
-		fmt.Fprintf(b, "%d differences\n", n)
+	paths := 0
+	for _, l := range r.Layers {
+		paths += len(l.Files)
 	}
+	fmt.Fprintf(b, "differ: %s, %s, %s (%s)\n", count(len(r.Manifest), "manifest field"),
+		count(len(r.Config), "config field"), count(len(r.Layers), "layer"), count(paths, "path"))
+}
+
+// count is "1 layer", "2 layers".
+func count(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return strconv.Itoa(n) + " " + what + "s"
 }
 
 func writeFields(b *strings.Builder, title string, fields []FieldDiff) {

@@ -44,7 +44,11 @@ func Apply(ctx context.Context, dir string, r io.Reader, opts ApplyOptions) (dig
 	if err != nil {
 		return "", err
 	}
-	a.below = opts.Below
+	if a.below = opts.Below; a.below != nil {
+		// Into a snapshot: the root's time, unless the tar lists "./",
+		// is the one below (else 0), never the time its dir was made.
+		a.dirs[""] = a.belowTimes("")
+	}
 	defer a.close()
 	tr := tar.NewReader(stream)
 	for {

@@ -113,6 +113,15 @@ func (a *applier) implicitDir(pfd int, name, base string) error {
 	return nil
 }
 
+// belowTimes is the time the dir name has below, or 0, as set by finish.
+func (a *applier) belowTimes(name string) []unix.Timespec {
+	ts := unix.NsecToTimespec(0)
+	if fi, err := a.below(name); err == nil && fi.IsDir() {
+		ts = unix.NsecToTimespec(fi.ModTime().UnixNano())
+	}
+	return []unix.Timespec{ts, ts}
+}
+
 // parent returns the (cached) fd of the parent directory dirName, creating
 // it when missing. The fd belongs to the cache: do not close it.
 func (a *applier) parent(dirName string) (int, error) {

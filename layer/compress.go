@@ -39,7 +39,9 @@ func Decompress(r io.Reader) (io.ReadCloser, error) {
 		}
 		return gz, nil
 	case strings.HasPrefix(head, magicZstd):
-		zr, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1))
+		// Layers are untrusted: a frame may not make us hold more than a
+		// 128 MiB window (zstd --long's largest; encoders default to 8 MiB).
+		zr, err := zstd.NewReader(br, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(128<<20))
 		if err != nil {
 			return nil, fmt.Errorf("open zstd stream: %w", err)
 		}

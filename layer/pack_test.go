@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"io/fs"
+	"maps"
 	"strings"
 	"testing"
 	"time"
@@ -258,5 +259,29 @@ func TestPackEmpty(t *testing.T) {
 	blob, p := pack(t, nil, PackOptions{})
 	if len(tarHeaders(t, blob)) != 0 || p.DiffID.String() != "sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef" {
 		t.Errorf("empty layer: %+v", p)
+	}
+}
+
+func TestFilterXattrs(t *testing.T) {
+	tests := []struct {
+		name   string
+		in     map[string]string
+		prefix string
+		want   map[string]string
+	}{
+		{"host labels go", map[string]string{"security.selinux": "system_u:object_r:tmp_t:s0",
+			"security.ima": "x", "security.evm": "y", "security.capability": "cap", "user.a": "1"},
+			"trusted.overlay.", map[string]string{"security.capability": "cap", "user.a": "1"}},
+		{"prefix goes", map[string]string{"trusted.overlay.opaque": "y", "trusted.other": "kept"},
+			"trusted.overlay.", map[string]string{"trusted.other": "kept"}},
+		{"nothing left is nil", map[string]string{"security.selinux": "l"}, "trusted.", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := filterXattrs(maps.Clone(tt.in), tt.prefix)
+			if !maps.Equal(got, tt.want) || (tt.want == nil) != (got == nil) {
+				t.Errorf("got %v, want %v", got, tt.want)
+			}
+		})
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 )
 
 // modeBits are the fs.FileMode bits an Entry carries.
@@ -89,10 +90,16 @@ func fileEntry(full, name string, info fs.FileInfo) (e Entry, ok bool, err error
 	return e, true, nil
 }
 
-// filterXattrs drops the attributes whose names start with prefix.
+// hostXattrs are set by the host's security modules on every file a build
+// writes (an SELinux label, IMA/EVM signatures): they describe the machine,
+// not the image, and are never packed, as Docker's archive leaves them out.
+var hostXattrs = []string{"security.selinux", "security.ima", "security.evm"}
+
+// filterXattrs drops the attributes whose names start with prefix, and the
+// host's security labels.
 func filterXattrs(x map[string]string, prefix string) map[string]string {
 	for k := range x {
-		if len(k) >= len(prefix) && k[:len(prefix)] == prefix {
+		if len(k) >= len(prefix) && k[:len(prefix)] == prefix || slices.Contains(hostXattrs, k) {
 			delete(x, k)
 		}
 	}

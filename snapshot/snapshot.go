@@ -116,7 +116,53 @@ func Open(ctx context.Context, root string) (*Store, error) {
 	if err := s.cleanup(ctx); err != nil {
 		return nil, fmt.Errorf("open snapshots: %w", err)
 	}
+	if err := s.checkFormat(); err != nil {
+		return nil, fmt.Errorf("open snapshots: %w", err)
+	}
 	return s, nil
+}
+
+// format names how snapshot dirs are unpacked; dirs of another format are
+// dropped, to be unpacked again from their blobs. 2: parent dirs a layer
+// does not list take their metadata from the layers below, times never
+// come from the clock.
+const (
+	formatFile = "format"
+	format     = "2"
+)
+
+// checkFormat unlinks every snapshot when the store's format is another:
+// the dirs become orphans (RemoveOrphans, run by prune, deletes them) and
+// the next build unpacks what it needs again.
+func (s *Store) checkFormat() error {
+	data, err := os.ReadFile(s.path(formatFile))
+	if err == nil && strings.TrimSpace(string(data)) == format {
+		return nil
+	}
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	if err := os.RemoveAll(s.path(byChainDir)); err != nil {
+		return err
+	}
+	if err := os.Mkdir(s.path(byChainDir), 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+		return err
+	}
+	tmp, err := os.CreateTemp(s.path(tmpDir), ownerPrefix()+"format-")
+	if err != nil {
+		return err
+	}
+	_, err = tmp.WriteString(format + "\n")
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), s.path(formatFile))
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+	}
+	return err
 }
 
 func (s *Store) path(elem ...string) string {

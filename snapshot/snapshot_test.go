@@ -224,7 +224,7 @@ func TestConcurrentCommit(t *testing.T) {
 		t.Fatalf("Stat: %+v %v, want %+v", got, err, infos[0])
 	}
 	names := dirNames(t, s.root)
-	want := []string{"active", base.ID, "by-chain", infos[0].ID, "tmp"}
+	want := []string{"active", base.ID, "by-chain", "format", infos[0].ID, "tmp"}
 	slices.Sort(want)
 	if !slices.Equal(names, want) {
 		t.Fatalf("store root holds %v, want %v", names, want)
@@ -325,5 +325,40 @@ func TestLowersContext(t *testing.T) {
 	cancel()
 	if _, err := s.Lowers(ctx, chain(1)); !errors.Is(err, context.Canceled) {
 		t.Fatalf("Lowers with canceled ctx: %v", err)
+	}
+}
+
+// TestFormatChange: snapshots unpacked by another format are unlinked on
+// Open (to be unpacked again from their blobs) and removed by
+// RemoveOrphans; snapshots of the current format survive a reopen.
+func TestFormatChange(t *testing.T) {
+	requireRoot(t)
+	ctx := t.Context()
+	root := filepath.Join(t.TempDir(), "snapshots")
+	s, err := Open(ctx, root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	commitFile(t, s, "", chain(1), "f", "1")
+	if s, err = Open(ctx, root); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Stat(ctx, chain(1)); err != nil {
+		t.Fatalf("same format: %v", err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "format"), []byte("1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if s, err = Open(ctx, root); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Stat(ctx, chain(1)); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("old format: Stat = %v, want ErrNotFound", err)
+	}
+	if n, err := s.RemoveOrphans(ctx); n != 1 || err != nil {
+		t.Fatalf("RemoveOrphans = %d, %v; want the old dir", n, err)
+	}
+	if data, _ := os.ReadFile(filepath.Join(root, "format")); string(data) != format+"\n" {
+		t.Errorf("format file %q", data)
 	}
 }

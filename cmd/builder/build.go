@@ -156,6 +156,11 @@ func runBuild(cmd *cobra.Command, g *globalFlags, f *buildFlags, contextDir stri
 		prog.Summary(res, time.Since(start))
 	}
 	if f.checkRepro {
+		// A fresh reporter: the second build numbers its steps from #1 again.
+		opts.Reporter = newPlainProgress(io.Discard)
+		if !f.quiet && f.progress != "quiet" {
+			opts.Reporter = newPlainProgress(cmd.ErrOrStderr())
+		}
 		return checkReproducible(cmd, b, opts, res)
 	}
 	return nil

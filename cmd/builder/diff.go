@@ -40,6 +40,11 @@ Exit status: 0 identical, 1 different, 2 trouble.`,
 			if err != nil {
 				return exitError{2, err}
 			}
+			unlock, err := b.Store.Lock(cmd.Context(), false) // no prune or rmi meanwhile
+			if err != nil {
+				return exitError{2, err}
+			}
+			defer unlock()
 			var sides [2]imagediff.Image
 			for i, arg := range args {
 				if sides[i], err = openImage(cmd.Context(), b.Store, arg); err != nil {
@@ -88,9 +93,9 @@ func openImage(ctx context.Context, store *oci.Store, arg string) (imagediff.Ima
 		if forced {
 			return imagediff.Image{}, fmt.Errorf("read %s: %w", arg, err)
 		}
-		im, err := store.Resolve(arg)
-		if err != nil {
-			return imagediff.Image{}, fmt.Errorf("%w (not a file or dir either)", err)
+		im, rerr := store.Resolve(arg)
+		if rerr != nil {
+			return imagediff.Image{}, fmt.Errorf("%s: no such file, dir or image in the store", arg)
 		}
 		return imagediff.Image{Name: arg, Manifest: im.Descriptor, Blobs: store}, nil
 	}
@@ -104,7 +109,7 @@ func openImage(ctx context.Context, store *oci.Store, arg string) (imagediff.Ima
 	}
 	names, err := scratch.Load(ctx, path)
 	if err != nil {
-		return imagediff.Image{}, err
+		return imagediff.Image{}, fmt.Errorf("%w (diff reads OCI tars, OCI layout dirs and docker-archive tars)", err)
 	}
 	if len(names) != 1 {
 		return imagediff.Image{}, fmt.Errorf("%s holds %d images (%s): load it with `builder load -i` and name one",
