@@ -202,3 +202,20 @@ func TestCheckReproducible(t *testing.T) {
 	}
 	e.mustRun("inspect", "bad")
 }
+
+// TestRunTimesKeepOrder: without SOURCE_DATE_EPOCH, RUN-written times are
+// fixed but later for later layers, so a source a later RUN changes is
+// newer than what an earlier RUN built from it, as make needs; within one
+// RUN the real clock still runs.
+func TestRunTimesKeepOrder(t *testing.T) {
+	e := newEnv(t)
+	ctx := writeContext(t, map[string]string{"Dockerfile": "FROM busybox\n" +
+		"RUN mkdir /src && echo 1 > /src/a.c && sleep 1 && echo obj > /src/a.o\n" +
+		"RUN echo 2 > /src/a.c\n" +
+		"RUN if [ /src/a.c -nt /src/a.o ]; then echo rebuild; else echo stale; fi > /make\n"})
+	out := filepath.Join(t.TempDir(), "rootfs")
+	e.mustRun("build", ctx, "-o", "type=local,dest="+out)
+	if got, _ := os.ReadFile(filepath.Join(out, "make")); string(got) != "rebuild\n" {
+		t.Errorf("a.c changed by a later RUN: make would see %q, want rebuild", got)
+	}
+}
