@@ -88,14 +88,7 @@ func (d *jsonDiff) walk(p []seg, path string, a, b any, hasA, hasB bool) {
 		switch x := a.(type) {
 		case map[string]any:
 			if y, ok := b.(map[string]any); ok {
-				keys := slices.Sorted(maps.Keys(x))
-				for k := range y {
-					if _, ok := x[k]; !ok {
-						keys = append(keys, k)
-					}
-				}
-				slices.Sort(keys)
-				for _, k := range keys {
+				for _, k := range unionKeys(x, y) {
 					va, okA := x[k]
 					vb, okB := y[k]
 					d.walk(append(p, seg{key: k, index: -1}), joinKey(path, k), va, vb, okA, okB)
@@ -205,4 +198,16 @@ func isIdent(s string) bool {
 		}
 	}
 	return true
+}
+
+// unionKeys returns the keys of a and b, sorted, each once.
+func unionKeys[V any](a, b map[string]V) []string {
+	keys := slices.Collect(maps.Keys(a))
+	for k := range b {
+		if _, ok := a[k]; !ok {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	return keys
 }

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -309,14 +308,7 @@ func diffRecords(out *[]AttrDiff, prefix string, a, b map[string]string) {
 	if len(a) == 0 && len(b) == 0 {
 		return
 	}
-	keys := slices.Collect(maps.Keys(a))
-	for k := range b {
-		if _, ok := a[k]; !ok {
-			keys = append(keys, k)
-		}
-	}
-	slices.Sort(keys)
-	for _, k := range keys {
+	for _, k := range unionKeys(a, b) {
 		va, okA := a[k]
 		vb, okB := b[k]
 		if okA == okB && va == vb {

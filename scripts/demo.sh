@@ -59,6 +59,10 @@ $B build testdata/demo -t demo:v1 --build-arg GREETING=hello \
 step "rebuilding: every step is a cache hit"
 $B build testdata/demo -t demo:v1 --build-arg GREETING=hello
 
+step "building it with --source-date-epoch --check-reproducible (bit for bit the same twice?)"
+$B build testdata/demo -t demo:repro --build-arg GREETING=hello --source-date-epoch 1700000000 \
+  --check-reproducible --progress quiet
+
 step "builder images"
 $B images
 
