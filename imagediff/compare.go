@@ -70,7 +70,8 @@ type FieldDiff struct {
 // LayerDiff describes one pair of layers with different digests, or a layer
 // present on one side only (the other side is nil and Files is empty).
 type LayerDiff struct {
-	Index       int        `json:"index"`
+	Index       int        `json:"index"`   // in a; in b for a layer only in b
+	IndexB      int        `json:"index_b"` // in b; -1 for a layer only in a
 	Step        string     `json:"step,omitempty"`
 	A           *LayerInfo `json:"a,omitempty"` // nil: the layer exists only in b
 	B           *LayerInfo `json:"b,omitempty"`
@@ -156,24 +157,37 @@ func label(img Image, i int) string {
 	return string(rune('a' + i))
 }
 
-// compareLayers pairs layers by index.
+// compareLayers pairs the layers: identical ones (same diff_id, or digest
+// when a config lacks diff_ids) are matched in order (a longest common
+// subsequence), so a layer inserted or removed on one side does not shift
+// every layer after it; between two matches, the remaining layers pair up
+// by position and the rest are on one side only.
 func compareLayers(ctx context.Context, sa, sb *side, opts Options) ([]LayerDiff, error) {
 	var out []LayerDiff
-	for i := range max(len(sa.manifest.Layers), len(sb.manifest.Layers)) {
-		ia, ib := sa.layerInfo(i), sb.layerInfo(i)
+	for _, p := range alignLayers(layerKeys(sa), layerKeys(sb)) {
+		var ia, ib *LayerInfo
+		if p.a >= 0 {
+			ia = sa.layerInfo(p.a)
+		}
+		if p.b >= 0 {
+			ib = sb.layerInfo(p.b)
+		}
 		if ia != nil && ib != nil && ia.Digest == ib.Digest {
 			continue
 		}
-		ld := LayerDiff{Index: i, A: ia, B: ib}
-		if i < len(opts.Steps) {
-			ld.Step = opts.Steps[i]
+		ld := LayerDiff{Index: p.a, IndexB: p.b, A: ia, B: ib}
+		if p.a < 0 {
+			ld.Index = p.b
+		}
+		if p.a >= 0 && p.a < len(opts.Steps) {
+			ld.Step = opts.Steps[p.a]
 		}
 		switch {
 		case ia == nil || ib == nil:
 		case ia.DiffID != "" && ia.DiffID == ib.DiffID:
 			ld.SameContent = true
 		default:
-			if err := diffLayerPair(ctx, sa, sb, i, &ld); err != nil {
+			if err := diffLayerPair(ctx, sa, sb, p.a, p.b, &ld); err != nil {
 				return nil, err
 			}
 		}
@@ -182,8 +196,75 @@ func compareLayers(ctx context.Context, sa, sb *side, opts Options) ([]LayerDiff
 	return out, nil
 }
 
-// diffLayerPair reads layer i of both sides at once and fills ld.
-func diffLayerPair(ctx context.Context, sa, sb *side, i int, ld *LayerDiff) error {
+// layerKeys identifies each layer's content: its diff_id, else its digest.
+func layerKeys(s *side) []string {
+	keys := make([]string, len(s.manifest.Layers))
+	for i, l := range s.manifest.Layers {
+		keys[i] = l.Digest.String()
+		if i < len(s.diffIDs) && s.diffIDs[i] != "" {
+			keys[i] = s.diffIDs[i].String()
+		}
+	}
+	return keys
+}
+
+// layerPair is one row of the alignment; -1 marks a missing side.
+type layerPair struct{ a, b int }
+
+// alignLayers matches equal keys in order (longest common subsequence) and
+// pairs the rest by position between matches.
+func alignLayers(ka, kb []string) []layerPair {
+	n, m := len(ka), len(kb)
+	// lcs[i][j]: length of the LCS of ka[i:] and kb[j:].
+	lcs := make([][]int, n+1)
+	for i := range lcs {
+		lcs[i] = make([]int, m+1)
+	}
+	for i := n - 1; i >= 0; i-- {
+		for j := m - 1; j >= 0; j-- {
+			if ka[i] == kb[j] {
+				lcs[i][j] = lcs[i+1][j+1] + 1
+			} else {
+				lcs[i][j] = max(lcs[i+1][j], lcs[i][j+1])
+			}
+		}
+	}
+	var out []layerPair
+	var ga, gb []int // the current gap
+	flush := func() {
+		for k := range max(len(ga), len(gb)) {
+			p := layerPair{-1, -1}
+			if k < len(ga) {
+				p.a = ga[k]
+			}
+			if k < len(gb) {
+				p.b = gb[k]
+			}
+			out = append(out, p)
+		}
+		ga, gb = ga[:0], gb[:0]
+	}
+	i, j := 0, 0
+	for i < n || j < m {
+		switch {
+		case i < n && j < m && ka[i] == kb[j] && lcs[i][j] == lcs[i+1][j+1]+1:
+			flush()
+			out = append(out, layerPair{i, j})
+			i, j = i+1, j+1
+		case j >= m || i < n && lcs[i+1][j] >= lcs[i][j+1]:
+			ga = append(ga, i)
+			i++
+		default:
+			gb = append(gb, j)
+			j++
+		}
+	}
+	flush()
+	return out
+}
+
+// diffLayerPair reads layer ia of a and ib of b at once and fills ld.
+func diffLayerPair(ctx context.Context, sa, sb *side, ia, ib int, ld *LayerDiff) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var (
@@ -193,6 +274,7 @@ func diffLayerPair(ctx context.Context, sa, sb *side, i int, ld *LayerDiff) erro
 		scans [2]*layerScan
 	)
 	for j, s := range []*side{sa, sb} {
+		i := []int{ia, ib}[j]
 		wg.Go(func() {
 			sc, err := scanLayer(ctx, s.img.Blobs, s.manifest.Layers[i])
 			if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -344,4 +345,65 @@ func digestOfLayer(t *testing.T, blobs memBlobs, img Image, i int) digest.Digest
 		t.Fatal(err)
 	}
 	return m.Layers[i].Digest
+}
+
+// TestCompareLayerInserted: a layer inserted in the middle of b is the one
+// difference; the layers after it pair with their equals, not by index.
+func TestCompareLayerInserted(t *testing.T) {
+	l0 := gzipOf(t, tarOf(t, reg("a", "0")))
+	l1 := gzipOf(t, tarOf(t, reg("b", "1")))
+	l2 := gzipOf(t, tarOf(t, reg("c", "2")))
+	x := gzipOf(t, tarOf(t, reg("x", "new")))
+	blobs := memBlobs{}
+	a := spec{layers: [][]byte{l0, l1, l2}}.build(t, blobs, "a")
+	b := spec{layers: [][]byte{l0, x, l1, l2}}.build(t, blobs, "b")
+	r, err := Compare(context.Background(), a, b, Options{Steps: []string{"", "Dockerfile:2", "Dockerfile:3"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Layers) != 1 {
+		t.Fatalf("%d layer differences, want 1: %+v", len(r.Layers), r.Layers)
+	}
+	if l := r.Layers[0]; l.A != nil || l.B == nil || l.Index != 1 || l.IndexB != 1 || l.Step != "" {
+		t.Errorf("inserted layer: %+v", l)
+	}
+	// Removing it again is the mirror image.
+	r, err = Compare(context.Background(), b, a, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Layers) != 1 || r.Layers[0].B != nil || r.Layers[0].Index != 1 || r.Layers[0].IndexB != -1 {
+		t.Errorf("removed layer: %+v", r.Layers)
+	}
+}
+
+func TestAlignLayers(t *testing.T) {
+	tests := []struct {
+		a, b string // one key per letter
+		want string // pairs "ai:bi", "-" for a missing side
+	}{
+		{"abc", "abc", "0:0 1:1 2:2"},
+		{"abc", "axbc", "0:0 -:1 1:2 2:3"},
+		{"abc", "ac", "0:0 1:- 2:1"},
+		{"abc", "xyz", "0:0 1:1 2:2"},
+		{"abcd", "axyd", "0:0 1:1 2:2 3:3"},
+		{"ab", "", "0:- 1:-"},
+		{"", "", ""},
+	}
+	for _, tt := range tests {
+		var got []string
+		for _, p := range alignLayers(strings.Split(tt.a, ""), strings.Split(tt.b, "")) {
+			sa, sb := "-", "-"
+			if p.a >= 0 {
+				sa = strconv.Itoa(p.a)
+			}
+			if p.b >= 0 {
+				sb = strconv.Itoa(p.b)
+			}
+			got = append(got, sa+":"+sb)
+		}
+		if g := strings.Join(got, " "); g != tt.want {
+			t.Errorf("align %q %q = %q, want %q", tt.a, tt.b, g, tt.want)
+		}
+	}
 }

@@ -78,6 +78,12 @@ func rawOrNone(v json.RawMessage) string {
 
 func writeLayer(b *strings.Builder, l *LayerDiff) {
 	head := fmt.Sprintf("layer %d", l.Index)
+	switch {
+	case l.A == nil:
+		head += " of b"
+	case l.B != nil && l.IndexB != l.Index:
+		head += fmt.Sprintf(" (layer %d of b)", l.IndexB)
+	}
 	if l.Step != "" {
 		head += " (" + printable(l.Step) + ")"
 	}
