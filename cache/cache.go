@@ -112,6 +112,9 @@ type Record struct {
 	MediaType string        `json:"mediaType,omitempty"`
 	DiffID    digest.Digest `json:"diffID,omitempty"`
 	Created   string        `json:"created,omitempty"` // RFC3339 history time
+	// Newest is the newest file mtime in the layer (Unix seconds), as
+	// unpacked: the executor stamps later RUN output after it.
+	Newest int64 `json:"newest,omitempty"`
 }
 
 // Store keeps records under <state>/cache.

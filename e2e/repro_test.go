@@ -105,11 +105,18 @@ func TestReproducibleRun(t *testing.T) {
 				}
 				e.mustRun(append([]string{"build", ctx, "-t", "app:v1", "-o", "type=local,dest=" + outs[i]}, args...)...)
 			}
-			// Without an epoch, files a RUN writes get as time the layer's
-			// depth in its image (seconds after 1970), copies keep theirs;
-			// with one, every newer time is clamped to it.
-			want := map[string]int64{"opt/app/x": 2, "opt/again/x": 2, "opt/app/script-name": 3, "r": 3, "opt/done": 4,
-				"opt/app/old": 1000, "opt/again/old": 1000}
+			// Without an epoch, files a RUN writes get the newest time of
+			// its rootfs + 1 s (here the base's created time, then each
+			// RUN's own stamp), copies keep theirs, the root of a snapshot
+			// keeps the base's; with one, every newer time is clamped to it.
+			_, _, bcfg := a.inspectImage("busybox")
+			created, err := time.Parse(time.RFC3339, bcfg["created"].(string))
+			if err != nil {
+				t.Fatal(err)
+			}
+			base := created.Unix()
+			want := map[string]int64{"opt/app/x": base + 1, "opt/again/x": base + 1, "opt/app/script-name": base + 2,
+				"opt/done": base + 3, "r": 0, "opt/app/old": 1000, "opt/again/old": 1000}
 			if withEpoch {
 				for p, t := range want {
 					if t != 1000 { // written by the build: real time, clamped
@@ -204,18 +211,30 @@ func TestCheckReproducible(t *testing.T) {
 }
 
 // TestRunTimesKeepOrder: without SOURCE_DATE_EPOCH, RUN-written times are
-// fixed but later for later layers, so a source a later RUN changes is
-// newer than what an earlier RUN built from it, as make needs; within one
-// RUN the real clock still runs.
+// fixed but after every time in the rootfs the RUN ran on, so make sees
+// what a RUN built from a COPY'd source as up to date, and a source a later
+// RUN changes as newer than an earlier RUN's output; a RUN that only
+// chowns a file (copied up with its old time) keeps that time.
 func TestRunTimesKeepOrder(t *testing.T) {
 	e := newEnv(t)
-	ctx := writeContext(t, map[string]string{"Dockerfile": "FROM busybox\n" +
-		"RUN mkdir /src && echo 1 > /src/a.c && sleep 1 && echo obj > /src/a.o\n" +
-		"RUN echo 2 > /src/a.c\n" +
-		"RUN if [ /src/a.c -nt /src/a.o ]; then echo rebuild; else echo stale; fi > /make\n"})
+	ctx := writeContext(t, map[string]string{"src.c": "int main;\n", "v.txt": "1.2.3\n", "Dockerfile": "FROM busybox\n" +
+		"COPY src.c v.txt /w/\n" +
+		"RUN cp /w/src.c /w/out.o && chown 1000 /w/v.txt\n" +
+		"RUN if [ /w/src.c -nt /w/out.o ]; then echo rebuild; else echo fresh; fi > /w/after-copy\n" +
+		"RUN echo 'int main() {}' > /w/src.c\n" +
+		"RUN if [ /w/src.c -nt /w/out.o ]; then echo rebuild; else echo stale; fi > /w/after-edit\n"})
+	ctxTime, err := os.Stat(filepath.Join(ctx, "v.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
 	out := filepath.Join(t.TempDir(), "rootfs")
 	e.mustRun("build", ctx, "-o", "type=local,dest="+out)
-	if got, _ := os.ReadFile(filepath.Join(out, "make")); string(got) != "rebuild\n" {
-		t.Errorf("a.c changed by a later RUN: make would see %q, want rebuild", got)
+	for f, want := range map[string]string{"after-copy": "fresh\n", "after-edit": "rebuild\n"} {
+		if got, _ := os.ReadFile(filepath.Join(out, "w", f)); string(got) != want {
+			t.Errorf("/w/%s: make would see %q, want %q", f, got, want)
+		}
+	}
+	if fi, err := os.Stat(filepath.Join(out, "w/v.txt")); err != nil || fi.ModTime().Unix() != ctxTime.ModTime().Unix() {
+		t.Errorf("/w/v.txt after chown: mtime %v, want the context's %v (%v)", fi.ModTime(), ctxTime.ModTime(), err)
 	}
 }

@@ -36,6 +36,10 @@ type imageState struct {
 	// steps[i] is where layer i came from ("" for the base image's).
 	origin string
 	steps  []string
+	// newest bounds the mtimes of the rootfs (Unix seconds): the base
+	// image's created time, then the newest time of each layer added.
+	// RUN output is stamped after it (see stampRunTimes).
+	newest int64
 }
 
 // clone deep-copies st (the image config through JSON).
@@ -144,6 +148,9 @@ func (bd *build) resolveImage(ctx context.Context, ref string, plat ocispec.Plat
 	}
 	st := &imageState{img: cfg, layers: append([]ocispec.Descriptor(nil), im.Manifest.Layers...), key: im.Descriptor.Digest,
 		steps: make([]string, len(im.Manifest.Layers))}
+	if cfg.Created != nil {
+		st.newest = cfg.Created.Unix()
+	}
 	for _, d := range cfg.RootFS.DiffIDs {
 		st.chain = chainID(st.chain, d)
 	}

@@ -298,7 +298,7 @@ func (bd *build) execRun(ctx context.Context, st *imageState, args, env []string
 		return nil, fmt.Errorf("diff upper dir: %w", err)
 	}
 	if bd.opts.SourceDateEpoch == nil {
-		if err := stampRunTimes(a.Upper, ents, started, len(st.layers)+1); err != nil {
+		if err := stampRunTimes(a.Upper, ents, started, st.newest, root.Lstat); err != nil {
 			return nil, err
 		}
 	}

@@ -35,6 +35,8 @@ type produced struct {
 	commit func(ctx context.Context, chain digest.Digest) error
 	// abort drops whatever produce prepared when the step fails later.
 	abort func()
+	// newest is the newest mtime in the layer, Unix seconds (cache.Record).
+	newest int64
 }
 
 // runStep looks the step up in the cache, produces it on a miss, and
@@ -118,6 +120,7 @@ func (bd *build) doStep(ctx context.Context, st *imageState, fs fsStep, id int, 
 	rec := cache.Record{Key: key, Created: time.Now().UTC().Format(time.RFC3339Nano)}
 	if p != nil {
 		rec.Layer, rec.LayerSize, rec.MediaType, rec.DiffID = p.packed.Digest, p.packed.Size, p.packed.MediaType, p.packed.DiffID
+		rec.Newest = p.newest
 		if p.commit != nil {
 			if err := p.commit(ctx, chainID(st.chain, p.packed.DiffID)); err != nil {
 				if p.abort != nil {
@@ -165,6 +168,7 @@ func (bd *build) applyRecord(st *imageState, rec cache.Record, createdBy string)
 		created = *bd.opts.SourceDateEpoch
 	}
 	st.addLayer(ocispec.Descriptor{MediaType: rec.MediaType, Digest: rec.Layer, Size: rec.LayerSize}, rec.DiffID, createdBy, created)
+	st.newest = max(st.newest, rec.Newest)
 }
 
 // writeLayer packs entries into a new blob of the store.
@@ -184,5 +188,5 @@ func (bd *build) writeLayer(ctx context.Context, ents []layer.Entry) (*produced,
 	if _, _, err := w.Commit(packed.Digest); err != nil {
 		return nil, fmt.Errorf("store layer: %w", err)
 	}
-	return &produced{packed: packed}, nil
+	return &produced{packed: packed, newest: newestTime(ents, bd.opts.SourceDateEpoch)}, nil
 }

@@ -2,6 +2,7 @@ package executor
 
 import (
 	"fmt"
+	"io/fs"
 	"path/filepath"
 	"time"
 
@@ -13,40 +14,62 @@ import (
 // SOURCE_DATE_EPOCH (with one, Pack clamps every newer time to it, as
 // BuildKit's rewrite-timestamp does, and the snapshot keeps real times).
 //
-// Every entry of the upper dir whose mtime comes from the step's run (at or
-// after since, less a second for the kernel's coarse file clock), and the
-// upper dir itself, get the time depth seconds after the Unix epoch, where
-// depth is the layer's position in the image: a fixed time, and a later one
-// for each later layer, so that make-style tools still see a file a later
-// RUN changed as newer than what an earlier RUN built from it. The times are
-// set on disk too: the snapshot holds what the layer holds, so later steps
-// (COPY --from, cp -p, tar) see the same times whether this rootfs was just
-// built, found in the cache or unpacked from the blob. Older times
-// (unpacked archives, packages, touch -d) are kept.
-func stampRunTimes(upper string, ents []layer.Entry, since time.Time, depth int) error {
-	to := time.Unix(int64(depth), 0)
-	cut := since.Unix() - 1
-	ts := unix.NsecToTimespec(to.UnixNano())
-	times := []unix.Timespec{ts, ts}
-	set := func(name string) error {
+// An entry of the upper dir whose mtime the step set from the clock (at or
+// after since, less a second for the kernel's coarse file clock, and not
+// the time the same path has below: a chown or chmod copies a file up with
+// its old time) gets newest+1 s instead, newest bounding the times of the
+// parent rootfs: later than every file the RUN could have read, so make
+// and autotools still see their outputs as newer than their sources, and
+// a fixed time for fixed inputs. The upper dir itself takes the time of the
+// root below, as an unpacked layer does. The times are set on disk too: the
+// snapshot holds what the layer holds, so later steps (COPY --from, cp -p,
+// tar) see the same times whether this rootfs was just built, found in the
+// cache or unpacked from the blob.
+func stampRunTimes(upper string, ents []layer.Entry, since time.Time, newest int64, below func(p string) (fs.FileInfo, error)) error {
+	to := time.Unix(newest+1, 0)
+	cut := since.Add(-time.Second)
+	set := func(name string, t time.Time) error {
 		// The sandbox is gone: nothing changes upper while we walk it, and
 		// Changes lists no entry below a symlink.
+		ts := unix.NsecToTimespec(t.UnixNano())
 		p := filepath.Join(upper, filepath.FromSlash(name))
-		if err := unix.UtimesNanoAt(unix.AT_FDCWD, p, times, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		if err := unix.UtimesNanoAt(unix.AT_FDCWD, p, []unix.Timespec{ts, ts}, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 			return fmt.Errorf("set time of /%s: %w", name, err)
 		}
 		return nil
 	}
 	for i := range ents {
 		e := &ents[i]
-		if e.Whiteout || e.ModTime.Unix() < cut {
+		if e.Whiteout || e.ModTime.Before(cut) {
 			continue
 		}
-		if err := set(e.Name); err != nil {
+		// Not found below (or not resolvable there): the step made it.
+		if fi, err := below("/" + e.Name); err == nil && fi.ModTime().Equal(e.ModTime) {
+			continue
+		}
+		if err := set(e.Name, to); err != nil {
 			return err
 		}
 		e.ModTime = to
 	}
-	// The root is no entry, but COPY --from=stage / copies its time.
-	return set("")
+	root := time.Unix(0, 0)
+	if fi, err := below("/"); err == nil {
+		root = fi.ModTime()
+	}
+	return set("", root)
+}
+
+// newestTime is the newest mtime among ents as packed (clamped to epoch
+// when set), in Unix seconds.
+func newestTime(ents []layer.Entry, epoch *time.Time) int64 {
+	var n int64
+	for _, e := range ents {
+		if !e.Whiteout && !e.ModTime.IsZero() {
+			n = max(n, e.ModTime.Unix())
+		}
+	}
+	if epoch != nil {
+		n = min(n, epoch.Unix())
+	}
+	return n
 }

@@ -208,6 +208,9 @@ func layerKeys(s *side) []string {
 	return keys
 }
 
+// maxAlign bounds the alignment table (ints): 1,000 layers a side.
+const maxAlign = 1000 * 1000
+
 // layerPair is one row of the alignment; -1 marks a missing side.
 type layerPair struct{ a, b int }
 
@@ -215,6 +218,20 @@ type layerPair struct{ a, b int }
 // pairs the rest by position between matches.
 func alignLayers(ka, kb []string) []layerPair {
 	n, m := len(ka), len(kb)
+	if n*m > maxAlign {
+		// A table this big is a hostile manifest, not an image: by index.
+		out := make([]layerPair, max(n, m))
+		for i := range out {
+			out[i] = layerPair{-1, -1}
+			if i < n {
+				out[i].a = i
+			}
+			if i < m {
+				out[i].b = i
+			}
+		}
+		return out
+	}
 	// lcs[i][j]: length of the LCS of ka[i:] and kb[j:].
 	lcs := make([][]int, n+1)
 	for i := range lcs {

@@ -407,3 +407,17 @@ func TestAlignLayers(t *testing.T) {
 		}
 	}
 }
+
+func TestAlignLayersHuge(t *testing.T) {
+	ka, kb := make([]string, 1001), make([]string, 1002)
+	for i := range kb {
+		kb[i] = strconv.Itoa(i)
+		if i < len(ka) {
+			ka[i] = "a" + strconv.Itoa(i)
+		}
+	}
+	got := alignLayers(ka, kb)
+	if len(got) != 1002 || got[5] != (layerPair{5, 5}) || got[1001] != (layerPair{-1, 1001}) {
+		t.Errorf("huge alignment is not by index: %d pairs, %v %v", len(got), got[5], got[1001])
+	}
+}

@@ -107,7 +107,7 @@ func scanStream(ctx context.Context, raw io.Reader) (*layerScan, error) {
 		if err != nil {
 			return nil, fmt.Errorf("read %q: %w", h.Name, err)
 		}
-		name := cleanName(h.Name)
+		name := compact(cleanName(h.Name), maxName)
 		s.entries[name] = e
 		s.order = append(s.order, name)
 	}
@@ -142,6 +142,23 @@ func cleanName(n string) string {
 	return "/" + strings.Join(parts, "/")
 }
 
+// Hostile tars may carry names and PAX values of up to a MiB each (the
+// tar reader's limit): longer than these, only a prefix and a digest are
+// kept, so memory stays per entry and the report readable.
+const (
+	maxName  = 4096 // PATH_MAX
+	maxValue = 256
+)
+
+// compact returns s, or when longer than limit a prefix of it and the
+// digest and length of the whole.
+func compact(s string, limit int) string {
+	if len(s) <= limit {
+		return s
+	}
+	return fmt.Sprintf("%s…(sha256:%x, %d bytes)", s[:limit/4], sha256.Sum256([]byte(s)), len(s))
+}
+
 func newEntry(h *tar.Header, content io.Reader) (*entry, error) {
 	e := &entry{
 		typeflag: h.Typeflag,
@@ -157,9 +174,9 @@ func newEntry(h *tar.Header, content io.Reader) (*entry, error) {
 	}
 	switch h.Typeflag {
 	case tar.TypeSymlink:
-		e.link = h.Linkname
+		e.link = compact(h.Linkname, maxName)
 	case tar.TypeLink:
-		e.link = cleanName(h.Linkname)
+		e.link = compact(cleanName(h.Linkname), maxName)
 	case tar.TypeChar, tar.TypeBlock:
 		e.devmajor, e.devminor = h.Devmajor, h.Devminor
 	}
@@ -177,12 +194,12 @@ func newEntry(h *tar.Header, content io.Reader) (*entry, error) {
 			if e.xattrs == nil {
 				e.xattrs = make(map[string]string)
 			}
-			e.xattrs[x] = v
+			e.xattrs[compact(x, maxName)] = compact(v, maxValue)
 		} else if !paxCovered(k) {
 			if e.pax == nil {
 				e.pax = make(map[string]string)
 			}
-			e.pax[k] = v
+			e.pax[compact(k, maxName)] = compact(v, maxValue)
 		}
 	}
 	return e, nil

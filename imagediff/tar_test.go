@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 )
@@ -183,5 +184,19 @@ func TestCleanName(t *testing.T) {
 		if got := cleanName(in); got != want {
 			t.Errorf("cleanName(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+func TestCompactLongValues(t *testing.T) {
+	long := strings.Repeat("x", 1<<20)
+	got := compact(long, maxValue)
+	if len(got) > 2*maxValue || !strings.Contains(got, "1048576 bytes") {
+		t.Errorf("compact of 1 MiB: %d bytes: %.80q", len(got), got)
+	}
+	if compact(long, maxValue) != got || compact(long+"y", maxValue) == got {
+		t.Error("compact is not a function of the whole value")
+	}
+	if s := "short"; compact(s, maxValue) != s {
+		t.Errorf("short value changed: %q", compact(s, maxValue))
 	}
 }

@@ -142,7 +142,15 @@ func (s *Store) checkFormat() error {
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
-	if err := os.RemoveAll(s.path(byChainDir)); err != nil {
+	// Move the links aside in one rename (a process opening the store at
+	// the same time may move the new, empty dir instead: harmless), then
+	// drop them.
+	old, err := os.MkdirTemp(s.path(tmpDir), ownerPrefix()+"by-chain-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(old)
+	if err := os.Rename(s.path(byChainDir), filepath.Join(old, byChainDir)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
 	if err := os.Mkdir(s.path(byChainDir), 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
@@ -434,7 +442,7 @@ func newID() string {
 
 // validID reports whether id is a snapshot id (and not a store dir name).
 func validID(id string) bool {
-	if len(id) != idLen || id == activeDir || id == tmpDir || id == byChainDir {
+	if len(id) != idLen || id == activeDir || id == tmpDir || id == byChainDir || id == formatFile {
 		return false
 	}
 	for i := range len(id) {

@@ -140,6 +140,15 @@ func runBuild(cmd *cobra.Command, g *globalFlags, f *buildFlags, contextDir stri
 	if err != nil {
 		return err
 	}
+	if f.checkRepro {
+		// Shared, as a build, across both builds: no prune may drop the
+		// first image (untagged without -t) before it is compared.
+		unlock, err := b.Store.Lock(cmd.Context(), false)
+		if err != nil {
+			return err
+		}
+		defer unlock()
+	}
 	start := time.Now()
 	res, err := b.Build(cmd.Context(), opts)
 	if err != nil {
@@ -173,7 +182,7 @@ func checkReproducible(cmd *cobra.Command, b *executor.Builder, opts executor.Op
 	fmt.Fprintln(errw, "checking reproducibility: building again with no cache in a temporary store")
 	rep, err := b.CheckReproducible(cmd.Context(), opts, first)
 	if err != nil {
-		return err
+		return exitError{2, fmt.Errorf("check reproducibility: %w", err)} // trouble, as diff
 	}
 	out := cmd.OutOrStdout()
 	if rep.Identical {
