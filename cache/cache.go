@@ -28,7 +28,7 @@ import (
 var ErrNotFound = errors.New("cache record not found")
 
 // Version tags every key; bump it when step semantics change.
-const Version = "builder.step.v2"
+const Version = "builder.step.v3"
 
 // Inputs identify a step. Key() is the digest of its canonical JSON.
 type Inputs struct {
