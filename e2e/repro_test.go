@@ -174,10 +174,16 @@ func TestReproducibleRun(t *testing.T) {
 func TestCheckReproducible(t *testing.T) {
 	e := newEnv(t)
 	good := writeContext(t, map[string]string{"Dockerfile": installDockerfile})
-	r := e.run("build", good, "-t", "good", "--source-date-epoch", epoch, "--check-reproducible")
+	outs := t.TempDir()
+	goodTar, badTar := filepath.Join(outs, "good.tar"), filepath.Join(outs, "bad.tar")
+	r := e.run("build", good, "-t", "good", "--source-date-epoch", epoch, "--check-reproducible", "-o", "type=oci,dest="+goodTar)
 	manifest, _, _ := e.inspectImage("good")
 	if r.code != 0 || !strings.Contains(r.stdout, "reproducible: "+manifest) {
 		t.Fatalf("reproducible build: exit %d, want 0 and %q\n%s%s", r.code, "reproducible: "+manifest, r.stdout, r.stderr)
+	}
+	// Outputs run once the check passed, and only then.
+	if r := e.run("diff", "good", goodTar); r.code != 0 {
+		t.Errorf("the checked build's export: diff exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	// A second check hits the cache for the first build and still agrees.
 	if r := e.run("build", good, "-t", "good", "--source-date-epoch", epoch, "--check-reproducible"); r.code != 0 {
@@ -190,9 +196,12 @@ func TestCheckReproducible(t *testing.T) {
 	}
 
 	bad := writeContext(t, map[string]string{"Dockerfile": "FROM busybox\nRUN echo same > /same\n\nRUN sleep 1 && date > /stamp\n"})
-	r = e.run("build", bad, "-t", "bad", "--source-date-epoch", epoch, "--check-reproducible")
+	r = e.run("build", bad, "-t", "bad", "--source-date-epoch", epoch, "--check-reproducible", "-o", "type=oci,dest="+badTar)
 	if r.code != 1 {
 		t.Fatalf("non-reproducible build: exit %d, want 1\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if _, err := os.Stat(badTar); err == nil || !strings.Contains(r.stderr, "not exported or pushed") {
+		t.Errorf("a build that failed the check was exported (or did not say it was not):\n%s", r.stderr)
 	}
 	for _, want := range []string{"not reproducible", "Dockerfile:4", "changed /stamp: content"} {
 		if !strings.Contains(r.stdout, want) {

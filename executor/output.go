@@ -9,6 +9,26 @@ import (
 	"github.com/builderdev/builder/oci"
 )
 
+// Publish runs the outputs and the push of opts for res, an image Build
+// made with none (build --check-reproducible publishes only what passed).
+func (b *Builder) Publish(ctx context.Context, opts Options, res *Result) error {
+	img, err := b.Store.Resolve(res.ManifestDigest.String())
+	if err != nil {
+		return err
+	}
+	if len(res.Tags) > 0 {
+		img.Name = res.Tags[0]
+	}
+	bd := &build{b: b, opts: opts}
+	if err := bd.export(ctx, img); err != nil {
+		return err
+	}
+	if opts.Push {
+		return bd.push(ctx, img, res.Tags)
+	}
+	return nil
+}
+
 // export runs every requested output for the built image.
 func (bd *build) export(ctx context.Context, img *oci.Image) error {
 	for _, o := range bd.opts.Outputs {

@@ -150,7 +150,12 @@ func runBuild(cmd *cobra.Command, g *globalFlags, f *buildFlags, contextDir stri
 		defer unlock()
 	}
 	start := time.Now()
-	res, err := b.Build(cmd.Context(), opts)
+	buildOpts := opts
+	if f.checkRepro {
+		// Outputs and push wait for the check: CI publishes only what passed.
+		buildOpts.Outputs, buildOpts.Push = nil, false
+	}
+	res, err := b.Build(cmd.Context(), buildOpts)
 	if err != nil {
 		return err
 	}
@@ -166,11 +171,17 @@ func runBuild(cmd *cobra.Command, g *globalFlags, f *buildFlags, contextDir stri
 	}
 	if f.checkRepro {
 		// A fresh reporter: the second build numbers its steps from #1 again.
-		opts.Reporter = newPlainProgress(io.Discard)
+		buildOpts.Reporter = newPlainProgress(io.Discard)
 		if !f.quiet && f.progress != "quiet" {
-			opts.Reporter = newPlainProgress(cmd.ErrOrStderr())
+			buildOpts.Reporter = newPlainProgress(cmd.ErrOrStderr())
 		}
-		return checkReproducible(cmd, b, opts, res)
+		if err := checkReproducible(cmd, b, buildOpts, res); err != nil {
+			if len(opts.Outputs) > 0 || opts.Push {
+				fmt.Fprintln(cmd.ErrOrStderr(), "not exported or pushed: the check failed")
+			}
+			return err
+		}
+		return b.Publish(cmd.Context(), opts, res)
 	}
 	return nil
 }
