@@ -64,15 +64,17 @@ func TestReproducibleGolden(t *testing.T) {
 	}
 }
 
-// installDockerfile is a RUN that installs files of every kind, a script
-// that records its own path, and a second stage that copies them out of
+// installDockerfile is a RUN that installs files of every kind and records
+// its rootfs mount (which must not name the store), a script that records
+// its own path, and a second stage that copies them out of
 // the first and copies them again with their times (cp -a).
 const installDockerfile = `FROM busybox AS build
 RUN mkdir -p /opt/app/bin /opt/app/empty /var/log/app && echo hi > /opt/app/x && \
     cp /bin/busybox /opt/app/bin/tool && chmod 4755 /opt/app/bin/tool && \
     ln -s x /opt/app/link && ln /opt/app/x /opt/app/hard && mkfifo /opt/app/fifo && \
     chown 1000:1000 /opt/app/x && touch -d @1000 /opt/app/old && \
-    echo 'bob:x:1000:1000::/home/bob:/bin/sh' >> /etc/passwd && rm /bin/ls
+    echo 'bob:x:1000:1000::/home/bob:/bin/sh' >> /etc/passwd && rm /bin/ls && \
+    grep ' / ' /proc/mounts > /opt/app/mounts
 RUN <<EOF
 #!/bin/sh
 echo "$0" > /opt/app/script-name

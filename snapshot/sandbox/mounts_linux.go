@@ -8,6 +8,8 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"strconv"
+	"strings"
 
 	"github.com/builderdev/builder/snapshot"
 	"golang.org/x/sys/unix"
@@ -38,9 +40,62 @@ func (c *child) mountRootfs() error {
 			}
 			target = filepath.Join(root, rel)
 		}
+		if m.Type == "overlay" && target == root {
+			if err := mountOverlayNamed(m, root); err != nil {
+				return err
+			}
+			continue
+		}
 		if err := m.Mount(target); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// mountOverlayNamed mounts the overlay m at root with layer paths that read
+// the same on every machine: /proc/mounts shows a RUN its rootfs' options,
+// which would otherwise name the store's path and the random names of its
+// snapshot dirs. root first gets a tmpfs (in this mount namespace only)
+// holding symlinks l0, l1, ... to the lower dirs and u, w to the upper and
+// work dirs; from there the overlay is mounted with those relative names,
+// over the tmpfs, which pivot_root then leaves behind.
+func mountOverlayNamed(m snapshot.Mount, root string) error {
+	if err := unix.Mount("tmpfs", root, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "mode=700,size=64k"); err != nil {
+		return fmt.Errorf("mount tmpfs on %s: %w", root, err)
+	}
+	if err := unix.Chdir(root); err != nil {
+		return fmt.Errorf("chdir %s: %w", root, err)
+	}
+	named := m
+	named.Options = make([]string, 0, len(m.Options))
+	for _, o := range m.Options {
+		k, v, _ := strings.Cut(o, "=")
+		switch k {
+		case "lowerdir":
+			dirs := strings.Split(v, ":")
+			names := make([]string, len(dirs))
+			for i, d := range dirs {
+				names[i] = "l" + strconv.Itoa(i)
+				if err := os.Symlink(d, names[i]); err != nil {
+					return fmt.Errorf("name lower dir: %w", err)
+				}
+			}
+			o = "lowerdir=" + strings.Join(names, ":")
+		case "upperdir", "workdir":
+			name := k[:1]
+			if err := os.Symlink(v, name); err != nil {
+				return fmt.Errorf("name %s: %w", k, err)
+			}
+			o = k + "=" + name
+		}
+		named.Options = append(named.Options, o)
+	}
+	if err := named.Mount(root); err != nil {
+		return err
+	}
+	if err := unix.Chdir("/"); err != nil {
+		return fmt.Errorf("chdir /: %w", err)
 	}
 	return nil
 }
