@@ -221,17 +221,8 @@ func (bd *build) finish(ctx context.Context, st *imageState) (*Result, error) {
 		}
 		res.Tags = append(res.Tags, name)
 	}
-	out := &oci.Image{Descriptor: manDesc, Manifest: man}
-	if len(res.Tags) > 0 {
-		out.Name = res.Tags[0]
-	}
-	if err := bd.export(ctx, out); err != nil {
+	if err := bd.publish(ctx, &oci.Image{Descriptor: manDesc, Manifest: man}, res.Tags); err != nil {
 		return nil, err
-	}
-	if bd.opts.Push {
-		if err := bd.push(ctx, out, res.Tags); err != nil {
-			return nil, err
-		}
 	}
 	return res, nil
 }

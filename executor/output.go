@@ -16,15 +16,19 @@ func (b *Builder) Publish(ctx context.Context, opts Options, res *Result) error 
 	if err != nil {
 		return err
 	}
-	if len(res.Tags) > 0 {
-		img.Name = res.Tags[0]
+	return (&build{b: b, opts: opts}).publish(ctx, img, res.Tags)
+}
+
+// publish runs the outputs, then the push, of the image tagged tags.
+func (bd *build) publish(ctx context.Context, img *oci.Image, tags []string) error {
+	if len(tags) > 0 {
+		img.Name = tags[0]
 	}
-	bd := &build{b: b, opts: opts}
 	if err := bd.export(ctx, img); err != nil {
 		return err
 	}
-	if opts.Push {
-		return bd.push(ctx, img, res.Tags)
+	if bd.opts.Push {
+		return bd.push(ctx, img, tags)
 	}
 	return nil
 }

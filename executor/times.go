@@ -3,6 +3,7 @@ package executor
 import (
 	"fmt"
 	"io/fs"
+	"path"
 	"path/filepath"
 	"time"
 
@@ -38,14 +39,27 @@ func stampRunTimes(upper string, ents []layer.Entry, since time.Time, newest int
 		}
 		return nil
 	}
+	// Dirs the step made: nothing under them is below, no lookup needed
+	// (entries come parents first), so npm install costs one lookup.
+	made := map[string]bool{}
 	for i := range ents {
 		e := &ents[i]
 		if e.Whiteout || e.ModTime.Before(cut) {
 			continue
 		}
-		// Not found below (or not resolvable there): the step made it.
-		if fi, err := below("/" + e.Name); err == nil && fi.ModTime().Equal(e.ModTime) {
-			continue
+		if made[path.Dir(e.Name)] {
+			if e.Mode.IsDir() {
+				made[e.Name] = true
+			}
+		} else {
+			// Not found below (or not resolvable there): the step made it.
+			fi, err := below("/" + e.Name)
+			if err == nil && fi.ModTime().Equal(e.ModTime) {
+				continue
+			}
+			if (err != nil || e.Opaque) && e.Mode.IsDir() { // opaque: nothing below shows
+				made[e.Name] = true
+			}
 		}
 		if err := set(e.Name, to); err != nil {
 			return err
