@@ -13,7 +13,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 )
 
@@ -77,8 +76,7 @@ func measure(dir, name string, args ...string) (sample, string, error) {
 func command(ctx context.Context, dir, name string, args ...string) *exec.Cmd {
 	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Dir = dir
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	ownGroup(cmd)
 	cmd.WaitDelay = 10 * time.Second
 	return cmd
 }
@@ -104,7 +102,7 @@ func runCmd(cmd *exec.Cmd) error {
 // killGroups kills every running command's process group.
 func killGroups() {
 	groups.Range(func(pid, _ any) bool {
-		_ = syscall.Kill(-pid.(int), syscall.SIGKILL)
+		_ = killGroup(pid.(int))
 		return true
 	})
 }

@@ -10,99 +10,20 @@ package cache
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync/atomic"
 	"time"
-	"unicode/utf8"
 
+	"github.com/builderdev/builder/internal/atomicfile"
 	"github.com/opencontainers/go-digest"
 )
 
 // ErrNotFound is returned (wrapped) by Get on a miss.
 var ErrNotFound = errors.New("cache record not found")
-
-// Version tags every key; bump it when step semantics change.
-const Version = "builder.step.v3"
-
-// Inputs identify a step. Key() is the digest of its canonical JSON.
-type Inputs struct {
-	Version     string            `json:"version"`
-	Parent      digest.Digest     `json:"parent"`      // previous step's key, or the base image's manifest digest
-	Instruction string            `json:"instruction"` // expanded instruction text
-	Env         []string          `json:"env,omitempty"`
-	User        string            `json:"user,omitempty"`
-	Workdir     string            `json:"workdir,omitempty"`
-	Shell       []string          `json:"shell,omitempty"`
-	Args        map[string]string `json:"args,omitempty"` // build args the step can see
-	Network     string            `json:"network,omitempty"`
-	Sources     digest.Digest     `json:"sources,omitempty"` // content digest of COPY/ADD sources
-	Extra       map[string]string `json:"extra,omitempty"`
-}
-
-// Key returns the digest of in's canonical JSON (Version defaulted).
-//
-// The JSON is encoding/json's: fields in struct order, map keys sorted, empty
-// slices and maps omitted (so nil and empty give the same key). Strings that
-// are not valid UTF-8 (which encoding/json would fold into U+FFFD) and strings
-// starting with NUL are written as NUL + base64 of their bytes, so distinct
-// inputs never share a key.
-func Key(in Inputs) digest.Digest {
-	if in.Version == "" {
-		in.Version = Version
-	}
-	in.Parent = digest.Digest(keyString(string(in.Parent)))
-	in.Instruction = keyString(in.Instruction)
-	in.Env = keyStrings(in.Env)
-	in.User = keyString(in.User)
-	in.Workdir = keyString(in.Workdir)
-	in.Shell = keyStrings(in.Shell)
-	in.Args = keyMap(in.Args)
-	in.Network = keyString(in.Network)
-	in.Sources = digest.Digest(keyString(string(in.Sources)))
-	in.Extra = keyMap(in.Extra)
-	b, err := json.Marshal(in)
-	if err != nil {
-		// Only strings, string slices and string maps: Marshal cannot fail.
-		panic(fmt.Sprintf("marshal cache inputs: %v", err))
-	}
-	return digest.FromBytes(b)
-}
-
-// keyString maps s injectively onto strings that encoding/json keeps intact.
-func keyString(s string) string {
-	if utf8.ValidString(s) && !strings.HasPrefix(s, "\x00") {
-		return s
-	}
-	return "\x00" + base64.StdEncoding.EncodeToString([]byte(s))
-}
-
-func keyStrings(ss []string) []string {
-	if len(ss) == 0 {
-		return nil
-	}
-	out := make([]string, len(ss))
-	for i, s := range ss {
-		out[i] = keyString(s)
-	}
-	return out
-}
-
-func keyMap(m map[string]string) map[string]string {
-	if len(m) == 0 {
-		return nil
-	}
-	out := make(map[string]string, len(m))
-	for k, v := range m {
-		out[keyString(k)] = keyString(v)
-	}
-	return out
-}
 
 // Record is what a step produced.
 type Record struct {
@@ -266,54 +187,14 @@ func (s *Store) Put(ctx context.Context, r Record) error {
 }
 
 // writeFile replaces path with b through a temp file in tmp/ (same file
-// system). With durable, the data and the rename are fsynced.
-func (s *Store) writeFile(path string, b []byte, durable bool) (err error) {
-	f, err := os.CreateTemp(s.tmpDir(), filepath.Base(path)+".*")
-	if err != nil {
-		return fmt.Errorf("create temp file: %w", err)
-	}
-	tmp := f.Name()
-	defer func() {
-		if err != nil {
-			_ = f.Close()
-			_ = os.Remove(tmp)
-		}
-	}()
-	if _, err := f.Write(b); err != nil {
-		return fmt.Errorf("write %s: %w", tmp, err)
-	}
-	if err := f.Chmod(0o600); err != nil {
-		return fmt.Errorf("chmod %s: %w", tmp, err)
-	}
-	if durable {
-		if err := f.Sync(); err != nil {
-			return fmt.Errorf("sync %s: %w", tmp, err)
-		}
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("close %s: %w", tmp, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("rename %s: %w", tmp, err)
-	}
-	if durable {
-		if err := syncDir(filepath.Dir(path)); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("sync dir %s: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("sync dir %s: %w", dir, err)
-	}
-	return nil
+// system; Open removes leftovers). With durable, the data and the rename
+// are fsynced.
+func (s *Store) writeFile(path string, b []byte, durable bool) error {
+	return atomicfile.WriteFile(path, b, 0o600, atomicfile.Options{
+		TempDir:     s.tmpDir(),
+		TempPattern: filepath.Base(path) + ".*",
+		NoSync:      !durable,
+	})
 }
 
 // Remove deletes the record of key. Removing a missing record is not an

@@ -19,20 +19,58 @@ func requireRoot(t testing.TB) {
 	}
 }
 
-// fullInputs sets every field of Inputs.
+// testStep stands for an engine step's key struct: every kind of field
+// canonical handles.
+type testStep struct {
+	Op      string            `json:"op"`
+	Env     []string          `json:"env,omitempty"`
+	User    string            `json:"user,omitempty"`
+	Workdir string            `json:"workdir,omitempty"`
+	Args    map[string]string `json:"args,omitempty"`
+	Sources digest.Digest     `json:"sources,omitempty"`
+	Mounts  []testMount       `json:"mounts,omitempty"`
+	Layer   *testLayer        `json:"layer,omitempty"`
+	Epoch   int64             `json:"epoch,omitempty"`
+	Mode    uint32            `json:"mode,omitempty"`
+	RO      bool              `json:"ro,omitempty"`
+	Nested  any               `json:"nested,omitempty"`
+	Skipped string            `json:"-"`
+	NoTag   string
+}
+
+type testMount struct {
+	Target string `json:"target"`
+	UID    int    `json:"uid"`
+}
+
+type testLayer struct {
+	Compression string `json:"compression"`
+}
+
+// fullInputs sets every field of Inputs and of its step.
 func fullInputs() Inputs {
 	return Inputs{
-		Version:     Version,
-		Parent:      digest.FromString("parent"),
-		Instruction: "RUN make -j4",
-		Env:         []string{"PATH=/usr/bin:/bin", "A=1"},
-		User:        "www",
-		Workdir:     "/src",
-		Shell:       []string{"/bin/sh", "-c"},
-		Args:        map[string]string{"VERSION": "1.2", "DEBUG": "0"},
-		Network:     "none",
-		Sources:     digest.FromString("sources"),
-		Extra:       map[string]string{"platform": "linux/amd64"},
+		Version: Version,
+		Parent:  digest.FromString("parent"),
+		Step:    fullStep(),
+	}
+}
+
+func fullStep() testStep {
+	return testStep{
+		Op:      "RUN",
+		Env:     []string{"PATH=/usr/bin:/bin", "A=1"},
+		User:    "www",
+		Workdir: "/src",
+		Args:    map[string]string{"VERSION": "1.2", "DEBUG": "0"},
+		Sources: digest.FromString("sources"),
+		Mounts:  []testMount{{"/cache", 0}, {"/tmp", 1000}},
+		Layer:   &testLayer{"zstd"},
+		Epoch:   1700000000,
+		Mode:    0o755,
+		RO:      true,
+		Nested:  map[string]any{"k": []string{"v"}},
+		NoTag:   "x",
 	}
 }
 
@@ -61,23 +99,41 @@ func TestKeyVersionDefault(t *testing.T) {
 }
 
 func TestKeyEveryFieldMatters(t *testing.T) {
-	mutations := map[string]func(*Inputs){
-		"Version":     func(in *Inputs) { in.Version = "builder.step.v0" },
-		"Parent":      func(in *Inputs) { in.Parent = digest.FromString("other") },
-		"Instruction": func(in *Inputs) { in.Instruction = "RUN make -j5" },
-		"Env":         func(in *Inputs) { in.Env = []string{"A=1", "PATH=/usr/bin:/bin"} },
-		"User":        func(in *Inputs) { in.User = "root" },
-		"Workdir":     func(in *Inputs) { in.Workdir = "/" },
-		"Shell":       func(in *Inputs) { in.Shell = []string{"/bin/bash", "-c"} },
-		"Args":        func(in *Inputs) { in.Args["DEBUG"] = "1" },
-		"Network":     func(in *Inputs) { in.Network = "" },
-		"Sources":     func(in *Inputs) { in.Sources = "" },
-		"Extra":       func(in *Inputs) { in.Extra = map[string]string{"platform": "linux/arm64"} },
+	step := func(f func(*testStep)) func(*Inputs) {
+		return func(in *Inputs) {
+			s := fullStep()
+			f(&s)
+			in.Step = s
+		}
 	}
-	fields := reflect.TypeFor[Inputs]()
-	for i := range fields.NumField() {
-		if _, ok := mutations[fields.Field(i).Name]; !ok {
-			t.Errorf("Inputs.%s has no mutation in this test", fields.Field(i).Name)
+	mutations := map[string]func(*Inputs){
+		"Version":      func(in *Inputs) { in.Version = "builder.step.v0" },
+		"Parent":       func(in *Inputs) { in.Parent = digest.FromString("other") },
+		"Step":         func(in *Inputs) { in.Step = nil },
+		"Step.Op":      step(func(s *testStep) { s.Op = "COPY" }),
+		"Step.Env":     step(func(s *testStep) { s.Env = []string{"A=1", "PATH=/usr/bin:/bin"} }),
+		"Step.User":    step(func(s *testStep) { s.User = "root" }),
+		"Step.Workdir": step(func(s *testStep) { s.Workdir = "/" }),
+		"Step.Args":    step(func(s *testStep) { s.Args["DEBUG"] = "1" }),
+		"Step.Sources": step(func(s *testStep) { s.Sources = "" }),
+		"Step.Mounts":  step(func(s *testStep) { s.Mounts[1].UID = 0 }),
+		"Step.Layer":   step(func(s *testStep) { s.Layer = nil }),
+		"Step.Epoch":   step(func(s *testStep) { s.Epoch = 1 }),
+		"Step.Mode":    step(func(s *testStep) { s.Mode = 0o644 }),
+		"Step.RO":      step(func(s *testStep) { s.RO = false }),
+		"Step.Nested":  step(func(s *testStep) { s.Nested = map[string]any{"k": []string{"w"}} }),
+		"Step.NoTag":   step(func(s *testStep) { s.NoTag = "y" }),
+	}
+	for _, typ := range []reflect.Type{reflect.TypeFor[Inputs](), reflect.TypeFor[testStep]()} {
+		prefix := ""
+		if typ != reflect.TypeFor[Inputs]() {
+			prefix = "Step."
+		}
+		for i := range typ.NumField() {
+			f := typ.Field(i)
+			if _, ok := mutations[prefix+f.Name]; !ok && f.Tag.Get("json") != "-" {
+				t.Errorf("%s%s has no mutation in this test", prefix, f.Name)
+			}
 		}
 	}
 	base := Key(fullInputs())
@@ -93,45 +149,68 @@ func TestKeyEveryFieldMatters(t *testing.T) {
 			seen[k] = name
 		})
 	}
+	in := fullInputs()
+	s := fullStep()
+	s.Skipped = "ignored"
+	in.Step = s
+	if Key(in) != base {
+		t.Error(`a json:"-" field changed the key`)
+	}
 }
 
 func TestKeyNilEmptyAndMapOrder(t *testing.T) {
-	empty := Inputs{Instruction: "RUN true", Env: []string{}, Shell: []string{},
-		Args: map[string]string{}, Extra: map[string]string{}}
-	zero := Inputs{Instruction: "RUN true"}
+	empty := Inputs{Step: testStep{Op: "RUN true", Env: []string{}, Args: map[string]string{}, Mounts: []testMount{}}}
+	zero := Inputs{Step: testStep{Op: "RUN true"}}
 	if Key(empty) != Key(zero) {
 		t.Error("nil and empty slices/maps must give the same key")
 	}
-	a := fullInputs()
-	b := fullInputs()
+	if Key(zero) != Key(Inputs{Step: &testStep{Op: "RUN true"}}) {
+		t.Error("a pointer to a step must key as the step")
+	}
+	a := fullStep()
+	b := fullStep()
 	b.Args = map[string]string{}
 	for _, k := range []string{"DEBUG", "VERSION"} { // other insertion order
 		b.Args[k] = a.Args[k]
 	}
 	for range 20 { // map iteration order varies between runs
-		if Key(a) != Key(b) {
+		if Key(Inputs{Step: a}) != Key(Inputs{Step: b}) {
 			t.Fatal("map order changed the key")
 		}
 	}
 }
 
 func TestKeyNoAmbiguity(t *testing.T) {
+	step := func(s testStep) Inputs { return Inputs{Step: s} }
 	pairs := []struct {
 		name string
 		a, b Inputs
 	}{
-		{"invalid UTF-8", Inputs{Instruction: "RUN echo \xe9"}, Inputs{Instruction: "RUN echo \xe8"}},
-		{"invalid vs U+FFFD", Inputs{Instruction: "RUN echo \xe9"}, Inputs{Instruction: "RUN echo \ufffd"}},
-		{"NUL prefix", Inputs{User: "\x00" + "6Q=="}, Inputs{User: "\xe9"}},
-		{"field boundary", Inputs{User: "a", Workdir: "b"}, Inputs{User: "ab"}},
-		{"slice boundary", Inputs{Env: []string{"A=1", "B=2"}}, Inputs{Env: []string{"A=1B=2"}}},
-		{"map key", Inputs{Args: map[string]string{"\xe9": "x"}}, Inputs{Args: map[string]string{"\xe8": "x"}}},
+		{"invalid UTF-8", step(testStep{Op: "RUN echo \xe9"}), step(testStep{Op: "RUN echo \xe8"})},
+		{"invalid vs U+FFFD", step(testStep{Op: "RUN echo \xe9"}), step(testStep{Op: "RUN echo \ufffd"})},
+		{"NUL prefix", step(testStep{User: "\x00" + "6Q=="}), step(testStep{User: "\xe9"})},
+		{"field boundary", step(testStep{User: "a", Workdir: "b"}), step(testStep{User: "ab"})},
+		{"slice boundary", step(testStep{Env: []string{"A=1", "B=2"}}), step(testStep{Env: []string{"A=1B=2"}})},
+		{"map key", step(testStep{Args: map[string]string{"\xe9": "x"}}), step(testStep{Args: map[string]string{"\xe8": "x"}})},
+		{"nested invalid UTF-8", step(testStep{Mounts: []testMount{{"/\xe9", 0}}}), step(testStep{Mounts: []testMount{{"/\xe8", 0}}})},
+		{"separator in a name", step(testStep{Mounts: []testMount{{"/a:1", 0}}}), step(testStep{Mounts: []testMount{{"/a", 1}}})},
+		{"element boundary", step(testStep{Mounts: []testMount{{"/a", 0}, {"/b", 0}}}), step(testStep{Mounts: []testMount{{"/a/b", 0}}})},
+		{"string vs number", step(testStep{Nested: "1"}), step(testStep{Nested: 1})},
 	}
 	for _, p := range pairs {
 		if Key(p.a) == Key(p.b) {
 			t.Errorf("%s: distinct inputs share a key", p.name)
 		}
 	}
+}
+
+func TestKeyRejectsFloats(t *testing.T) {
+	defer func() {
+		if recover() == nil {
+			t.Error("a float in a step did not panic")
+		}
+	}()
+	Key(Inputs{Step: struct{ F float64 }{1.5}})
 }
 
 func openStore(t testing.TB) *Store {
@@ -257,7 +336,7 @@ func TestRemoveAndRecords(t *testing.T) {
 	s := openStore(t)
 	var keys []digest.Digest
 	for _, instr := range []string{"RUN a", "RUN b", "RUN c"} {
-		k := Key(Inputs{Instruction: instr})
+		k := Key(Inputs{Step: testStep{Op: instr}})
 		keys = append(keys, k)
 		if err := s.Put(ctx, Record{Key: k, Layer: digest.FromString(instr)}); err != nil {
 			t.Fatal(err)

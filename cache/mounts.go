@@ -1,8 +1,6 @@
 package cache
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -10,12 +8,21 @@ import (
 	"path/filepath"
 )
 
+// mountDirKey names a cache mount dir: per id and per base owner and mode,
+// as BuildKit keys them.
+type mountDirKey struct {
+	ID   string `json:"id"`
+	UID  int    `json:"uid"`
+	GID  int    `json:"gid"`
+	Mode uint32 `json:"mode"`
+}
+
 // MountDir returns the persistent directory of a RUN --mount=type=cache
-// with this id, creating it (mode perm, owned by uid:gid) on first use. Its
-// content is shared by every build of the store and never part of a key.
+// with this id, owner and mode, creating it on first use. Its content is
+// shared by every build of the store and never part of a key.
 func (s *Store) MountDir(id string, perm fs.FileMode, uid, gid int) (string, error) {
-	sum := sha256.Sum256([]byte(id))
-	dir := filepath.Join(s.root, "mounts", hex.EncodeToString(sum[:]))
+	name := Key(Inputs{Version: "builder.cache-mount.v1", Step: mountDirKey{ID: id, UID: uid, GID: gid, Mode: uint32(perm)}})
+	dir := filepath.Join(s.root, "mounts", name.Encoded())
 	if _, err := os.Lstat(dir); err == nil {
 		return dir, nil
 	} else if !errors.Is(err, fs.ErrNotExist) {

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"archive/tar"
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
@@ -12,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/builderdev/builder/internal/testutil"
 )
 
 // TestAddURL downloads ADD sources from a local HTTP server: mode 0600,
@@ -19,11 +20,7 @@ import (
 func TestAddURL(t *testing.T) {
 	e := newEnv(t)
 	payload := []byte("downloaded content\n")
-	var tarball bytes.Buffer
-	tw := tar.NewWriter(&tarball)
-	_ = tw.WriteHeader(&tar.Header{Name: "inside.txt", Mode: 0o644, Size: 2, Typeflag: tar.TypeReg})
-	_, _ = tw.Write([]byte("hi"))
-	_ = tw.Close()
+	tarball := testutil.TarBytes(t, testutil.TarFile("inside.txt", "hi"))
 	modified := time.Date(2021, 3, 4, 5, 6, 7, 0, time.UTC)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Last-Modified", modified.Format(http.TimeFormat))
@@ -31,7 +28,7 @@ func TestAddURL(t *testing.T) {
 		case "/files/hello.txt":
 			_, _ = w.Write(payload)
 		case "/files/archive.tar":
-			_, _ = w.Write(tarball.Bytes())
+			_, _ = w.Write(tarball)
 		default:
 			http.NotFound(w, r)
 		}

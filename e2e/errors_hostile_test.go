@@ -9,7 +9,6 @@ import (
 	"archive/tar"
 	"bytes"
 	"encoding/json"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -18,77 +17,6 @@ import (
 
 	"github.com/builderdev/builder/internal/testutil"
 )
-
-// hostileEntry is one entry of a tar being built; hdr.Size is set from data.
-type hostileEntry struct {
-	hdr  tar.Header
-	data []byte
-}
-
-func readHostile(t testing.TB, path string) []hostileEntry {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	var out []hostileEntry
-	tr := tar.NewReader(f)
-	for {
-		hdr, err := tr.Next()
-		if err == io.EOF {
-			return out
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		data, err := io.ReadAll(tr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, hostileEntry{hdr: *hdr, data: data})
-	}
-}
-
-func writeHostile(t testing.TB, path string, ents []hostileEntry) {
-	t.Helper()
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	for _, e := range ents {
-		h := e.hdr
-		if h.Typeflag == 0 {
-			h.Typeflag = tar.TypeReg
-		}
-		if h.Mode == 0 {
-			h.Mode = 0o644
-		}
-		h.Size = int64(len(e.data))
-		if h.Typeflag != tar.TypeReg {
-			h.Size = 0
-		}
-		h.Format = tar.FormatPAX
-		if err := tw.WriteHeader(&h); err != nil {
-			t.Fatalf("write %s: %v", h.Name, err)
-		}
-		if _, err := tw.Write(e.data); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func hostileFile(name, data string) hostileEntry {
-	return hostileEntry{hdr: tar.Header{Name: name, Typeflag: tar.TypeReg}, data: []byte(data)}
-}
-
-func hostileLink(name, target string, typ byte) hostileEntry {
-	return hostileEntry{hdr: tar.Header{Name: name, Typeflag: typ, Linkname: target, Mode: 0o777}}
-}
 
 // findEvil lists the files named evil* below dir, except below allowed.
 func findEvil(t testing.TB, dir string, allowed ...string) []string {
@@ -115,10 +43,10 @@ func findEvil(t testing.TB, dir string, allowed ...string) []string {
 }
 
 // layerEntry returns the index of the biggest blob of an OCI archive (the layer).
-func biggestBlob(ents []hostileEntry) int {
+func biggestBlob(ents []testutil.TarEntry) int {
 	best := -1
 	for i, e := range ents {
-		if strings.HasPrefix(e.hdr.Name, "blobs/sha256/") && (best < 0 || len(e.data) > len(ents[best].data)) {
+		if strings.HasPrefix(e.Header.Name, "blobs/sha256/") && (best < 0 || len(e.Data) > len(ents[best].Data)) {
 			best = i
 		}
 	}
@@ -127,17 +55,17 @@ func biggestBlob(ents []hostileEntry) int {
 
 func TestLoadHostileArchive(t *testing.T) {
 	testutil.RequiresRoot(t)
-	base := readHostile(t, busyboxTar(t))
+	base := testutil.ReadTar(t, busyboxTar(t))
 	li := biggestBlob(base)
 	if li < 0 {
 		t.Fatal("busybox archive has no blob")
 	}
 	manifest := ""
 	for _, e := range base {
-		if e.hdr.Name == "index.json" {
+		if e.Header.Name == "index.json" {
 			var idx struct{ Manifests []struct{ Digest string } }
-			if err := json.Unmarshal(e.data, &idx); err != nil || len(idx.Manifests) != 1 {
-				t.Fatalf("busybox index.json: %s, %v", e.data, err)
+			if err := json.Unmarshal(e.Data, &idx); err != nil || len(idx.Manifests) != 1 {
+				t.Fatalf("busybox index.json: %s, %v", e.Data, err)
 			}
 			manifest = idx.Manifests[0].Digest
 		}
@@ -147,34 +75,34 @@ func TestLoadHostileArchive(t *testing.T) {
 	if err := os.MkdirAll(outside, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	with := func(extra ...hostileEntry) []hostileEntry {
-		return append(append([]hostileEntry{}, base...), extra...)
+	with := func(extra ...testutil.TarEntry) []testutil.TarEntry {
+		return append(append([]testutil.TarEntry{}, base...), extra...)
 	}
-	replaced := func(e hostileEntry) []hostileEntry {
-		ents := append([]hostileEntry{}, base...)
-		e.hdr.Name = ents[li].hdr.Name
+	replaced := func(e testutil.TarEntry) []testutil.TarEntry {
+		ents := append([]testutil.TarEntry{}, base...)
+		e.Header.Name = ents[li].Header.Name
 		ents[li] = e
 		return ents
 	}
-	flipped := append([]hostileEntry{}, base...)
-	flipped[li].data = append([]byte{}, flipped[li].data...)
-	flipped[li].data[len(flipped[li].data)/2] ^= 0xff
+	flipped := append([]testutil.TarEntry{}, base...)
+	flipped[li].Data = append([]byte{}, flipped[li].Data...)
+	flipped[li].Data[len(flipped[li].Data)/2] ^= 0xff
 
 	cases := []struct {
 		name     string
-		ents     []hostileEntry
+		ents     []testutil.TarEntry
 		truncate bool
 		want     string // fragment of the error
 		// ignorable: the bad entries are never read (no blob, no
 		// metadata names them), so loading the image is fine too.
 		ignorable bool
 	}{
-		{"dotdot entry", with(hostileFile("../evil-dotdot", "x")), false, "../evil-dotdot", false},
-		{"absolute entry", with(hostileFile(filepath.Join(outside, "evil-abs"), "x")), false, "evil-abs", false},
-		{"symlink dir escape", with(hostileLink("evil-dir", outside, tar.TypeSymlink), hostileFile("evil-dir/evil-through", "x")), false, "", true},
-		{"blob symlink to host file", replaced(hostileLink("", "/etc/passwd", tar.TypeSymlink)), false, "/etc/passwd", false},
-		{"blob symlink up", replaced(hostileLink("", "../../../../etc/passwd", tar.TypeSymlink)), false, "../../../../etc/passwd", false},
-		{"blob hardlink up", replaced(hostileLink("", "../../etc/passwd", tar.TypeLink)), false, "../../etc/passwd", false},
+		{"dotdot entry", with(testutil.TarFile("../evil-dotdot", "x")), false, "../evil-dotdot", false},
+		{"absolute entry", with(testutil.TarFile(filepath.Join(outside, "evil-abs"), "x")), false, "evil-abs", false},
+		{"symlink dir escape", with(testutil.TarLink("evil-dir", outside, tar.TypeSymlink), testutil.TarFile("evil-dir/evil-through", "x")), false, "", true},
+		{"blob symlink to host file", replaced(testutil.TarLink("", "/etc/passwd", tar.TypeSymlink)), false, "/etc/passwd", false},
+		{"blob symlink up", replaced(testutil.TarLink("", "../../../../etc/passwd", tar.TypeSymlink)), false, "../../../../etc/passwd", false},
+		{"blob hardlink up", replaced(testutil.TarLink("", "../../etc/passwd", tar.TypeLink)), false, "../../etc/passwd", false},
 		{"wrong digest", flipped, false, "digest", false},
 		{"truncated", base, true, "", false},
 	}
@@ -194,7 +122,7 @@ func TestLoadHostileArchive(t *testing.T) {
 			e := &env{t: t, bin: bin, root: filepath.Join(dir, "root")}
 			e.mustRun("images") // creates the store
 			path := filepath.Join(dir, "hostile.tar")
-			writeHostile(t, path, tc.ents)
+			testutil.WriteTar(t, path, tc.ents...)
 			if tc.truncate {
 				fi, err := os.Stat(path)
 				if err != nil {
@@ -247,20 +175,20 @@ func TestAddHostileArchive(t *testing.T) {
 	}
 	cases := []struct {
 		name  string
-		ents  []hostileEntry
+		ents  []testutil.TarEntry
 		entry string // the entry an error must name
 	}{
-		{"dotdot", []hostileEntry{hostileFile("ok", "ok"), hostileFile("../../evil-dotdot", "x")}, "../../evil-dotdot"},
-		{"absolute", []hostileEntry{hostileFile("/abs/evil-abs", "x")}, "/abs/evil-abs"},
-		{"symlink root", []hostileEntry{hostileLink("s", "/", tar.TypeSymlink), hostileFile("s/evil-sym", "x")}, "s/evil-sym"},
-		{"symlink up", []hostileEntry{hostileLink("u", "../../../..", tar.TypeSymlink), hostileFile("u/evil-up", "x")}, "u/evil-up"},
-		{"hardlink up", []hostileEntry{hostileLink("evil-hard", "../../etc/passwd", tar.TypeLink)}, "evil-hard"},
-		{"hardlink abs", []hostileEntry{hostileLink("evil-hardabs", "/etc/passwd", tar.TypeLink)}, "evil-hardabs"},
+		{"dotdot", []testutil.TarEntry{testutil.TarFile("ok", "ok"), testutil.TarFile("../../evil-dotdot", "x")}, "../../evil-dotdot"},
+		{"absolute", []testutil.TarEntry{testutil.TarFile("/abs/evil-abs", "x")}, "/abs/evil-abs"},
+		{"symlink root", []testutil.TarEntry{testutil.TarLink("s", "/", tar.TypeSymlink), testutil.TarFile("s/evil-sym", "x")}, "s/evil-sym"},
+		{"symlink up", []testutil.TarEntry{testutil.TarLink("u", "../../../..", tar.TypeSymlink), testutil.TarFile("u/evil-up", "x")}, "u/evil-up"},
+		{"hardlink up", []testutil.TarEntry{testutil.TarLink("evil-hard", "../../etc/passwd", tar.TypeLink)}, "evil-hard"},
+		{"hardlink abs", []testutil.TarEntry{testutil.TarLink("evil-hardabs", "/etc/passwd", tar.TypeLink)}, "evil-hardabs"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := writeContext(t, map[string]string{"Dockerfile": "FROM busybox\nADD hostile.tar /dst/\n"})
-			writeHostile(t, filepath.Join(ctx, "hostile.tar"), tc.ents)
+			testutil.WriteTar(t, filepath.Join(ctx, "hostile.tar"), tc.ents...)
 			out := filepath.Join(t.TempDir(), "out")
 			before := e.snapState(t)
 			r := e.run("build", ctx, "-o", "type=local,dest="+out)

@@ -1,3 +1,5 @@
+//go:build linux
+
 package e2e
 
 // Ctrl-C and kill -9 in the middle of a RUN: the sandbox dies with the

@@ -5,10 +5,6 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
-	"net/http"
-	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -19,46 +15,6 @@ import (
 
 	"github.com/builderdev/builder/internal/testutil"
 )
-
-// regTmpIngests lists blob ingests left under <root>/tmp.
-func regTmpIngests(t testing.TB, root string) []string {
-	t.Helper()
-	var out []string
-	_ = filepath.WalkDir(filepath.Join(root, "tmp"), func(p string, d os.DirEntry, err error) error {
-		if err == nil && !d.IsDir() && strings.HasPrefix(d.Name(), "blob-") {
-			out = append(out, p)
-		}
-		return nil
-	})
-	return out
-}
-
-// regCorruptingProxy serves target's registry API, flipping one byte in
-// the middle of every blob it returns.
-func regCorruptingProxy(t testing.TB, target string) string {
-	t.Helper()
-	u, _ := url.Parse("http://" + target)
-	rp := httputil.NewSingleHostReverseProxy(u)
-	rp.Transport = &http.Transport{Proxy: nil}
-	rp.ModifyResponse = func(resp *http.Response) error {
-		if resp.Request.Method != http.MethodGet || !strings.Contains(resp.Request.URL.Path, "/blobs/") || resp.StatusCode != http.StatusOK {
-			return nil
-		}
-		data, err := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if err != nil {
-			return err
-		}
-		if len(data) > 0 {
-			data[len(data)/2] ^= 0x55
-		}
-		resp.Body = io.NopCloser(bytes.NewReader(data))
-		return nil
-	}
-	srv := httptest.NewServer(rp)
-	t.Cleanup(srv.Close)
-	return strings.TrimPrefix(srv.URL, "http://")
-}
 
 // regTCPProxy forwards TCP connections from addr to target. Once more than
 // limit bytes went to the target, it calls trip and then drops every
@@ -170,13 +126,15 @@ func TestRegistryFaults(t *testing.T) {
 		}
 	})
 	t.Run("corrupt blob", func(t *testing.T) {
-		proxy := regCorruptingProxy(t, reg)
+		p := testutil.StartRegistryProxy(t, reg)
+		p.SetCorrupt(true)
+		proxy := p.Addr
 		f := regEmptyEnv(t)
 		r := f.run("pull", proxy+"/app:v1")
 		if r.code != 1 || !strings.Contains(r.stderr, "digest mismatch") {
 			t.Fatalf("exit %d, stderr:\n%s", r.code, r.stderr)
 		}
-		if left := regTmpIngests(t, f.root); len(left) != 0 {
+		if left := testutil.BlobIngests(f.root); len(left) != 0 {
 			t.Errorf("partial blobs left: %v", left)
 		}
 		blobs, _ := os.ReadDir(filepath.Join(f.root, "blobs", "sha256"))

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/builderdev/builder/fileset"
 	"github.com/builderdev/builder/oci"
 	"github.com/builderdev/builder/parser"
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
@@ -21,8 +22,9 @@ import (
 
 // build is the state of one Build call.
 type build struct {
-	b      *Builder
+	st     Stores
 	opts   Options
+	clock  clock
 	file   string
 	df     *parser.Dockerfile
 	rep    Reporter
@@ -30,8 +32,8 @@ type build struct {
 	stages []*stage
 	tmp    string
 
-	ctxFS     srcFS
-	ctxIgnore *ignorer
+	ctxFS     fileset.DirFS
+	ctxIgnore *fileset.Ignore // non-nil once contextFS ran
 
 	mu       sync.Mutex
 	usedArgs map[string]bool
@@ -55,8 +57,9 @@ type stage struct {
 	err  error
 }
 
-// Build builds opts' Dockerfile, stores the image, tags it and runs the outputs.
-func (b *Builder) Build(ctx context.Context, opts Options) (*Result, error) {
+// Build builds opts' Dockerfile into an image of st.Images and returns it
+// untagged. It takes no lock: the caller keeps prune away meanwhile.
+func Build(ctx context.Context, st Stores, opts Options) (*Result, error) {
 	if opts.Reporter == nil {
 		opts.Reporter = nopReporter{}
 	}
@@ -69,31 +72,21 @@ func (b *Builder) Build(ctx context.Context, opts Options) (*Result, error) {
 	if opts.Network != "host" && opts.Network != "none" {
 		return nil, fmt.Errorf("%w: --network must be host or none, not %q", ErrUsage, opts.Network)
 	}
-	if st, err := os.Stat(opts.ContextDir); err != nil || !st.IsDir() {
+	if fi, err := os.Stat(opts.ContextDir); err != nil || !fi.IsDir() {
 		return nil, fmt.Errorf("%w: context %q is not a directory", ErrUsage, opts.ContextDir)
-	}
-	for _, t := range opts.Tags {
-		if _, err := normalizeTag(t); err != nil {
-			return nil, fmt.Errorf("%w: invalid tag %q: %v", ErrUsage, t, err)
-		}
 	}
 	df, err := parser.Parse(bytes.NewReader(opts.Dockerfile), opts.DockerfileName)
 	if err != nil {
 		return nil, err
 	}
-	unlock, err := b.Store.Lock(ctx, false)
-	if err != nil {
-		return nil, err
-	}
-	defer unlock()
-	tmp, err := b.Store.TempDir("build-")
+	tmp, err := st.Images.TempDir("build-")
 	if err != nil {
 		return nil, err
 	}
 	defer os.RemoveAll(tmp)
 
-	bd := &build{b: b, opts: opts, file: opts.DockerfileName, df: df, rep: opts.Reporter,
-		tmp: tmp, usedArgs: map[string]bool{}}
+	bd := &build{st: st, opts: opts, clock: newClock(opts.SourceDateEpoch), file: opts.DockerfileName,
+		df: df, rep: opts.Reporter, tmp: tmp, usedArgs: map[string]bool{}}
 	for _, w := range df.Warnings {
 		bd.warn("%s:%s", bd.file, strings.TrimPrefix(w.String(), "line "))
 	}
@@ -111,7 +104,7 @@ func (b *Builder) Build(ctx context.Context, opts Options) (*Result, error) {
 		return nil, err
 	}
 	bd.warnUnusedArgs()
-	return bd.finish(ctx, target.state)
+	return bd.finish(target.state)
 }
 
 // lex returns a word expander with the Dockerfile's escape token. BuildKit's

@@ -2,17 +2,16 @@ package executor
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
 	"net/url"
 	"path"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/builderdev/builder/cache"
+	"github.com/builderdev/builder/fileset"
 	"github.com/builderdev/builder/layer"
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 	"github.com/opencontainers/go-digest"
@@ -35,24 +34,66 @@ type copySpec struct {
 	parents  bool // COPY --parents: keep the source's path below dest
 }
 
-// copyItem is one selected source tree root (file, dir or link) and where it goes.
+// copyItem is one source of a COPY/ADD and where it lands.
 type copyItem struct {
-	fsys    srcFS
-	src     string      // resolved path in fsys
-	fi      fs.FileInfo // of src
-	destRel string      // path under the destination dir; "" = the destination itself
-	archive bool        // ADD: extract this local archive
-	data    *string     // heredoc content
-	mode    fs.FileMode // heredoc / download mode
-	// matched is the path the source argument matched in the tree (before
-	// a final symlink is followed), for COPY --parents.
-	matched string
-	// download identifies a downloaded ADD URL: url, content digest, mtime.
-	download string
-	// walked is the item's tree as the cache key saw it (context items),
-	// reused on a miss so the context is walked once per step.
-	walked []walked
+	destRel string // under the destination dir; "" = the destination itself
+	src     source
 }
+
+// source is one kind of COPY/ADD source: *treeSource, *archiveSource,
+// *heredocSource or *downloadSource. What each contributes to the key is
+// in keyItems, what it adds to the layer in copier.add.
+type source interface {
+	// single reports whether the source is one file, which may be copied
+	// to a destination path not ending in "/".
+	single() bool
+	// base is the name a single file lands under inside an existing dir.
+	base() string
+}
+
+// treeSource is a file, dir or symlink selected from a tree (the context,
+// a stage, a download's dir), with everything below it.
+type treeSource struct {
+	sel *fileset.Selection
+	m   fileset.Match
+	// walked is the tree as the cache key saw it (context sources), reused
+	// on a miss so the context is walked once per step.
+	walked []fileset.Walked
+	mode   fs.FileMode // when set, every entry's permission bits (downloads)
+}
+
+func (t *treeSource) single() bool { return !t.m.Info.IsDir() }
+func (t *treeSource) base() string { return path.Base(t.m.Path) }
+
+// archiveSource is a local archive ADD extracts.
+type archiveSource struct {
+	fsys fileset.FS
+	path string // resolved path in fsys
+}
+
+func (a *archiveSource) single() bool { return false }
+func (a *archiveSource) base() string { return path.Base(a.path) }
+
+// heredocSource is COPY <<EOF content.
+type heredocSource struct {
+	name string
+	data string
+}
+
+func (h *heredocSource) single() bool { return true }
+func (h *heredocSource) base() string { return h.name }
+
+// downloadSource is an ADD URL, fetched to a temp dir: a file, or an
+// archive with --unpack=true.
+type downloadSource struct {
+	url     string
+	content digest.Digest
+	mtime   time.Time
+	file    source // *treeSource or *archiveSource
+}
+
+func (d *downloadSource) single() bool { return d.file.single() }
+func (d *downloadSource) base() string { return d.file.base() }
 
 func (bd *build) copy(ctx context.Context, s *stage, st *imageState, c *instructions.CopyCommand, step *int) error {
 	return bd.doCopy(ctx, s, st, copySpec{name: "COPY", text: c.String(), srcs: c.SourcePaths, contents: c.SourceContents,
@@ -67,7 +108,7 @@ func (bd *build) add(ctx context.Context, s *stage, st *imageState, c *instructi
 
 func (bd *build) doCopy(ctx context.Context, s *stage, st *imageState, spec copySpec, step *int) error {
 	start := time.Now() // selecting and hashing the sources is part of the step
-	if _, err := parseChmod(spec.chmod); err != nil {
+	if _, err := fileset.ParseChmod(spec.chmod); err != nil {
 		return err
 	}
 	if spec.checksum != "" && !spec.add {
@@ -88,7 +129,8 @@ func (bd *build) doCopy(ctx context.Context, s *stage, st *imageState, spec copy
 	destIsDir := strings.HasSuffix(spec.dest, "/") || spec.dest == "." || strings.HasSuffix(spec.dest, "/.") || spec.dest == ".."
 	destAbs = path.Clean(destAbs)
 
-	sel := &selection{bd: bd, excludes: spec.excludes}
+	key := copyKey{Op: spec.name, Chown: spec.chown, Chmod: spec.chmod, Dest: destAbs, Parents: spec.parents, User: st.img.Config.User}
+	sel := &fileset.Selection{Excludes: spec.excludes}
 	var fromSt *imageState
 	switch {
 	case spec.from != "":
@@ -101,53 +143,47 @@ func (bd *build) doCopy(ctx context.Context, s *stage, st *imageState, spec copy
 		if err != nil {
 			return err
 		}
-		sel.fsys, sel.ig, sel.isContext = fsys, ig, true
+		sel.FS, sel.Ignore, sel.Context = fsys, ig, true
 	}
 	fstep := fsStep{text: spec.text, createdBy: spec.history(), start: start}
 	if fromSt != nil && len(spec.contents) == 0 {
 		// The source stage's key and the source arguments identify what
 		// COPY --from copies: the sources are only selected (and the
 		// source rootfs unpacked) on a miss.
-		fstep.inputs = copyFromInputs(st, spec, destAbs, destIsDir, fromSt.key)
+		key.DestIsDir, key.From, key.Srcs, key.Excludes = destIsDir, fromSt.key, spec.srcs, spec.excludes
+		fstep.key = key
 		fstep.produce = func(ctx context.Context) (*produced, error) {
 			root, err := bd.rootfs(ctx, fromSt)
 			if err != nil {
 				return nil, err
 			}
-			sel.fsys = root
+			sel.FS = root
 			items, dirDest, err := bd.selectSources(ctx, spec, sel, destIsDir)
 			if err != nil {
 				return nil, err
 			}
-			ents, err := bd.copyEntries(ctx, st, spec, items, destAbs, dirDest)
-			if err != nil {
-				return nil, err
-			}
-			return bd.writeLayer(ctx, ents)
+			return bd.copyLayer(ctx, st, spec, items, destAbs, dirDest)
 		}
 		return bd.runStep(ctx, s, st, step, fstep)
 	}
-	var fromKey digest.Digest
 	if fromSt != nil {
 		root, err := bd.rootfs(ctx, fromSt)
 		if err != nil {
 			return err
 		}
-		sel.fsys, fromKey = root, fromSt.key
+		sel.FS, key.From = root, fromSt.key
 	}
 	items, destIsDir, err := bd.selectSources(ctx, spec, sel, destIsDir)
 	if err != nil {
 		return err
 	}
-	if fstep.inputs, err = bd.copyInputs(ctx, st, spec, sel, items, destAbs, destIsDir, fromKey); err != nil {
+	key.DestIsDir = destIsDir
+	if err := bd.keyItems(ctx, &key, items); err != nil {
 		return err
 	}
+	fstep.key = key
 	fstep.produce = func(ctx context.Context) (*produced, error) {
-		ents, err := bd.copyEntries(ctx, st, spec, items, destAbs, destIsDir)
-		if err != nil {
-			return nil, err
-		}
-		return bd.writeLayer(ctx, ents)
+		return bd.copyLayer(ctx, st, spec, items, destAbs, destIsDir)
 	}
 	return bd.runStep(ctx, s, st, step, fstep)
 }
@@ -155,68 +191,116 @@ func (bd *build) doCopy(ctx context.Context, s *stage, st *imageState, spec copy
 // selectSources picks the items of spec's sources from sel (and downloads
 // ADD URLs, adds heredocs). destIsDir is what the destination's spelling
 // says; the result also says whether the items land inside it.
-func (bd *build) selectSources(ctx context.Context, spec copySpec, sel *selection, destIsDir bool) ([]copyItem, bool, error) {
+func (bd *build) selectSources(ctx context.Context, spec copySpec, sel *fileset.Selection, destIsDir bool) ([]copyItem, bool, error) {
 	nsrc := len(spec.srcs) + len(spec.contents)
 	var items []copyItem
 	for _, src := range spec.srcs {
 		var got []copyItem
 		var err error
-		if isGitURL(src) {
+		switch {
+		case isGitURL(src):
 			return nil, false, fmt.Errorf("%s: git sources are not supported yet", src)
-		}
-		if spec.add && isURL(src) {
-			got, err = bd.download(ctx, src, spec.checksum)
+		case spec.add && isURL(src):
 			// Remote archives are extracted only with --unpack=true.
-			if err == nil && spec.unpack != nil && *spec.unpack {
-				err = markArchives(got)
-			}
-		} else {
-			if isURL(src) || strings.HasPrefix(src, "git@") {
-				return nil, false, fmt.Errorf("%s: remote sources are only supported by ADD over http(s)", src)
-			}
-			got, err = sel.match(src, spec.add && spec.from == "" && (spec.unpack == nil || *spec.unpack))
-		}
-		if err == nil && spec.parents {
-			keepParents(src, got)
+			got, err = bd.download(ctx, src, spec.checksum, spec.unpack != nil && *spec.unpack)
+		case isURL(src) || strings.HasPrefix(src, "git@"):
+			return nil, false, fmt.Errorf("%s: remote sources are only supported by ADD over http(s)", src)
+		default:
+			got, err = bd.match(sel, src, spec)
 		}
 		if err != nil {
-			var ns *noSourceError
+			var ns *fileset.NoSourceError
 			if nsrc == 1 && errors.As(err, &ns) {
 				bare := *ns
-				bare.src = "" // the instruction, printed first, names it
+				bare.Src = "" // the instruction, printed first, names it
 				return nil, false, &bare
 			}
 			return nil, false, err
 		}
 		items = append(items, got...)
 	}
-	for i := range spec.contents {
-		data := spec.contents[i].Data
-		items = append(items, copyItem{destRel: path.Base(spec.contents[i].Path), data: &data, mode: 0o644})
+	for _, c := range spec.contents {
+		name := path.Base(c.Path)
+		items = append(items, copyItem{destRel: name, src: &heredocSource{name: name, data: c.Data}})
 	}
 	// A single file to a path not ending in "/" is that path; everything
 	// else lands inside the destination directory.
-	single := len(items) == 1 && !items[0].archive && (items[0].data != nil || !items[0].fi.IsDir())
-	if len(items) > 1 || !single || spec.parents {
+	if len(items) > 1 || len(items) == 1 && !items[0].src.single() || spec.parents {
 		destIsDir = true
 	}
-	if !destIsDir {
+	if !destIsDir && len(items) == 1 {
 		items[0].destRel = ""
 	}
 	return items, destIsDir, nil
 }
 
-// copyFromInputs is the cache identity of a COPY --from: the source
-// stage's (or image's) key stands for its files, so the source arguments
-// and --exclude patterns identify the selection.
-func copyFromInputs(st *imageState, spec copySpec, destAbs string, destIsDir bool, fromKey digest.Digest) cache.Inputs {
-	srcs, _ := json.Marshal(spec.srcs)
-	excl, _ := json.Marshal(spec.excludes)
-	return cache.Inputs{
-		Instruction: fmt.Sprintf("%s chown=%s chmod=%s dest=%s dir=%t", spec.name, spec.chown, spec.chmod, destAbs, destIsDir),
-		User:        st.img.Config.User,
-		Extra:       map[string]string{"from": fromKey.String(), "from.srcs": string(srcs), "from.excludes": string(excl)},
+// match selects the items one source argument names in sel's tree. ADD
+// (not --from, not --unpack=false) extracts local archives.
+func (bd *build) match(sel *fileset.Selection, src string, spec copySpec) ([]copyItem, error) {
+	ms, err := sel.Match(src)
+	if err != nil {
+		return nil, err
 	}
+	if spec.parents {
+		fileset.KeepParents(src, ms)
+	}
+	unpack := spec.add && spec.from == "" && (spec.unpack == nil || *spec.unpack)
+	items := make([]copyItem, 0, len(ms))
+	for _, m := range ms {
+		if unpack && m.Info.Mode().IsRegular() {
+			host, err := sel.FS.HostPath(m.Path)
+			if err != nil {
+				return nil, err
+			}
+			if ok, _ := layer.IsArchive(host); ok {
+				items = append(items, copyItem{src: &archiveSource{fsys: sel.FS, path: m.Path}})
+				continue
+			}
+		}
+		items = append(items, copyItem{destRel: m.DestRel, src: &treeSource{sel: sel, m: m}})
+	}
+	return items, nil
+}
+
+// keyItems completes the key of a COPY/ADD whose sources were selected:
+// the content digest of the context files, and an itemKey for each other
+// source.
+func (bd *build) keyItems(ctx context.Context, key *copyKey, items []copyItem) error {
+	var srcs []cache.Source
+	for _, it := range items {
+		switch src := it.src.(type) {
+		case *heredocSource:
+			key.Items = append(key.Items, itemKey{Kind: "heredoc", Dest: it.destRel, Content: digest.FromString(src.data)})
+		case *downloadSource:
+			key.Items = append(key.Items, itemKey{Kind: "url", Dest: it.destRel, URL: src.url, Content: src.content,
+				Mtime: src.mtime.UTC().Format(time.RFC3339)})
+		case *archiveSource: // always of the context
+			srcs = append(srcs, cache.Source{Path: strings.TrimPrefix(src.path, "/")})
+			key.Items = append(key.Items, itemKey{Kind: "archive", Src: src.path})
+		case *treeSource:
+			if !src.sel.Context {
+				key.Items = append(key.Items, itemKey{Kind: "stage", Src: src.m.Path, Dest: it.destRel})
+				continue
+			}
+			ws, err := src.sel.Walk(src.m)
+			if err != nil {
+				return err
+			}
+			src.walked = ws
+			for _, w := range ws {
+				srcs = append(srcs, cache.Source{Path: strings.TrimPrefix(w.Src, "/"), Dest: path.Join(it.destRel, w.Rel)})
+			}
+		}
+	}
+	if len(srcs) == 0 {
+		return nil
+	}
+	d, err := bd.st.Cache.HashSources(ctx, bd.opts.ContextDir, srcs)
+	if err != nil {
+		return err
+	}
+	key.Sources = d
+	return nil
 }
 
 // history is BuildKit's created_by for COPY/ADD: the expanded sources and
@@ -236,66 +320,8 @@ func (spec copySpec) history() string {
 	return strings.Join(append(parts, spec.dest, "# buildkit"), " ")
 }
 
-// copyInputs is the cache identity of a COPY/ADD.
-func (bd *build) copyInputs(ctx context.Context, st *imageState, spec copySpec, sel *selection, items []copyItem,
-	destAbs string, destIsDir bool, fromKey digest.Digest) (cache.Inputs, error) {
-	in := cache.Inputs{
-		Instruction: fmt.Sprintf("%s chown=%s chmod=%s dest=%s dir=%t", spec.name, spec.chown, spec.chmod, destAbs, destIsDir),
-		User:        st.img.Config.User,
-		Extra:       map[string]string{},
-	}
-	if spec.chown != "" {
-		// Names resolve through the image's /etc/passwd, part of the parent.
-		in.Extra["chown"] = spec.chown
-	}
-	var srcs []cache.Source
-	for i, it := range items {
-		switch {
-		case it.data != nil:
-			in.Extra["heredoc."+strconv.Itoa(i)] = it.destRel + ":" + digest.FromString(*it.data).String()
-		case it.download != "":
-			in.Extra["url."+strconv.Itoa(i)] = it.destRel + ":" + it.download
-		case sel.isContext:
-			walked, err := sel.walk(it)
-			if err != nil {
-				return in, err
-			}
-			items[i].walked = walked
-			for _, w := range walked {
-				srcs = append(srcs, cache.Source{Path: strings.TrimPrefix(w.src, "/"), Dest: path.Join(it.destRel, w.rel)})
-			}
-			if it.archive {
-				in.Extra["archive."+strconv.Itoa(i)] = it.src
-			}
-		default:
-			in.Extra["from."+strconv.Itoa(i)] = it.src + "->" + it.destRel
-		}
-	}
-	if fromKey != "" {
-		in.Extra["from"] = fromKey.String()
-	}
-	if len(srcs) > 0 {
-		d, err := bd.b.Cache.HashSources(ctx, bd.opts.ContextDir, srcs)
-		if err != nil {
-			return in, err
-		}
-		in.Sources = d
-	}
-	return in, nil
-}
-
-// keepParents makes each item of a COPY --parents source land at its path
-// relative to the tree root, or to the "/./" pivot when src has one.
-func keepParents(src string, items []copyItem) {
-	pivot := "/"
-	full := "/" + strings.TrimPrefix(src, "./")
-	if i := strings.Index(full, "/./"); i > 0 {
-		pivot = path.Clean(full[:i])
-	}
-	for i := range items {
-		rel := strings.TrimPrefix(items[i].matched, pivot)
-		items[i].destRel = strings.TrimPrefix(rel, "/")
-	}
+func isURL(s string) bool {
+	return strings.HasPrefix(s, "http://") || strings.HasPrefix(s, "https://") || strings.HasPrefix(s, "git://")
 }
 
 // isGitURL tells git sources (which BuildKit clones) from plain URLs.
@@ -308,18 +334,4 @@ func isGitURL(src string) bool {
 	}
 	u, err := url.Parse(src)
 	return err == nil && strings.HasSuffix(u.Path, ".git")
-}
-
-// markArchives marks downloaded items that are archives for extraction.
-func markArchives(items []copyItem) error {
-	for i := range items {
-		host, err := items[i].fsys.HostPath(items[i].src)
-		if err != nil {
-			return err
-		}
-		if ok, _ := layer.IsArchive(host); ok {
-			items[i].archive, items[i].destRel = true, ""
-		}
-	}
-	return nil
 }

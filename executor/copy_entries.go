@@ -2,28 +2,60 @@ package executor
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
 	"path"
 	"strings"
-	"syscall"
-	"time"
 
+	"github.com/builderdev/builder/fileset"
 	"github.com/builderdev/builder/layer"
-	"golang.org/x/sys/unix"
 )
 
-// fixedTime is the mtime of files a build synthesizes (created dirs,
-// heredocs): SOURCE_DATE_EPOCH when set, else the Unix epoch, so that
-// output stays reproducible.
-func (bd *build) fixedTime() time.Time {
-	if bd.opts.SourceDateEpoch != nil {
-		return bd.opts.SourceDateEpoch.UTC()
+// copyLayer packs the selected items, at their resolved destinations in
+// the parent rootfs, into a new layer.
+func (bd *build) copyLayer(ctx context.Context, st *imageState, spec copySpec, items []copyItem, destAbs string, destIsDir bool) (*produced, error) {
+	ents, err := bd.copyEntries(ctx, st, spec, items, destAbs, destIsDir)
+	if err != nil {
+		return nil, err
 	}
-	return time.Unix(0, 0).UTC()
+	return bd.writeLayer(ctx, ents)
+}
+
+// copier collects the entries of one COPY/ADD layer, each path once.
+type copier struct {
+	bd     *build
+	root   fileset.ViewFS // the parent rootfs
+	own    *[2]int        // --chown uid, gid
+	chmod  fileset.Chmod  // --chmod, nil: modes kept
+	byName map[string]layer.Entry
+	order  []string
+	// Hardlinks are kept within one source only: BuildKit copies each
+	// source with its own inode map. (item, dev, ino) -> id in this layer.
+	inodes map[[3]uint64]uint64
+}
+
+func (c *copier) put(e layer.Entry) {
+	if _, ok := c.byName[e.Name]; !ok {
+		c.order = append(c.order, e.Name)
+	}
+	c.byName[e.Name] = e
+}
+
+// newDir is a directory the copy creates (a parent, a new destination
+// dir): 0755 and the --chown owner, as fsutil's MkdirAll in BuildKit's
+// copy makes them; --chmod applies to the copied entries only.
+func (c *copier) newDir(name string) layer.Entry {
+	e := layer.Entry{Name: strings.TrimPrefix(name, "/"), Mode: fs.ModeDir | 0o755, ModTime: c.bd.clock.fileTime()}
+	c.chown(&e)
+	return e
+}
+
+func (c *copier) chown(e *layer.Entry) {
+	if c.own != nil {
+		e.UID, e.GID = c.own[0], c.own[1]
+	}
 }
 
 // copyEntries maps the selected items to layer entries at their resolved
@@ -36,21 +68,17 @@ func (bd *build) copyEntries(ctx context.Context, st *imageState, spec copySpec,
 	if err != nil {
 		return nil, err
 	}
-	var own *[2]int
+	c := &copier{bd: bd, root: root, byName: map[string]layer.Entry{}, inodes: map[[3]uint64]uint64{}}
 	if spec.chown != "" {
-		uid, gid, err := chownIDs(root, spec.chown)
+		uid, gid, err := fileset.ChownIDs(root, spec.chown)
 		if err != nil {
 			return nil, err
 		}
-		own = &[2]int{uid, gid}
+		c.own = &[2]int{uid, gid}
 	}
-	chmod, _ := parseChmod(spec.chmod)
-	// Directories the copy creates (parents, a new destination dir) get
-	// 0755 and the --chown owner, as fsutil's MkdirAll in BuildKit's copy
-	// makes them; --chmod applies to the copied entries only.
-	newDirMode := fs.ModeDir | 0o755
+	c.chmod, _ = fileset.ParseChmod(spec.chmod)
 
-	dest, err := resolveDest(root, destAbs)
+	dest, err := fileset.ResolveDest(root, destAbs)
 	if err != nil {
 		return nil, fmt.Errorf("resolve destination %s: %w", destAbs, err)
 	}
@@ -59,42 +87,27 @@ func (bd *build) copyEntries(ctx context.Context, st *imageState, spec copySpec,
 		case fi.IsDir() && !destIsDir:
 			// COPY file /existing-dir: the file goes inside.
 			destIsDir = true
-			items[0].destRel = path.Base(items[0].srcName())
+			items[0].destRel = items[0].src.base()
 		case !fi.IsDir() && destIsDir:
 			return nil, fmt.Errorf("destination %s exists and is not a directory", destAbs)
 		}
-	}
-	byName := map[string]layer.Entry{}
-	var order []string
-	put := func(e layer.Entry) {
-		if _, ok := byName[e.Name]; !ok {
-			order = append(order, e.Name)
-		}
-		byName[e.Name] = e
 	}
 	dirOf := dest
 	if !destIsDir {
 		dirOf = path.Dir(dest)
 	}
 	// Ancestors: existing ones keep their metadata, new ones are made.
-	for _, a := range ancestors(dirOf) {
+	for _, a := range fileset.Ancestors(dirOf) {
 		if fi, err := root.Lstat(a); err == nil {
 			if !fi.IsDir() {
 				return nil, fmt.Errorf("cannot copy to %s: %s is not a directory", destAbs, a)
 			}
-			e := entryFromInfo(strings.TrimPrefix(a, "/"), fi, true)
-			put(e)
+			c.put(entryFromInfo(strings.TrimPrefix(a, "/"), fi, true))
 			continue
 		}
-		e := layer.Entry{Name: strings.TrimPrefix(a, "/"), Mode: newDirMode, ModTime: bd.fixedTime()}
-		if own != nil {
-			e.UID, e.GID = own[0], own[1]
-		}
-		put(e)
+		c.put(c.newDir(a))
 	}
-	// Hardlinks are kept within one source only: BuildKit copies each
-	// source with its own inode map. (item, dev, ino) -> id in this layer.
-	inodes := map[[3]uint64]uint64{}
+	keepOwner := spec.from != ""
 	for i, it := range items {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -104,185 +117,141 @@ func (bd *build) copyEntries(ctx context.Context, st *imageState, spec copySpec,
 			target = path.Join(dest, it.destRel)
 			// Dirs between dest and target (COPY --parents) are made
 			// like dest's own missing parents.
-			for _, a := range ancestors(path.Dir(target)) {
-				if len(a) <= len(dest) || byName[strings.TrimPrefix(a, "/")].Name != "" {
+			for _, a := range fileset.Ancestors(path.Dir(target)) {
+				if len(a) <= len(dest) || c.byName[strings.TrimPrefix(a, "/")].Name != "" {
 					continue
 				}
 				if _, err := root.Lstat(a); err == nil {
 					continue
 				}
-				e := layer.Entry{Name: strings.TrimPrefix(a, "/"), Mode: fs.ModeDir | 0o755, ModTime: bd.fixedTime()}
-				if own != nil {
-					e.UID, e.GID = own[0], own[1]
-				}
-				put(e)
+				c.put(c.newDir(a))
 			}
 		}
-		name := strings.TrimPrefix(target, "/")
-		if it.data != nil {
-			data := *it.data
-			m := it.mode
-			if chmod != nil {
-				m = chmod(m)
-			}
-			e := layer.Entry{Name: name, Mode: m, Size: int64(len(data)), ModTime: bd.fixedTime(),
-				Open: func() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader(data)), nil }}
-			if own != nil {
-				e.UID, e.GID = own[0], own[1]
-			}
-			put(e)
-			continue
-		}
-		sel := &selection{bd: bd, fsys: it.fsys, excludes: spec.excludes}
-		if it.fsys == bd.ctxFS {
-			sel.ig, sel.isContext = bd.ctxIgnore, true
-		}
-		src := it
-		if it.archive {
-			dir, err := bd.extractArchive(ctx, it)
-			if err != nil {
-				return nil, err
-			}
-			fi, err := os.Lstat(dir)
-			if err != nil {
-				return nil, err
-			}
-			src = copyItem{fsys: dirFS{root: dir}, src: "/", fi: fi}
-			sel = &selection{bd: bd, fsys: src.fsys}
-		}
-		ws := it.walked
-		if ws == nil || it.archive {
-			var err error
-			if ws, err = sel.walk(src); err != nil {
-				return nil, err
-			}
-		}
-		if err := statWalked(ws); err != nil {
+		if err := c.add(ctx, i, it.src, target, keepOwner); err != nil {
 			return nil, err
 		}
-		keepOwner := spec.from != "" || it.archive
-		for _, w := range ws {
-			e := entryFromInfo(strings.TrimPrefix(path.Join(target, w.rel), "/"), w.fi, keepOwner)
-			if w.rel == "" && it.archive {
-				continue // the extraction dir itself
-			}
-			if w.rel == "" && w.fi.IsDir() {
-				// The destination dir of a directory's contents: an existing
-				// one keeps its metadata, a new one is made like a parent.
-				if fi, err := root.Lstat(target); err == nil && fi.IsDir() {
-					if _, seen := byName[e.Name]; !seen {
-						ex := entryFromInfo(e.Name, fi, true)
-						put(ex)
-					}
-					continue
-				}
-				e.Mode, e.UID, e.GID = newDirMode, 0, 0
-				if own != nil {
-					e.UID, e.GID = own[0], own[1]
-				}
-				put(e)
-				continue
-			}
-			if e.Ino != 0 {
-				k := [3]uint64{uint64(i), e.Dev, e.Ino}
-				id, ok := inodes[k]
-				if !ok {
-					id = uint64(len(inodes)) + 1
-					inodes[k] = id
-				}
-				e.Dev, e.Ino = 0, id
-			}
-			if it.mode != 0 {
-				e.Mode = e.Mode.Type() | it.mode
-			}
-			if own != nil {
-				e.UID, e.GID = own[0], own[1]
-			}
-			if chmod != nil && e.Mode&fs.ModeSymlink == 0 {
-				e.Mode = chmod(e.Mode)
-			}
-			if err := fillSource(&e, src.fsys, w); err != nil {
-				return nil, err
-			}
-			put(e)
-		}
 	}
-	out := make([]layer.Entry, 0, len(order))
-	for _, n := range order {
+	out := make([]layer.Entry, 0, len(c.order))
+	for _, n := range c.order {
 		if n != "" {
-			out = append(out, byName[n])
+			out = append(out, c.byName[n])
 		}
 	}
 	return out, nil
 }
 
-// srcName is the base name a single source file lands under.
-func (it copyItem) srcName() string {
-	if it.destRel != "" {
-		return it.destRel
-	}
-	return path.Base(it.src)
-}
-
-// ancestors returns "/a", "/a/b", ... "/a/b/c" for "/a/b/c" ("/" excluded).
-func ancestors(p string) []string {
-	p = path.Clean(p)
-	if p == "/" {
+// add puts the entries of source i at target.
+func (c *copier) add(ctx context.Context, i int, src source, target string, keepOwner bool) error {
+	switch src := src.(type) {
+	case *heredocSource:
+		data := src.data
+		m := fs.FileMode(0o644)
+		if c.chmod != nil {
+			m = c.chmod(m)
+		}
+		e := layer.Entry{Name: strings.TrimPrefix(target, "/"), Mode: m, Size: int64(len(data)), ModTime: c.bd.clock.fileTime(),
+			Open: func() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader(data)), nil }}
+		c.chown(&e)
+		c.put(e)
 		return nil
+	case *downloadSource:
+		return c.add(ctx, i, src.file, target, keepOwner)
+	case *archiveSource:
+		dir, err := c.bd.extractArchive(ctx, src)
+		if err != nil {
+			return err
+		}
+		fi, err := os.Lstat(dir)
+		if err != nil {
+			return err
+		}
+		tree := &treeSource{sel: &fileset.Selection{FS: fileset.Dir(dir)}, m: fileset.Match{Path: "/", Info: fi}}
+		return c.tree(i, tree, target, true, true)
+	case *treeSource:
+		return c.tree(i, src, target, keepOwner, false)
 	}
-	parts := strings.Split(strings.TrimPrefix(p, "/"), "/")
-	out := make([]string, 0, len(parts))
-	cur := ""
-	for _, x := range parts {
-		cur += "/" + x
-		out = append(out, cur)
-	}
-	return out
+	return fmt.Errorf("unknown source %T", src)
 }
 
-// entryFromInfo makes an entry from a FileInfo (owner kept or reset to 0).
-func entryFromInfo(name string, fi fs.FileInfo, keepOwner bool) layer.Entry {
-	e := layer.Entry{Name: name, Mode: fi.Mode(), ModTime: fi.ModTime()}
-	if fi.Mode().IsRegular() {
-		e.Size = fi.Size()
-	}
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-		if keepOwner {
-			e.UID, e.GID = int(st.Uid), int(st.Gid)
-		}
-		if fi.Mode().IsRegular() && st.Nlink > 1 {
-			e.Dev, e.Ino = uint64(st.Dev), uint64(st.Ino)
-		}
-		if fi.Mode()&(fs.ModeDevice|fs.ModeCharDevice) != 0 {
-			e.Devmajor, e.Devminor = unix.Major(uint64(st.Rdev)), unix.Minor(uint64(st.Rdev))
+// tree puts a walked tree at target; extracted skips the extraction dir
+// itself (an archive's contents land in target).
+func (c *copier) tree(i int, src *treeSource, target string, keepOwner, extracted bool) error {
+	ws := src.walked
+	if ws == nil {
+		var err error
+		if ws, err = src.sel.Walk(src.m); err != nil {
+			return err
 		}
 	}
-	return e
+	if err := fileset.StatAll(ws); err != nil {
+		return err
+	}
+	for _, w := range ws {
+		if w.Rel == "" && extracted {
+			continue
+		}
+		e := entryFromInfo(strings.TrimPrefix(path.Join(target, w.Rel), "/"), w.Info, keepOwner)
+		if w.Rel == "" && w.Info.IsDir() {
+			// The destination dir of a directory's contents: an existing
+			// one keeps its metadata, a new one is made like a parent.
+			if fi, err := c.root.Lstat(target); err == nil && fi.IsDir() {
+				if _, seen := c.byName[e.Name]; !seen {
+					c.put(entryFromInfo(e.Name, fi, true))
+				}
+				continue
+			}
+			nd := c.newDir(e.Name)
+			nd.ModTime = e.ModTime // the source dir's
+			c.put(nd)
+			continue
+		}
+		if e.Ino != 0 {
+			k := [3]uint64{uint64(i), e.Dev, e.Ino}
+			id, ok := c.inodes[k]
+			if !ok {
+				id = uint64(len(c.inodes)) + 1
+				c.inodes[k] = id
+			}
+			e.Dev, e.Ino = 0, id
+		}
+		if src.mode != 0 {
+			e.Mode = e.Mode.Type() | src.mode
+		}
+		c.chown(&e)
+		if c.chmod != nil && e.Mode&fs.ModeSymlink == 0 {
+			e.Mode = c.chmod(e.Mode)
+		}
+		if err := fillSource(&e, src.sel.FS, w); err != nil {
+			return err
+		}
+		c.put(e)
+	}
+	return nil
 }
 
 // fillSource sets the link target or the content opener of e.
-func fillSource(e *layer.Entry, fsys srcFS, w walked) error {
+func fillSource(e *layer.Entry, fsys fileset.FS, w fileset.Walked) error {
 	switch {
-	case w.fi.Mode()&fs.ModeSymlink != 0:
-		t, err := fsys.Readlink(w.src)
+	case w.Info.Mode()&fs.ModeSymlink != 0:
+		t, err := fsys.Readlink(w.Src)
 		if err != nil {
-			return fmt.Errorf("readlink %s: %w", w.src, err)
+			return fmt.Errorf("readlink %s: %w", w.Src, err)
 		}
 		e.Linkname = t
-	case w.fi.Mode().IsRegular():
-		src := w.src
+	case w.Info.Mode().IsRegular():
+		src := w.Src
 		e.Open = func() (io.ReadCloser, error) { return fsys.Open(src) }
 	}
 	return nil
 }
 
 // extractArchive unpacks an ADD archive into a temp dir (safe apply).
-func (bd *build) extractArchive(ctx context.Context, it copyItem) (string, error) {
+func (bd *build) extractArchive(ctx context.Context, a *archiveSource) (string, error) {
 	dir, err := os.MkdirTemp(bd.tmp, "add-")
 	if err != nil {
 		return "", err
 	}
-	host, err := it.fsys.HostPath(it.src)
+	host, err := a.fsys.HostPath(a.path)
 	if err != nil {
 		return "", err
 	}
@@ -292,24 +261,7 @@ func (bd *build) extractArchive(ctx context.Context, it copyItem) (string, error
 	}
 	defer f.Close()
 	if _, err := layer.Apply(ctx, dir, f, layer.ApplyOptions{Whiteouts: layer.WhiteoutReject}); err != nil {
-		return "", fmt.Errorf("extract %s: %w", strings.TrimPrefix(it.src, "/"), err)
+		return "", fmt.Errorf("extract %s: %w", strings.TrimPrefix(a.path, "/"), err)
 	}
 	return dir, nil
-}
-
-// resolveDest resolves a destination path inside root: symlinks of the
-// existing part are followed, missing trailing components are kept.
-func resolveDest(root srcFS, p string) (string, error) {
-	r, err := root.Resolve(p)
-	if err == nil {
-		return r, nil
-	}
-	if !errors.Is(err, fs.ErrNotExist) || p == "/" {
-		return "", err
-	}
-	parent, err := resolveDest(root, path.Dir(p))
-	if err != nil {
-		return "", err
-	}
-	return path.Join(parent, path.Base(p)), nil
 }

@@ -7,7 +7,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/builderdev/builder/parser"
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
@@ -282,14 +281,6 @@ func checkSignal(s string) error {
 		return nil
 	}
 	return fmt.Errorf("invalid signal: %s", s)
-}
-
-// timeNow is the step time: SOURCE_DATE_EPOCH when set.
-func (bd *build) timeNow() time.Time {
-	if bd.opts.SourceDateEpoch != nil {
-		return bd.opts.SourceDateEpoch.UTC()
-	}
-	return time.Now().UTC()
 }
 
 // lint prints one of BuildKit's build checks, with its rule name and line.

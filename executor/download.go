@@ -11,14 +11,16 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"time"
 
+	"github.com/builderdev/builder/fileset"
+	"github.com/builderdev/builder/layer"
 	"github.com/opencontainers/go-digest"
 )
 
 // download fetches an ADD URL into the build's temp dir (mode 0600, mtime
-// from Last-Modified as Docker does) and checks --checksum.
-func (bd *build) download(ctx context.Context, rawURL, checksum string) ([]copyItem, error) {
+// from Last-Modified as Docker does) and checks --checksum. With unpack, an
+// archive is extracted.
+func (bd *build) download(ctx context.Context, rawURL, checksum string, unpack bool) ([]copyItem, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") {
 		return nil, fmt.Errorf("unsupported URL %q", rawURL)
@@ -67,7 +69,7 @@ func (bd *build) download(ctx context.Context, rawURL, checksum string) ([]copyI
 			return nil, fmt.Errorf("checksum mismatch for %s: expected %s, got %s", rawURL, want, got)
 		}
 	}
-	mtime := bd.fixedTime()
+	mtime := bd.clock.fileTime()
 	if lm, err := http.ParseTime(resp.Header.Get("Last-Modified")); err == nil {
 		mtime = lm.UTC()
 	}
@@ -78,6 +80,12 @@ func (bd *build) download(ctx context.Context, rawURL, checksum string) ([]copyI
 	if err != nil {
 		return nil, err
 	}
-	return []copyItem{{fsys: dirFS{root: dir}, src: "/" + name, fi: fi, destRel: name, mode: 0o600,
-		download: rawURL + "@" + got.String() + "@" + mtime.Format(time.RFC3339)}}, nil
+	d := &downloadSource{url: rawURL, content: got, mtime: mtime}
+	tree := fileset.Dir(dir)
+	if ok, _ := layer.IsArchive(host); unpack && ok {
+		d.file = &archiveSource{fsys: tree, path: "/" + name}
+		return []copyItem{{src: d}}, nil
+	}
+	d.file = &treeSource{sel: &fileset.Selection{FS: tree}, m: fileset.Match{Path: "/" + name, Info: fi, Matched: "/" + name, DestRel: name}, mode: 0o600}
+	return []copyItem{{destRel: name, src: d}}, nil
 }

@@ -1,21 +1,29 @@
-// Package executor plans the stages of a Dockerfile, computes cache keys,
-// runs steps and writes the image config and manifest. It is the only glue
-// between parser, cache, layer, snapshot, sandbox and oci.
+// Package executor is the build engine: it plans the stages of a Dockerfile,
+// computes each step's cache key, runs the steps that miss (RUN in the
+// sandbox over a snapshot, COPY/ADD streamed from a file tree into a layer)
+// and writes the image config and manifest. It is the only glue between
+// parser, fileset, cache, layer, snapshot, sandbox and oci.
+//
+// One call is one build:
+//
+//	res, err := executor.Build(ctx, executor.Stores{Images: st, Snapshots: sn, Cache: c}, opts)
+//
+// Build takes no lock, tags nothing and exports nothing: the caller (package
+// client) holds the store lock for the whole build and publishes the result.
+// Everything the build writes is crash-safe on its own: blobs are verified
+// and renamed into place, snapshots are committed by rename, and a cache
+// record is written last, so a killed build leaves at worst unreferenced
+// files that the next open or prune removes.
 package executor
 
 import (
-	"context"
 	"errors"
-	"fmt"
-	"io"
-	"log/slog"
-	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/builderdev/builder/cache"
 	"github.com/builderdev/builder/layer"
 	"github.com/builderdev/builder/oci"
+	"github.com/builderdev/builder/oci/registry"
 	"github.com/builderdev/builder/snapshot"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -24,94 +32,52 @@ import (
 // ErrUsage marks errors caused by bad arguments (exit code 2).
 var ErrUsage = errors.New("usage error")
 
-// Builder owns the stores of one state directory.
-type Builder struct {
-	Store     *oci.Store
-	Snapshots *snapshot.Store
-	Cache     *cache.Store
-	log       *slog.Logger
+// Stores are the on-disk stores of one state directory that a build reads
+// and writes. All three are safe for concurrent builds.
+type Stores struct {
+	Images    *oci.Store      // blobs, manifests, configs (base images and results)
+	Snapshots *snapshot.Store // unpacked layers by chain ID
+	Cache     *cache.Store    // step records, context stat caches, cache mounts
 }
 
-// Open opens (creating when missing) the state directory root.
-func Open(ctx context.Context, root string, log *slog.Logger) (*Builder, error) {
-	if log == nil {
-		log = slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
-	if err := os.MkdirAll(root, 0o755); err != nil {
-		return nil, fmt.Errorf("create state dir: %w", err)
-	}
-	root, err := filepath.Abs(root)
-	if err != nil {
-		return nil, err
-	}
-	st, err := oci.Open(ctx, root)
-	if err != nil {
-		return nil, err
-	}
-	sn, err := snapshot.Open(ctx, filepath.Join(root, "snapshots"))
-	if err != nil {
-		return nil, err
-	}
-	c, err := cache.Open(ctx, filepath.Join(root, "cache"))
-	if err != nil {
-		return nil, err
-	}
-	return &Builder{Store: st, Snapshots: sn, Cache: c, log: log}, nil
-}
-
-// Close releases the stores (this process's work dir under <root>/tmp).
-// The Builder must not be used after Close.
-func (b *Builder) Close() error { return b.Store.Close() }
-
-// Output is one export of the built image.
-type Output struct {
-	Type string // "oci", "docker", "oci-layout", "local", "image"
-	Dest string // path; for "image", the name to tag (and push)
-	Push bool   // "image" only: push Dest to its registry
-}
-
-// Options of one build. The zero value is not useful: ContextDir and a
-// Dockerfile are required.
+// Options of one build. ContextDir and Dockerfile are required; every other
+// zero value is a default.
 type Options struct {
 	ContextDir     string
 	Dockerfile     []byte // contents
-	DockerfileName string // for messages, e.g. "Dockerfile"
+	DockerfileName string // for messages (default "Dockerfile")
 	// DockerignorePath, when set, is the ignore file (else <context>/.dockerignore).
 	DockerignorePath string
-	Tags             []string
 	Target           string
 	BuildArgs        map[string]string
 	Labels           map[string]string
-	Compression      layer.Compression
+	Compression      layer.Compression // default gzip
 	NoCache          bool
 	NoCacheFilter    []string // stage names whose steps skip the cache
 	Network          string   // "host" (default) or "none"
-	Outputs          []Output
-	// SourceDateEpoch, when set, clamps file mtimes and sets every created time.
+	// SourceDateEpoch, when set, clamps file mtimes and sets every created
+	// time (see clock).
 	SourceDateEpoch *time.Time
-	Reporter        Reporter
+	Reporter        Reporter // default: none
 	// Pull re-resolves base image tags against their registries (only
 	// missing blobs are fetched); without it a stored base is used as is.
 	Pull bool
 	// Platform of the image (zero: the host's): picks base images from
 	// indexes and sets the TARGET* platform ARGs.
 	Platform ocispec.Platform
-	// Push uploads the image to the registry of every tag after the build.
-	Push bool
-	// Registry: TLS, credentials and blob progress for pulls and pushes.
-	Registry RegistryOptions
+	// Registry: TLS, credentials and blob progress for pulls of base images.
+	Registry registry.Options
 	// Secrets maps RUN --mount=type=secret ids to their content (--secret);
 	// it never enters a layer, a cache key or the history, and is on disk
 	// (in the store's tmp) only while a RUN that mounts it runs.
 	Secrets map[string][]byte
 }
 
-// Result of a successful build.
+// Result of a successful build: an image in Stores.Images, not yet tagged.
 type Result struct {
 	ManifestDigest digest.Digest
-	ImageID        digest.Digest // config digest
-	Tags           []string
-	Manifest       ocispec.Descriptor // of ManifestDigest, in the store
+	ImageID        digest.Digest      // config digest
+	Manifest       ocispec.Descriptor // of ManifestDigest, with its platform
 	// LayerSteps[i] is the Dockerfile line that made layer i
 	// ("Dockerfile:3"), "" for the layers of the base image.
 	LayerSteps []string

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/builderdev/builder/oci"
+	"github.com/builderdev/builder/snapshot"
 	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
 	"github.com/opencontainers/go-digest"
 	specs "github.com/opencontainers/image-spec/specs-go"
@@ -64,7 +64,7 @@ func (st *imageState) addLayer(desc ocispec.Descriptor, diffID digest.Digest, cr
 	st.layers = append(st.layers, desc)
 	st.steps = append(st.steps, st.origin)
 	st.img.RootFS.DiffIDs = append(st.img.RootFS.DiffIDs, diffID)
-	st.chain = chainID(st.chain, diffID)
+	st.chain = snapshot.ChainID(st.chain, diffID)
 	c := created.UTC()
 	st.img.History = append(st.img.History, ocispec.History{Created: &c, CreatedBy: createdBy, Comment: historyComment})
 	if st.created == nil || c.After(*st.created) {
@@ -75,13 +75,6 @@ func (st *imageState) addLayer(desc ocispec.Descriptor, diffID digest.Digest, cr
 // addHistory records a metadata-only step.
 func (st *imageState) addHistory(createdBy string) {
 	st.img.History = append(st.img.History, ocispec.History{CreatedBy: createdBy, Comment: historyComment, EmptyLayer: true})
-}
-
-func chainID(parent, diffID digest.Digest) digest.Digest {
-	if parent == "" {
-		return diffID
-	}
-	return digest.FromString(parent.String() + " " + diffID.String())
 }
 
 func scratchImage(plat ocispec.Platform) dockerspec.DockerOCIImage {
@@ -140,7 +133,7 @@ func (bd *build) resolveImage(ctx context.Context, ref string, plat ocispec.Plat
 		return nil, err
 	}
 	var cfg dockerspec.DockerOCIImage
-	if err := bd.b.Store.GetJSON(im.Manifest.Config.Digest, &cfg); err != nil {
+	if err := bd.st.Images.GetJSON(im.Manifest.Config.Digest, &cfg); err != nil {
 		return nil, fmt.Errorf("read config of %s: %w", ref, err)
 	}
 	if len(cfg.RootFS.DiffIDs) != len(im.Manifest.Layers) {
@@ -152,7 +145,7 @@ func (bd *build) resolveImage(ctx context.Context, ref string, plat ocispec.Plat
 		st.newest = cfg.Created.Unix()
 	}
 	for _, d := range cfg.RootFS.DiffIDs {
-		st.chain = chainID(st.chain, d)
+		st.chain = snapshot.ChainID(st.chain, d)
 	}
 	if st.img.OS == "" {
 		st.img.OS = "linux"
@@ -160,31 +153,19 @@ func (bd *build) resolveImage(ctx context.Context, ref string, plat ocispec.Plat
 	return st, nil
 }
 
-// finish writes config and manifest, tags and exports the image.
-func (bd *build) finish(ctx context.Context, st *imageState) (*Result, error) {
+// finish writes the config and manifest of the target stage's image.
+func (bd *build) finish(st *imageState) (*Result, error) {
 	img := st.img
 	if len(bd.opts.Labels) > 0 {
 		if img.Config.Labels == nil {
 			img.Config.Labels = map[string]string{}
 		}
-		for k, v := range bd.opts.Labels {
-			img.Config.Labels[k] = v
-		}
+		maps.Copy(img.Config.Labels, bd.opts.Labels)
 	}
-	var created time.Time
-	switch {
-	case bd.opts.SourceDateEpoch != nil:
-		created = bd.opts.SourceDateEpoch.UTC()
-	case st.created != nil:
-		created = *st.created
-	case img.Created != nil:
-		created = *img.Created
-	default:
-		created = time.Unix(0, 0).UTC()
-	}
+	created := bd.clock.imageTime(st.created, img.Created)
 	img.Created = &created
 	for i := range img.History {
-		if img.History[i].Created == nil || bd.opts.SourceDateEpoch != nil && img.History[i].Comment == historyComment {
+		if img.History[i].Created == nil || bd.clock.rewritesHistory() && img.History[i].Comment == historyComment {
 			c := created
 			img.History[i].Created = &c
 		}
@@ -193,7 +174,7 @@ func (bd *build) finish(ctx context.Context, st *imageState) (*Result, error) {
 		img.RootFS.DiffIDs = []digest.Digest{}
 	}
 	img.RootFS.Type = "layers"
-	cfgDesc, err := bd.b.Store.PutJSON(ocispec.MediaTypeImageConfig, img)
+	cfgDesc, err := bd.st.Images.PutJSON(ocispec.MediaTypeImageConfig, img)
 	if err != nil {
 		return nil, fmt.Errorf("write image config: %w", err)
 	}
@@ -207,32 +188,11 @@ func (bd *build) finish(ctx context.Context, st *imageState) (*Result, error) {
 		Config:    cfgDesc,
 		Layers:    layers,
 	}
-	manDesc, err := bd.b.Store.PutJSON(ocispec.MediaTypeImageManifest, man)
+	manDesc, err := bd.st.Images.PutJSON(ocispec.MediaTypeImageManifest, man)
 	if err != nil {
 		return nil, fmt.Errorf("write manifest: %w", err)
 	}
 	manDesc.Platform = &ocispec.Platform{OS: img.OS, Architecture: img.Architecture, Variant: img.Variant}
-	res := &Result{ManifestDigest: manDesc.Digest, ImageID: cfgDesc.Digest, Manifest: manDesc,
-		LayerSteps: slices.Clone(st.steps), Bases: bd.baseImages()}
-	for _, t := range bd.opts.Tags {
-		name, _ := normalizeTag(t)
-		if err := bd.b.Store.Tag(name, manDesc); err != nil {
-			return nil, fmt.Errorf("tag %s: %w", t, err)
-		}
-		res.Tags = append(res.Tags, name)
-	}
-	if err := bd.publish(ctx, &oci.Image{Descriptor: manDesc, Manifest: man}, res.Tags); err != nil {
-		return nil, err
-	}
-	return res, nil
-}
-
-func normalizeTag(t string) (string, error) { return oci.NormalizeRef(t) }
-
-func layerDigests(ls []ocispec.Descriptor) []digest.Digest {
-	out := make([]digest.Digest, 0, len(ls))
-	for _, l := range ls {
-		out = append(out, l.Digest)
-	}
-	return out
+	return &Result{ManifestDigest: manDesc.Digest, ImageID: cfgDesc.Digest, Manifest: manDesc,
+		LayerSteps: slices.Clone(st.steps), Bases: bd.baseImages()}, nil
 }

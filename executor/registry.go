@@ -14,59 +14,6 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
-// RegistryOptions configure registry access: platform, TLS, credentials
-// and the per-blob progress callback (see oci/registry).
-type RegistryOptions = registry.Options
-
-// BlobEvent is one finished blob of a pull or push.
-type BlobEvent = registry.BlobEvent
-
-// ParsePlatform parses "os/arch[/variant]".
-func ParsePlatform(s string) (ocispec.Platform, error) { return registry.ParsePlatform(s) }
-
-// Pull fetches ref from its registry into the store and tags it.
-func (b *Builder) Pull(ctx context.Context, ref string, opts RegistryOptions) (*oci.Image, error) {
-	unlock, err := b.Store.Lock(ctx, false)
-	if err != nil {
-		return nil, err
-	}
-	defer unlock()
-	return registry.Pull(ctx, b.Store, ref, opts)
-}
-
-// Push uploads the store image image to ref (image's own name when ref
-// is empty).
-func (b *Builder) Push(ctx context.Context, image, ref string, opts RegistryOptions) error {
-	unlock, err := b.Store.Lock(ctx, false)
-	if err != nil {
-		return err
-	}
-	defer unlock()
-	img, err := b.Store.Resolve(image)
-	if err != nil {
-		return fmt.Errorf("push %s: %w", image, err)
-	}
-	if ref == "" {
-		ref = img.Name
-		if ref == "" {
-			return fmt.Errorf("%w: push %s: the image has no name; give a destination reference", ErrUsage, image)
-		}
-	}
-	return registry.Push(ctx, b.Store, img, ref, opts)
-}
-
-// Login checks the credentials against the registry and saves them in the
-// docker config file.
-func Login(ctx context.Context, reg, user, password string, opts RegistryOptions) error {
-	return registry.Login(ctx, reg, user, password, opts)
-}
-
-// Logout removes the saved credentials of a registry (oci.ErrNotFound
-// when there were none).
-func Logout(ctx context.Context, reg string, opts RegistryOptions) error {
-	return registry.Logout(ctx, reg, opts)
-}
-
 // pullCache remembers the images pulled during one build, so each base is
 // resolved against its registry at most once.
 type pullCache struct {
@@ -120,10 +67,10 @@ func (bd *build) baseImages() map[string]*oci.Image {
 func (bd *build) findBase(ctx context.Context, ref string, plat ocispec.Platform) (*oci.Image, error) {
 	var stored *oci.Image
 	if !bd.opts.Pull {
-		im, err := bd.b.Store.Resolve(ref)
+		im, err := bd.st.Images.Resolve(ref)
 		switch {
 		case err == nil && platformOK(im, plat):
-			if err := checkRefDigest(bd.b.Store, ref, im); err != nil {
+			if err := checkRefDigest(bd.st.Images, ref, im); err != nil {
 				return nil, err
 			}
 			return im, nil
@@ -144,7 +91,7 @@ func (bd *build) findBase(ctx context.Context, ref string, plat ocispec.Platform
 	}
 	ro := bd.opts.Registry
 	ro.Platform = plat
-	im, err := registry.Pull(ctx, bd.b.Store, ref, ro)
+	im, err := registry.Pull(ctx, bd.st.Images, ref, ro)
 	if err != nil {
 		if stored != nil {
 			return nil, fmt.Errorf("the stored %s is for %s, not %s: %w", ref, imagePlatform(stored), registry.FormatPlatform(plat), err)
@@ -194,29 +141,4 @@ func checkRefDigest(store *oci.Store, ref string, im *oci.Image) error {
 		}
 	}
 	return fmt.Errorf("image %s: digest mismatch: store has %s", ref, im.Descriptor.Digest)
-}
-
-// push uploads the built image to each name with push set.
-func (bd *build) push(ctx context.Context, img *oci.Image, refs []string) error {
-	for _, ref := range refs {
-		if err := registry.Push(ctx, bd.b.Store, img, ref, bd.opts.Registry); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// exportImage tags the image as o.Dest and pushes it when o.Push is set.
-func (bd *build) exportImage(ctx context.Context, img *oci.Image, o Output) error {
-	name, err := oci.NormalizeRef(o.Dest)
-	if err != nil {
-		return fmt.Errorf("%w: output name %q: %v", ErrUsage, o.Dest, err)
-	}
-	if err := bd.b.Store.Tag(name, img.Descriptor); err != nil {
-		return err
-	}
-	if !o.Push {
-		return nil
-	}
-	return registry.Push(ctx, bd.b.Store, img, o.Dest, bd.opts.Registry)
 }

@@ -4,40 +4,35 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"strings"
 
+	"github.com/builderdev/builder/fileset"
 	"github.com/builderdev/builder/layer"
 	"github.com/builderdev/builder/snapshot"
 	"github.com/opencontainers/go-digest"
 )
 
-// contextFS returns the build context as a srcFS and its .dockerignore.
+// contextFS returns the build context as a tree and its .dockerignore.
 // Build calls it once before any stage runs; later calls only read.
-func (bd *build) contextFS() (srcFS, *ignorer, error) {
-	if bd.ctxFS != nil {
+func (bd *build) contextFS() (fileset.DirFS, *fileset.Ignore, error) {
+	if bd.ctxIgnore != nil {
 		return bd.ctxFS, bd.ctxIgnore, nil
 	}
 	abs, err := filepath.Abs(bd.opts.ContextDir)
 	if err != nil {
-		return nil, nil, err
+		return fileset.DirFS{}, nil, err
 	}
 	ignPath := bd.opts.DockerignorePath
 	if ignPath == "" {
 		ignPath = filepath.Join(abs, ".dockerignore")
 	}
-	pats, err := readIgnoreFile(ignPath)
+	ig, err := fileset.ReadIgnore(ignPath)
 	if err != nil {
-		return nil, nil, fmt.Errorf("read %s: %w", ignPath, err)
+		return fileset.DirFS{}, nil, err
 	}
-	ig, err := newIgnorer(pats)
-	if err != nil {
-		return nil, nil, err
-	}
-	bd.ctxFS, bd.ctxIgnore = dirFS{root: abs}, ig
+	bd.ctxFS, bd.ctxIgnore = fileset.Dir(abs), ig
 	return bd.ctxFS, bd.ctxIgnore, nil
 }
 
@@ -65,88 +60,38 @@ func (bd *build) fromState(ctx context.Context, s *stage, from string) (*imageSt
 	return img, nil
 }
 
-// viewFS is a read-only merged rootfs of committed snapshots.
-type viewFS struct{ v snapshot.View }
-
-func (r viewFS) Lstat(p string) (fs.FileInfo, error) {
-	if len(r.v.Lowers) == 0 {
-		return nil, &fs.PathError{Op: "lstat", Path: p, Err: fs.ErrNotExist}
-	}
-	return r.v.Lstat(p)
-}
-
-func (r viewFS) ReadDir(p string) ([]fs.DirEntry, error) {
-	if len(r.v.Lowers) == 0 {
-		return nil, &fs.PathError{Op: "readdir", Path: p, Err: fs.ErrNotExist}
-	}
-	infos, err := r.v.ReadDir(p)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]fs.DirEntry, len(infos))
-	for i, fi := range infos {
-		out[i] = fs.FileInfoToDirEntry(fi)
-	}
-	return out, nil
-}
-
-func (r viewFS) HostPath(p string) (string, error) {
-	if len(r.v.Lowers) == 0 {
-		return "", &fs.PathError{Op: "open", Path: p, Err: fs.ErrNotExist}
-	}
-	return r.v.HostPath(p)
-}
-
-func (r viewFS) Open(p string) (io.ReadCloser, error) {
-	h, err := r.HostPath(p)
-	if err != nil {
-		return nil, err
-	}
-	return openNoFollow(h)
-}
-
-func (r viewFS) Readlink(p string) (string, error) {
-	h, err := r.HostPath(p)
-	if err != nil {
-		return "", err
-	}
-	return os.Readlink(h)
-}
-
-func (r viewFS) Resolve(p string) (string, error) {
-	if len(r.v.Lowers) == 0 {
-		return resolveIn(p, r.Lstat, r.Readlink)
-	}
-	return r.v.Resolve(p)
-}
-
-func (r viewFS) ReadFile(p string) ([]byte, error) {
-	if len(r.v.Lowers) == 0 {
-		return nil, &fs.PathError{Op: "open", Path: p, Err: fs.ErrNotExist}
-	}
-	return r.v.ReadFile(p)
-}
-
 // rootfs makes sure every layer of st is unpacked as a snapshot and returns
 // the merged read view.
-func (bd *build) rootfs(ctx context.Context, st *imageState) (viewFS, error) {
+func (bd *build) rootfs(ctx context.Context, st *imageState) (fileset.ViewFS, error) {
+	lowers, err := bd.lowers(ctx, st)
+	return viewOf(lowers), err
+}
+
+// viewOf is the merged tree of lowers (top first); none: the empty tree.
+func viewOf(lowers []string) fileset.ViewFS {
+	if len(lowers) == 0 {
+		return fileset.View(nil)
+	}
+	return fileset.View(snapshot.View{Lowers: lowers})
+}
+
+// lowers makes sure every layer of st is unpacked as a snapshot and returns
+// their dirs, top first (none for an image without layers).
+func (bd *build) lowers(ctx context.Context, st *imageState) ([]string, error) {
 	if err := bd.unpack(ctx, st); err != nil {
-		return viewFS{}, err
+		return nil, err
 	}
 	if st.chain == "" {
-		return viewFS{}, nil
+		return nil, nil
 	}
-	lowers, err := bd.b.Snapshots.Lowers(ctx, st.chain)
+	lowers, err := bd.st.Snapshots.Lowers(ctx, st.chain)
 	if errors.Is(err, snapshot.ErrNotFound) {
 		// An ancestor is gone (a prune that crashed): unpack it again.
 		if err = bd.unpackAll(ctx, st); err == nil {
-			lowers, err = bd.b.Snapshots.Lowers(ctx, st.chain)
+			lowers, err = bd.st.Snapshots.Lowers(ctx, st.chain)
 		}
 	}
-	if err != nil {
-		return viewFS{}, err
-	}
-	return viewFS{v: snapshot.View{Lowers: lowers}}, nil
+	return lowers, err
 }
 
 // unpack makes sure the layers of st have snapshots. A committed snapshot
@@ -156,7 +101,7 @@ func (bd *build) rootfs(ctx context.Context, st *imageState) (viewFS, error) {
 // calls unpackAll.
 func (bd *build) unpack(ctx context.Context, st *imageState) error {
 	if st.chain != "" {
-		if _, err := bd.b.Snapshots.Stat(ctx, st.chain); err == nil {
+		if _, err := bd.st.Snapshots.Stat(ctx, st.chain); err == nil {
 			return nil
 		}
 	}
@@ -168,23 +113,23 @@ func (bd *build) unpackAll(ctx context.Context, st *imageState) error {
 	var parent digest.Digest
 	for i, desc := range st.layers {
 		diffID := st.img.RootFS.DiffIDs[i]
-		chain := chainID(parent, diffID)
-		if _, err := bd.b.Snapshots.Stat(ctx, chain); err == nil {
+		chain := snapshot.ChainID(parent, diffID)
+		if _, err := bd.st.Snapshots.Stat(ctx, chain); err == nil {
 			parent = chain
 			continue
 		} else if !errors.Is(err, snapshot.ErrNotFound) {
 			return err
 		}
-		a, err := bd.b.Snapshots.Prepare(ctx, parent)
+		a, err := bd.st.Snapshots.Prepare(ctx, parent)
 		if err != nil {
 			return fmt.Errorf("prepare snapshot: %w", err)
 		}
 		if err := bd.applyBlob(ctx, a.Upper, a.Lowers, desc.Digest, diffID); err != nil {
-			_ = bd.b.Snapshots.Remove(a)
+			_ = bd.st.Snapshots.Remove(a)
 			return err
 		}
-		if _, err := bd.b.Snapshots.Commit(ctx, a, chain); err != nil {
-			_ = bd.b.Snapshots.Remove(a)
+		if _, err := bd.st.Snapshots.Commit(ctx, a, chain); err != nil {
+			_ = bd.st.Snapshots.Remove(a)
 			return fmt.Errorf("commit snapshot: %w", err)
 		}
 		parent = chain
@@ -196,12 +141,12 @@ func (bd *build) unpackAll(ctx context.Context, st *imageState) error {
 // lowers: the parent dirs the tar does not list take their metadata from
 // lowers, as the layer leaves them unchanged.
 func (bd *build) applyBlob(ctx context.Context, dir string, lowers []string, blob, diffID digest.Digest) error {
-	r, err := bd.b.Store.OpenBlob(blob)
+	r, err := bd.st.Images.OpenBlob(blob)
 	if err != nil {
 		return fmt.Errorf("open layer %s: %w", blob, err)
 	}
 	defer r.Close()
-	below := viewFS{v: snapshot.View{Lowers: lowers}}
+	below := viewOf(lowers)
 	opts := layer.ApplyOptions{Whiteouts: layer.WhiteoutOverlay, DiffID: diffID,
 		Below: func(name string) (fs.FileInfo, error) { return below.Lstat("/" + name) }}
 	if _, err := layer.Apply(ctx, dir, r, opts); err != nil {

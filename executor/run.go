@@ -2,7 +2,6 @@ package executor
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -12,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/builderdev/builder/cache"
+	"github.com/builderdev/builder/fileset"
 	"github.com/builderdev/builder/layer"
 	"github.com/builderdev/builder/snapshot"
 	"github.com/builderdev/builder/snapshot/sandbox"
@@ -35,7 +34,7 @@ func (bd *build) run(ctx context.Context, s *stage, st *imageState, c *instructi
 	if err != nil {
 		return err
 	}
-	args, err := runArgs(st, c)
+	cmd, err := runArgs(st, c)
 	if err != nil {
 		return err
 	}
@@ -44,19 +43,13 @@ func (bd *build) run(ctx context.Context, s *stage, st *imageState, c *instructi
 		network = bd.opts.Network
 	}
 	env := bd.runEnv(st)
-	argsJSON, _ := json.Marshal(args)
-	in := cache.Inputs{
-		Instruction: "RUN " + string(argsJSON),
-		Env:         env,
-		User:        st.img.Config.User,
-		Workdir:     st.img.Config.WorkingDir,
-		Shell:       st.img.Config.Shell,
-		Args:        st.args.toMap(),
-		Network:     network,
-		Extra:       mountKeys(mounts),
+	key := runKey{Op: "RUN", Args: cmd.args, Script: cmd.script, Env: env, User: st.img.Config.User,
+		Workdir: st.img.Config.WorkingDir, Shell: st.img.Config.Shell, BuildArgs: st.args.toMap(), Network: network}
+	for _, m := range mounts {
+		key.Mounts = append(key.Mounts, m.key)
 	}
-	hist := args
-	if len(args) == 2 && args[0] == "\x00heredoc" {
+	hist := cmd.args
+	if cmd.script != "" {
 		// BuildKit runs a shebang heredoc as a file at /dev/pipes/<name>
 		// through the shell, and records that.
 		hist = withShell(st, []string{"/dev/pipes/" + c.Files[0].Name})
@@ -64,19 +57,27 @@ func (bd *build) run(ctx context.Context, s *stage, st *imageState, c *instructi
 	return bd.runStep(ctx, s, st, step, fsStep{
 		text:      c.String(),
 		createdBy: "RUN " + runHistory(hist, st) + " # buildkit",
-		inputs:    in,
+		key:       key,
 		produce: func(ctx context.Context) (*produced, error) {
-			return bd.execRun(ctx, st, args, bd.withProxies(env), network, mounts)
+			return bd.execRun(ctx, st, cmd, bd.withProxies(env), network, mounts)
 		},
 	})
 }
 
+// runCmd is what a RUN executes: argv, or a script.
+type runCmd struct {
+	args []string
+	// script is a heredoc with a shebang: written to the rootfs and run as
+	// a file (args is then unused).
+	script string
+}
+
 // runArgs turns the RUN line (shell form, exec form, heredocs) into argv.
-func runArgs(st *imageState, c *instructions.RunCommand) ([]string, error) {
+func runArgs(st *imageState, c *instructions.RunCommand) (runCmd, error) {
 	args := c.CmdLine
 	if len(c.Files) > 0 {
 		if len(args) != 1 || !c.PrependShell {
-			return nil, fmt.Errorf("invalid heredoc RUN: %v", args)
+			return runCmd{}, fmt.Errorf("invalid heredoc RUN: %v", args)
 		}
 		if hd := bkparser.MustParseHeredoc(args[0]); hd != nil && len(c.Files) == 1 {
 			data := c.Files[0].Data
@@ -85,7 +86,7 @@ func runArgs(st *imageState, c *instructions.RunCommand) ([]string, error) {
 			}
 			if strings.HasPrefix(data, "#!") {
 				// A script with a shebang is run as a file (see execRun).
-				return []string{"\x00heredoc", data}, nil
+				return runCmd{script: data}, nil
 			}
 			args = []string{data}
 		} else {
@@ -102,7 +103,7 @@ func runArgs(st *imageState, c *instructions.RunCommand) ([]string, error) {
 	if c.PrependShell {
 		args = withShell(st, args)
 	}
-	return args, nil
+	return runCmd{args: args}, nil
 }
 
 // runEnv is RUN's environment as the cache key sees it: the image ENV and
@@ -149,9 +150,6 @@ func (bd *build) withProxies(env []string) []string {
 
 // runHistory is BuildKit's created_by for RUN: "|N K=V ... cmd".
 func runHistory(args []string, st *imageState) string {
-	if len(args) == 2 && args[0] == "\x00heredoc" {
-		args = []string{args[1]}
-	}
 	var pre []string
 	seen := map[string]int{}
 	env := st.expandEnv() // as BuildKit: the value RUN sees (ENV wins)
@@ -174,15 +172,15 @@ func runHistory(args []string, st *imageState) string {
 }
 
 // execRun runs args over a new active snapshot and packs its upper dir.
-func (bd *build) execRun(ctx context.Context, st *imageState, args, env []string, network string, mounts []runMount) (*produced, error) {
+func (bd *build) execRun(ctx context.Context, st *imageState, cmd runCmd, env []string, network string, mounts []runMount) (*produced, error) {
 	if err := bd.unpack(ctx, st); err != nil {
 		return nil, err
 	}
-	a, err := bd.b.Snapshots.Prepare(ctx, st.chain)
+	a, err := bd.st.Snapshots.Prepare(ctx, st.chain)
 	if errors.Is(err, snapshot.ErrNotFound) {
 		// An ancestor is gone (a prune that crashed): unpack it again.
 		if err = bd.unpackAll(ctx, st); err == nil {
-			a, err = bd.b.Snapshots.Prepare(ctx, st.chain)
+			a, err = bd.st.Snapshots.Prepare(ctx, st.chain)
 		}
 	}
 	if err != nil {
@@ -191,29 +189,29 @@ func (bd *build) execRun(ctx context.Context, st *imageState, args, env []string
 	ok := false
 	defer func() {
 		if !ok {
-			_ = bd.b.Snapshots.Remove(a)
+			_ = bd.st.Snapshots.Remove(a)
 		}
 	}()
 	// The parent rootfs, read through the lowers Prepare already listed
 	// (each listing stats every layer of the chain).
-	root := viewFS{v: snapshot.View{Lowers: a.Lowers}}
-	u, err := resolveUser(root, st.img.Config.User)
+	root := viewOf(a.Lowers)
+	u, err := fileset.ResolveUser(root, st.img.Config.User)
 	if err != nil {
 		return nil, err
 	}
 	if !hasEnv(env, "HOME") {
-		env = append(env, "HOME="+u.home)
+		env = append(env, "HOME="+u.Home)
 	}
 	rootDir, err := os.MkdirTemp(bd.tmp, "rootfs-")
 	if err != nil {
 		return nil, err
 	}
 	defer os.Remove(rootDir)
-	scriptHost := ""
-	if len(args) == 2 && args[0] == "\x00heredoc" {
+	args, scriptHost := cmd.args, ""
+	if cmd.script != "" {
 		// The sandbox only sees the rootfs, so the script goes to the root
 		// of the upper dir and is removed before the upper dir is diffed.
-		script, err := writeScript(a.Upper, args[1])
+		script, err := writeScript(a.Upper, cmd.script)
 		if err != nil {
 			return nil, err
 		}
@@ -224,8 +222,8 @@ func (bd *build) execRun(ctx context.Context, st *imageState, args, env []string
 	if cwd == "" {
 		cwd = "/"
 	}
-	groups := make([]uint32, 0, len(u.groups))
-	for _, g := range u.groups {
+	groups := make([]uint32, 0, len(u.Groups))
+	for _, g := range u.Groups {
 		groups = append(groups, uint32(g))
 	}
 	out := &logWriter{bd: bd, id: stepID(ctx)}
@@ -267,8 +265,8 @@ func (bd *build) execRun(ctx context.Context, st *imageState, args, env []string
 		Args:    args,
 		Env:     env,
 		Cwd:     cwd,
-		UID:     uint32(u.uid),
-		GID:     uint32(u.gid),
+		UID:     uint32(u.UID),
+		GID:     uint32(u.GID),
 		Groups:  groups,
 		Network: network,
 		Resolv:  hostResolvConf(),
@@ -297,7 +295,7 @@ func (bd *build) execRun(ctx context.Context, st *imageState, args, env []string
 	if err != nil {
 		return nil, fmt.Errorf("diff upper dir: %w", err)
 	}
-	if bd.opts.SourceDateEpoch == nil {
+	if bd.clock.stampsRun() {
 		if err := stampRunTimes(a.Upper, ents, started, st.newest, root.Lstat); err != nil {
 			return nil, err
 		}
@@ -308,10 +306,10 @@ func (bd *build) execRun(ctx context.Context, st *imageState, args, env []string
 	}
 	ok = true
 	p.commit = func(ctx context.Context, chain digest.Digest) error {
-		_, err := bd.b.Snapshots.Commit(ctx, a, chain)
+		_, err := bd.st.Snapshots.Commit(ctx, a, chain)
 		return err
 	}
-	p.abort = func() { _ = bd.b.Snapshots.Remove(a) }
+	p.abort = func() { _ = bd.st.Snapshots.Remove(a) }
 	return p, nil
 }
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path"
@@ -15,9 +14,9 @@ import (
 	"syscall"
 
 	"github.com/builderdev/builder/cache"
+	"github.com/builderdev/builder/fileset"
 	"github.com/builderdev/builder/snapshot"
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
-	"golang.org/x/sys/unix"
 )
 
 // runMount is one RUN --mount: its share of the step's cache key, and how
@@ -29,7 +28,7 @@ type runMount struct {
 	env    string
 	locked bool // sharing=locked|private: one RUN at a time uses the dir
 	target string
-	key    string
+	key    mountKey
 	mount  func(tmp string) (snapshot.Mount, error)
 }
 
@@ -106,7 +105,7 @@ var errSkipMount = errors.New("optional mount skipped")
 func fileOpts(m *instructions.Mount, perm fs.FileMode) (fs.FileMode, int, int) {
 	uid, gid := 0, 0
 	if m.Mode != nil {
-		perm = fromOctal(uint32(*m.Mode))
+		perm = fileset.FromOctal(uint32(*m.Mode))
 	}
 	if m.UID != nil {
 		uid = int(*m.UID)
@@ -131,11 +130,10 @@ func (bd *build) cacheMount(m *instructions.Mount, target string) (runMount, err
 	// sharing=locked (and private, which BuildKit serves with a second dir
 	// when the first is busy) holds an exclusive lock on it while the RUN
 	// runs; shared lets concurrent RUNs use it at once.
-	dirID := fmt.Sprintf("%s\x00%d:%d:%o", id, uid, gid, perm)
-	key := fmt.Sprintf("cache:%s:id=%q:%d:%d:%o:ro=%t", target, id, uid, gid, perm, m.ReadOnly)
+	key := mountKey{Type: "cache", Target: target, ID: id, UID: uid, GID: gid, Mode: uint32(perm), ReadOnly: m.ReadOnly}
 	locked := m.CacheSharing == instructions.MountSharingLocked || m.CacheSharing == instructions.MountSharingPrivate
 	return runMount{locked: locked, key: key, mount: func(string) (snapshot.Mount, error) {
-		dir, err := bd.b.Cache.MountDir(dirID, perm, uid, gid)
+		dir, err := bd.st.Cache.MountDir(id, perm, uid, gid)
 		return snapshot.Mount{Type: "bind", Source: dir, Target: target, Options: opts}, err
 	}}, nil
 }
@@ -145,7 +143,7 @@ func tmpfsMount(m *instructions.Mount, target string) runMount {
 	if m.SizeLimit > 0 {
 		opts = append(opts, "size="+strconv.FormatInt(m.SizeLimit, 10))
 	}
-	return runMount{key: "tmpfs:" + target + ":" + strings.Join(opts, ","), mount: func(string) (snapshot.Mount, error) {
+	return runMount{key: mountKey{Type: "tmpfs", Target: target, Options: opts}, mount: func(string) (snapshot.Mount, error) {
 		return snapshot.Mount{Type: "tmpfs", Source: "tmpfs", Target: target, Options: opts}, nil
 	}}
 }
@@ -158,8 +156,9 @@ func (bd *build) bindMount(ctx context.Context, s *stage, m *instructions.Mount,
 	rw := !m.ReadOnly
 	// mk keys the mount by what it shows; layers runs only when the step
 	// runs (a cache hit neither unpacks nor copies anything).
-	mk := func(key string, layers func(tmp string) ([]string, error)) runMount {
-		return runMount{key: fmt.Sprintf("bind:%s:%s:rw=%t", target, key, rw), mount: func(tmp string) (snapshot.Mount, error) {
+	mk := func(key mountKey, layers func(tmp string) ([]string, error)) runMount {
+		key.Type, key.Target, key.ReadOnly = "bind", target, !rw
+		return runMount{key: key, mount: func(tmp string) (snapshot.Mount, error) {
 			ls, err := layers(tmp)
 			if err != nil {
 				return snapshot.Mount{}, fmt.Errorf("--mount source %s: %w", m.Source, err)
@@ -172,39 +171,39 @@ func (bd *build) bindMount(ctx context.Context, s *stage, m *instructions.Mount,
 		if err != nil {
 			return runMount{}, err
 		}
-		return mk(from.key.String()+":"+src, func(string) ([]string, error) { return bd.stageLayers(ctx, from, src) }), nil
+		return mk(mountKey{From: from.key, Source: src}, func(string) ([]string, error) { return bd.stageLayers(ctx, from, src) }), nil
 	}
 	fsys, _, err := bd.contextFS()
 	if err != nil {
 		return runMount{}, err
 	}
 	if c := path.Clean(m.Source); c == ".." || strings.HasPrefix(c, "../") {
-		return runMount{}, fmt.Errorf("--mount source %s: %w", m.Source, errOutside)
+		return runMount{}, fmt.Errorf("--mount source %s: %w", m.Source, fileset.ErrOutside)
 	}
-	sel := &selection{bd: bd, fsys: fsys, ig: bd.ctxIgnore, isContext: true}
+	sel := &fileset.Selection{FS: fsys, Ignore: bd.ctxIgnore, Context: true}
 	r, err := fsys.Resolve(src)
 	var fi fs.FileInfo
 	if err == nil {
 		fi, err = fsys.Lstat(r)
 	}
-	if err != nil || sel.skip(r) {
-		return runMount{}, fmt.Errorf("--mount source %s: %w", m.Source, errNoSource)
+	if err != nil || sel.Skip(r) {
+		return runMount{}, fmt.Errorf("--mount source %s: %w", m.Source, fileset.ErrNoSource)
 	}
-	ws, err := sel.walk(copyItem{fsys: fsys, src: r, fi: fi})
+	ws, err := sel.Walk(fileset.Match{Path: r, Info: fi})
 	if err != nil {
 		return runMount{}, err
 	}
 	srcs := make([]cache.Source, 0, len(ws))
 	for _, w := range ws {
-		srcs = append(srcs, cache.Source{Path: strings.TrimPrefix(w.src, "/"), Dest: w.rel})
+		srcs = append(srcs, cache.Source{Path: strings.TrimPrefix(w.Src, "/"), Dest: w.Rel})
 	}
-	d, err := bd.b.Cache.HashSources(ctx, bd.opts.ContextDir, srcs)
+	d, err := bd.st.Cache.HashSources(ctx, bd.opts.ContextDir, srcs)
 	if err != nil {
 		return runMount{}, err
 	}
-	if fi.IsDir() && !bd.ctxIgnore.empty() {
+	if fi.IsDir() && !bd.ctxIgnore.Empty() {
 		// The context as BuildKit sends it: without ignored files.
-		return mk(d.String(), func(tmp string) ([]string, error) {
+		return mk(mountKey{Content: d}, func(tmp string) ([]string, error) {
 			dir, err := filteredCopy(ws, fsys, tmp)
 			return []string{dir}, err
 		}), nil
@@ -213,26 +212,27 @@ func (bd *build) bindMount(ctx context.Context, s *stage, m *instructions.Mount,
 	if err != nil {
 		return runMount{}, err
 	}
-	return mk(d.String(), func(string) ([]string, error) { return []string{host}, nil }), nil
+	return mk(mountKey{Content: d}, func(string) ([]string, error) { return []string{host}, nil }), nil
 }
 
 // stageLayers returns the host dirs (top first) that make up src in the
 // rootfs of st, or the one host file when src is a file.
 func (bd *build) stageLayers(ctx context.Context, st *imageState, src string) ([]string, error) {
-	root, err := bd.rootfs(ctx, st)
+	lowers, err := bd.lowers(ctx, st)
 	if err != nil {
 		return nil, err
 	}
-	if len(root.v.Lowers) == 0 {
-		return nil, errNoSource
+	if len(lowers) == 0 {
+		return nil, fileset.ErrNoSource
 	}
-	r, err := root.Resolve(src)
+	v := snapshot.View{Lowers: lowers}
+	r, err := v.Resolve(src)
 	if err != nil {
 		return nil, err
 	}
-	layers, err := root.v.DirLayers(r)
+	layers, err := v.DirLayers(r)
 	if errors.Is(err, syscall.ENOTDIR) {
-		h, err := root.HostPath(r)
+		h, err := v.HostPath(r)
 		return []string{h}, err
 	}
 	return layers, err
@@ -284,7 +284,7 @@ func (bd *build) secretMount(m *instructions.Mount, target string) (runMount, er
 		return runMount{}, errSkipMount
 	}
 	perm, uid, gid := fileOpts(m, 0o400)
-	key := fmt.Sprintf("secret:%s:id=%q:%d:%d:%o", target, id, uid, gid, perm)
+	key := mountKey{Type: "secret", Target: target, ID: id, UID: uid, GID: gid, Mode: uint32(perm)}
 	var env string
 	if m.Env != nil {
 		name := *m.Env
@@ -292,7 +292,7 @@ func (bd *build) secretMount(m *instructions.Mount, target string) (runMount, er
 			name = strings.ToUpper(id) // BuildKit's default: the id
 		}
 		env = name + "=" + string(data)
-		key += ":env=" + name
+		key.Env = name
 	}
 	if target == "" {
 		return runMount{env: env, key: key}, nil
@@ -314,93 +314,4 @@ func (bd *build) secretMount(m *instructions.Mount, target string) (runMount, er
 		}
 		return snapshot.Mount{Type: "bind", Source: f.Name(), Target: target, Options: []string{"bind", "ro"}}, err
 	}}, nil
-}
-
-// mountKeys is the cache identity of a RUN's mounts.
-func mountKeys(ms []runMount) map[string]string {
-	if len(ms) == 0 {
-		return nil
-	}
-	out := make(map[string]string, len(ms))
-	for i, m := range ms {
-		out["mount."+strconv.Itoa(i)] = m.key
-	}
-	return out
-}
-
-// filteredCopy lays the walked context files out under a new dir of tmp:
-// hardlinks where the filesystem allows (no data is copied), else copies.
-func filteredCopy(ws []walked, fsys srcFS, tmp string) (string, error) {
-	if err := statWalked(ws); err != nil {
-		return "", err
-	}
-	dir, err := os.MkdirTemp(tmp, "bind-")
-	if err != nil {
-		return "", fmt.Errorf("create bind dir: %w", err)
-	}
-	// What this makes (dirs, symlinks, copies; not hardlinks) gets the
-	// context's times afterwards, deepest first, as a plain bind shows them.
-	var stamp []walked
-	for _, w := range ws {
-		dst := filepath.Join(dir, filepath.FromSlash(w.rel))
-		if w.rel == "" {
-			// The root keeps the context's mode, not MkdirTemp's 0700.
-			if err := os.Chmod(dst, w.fi.Mode().Perm()); err != nil {
-				return "", fmt.Errorf("prepare bind mount: %w", err)
-			}
-			stamp = append(stamp, w)
-			continue
-		}
-		host, err := fsys.HostPath(w.src)
-		if err != nil {
-			return "", err
-		}
-		switch {
-		case w.fi.IsDir():
-			if err = os.Mkdir(dst, 0o700); err == nil {
-				err = os.Chmod(dst, w.fi.Mode().Perm()) // not narrowed by the umask
-			}
-		case w.fi.Mode()&fs.ModeSymlink != 0:
-			var target string
-			if target, err = os.Readlink(host); err == nil {
-				err = os.Symlink(target, dst)
-			}
-		case w.fi.Mode().IsRegular():
-			if err = os.Link(host, dst); err == nil {
-				continue
-			}
-			err = copyFile(host, dst, w.fi.Mode().Perm())
-		}
-		if err != nil {
-			return "", fmt.Errorf("prepare bind mount: %w", err)
-		}
-		stamp = append(stamp, w)
-	}
-	for i := len(stamp) - 1; i >= 0; i-- {
-		t := unix.NsecToTimespec(stamp[i].fi.ModTime().UnixNano())
-		dst := filepath.Join(dir, filepath.FromSlash(stamp[i].rel))
-		if err := unix.UtimesNanoAt(unix.AT_FDCWD, dst, []unix.Timespec{t, t}, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-			return "", fmt.Errorf("prepare bind mount: %w", err)
-		}
-	}
-	return dir, nil
-}
-
-func copyFile(src, dst string, perm fs.FileMode) error {
-	in, err := openNoFollow(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, perm)
-	if err != nil {
-		return err
-	}
-	if err = out.Chmod(perm); err == nil { // not narrowed by the umask
-		_, err = io.Copy(out, in)
-	}
-	if cerr := out.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }

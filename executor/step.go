@@ -4,13 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/builderdev/builder/cache"
 	"github.com/builderdev/builder/layer"
+	"github.com/builderdev/builder/snapshot"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -19,7 +18,7 @@ import (
 type fsStep struct {
 	text      string // progress name
 	createdBy string // history
-	inputs    cache.Inputs
+	key       any    // runKey, copyKey or workdirKey: what identifies the step
 	// produce makes the layer on a cache miss; a nil *produced means the
 	// step changed nothing (no layer, empty_layer history).
 	produce func(ctx context.Context) (*produced, error)
@@ -79,29 +78,9 @@ func (bd *build) noCache(s *stage) bool {
 }
 
 func (bd *build) doStep(ctx context.Context, st *imageState, fs fsStep, id int, noCache bool) (bool, error) {
-	in := fs.inputs
-	in.Version = cache.Version
-	in.Parent = st.key
-	// What shapes the layer bytes beyond the step itself: a record names
-	// one blob, so zstd layers and SOURCE_DATE_EPOCH-clamped layers get
-	// their own records (gzip, unclamped keys stay as they were).
-	extra := map[string]string{}
-	if bd.opts.Compression == layer.Zstd {
-		extra["layer.compression"] = string(layer.Zstd)
-	}
-	if e := bd.opts.SourceDateEpoch; e != nil {
-		extra["layer.source-date-epoch"] = strconv.FormatInt(e.Unix(), 10)
-	}
-	if len(extra) > 0 {
-		in.Extra = maps.Clone(in.Extra)
-		if in.Extra == nil {
-			in.Extra = map[string]string{}
-		}
-		maps.Copy(in.Extra, extra)
-	}
-	key := cache.Key(in)
+	key := bd.key(st.key, fs.key)
 	if !noCache {
-		rec, err := bd.b.Cache.Get(ctx, key)
+		rec, err := bd.st.Cache.Get(ctx, key)
 		if err == nil && (rec.Layer == "" || bd.blobIntact(rec)) {
 			bd.applyRecord(st, rec, fs.createdBy)
 			st.key = key
@@ -115,14 +94,12 @@ func (bd *build) doStep(ctx context.Context, st *imageState, fs fsStep, id int, 
 	if err != nil {
 		return false, err
 	}
-	// Created is the real time (prune --filter until reads it); history
-	// uses SOURCE_DATE_EPOCH instead when it is set (applyRecord).
-	rec := cache.Record{Key: key, Created: time.Now().UTC().Format(time.RFC3339Nano)}
+	rec := cache.Record{Key: key, Created: bd.clock.recordTime()}
 	if p != nil {
 		rec.Layer, rec.LayerSize, rec.MediaType, rec.DiffID = p.packed.Digest, p.packed.Size, p.packed.MediaType, p.packed.DiffID
 		rec.Newest = p.newest
 		if p.commit != nil {
-			if err := p.commit(ctx, chainID(st.chain, p.packed.DiffID)); err != nil {
+			if err := p.commit(ctx, snapshot.ChainID(st.chain, p.packed.DiffID)); err != nil {
 				if p.abort != nil {
 					p.abort()
 				}
@@ -130,7 +107,7 @@ func (bd *build) doStep(ctx context.Context, st *imageState, fs fsStep, id int, 
 			}
 		}
 	}
-	if err := bd.b.Cache.Put(ctx, rec); err != nil {
+	if err := bd.st.Cache.Put(ctx, rec); err != nil {
 		return false, fmt.Errorf("record cache: %w", err)
 	}
 	bd.applyRecord(st, rec, fs.createdBy)
@@ -143,12 +120,12 @@ func (bd *build) doStep(ctx context.Context, st *imageState, fs fsStep, id int, 
 // wrong size is corrupt; it is removed so that the step, now a miss,
 // stores a good copy (a blob that exists is never rewritten).
 func (bd *build) blobIntact(rec cache.Record) bool {
-	size, err := bd.b.Store.BlobSize(rec.Layer)
+	size, err := bd.st.Images.BlobSize(rec.Layer)
 	if err != nil {
 		return false
 	}
 	if rec.LayerSize > 0 && size != rec.LayerSize {
-		_ = bd.b.Store.DeleteBlob(rec.Layer)
+		_ = bd.st.Images.DeleteBlob(rec.Layer)
 		return false
 	}
 	return true
@@ -160,14 +137,7 @@ func (bd *build) applyRecord(st *imageState, rec cache.Record, createdBy string)
 		st.addHistory(createdBy)
 		return
 	}
-	created, err := time.Parse(time.RFC3339Nano, rec.Created)
-	if err != nil {
-		created = bd.timeNow()
-	}
-	if bd.opts.SourceDateEpoch != nil {
-		created = *bd.opts.SourceDateEpoch
-	}
-	st.addLayer(ocispec.Descriptor{MediaType: rec.MediaType, Digest: rec.Layer, Size: rec.LayerSize}, rec.DiffID, createdBy, created)
+	st.addLayer(ocispec.Descriptor{MediaType: rec.MediaType, Digest: rec.Layer, Size: rec.LayerSize}, rec.DiffID, createdBy, bd.clock.layerTime(rec.Created))
 	st.newest = max(st.newest, rec.Newest)
 }
 
@@ -176,17 +146,17 @@ func (bd *build) writeLayer(ctx context.Context, ents []layer.Entry) (*produced,
 	if len(ents) == 0 {
 		return nil, nil
 	}
-	w, err := bd.b.Store.Writer()
+	w, err := bd.st.Images.Writer()
 	if err != nil {
 		return nil, err
 	}
 	defer w.Close()
-	packed, err := layer.Pack(ctx, w, ents, layer.PackOptions{Compression: bd.opts.Compression, SourceDateEpoch: bd.opts.SourceDateEpoch})
+	packed, err := layer.Pack(ctx, w, ents, layer.PackOptions{Compression: bd.opts.Compression, SourceDateEpoch: bd.clock.packClamp()})
 	if err != nil {
 		return nil, err
 	}
 	if _, _, err := w.Commit(packed.Digest); err != nil {
 		return nil, fmt.Errorf("store layer: %w", err)
 	}
-	return &produced{packed: packed, newest: newestTime(ents, bd.opts.SourceDateEpoch)}, nil
+	return &produced{packed: packed, newest: bd.clock.newest(ents)}, nil
 }

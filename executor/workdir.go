@@ -7,7 +7,7 @@ import (
 	"path"
 	"strings"
 
-	"github.com/builderdev/builder/cache"
+	"github.com/builderdev/builder/fileset"
 	"github.com/builderdev/builder/layer"
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 )
@@ -33,13 +33,13 @@ func (bd *build) workdir(ctx context.Context, s *stage, st *imageState, c *instr
 	return bd.runStep(ctx, s, st, step, fsStep{
 		text:      "WORKDIR " + wd,
 		createdBy: "WORKDIR " + wd,
-		inputs:    cache.Inputs{Instruction: "WORKDIR " + wd, User: user},
+		key:       workdirKey{Op: "WORKDIR", Path: wd, User: user},
 		produce: func(ctx context.Context) (*produced, error) {
 			root, err := bd.rootfs(ctx, st)
 			if err != nil {
 				return nil, err
 			}
-			target, err := resolveDest(root, wd)
+			target, err := fileset.ResolveDest(root, wd)
 			if err != nil {
 				return nil, fmt.Errorf("resolve %s: %w", wd, err)
 			}
@@ -49,12 +49,12 @@ func (bd *build) workdir(ctx context.Context, s *stage, st *imageState, c *instr
 				}
 				return nil, nil
 			}
-			u, err := resolveUser(root, user)
+			u, err := fileset.ResolveUser(root, user)
 			if err != nil {
 				return nil, err
 			}
 			var ents []layer.Entry
-			for _, a := range ancestors(target) {
+			for _, a := range fileset.Ancestors(target) {
 				if fi, err := root.Lstat(a); err == nil {
 					if !fi.IsDir() {
 						return nil, fmt.Errorf("%s is not a directory", a)
@@ -62,7 +62,7 @@ func (bd *build) workdir(ctx context.Context, s *stage, st *imageState, c *instr
 					continue
 				}
 				ents = append(ents, layer.Entry{Name: strings.TrimPrefix(a, "/"), Mode: fs.ModeDir | 0o755,
-					UID: u.uid, GID: u.gid, ModTime: bd.fixedTime()})
+					UID: u.UID, GID: u.GID, ModTime: bd.clock.fileTime()})
 			}
 			return bd.writeLayer(ctx, ents)
 		},

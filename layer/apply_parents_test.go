@@ -3,7 +3,6 @@
 package layer
 
 import (
-	"archive/tar"
 	"bytes"
 	"context"
 	"io/fs"
@@ -14,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/builderdev/builder/internal/testutil"
 	"golang.org/x/sys/unix"
 )
 
@@ -25,7 +25,7 @@ func TestApplyImplicitParentsIgnoreUmask(t *testing.T) {
 	dir := t.TempDir()
 	old := unix.Umask(0o077)
 	defer unix.Umask(old)
-	applyBytes(t, dir, buildTar(t, tarEntry{name: "a/b/c", typ: tar.TypeReg, body: "x"}), WhiteoutReject)
+	applyBytes(t, dir, testutil.TarBytes(t, testutil.TarFile("a/b/c", "x")), WhiteoutReject)
 	for _, p := range []string{"a", "a/b"} {
 		fi, err := os.Lstat(filepath.Join(dir, p))
 		if err != nil {
@@ -66,7 +66,7 @@ func TestApplyImplicitParentsFromBelow(t *testing.T) {
 		asked = append(asked, name)
 		return os.Lstat(filepath.Join(below, name))
 	}}
-	data := buildTar(t, tarEntry{name: "home/www/app/x", typ: tar.TypeReg, body: "x"})
+	data := testutil.TarBytes(t, testutil.TarFile("home/www/app/x", "x"))
 	if _, err := Apply(context.Background(), dir, bytes.NewReader(data), opts); err != nil {
 		t.Fatal(err)
 	}

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/builderdev/builder/internal/testutil"
 	"github.com/opencontainers/go-digest"
 	"golang.org/x/sys/unix"
 )
@@ -120,7 +121,7 @@ func TestRoundtrip(t *testing.T) {
 }
 
 func TestApplyDiffIDMismatch(t *testing.T) {
-	blob := buildTar(t, tarEntry{name: "f", typ: tar.TypeReg, body: "x"})
+	blob := testutil.TarBytes(t, testutil.TarFile("f", "x"))
 	wrong := digest.FromString("not the layer")
 	_, err := Apply(context.Background(), t.TempDir(), bytes.NewReader(blob), ApplyOptions{DiffID: wrong})
 	if err == nil || !strings.Contains(err.Error(), "verify diffID") {
@@ -134,7 +135,7 @@ func TestApplyDiffIDMismatch(t *testing.T) {
 
 func TestApplyDiffIDIncludesPadding(t *testing.T) {
 	// Trailing zero blocks beyond the end marker are part of the stream.
-	blob := append(buildTar(t, tarEntry{name: "f", typ: tar.TypeReg, body: "x"}), make([]byte, 4096)...)
+	blob := append(testutil.TarBytes(t, testutil.TarFile("f", "x")), make([]byte, 4096)...)
 	got, err := Apply(context.Background(), t.TempDir(), bytes.NewReader(blob), ApplyOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -147,14 +148,14 @@ func TestApplyDiffIDIncludesPadding(t *testing.T) {
 func TestApplyReplace(t *testing.T) {
 	requireRoot(t)
 	dir := t.TempDir()
-	steps := [][]tarEntry{
-		{{name: "d/", typ: tar.TypeDir}, {name: "d/f", typ: tar.TypeReg, body: "1"}, {name: "l", typ: tar.TypeSymlink, link: "d"}},
-		{{name: "d", typ: tar.TypeReg, body: "now a file"}, {name: "l/", typ: tar.TypeDir}, {name: "l/inner", typ: tar.TypeReg, body: "2"}},
-		{{name: "d/", typ: tar.TypeDir}, {name: "d/g", typ: tar.TypeReg, body: "3"}},
-		{{name: "d/", typ: tar.TypeDir}, {name: "d/h", typ: tar.TypeFifo}},
+	steps := [][]testutil.TarEntry{
+		{testutil.TarDir("d/"), testutil.TarFile("d/f", "1"), testutil.TarLink("l", "d", tar.TypeSymlink)},
+		{testutil.TarFile("d", "now a file"), testutil.TarDir("l/"), testutil.TarFile("l/inner", "2")},
+		{testutil.TarDir("d/"), testutil.TarFile("d/g", "3")},
+		{testutil.TarDir("d/"), testutil.TarEntry{Header: tar.Header{Name: "d/h", Typeflag: tar.TypeFifo}}},
 	}
 	for _, s := range steps {
-		applyBytes(t, dir, buildTar(t, s...), WhiteoutReject)
+		applyBytes(t, dir, testutil.TarBytes(t, s...), WhiteoutReject)
 	}
 	got := treeState(t, dir, true)
 	var names []string
@@ -169,11 +170,11 @@ func TestApplyReplace(t *testing.T) {
 
 func TestApplyDirMtimeLast(t *testing.T) {
 	dir := t.TempDir()
-	blob := buildTar(t,
-		tarEntry{name: "d/", typ: tar.TypeDir},
-		tarEntry{name: "d/a", typ: tar.TypeReg, body: "x"},
-		tarEntry{name: "d/sub/", typ: tar.TypeDir},
-		tarEntry{name: "d/sub/b", typ: tar.TypeReg},
+	blob := testutil.TarBytes(t,
+		testutil.TarDir("d/"),
+		testutil.TarFile("d/a", "x"),
+		testutil.TarDir("d/sub/"),
+		testutil.TarFile("d/sub/b", ""),
 	)
 	applyBytes(t, dir, blob, WhiteoutReject)
 	for _, p := range []string{"d", "d/sub", "d/a"} {
@@ -190,25 +191,25 @@ func TestApplyDirMtimeLast(t *testing.T) {
 func TestApplyRejectsBadEntries(t *testing.T) {
 	cases := []struct {
 		name    string
-		members []tarEntry
+		members []testutil.TarEntry
 		want    string
 	}{
-		{"dotdot", []tarEntry{{name: "a/../../x", typ: tar.TypeReg}}, "escapes"},
-		{"root file", []tarEntry{{name: ".", typ: tar.TypeReg}}, "root must be a directory"},
-		{"hardlink missing", []tarEntry{{name: "h", typ: tar.TypeLink, link: "nope"}}, "no such file"},
-		{"hardlink self", []tarEntry{{name: "h", typ: tar.TypeLink, link: "./h"}}, "invalid"},
-		{"file as parent", []tarEntry{{name: "f", typ: tar.TypeReg}, {name: "f/x", typ: tar.TypeReg}}, "not a directory"},
-		{"dangling parent", []tarEntry{{name: "s", typ: tar.TypeSymlink, link: "/nowhere"}, {name: "s/x", typ: tar.TypeReg}}, `"s/x"`},
-		{"whiteout reject", []tarEntry{{name: "a/.wh.b", typ: tar.TypeReg}}, "whiteouts are not allowed"},
-		{"opaque reject", []tarEntry{{name: "a/.wh..wh..opq", typ: tar.TypeReg}}, "whiteouts are not allowed"},
+		{"dotdot", []testutil.TarEntry{testutil.TarFile("a/../../x", "")}, "escapes"},
+		{"root file", []testutil.TarEntry{testutil.TarFile(".", "")}, "root must be a directory"},
+		{"hardlink missing", []testutil.TarEntry{testutil.TarLink("h", "nope", tar.TypeLink)}, "no such file"},
+		{"hardlink self", []testutil.TarEntry{testutil.TarLink("h", "./h", tar.TypeLink)}, "invalid"},
+		{"file as parent", []testutil.TarEntry{testutil.TarFile("f", ""), testutil.TarFile("f/x", "")}, "not a directory"},
+		{"dangling parent", []testutil.TarEntry{testutil.TarLink("s", "/nowhere", tar.TypeSymlink), testutil.TarFile("s/x", "")}, `"s/x"`},
+		{"whiteout reject", []testutil.TarEntry{testutil.TarFile("a/.wh.b", "")}, "whiteouts are not allowed"},
+		{"opaque reject", []testutil.TarEntry{testutil.TarFile("a/.wh..wh..opq", "")}, "whiteouts are not allowed"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			_, err := Apply(context.Background(), t.TempDir(), bytes.NewReader(buildTar(t, c.members...)), ApplyOptions{Whiteouts: WhiteoutReject})
+			_, err := Apply(context.Background(), t.TempDir(), bytes.NewReader(testutil.TarBytes(t, c.members...)), ApplyOptions{Whiteouts: WhiteoutReject})
 			if err == nil || !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("err = %v, want %q", err, c.want)
 			}
-			last := c.members[len(c.members)-1].name
+			last := c.members[len(c.members)-1].Header.Name
 			if !strings.Contains(err.Error(), `"`+last+`"`) {
 				t.Errorf("error %q does not name %q", err, last)
 			}
@@ -219,7 +220,7 @@ func TestApplyRejectsBadEntries(t *testing.T) {
 func TestApplyCancel(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	blob := buildTar(t, tarEntry{name: "f", typ: tar.TypeReg})
+	blob := testutil.TarBytes(t, testutil.TarFile("f", ""))
 	if _, err := Apply(ctx, t.TempDir(), bytes.NewReader(blob), ApplyOptions{}); err == nil {
 		t.Fatal("Apply ignored a canceled context")
 	}
@@ -231,15 +232,15 @@ func TestWhiteoutOverlay(t *testing.T) {
 	if err := os.MkdirAll(filepath.Join(dir, "keep/old"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	blob := buildTar(t,
-		tarEntry{name: "a/", typ: tar.TypeDir},
-		tarEntry{name: "a/.wh.b", typ: tar.TypeReg},
-		tarEntry{name: "c/", typ: tar.TypeDir},
-		tarEntry{name: "c/.wh..wh..opq", typ: tar.TypeReg},
-		tarEntry{name: "c/new", typ: tar.TypeReg, body: "n"},
-		tarEntry{name: "implicit/.wh.x", typ: tar.TypeReg},
-		tarEntry{name: "keep/.wh.old", typ: tar.TypeReg},
-		tarEntry{name: ".wh..wh.plnk", typ: tar.TypeReg},
+	blob := testutil.TarBytes(t,
+		testutil.TarDir("a/"),
+		testutil.TarFile("a/.wh.b", ""),
+		testutil.TarDir("c/"),
+		testutil.TarFile("c/.wh..wh..opq", ""),
+		testutil.TarFile("c/new", "n"),
+		testutil.TarFile("implicit/.wh.x", ""),
+		testutil.TarFile("keep/.wh.old", ""),
+		testutil.TarFile(".wh..wh.plnk", ""),
 	)
 	applyBytes(t, dir, blob, WhiteoutOverlay)
 	for _, p := range []string{"a/b", "implicit/x", "keep/old"} {
@@ -266,7 +267,7 @@ func TestWhiteoutOverlay(t *testing.T) {
 func TestWhiteoutNamesInvalid(t *testing.T) {
 	for _, name := range []string{".wh.", "a/.wh..", "a/.wh..."} {
 		for _, mode := range []WhiteoutMode{WhiteoutOverlay, WhiteoutDelete} {
-			blob := buildTar(t, tarEntry{name: name, typ: tar.TypeReg})
+			blob := testutil.TarBytes(t, testutil.TarFile(name, ""))
 			_, err := Apply(context.Background(), t.TempDir(), bytes.NewReader(blob), ApplyOptions{Whiteouts: mode})
 			if err == nil || !strings.Contains(err.Error(), "invalid whiteout") {
 				t.Errorf("%s mode %d: err = %v", name, mode, err)
@@ -341,23 +342,23 @@ func TestWhiteoutDeleteFlatten(t *testing.T) {
 func TestWhiteoutDeleteSameLayer(t *testing.T) {
 	requireRoot(t)
 	dir := t.TempDir()
-	applyBytes(t, dir, buildTar(t,
-		tarEntry{name: "d/", typ: tar.TypeDir},
-		tarEntry{name: "d/old", typ: tar.TypeReg},
-		tarEntry{name: "d/kept/", typ: tar.TypeDir},
-		tarEntry{name: "d/kept/old", typ: tar.TypeReg},
-		tarEntry{name: "x", typ: tar.TypeReg},
+	applyBytes(t, dir, testutil.TarBytes(t,
+		testutil.TarDir("d/"),
+		testutil.TarFile("d/old", ""),
+		testutil.TarDir("d/kept/"),
+		testutil.TarFile("d/kept/old", ""),
+		testutil.TarFile("x", ""),
 	), WhiteoutDelete)
 	// The opaque marker comes after this layer's own children and a
 	// whiteout names a file of this same layer: neither may remove them.
-	applyBytes(t, dir, buildTar(t,
-		tarEntry{name: "d/-new", typ: tar.TypeReg},
-		tarEntry{name: "d/kept/", typ: tar.TypeDir},
-		tarEntry{name: "d/kept/new", typ: tar.TypeReg},
-		tarEntry{name: "d/.wh..wh..opq", typ: tar.TypeReg},
-		tarEntry{name: "y", typ: tar.TypeReg},
-		tarEntry{name: ".wh.y", typ: tar.TypeReg},
-		tarEntry{name: ".wh.x", typ: tar.TypeReg},
+	applyBytes(t, dir, testutil.TarBytes(t,
+		testutil.TarFile("d/-new", ""),
+		testutil.TarDir("d/kept/"),
+		testutil.TarFile("d/kept/new", ""),
+		testutil.TarFile("d/.wh..wh..opq", ""),
+		testutil.TarFile("y", ""),
+		testutil.TarFile(".wh.y", ""),
+		testutil.TarFile(".wh.x", ""),
 	), WhiteoutDelete)
 	var got []string
 	for _, s := range treeState(t, dir, true) {

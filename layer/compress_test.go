@@ -1,7 +1,6 @@
 package layer
 
 import (
-	"archive/tar"
 	"bytes"
 	"io"
 	"os"
@@ -9,6 +8,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/builderdev/builder/internal/testutil"
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 )
@@ -44,8 +44,8 @@ func compressWith(t *testing.T, format string, data []byte) []byte {
 }
 
 func TestDecompressAndIsArchive(t *testing.T) {
-	tarball := buildTar(t, tarEntry{name: "hello.txt", typ: tar.TypeReg, body: "hello"})
-	emptyTar := buildTar(t)
+	tarball := testutil.TarBytes(t, testutil.TarFile("hello.txt", "hello"))
+	emptyTar := testutil.TarBytes(t)
 	text := bytes.Repeat([]byte("not a tar at all\n"), 100)
 	formats := []string{"plain", "gzip", "zstd", "bzip2", "xz"}
 	dir := t.TempDir()

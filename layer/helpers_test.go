@@ -120,41 +120,6 @@ func checkGolden(t *testing.T, name, got string) {
 	}
 }
 
-// tarEntry is one member of a hand-built tar.
-type tarEntry struct {
-	name, link string
-	typ        byte
-	body       string
-}
-
-// buildTar writes members verbatim, so tests can build hostile archives.
-func buildTar(t testing.TB, members ...tarEntry) []byte {
-	t.Helper()
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	for _, m := range members {
-		h := &tar.Header{Name: m.name, Linkname: m.link, Typeflag: m.typ, Mode: 0o644, ModTime: time.Unix(1e9, 0), Size: int64(len(m.body)), Format: tar.FormatPAX}
-		if m.typ == tar.TypeDir {
-			h.Mode = 0o755
-		}
-		if m.typ != tar.TypeReg {
-			h.Size = 0
-		}
-		if err := tw.WriteHeader(h); err != nil {
-			t.Fatalf("write %q: %v", m.name, err)
-		}
-		if h.Size > 0 {
-			if _, err := io.WriteString(tw, m.body); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
-}
-
 // fileState is what a tree comparison looks at for one path.
 type fileState struct {
 	Name     string

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/builderdev/builder/internal/testutil"
 	"golang.org/x/sys/unix"
 )
 
@@ -20,86 +21,86 @@ func TestApplyHostile(t *testing.T) {
 	requireRoot(t)
 	cases := []struct {
 		name    string
-		members func(base string) []tarEntry
+		members func(base string) []testutil.TarEntry
 	}{
-		{"dotdot", func(string) []tarEntry {
-			return []tarEntry{{name: "../outside/x", typ: tar.TypeReg, body: "pwn"}}
+		{"dotdot", func(string) []testutil.TarEntry {
+			return []testutil.TarEntry{testutil.TarFile("../outside/x", "pwn")}
 		}},
-		{"absolute", func(base string) []tarEntry {
-			return []tarEntry{{name: base + "/outside/x", typ: tar.TypeReg, body: "pwn"}}
+		{"absolute", func(base string) []testutil.TarEntry {
+			return []testutil.TarEntry{testutil.TarFile(base+"/outside/x", "pwn")}
 		}},
-		{"inner dotdot", func(string) []tarEntry {
-			return []tarEntry{{name: "a/../../outside/x", typ: tar.TypeReg, body: "pwn"}}
+		{"inner dotdot", func(string) []testutil.TarEntry {
+			return []testutil.TarEntry{testutil.TarFile("a/../../outside/x", "pwn")}
 		}},
-		{"symlink to slash", func(base string) []tarEntry {
-			return []tarEntry{
-				{name: "evil", typ: tar.TypeSymlink, link: "/"},
-				{name: "evil" + base + "/outside/x", typ: tar.TypeReg, body: "pwn"},
+		{"symlink to slash", func(base string) []testutil.TarEntry {
+			return []testutil.TarEntry{
+				testutil.TarLink("evil", "/", tar.TypeSymlink),
+				testutil.TarFile("evil"+base+"/outside/x", "pwn"),
 			}
 		}},
-		{"symlink to abs outside", func(base string) []tarEntry {
-			return []tarEntry{
-				{name: "evil", typ: tar.TypeSymlink, link: base + "/outside"},
-				{name: "evil/x", typ: tar.TypeReg, body: "pwn"},
+		{"symlink to abs outside", func(base string) []testutil.TarEntry {
+			return []testutil.TarEntry{
+				testutil.TarLink("evil", base+"/outside", tar.TypeSymlink),
+				testutil.TarFile("evil/x", "pwn"),
 			}
 		}},
-		{"symlink up", func(string) []tarEntry {
-			return []tarEntry{
-				{name: "d", typ: tar.TypeSymlink, link: "../../"},
-				{name: "d/outside/x", typ: tar.TypeReg, body: "pwn"},
-				{name: "d/x", typ: tar.TypeReg, body: "pwn"},
+		{"symlink up", func(string) []testutil.TarEntry {
+			return []testutil.TarEntry{
+				testutil.TarLink("d", "../../", tar.TypeSymlink),
+				testutil.TarFile("d/outside/x", "pwn"),
+				testutil.TarFile("d/x", "pwn"),
 			}
 		}},
-		{"symlink chain", func(string) []tarEntry {
-			return []tarEntry{
-				{name: "a", typ: tar.TypeSymlink, link: "b/.."},
-				{name: "b", typ: tar.TypeSymlink, link: "../.."},
-				{name: "a/outside/x", typ: tar.TypeReg, body: "pwn"},
+		{"symlink chain", func(string) []testutil.TarEntry {
+			return []testutil.TarEntry{
+				testutil.TarLink("a", "b/..", tar.TypeSymlink),
+				testutil.TarLink("b", "../..", tar.TypeSymlink),
+				testutil.TarFile("a/outside/x", "pwn"),
 			}
 		}},
-		{"symlink dir then dir", func(string) []tarEntry {
-			return []tarEntry{
-				{name: "d", typ: tar.TypeSymlink, link: "../../outside"},
-				{name: "d/", typ: tar.TypeDir},
-				{name: "d/x", typ: tar.TypeReg, body: "pwn"},
+		{"symlink dir then dir", func(string) []testutil.TarEntry {
+			return []testutil.TarEntry{
+				testutil.TarLink("d", "../../outside", tar.TypeSymlink),
+				testutil.TarDir("d/"),
+				testutil.TarFile("d/x", "pwn"),
 			}
 		}},
-		{"file over symlink", func(base string) []tarEntry {
-			return []tarEntry{
-				{name: "f", typ: tar.TypeSymlink, link: base + "/outside/secret"},
-				{name: "f", typ: tar.TypeReg, body: "pwn"},
+		{"file over symlink", func(base string) []testutil.TarEntry {
+			return []testutil.TarEntry{
+				testutil.TarLink("f", base+"/outside/secret", tar.TypeSymlink),
+				testutil.TarFile("f", "pwn"),
 			}
 		}},
-		{"hardlink dotdot", func(string) []tarEntry {
-			return []tarEntry{{name: "h", typ: tar.TypeLink, link: "../../outside/secret"}}
+		{"hardlink dotdot", func(string) []testutil.TarEntry {
+			return []testutil.TarEntry{testutil.TarLink("h", "../../outside/secret", tar.TypeLink)}
 		}},
-		{"hardlink absolute", func(base string) []tarEntry {
-			return []tarEntry{{name: "h", typ: tar.TypeLink, link: base + "/outside/secret"}}
+		{"hardlink absolute", func(base string) []testutil.TarEntry {
+			return []testutil.TarEntry{testutil.TarLink("h", base+"/outside/secret", tar.TypeLink)}
 		}},
-		{"hardlink through symlink", func(base string) []tarEntry {
-			return []tarEntry{
-				{name: "s", typ: tar.TypeSymlink, link: base + "/outside"},
-				{name: "h", typ: tar.TypeLink, link: "s/secret"},
-				{name: "h", typ: tar.TypeReg, body: "pwn"},
+		{"hardlink through symlink", func(base string) []testutil.TarEntry {
+			return []testutil.TarEntry{
+				testutil.TarLink("s", base+"/outside", tar.TypeSymlink),
+				testutil.TarLink("h", "s/secret", tar.TypeLink),
+				testutil.TarFile("h", "pwn"),
 			}
 		}},
-		{"hardlink relative symlink", func(string) []tarEntry {
-			return []tarEntry{
-				{name: "s", typ: tar.TypeSymlink, link: "../../outside"},
-				{name: "h", typ: tar.TypeLink, link: "s/secret"},
+		{"hardlink relative symlink", func(string) []testutil.TarEntry {
+			return []testutil.TarEntry{
+				testutil.TarLink("s", "../../outside", tar.TypeSymlink),
+				testutil.TarLink("h", "s/secret", tar.TypeLink),
 			}
 		}},
-		{"whiteout escape", func(string) []tarEntry {
-			return []tarEntry{
-				{name: "s", typ: tar.TypeSymlink, link: "../../outside"},
-				{name: "s/.wh.secret", typ: tar.TypeReg},
-				{name: ".wh..", typ: tar.TypeReg},
+		{"whiteout escape", func(string) []testutil.TarEntry {
+			return []testutil.TarEntry{
+				testutil.TarLink("s", "../../outside", tar.TypeSymlink),
+				testutil.TarFile("s/.wh.secret", ""),
+				testutil.TarFile(".wh..", ""),
 			}
 		}},
-		{"opaque through symlink", func(string) []tarEntry {
-			return []tarEntry{
-				{name: "s", typ: tar.TypeSymlink, link: "../../outside"},
-				{name: "s/.wh..wh..opq", typ: tar.TypeReg},
+		{"opaque through symlink", func(string) []testutil.TarEntry {
+			return []testutil.TarEntry{
+				testutil.TarLink("s", "../../outside", tar.TypeSymlink),
+				testutil.TarFile("s/.wh..wh..opq", ""),
 			}
 		}},
 	}
@@ -119,10 +120,10 @@ func TestApplyHostile(t *testing.T) {
 					t.Fatal(err)
 				}
 				members := c.members(base)
-				blob := buildTar(t, members...)
+				blob := testutil.TarBytes(t, members...)
 				_, err := Apply(context.Background(), target, bytes.NewReader(blob), ApplyOptions{Whiteouts: mode})
-				if err != nil && !slices.ContainsFunc(members, func(m tarEntry) bool {
-					return strings.Contains(err.Error(), `"`+m.name+`"`)
+				if err != nil && !slices.ContainsFunc(members, func(m testutil.TarEntry) bool {
+					return strings.Contains(err.Error(), `"`+m.Header.Name+`"`)
 				}) {
 					t.Errorf("error %q names no entry", err)
 				}
@@ -161,15 +162,15 @@ func assertOnly(t *testing.T, dir string, names ...string) {
 func TestApplyLandsInside(t *testing.T) {
 	requireRoot(t)
 	dir := t.TempDir()
-	blob := buildTar(t,
-		tarEntry{name: "/abs/file", typ: tar.TypeReg, body: "1"},
-		tarEntry{name: "./dot/file", typ: tar.TypeReg, body: "2"},
-		tarEntry{name: "evil", typ: tar.TypeSymlink, link: "/"},
-		tarEntry{name: "evil/via-root", typ: tar.TypeReg, body: "3"},
-		tarEntry{name: "up", typ: tar.TypeSymlink, link: "../../.."},
-		tarEntry{name: "up/via-up", typ: tar.TypeReg, body: "4"},
-		tarEntry{name: "abs/hard", typ: tar.TypeLink, link: "/abs/file"},
-		tarEntry{name: "hard2", typ: tar.TypeLink, link: "evil/abs/file"},
+	blob := testutil.TarBytes(t,
+		testutil.TarFile("/abs/file", "1"),
+		testutil.TarFile("./dot/file", "2"),
+		testutil.TarLink("evil", "/", tar.TypeSymlink),
+		testutil.TarFile("evil/via-root", "3"),
+		testutil.TarLink("up", "../../..", tar.TypeSymlink),
+		testutil.TarFile("up/via-up", "4"),
+		testutil.TarLink("abs/hard", "/abs/file", tar.TypeLink),
+		testutil.TarLink("hard2", "evil/abs/file", tar.TypeLink),
 	)
 	applyBytes(t, dir, blob, WhiteoutReject)
 	for p, want := range map[string]string{"abs/file": "1", "dot/file": "2", "via-root": "3", "via-up": "4", "abs/hard": "1", "hard2": "1"} {

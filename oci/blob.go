@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/builderdev/builder/internal/atomicfile"
 	"github.com/opencontainers/go-digest"
 )
 
@@ -87,7 +88,7 @@ func (w *BlobWriter) Commit(expected digest.Digest) (digest.Digest, int64, error
 	if err := os.Rename(tmp, dst); err != nil {
 		return "", 0, fmt.Errorf("commit blob %s: %w", got, err)
 	}
-	if err := syncDir(filepath.Dir(dst)); err != nil {
+	if err := atomicfile.SyncDir(filepath.Dir(dst)); err != nil {
 		return "", 0, fmt.Errorf("commit blob %s: %w", got, err)
 	}
 	return got, w.n, nil

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/builderdev/builder/internal/testutil"
 	"github.com/opencontainers/go-digest"
 )
 
@@ -126,8 +127,8 @@ func TestExportFormats(t *testing.T) {
 	if !bytes.Equal(readFile(t, again), readFile(t, dockerTar)) {
 		t.Error("two docker exports differ")
 	}
-	for _, f := range readTar(t, again) {
-		h := f.hdr
+	for _, f := range testutil.ReadTar(t, again) {
+		h := f.Header
 		if h.ModTime.Unix() != 0 || h.Uid != 0 || h.Gid != 0 || (h.Mode != 0o644 && h.Mode != 0o755) {
 			t.Errorf("entry %s: mtime %v uid %d gid %d mode %o", h.Name, h.ModTime, h.Uid, h.Gid, h.Mode)
 		}

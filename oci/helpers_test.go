@@ -1,19 +1,19 @@
 package oci
 
 import (
-	"archive/tar"
 	"bytes"
 	"compress/gzip"
 	"context"
-	"io"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"sort"
+	"slices"
 	"testing"
 	"time"
 
+	"github.com/builderdev/builder/internal/testutil"
 	"github.com/opencontainers/go-digest"
 	"github.com/opencontainers/image-spec/specs-go"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -44,29 +44,16 @@ func run(t *testing.T, name string, args ...string) string {
 	return string(out)
 }
 
-// tarBytes builds a tar of regular files (sorted by name).
+// tarBytes builds a tar of regular files (sorted by name, mtime 0).
 func tarBytes(t *testing.T, files map[string]string) []byte {
 	t.Helper()
-	names := make([]string, 0, len(files))
-	for n := range files {
-		names = append(names, n)
+	var ents []testutil.TarEntry
+	for _, n := range slices.Sorted(maps.Keys(files)) {
+		e := testutil.TarFile(n, files[n])
+		e.Header.ModTime = time.Unix(0, 0)
+		ents = append(ents, e)
 	}
-	sort.Strings(names)
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	for _, n := range names {
-		hdr := &tar.Header{Name: n, Mode: 0o644, Size: int64(len(files[n])), Typeflag: tar.TypeReg, ModTime: time.Unix(0, 0)}
-		if err := tw.WriteHeader(hdr); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := io.WriteString(tw, files[n]); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
+	return testutil.TarBytes(t, ents...)
 }
 
 func putBlob(t *testing.T, s *Store, data []byte) digest.Digest {
@@ -130,59 +117,4 @@ func readFile(t *testing.T, p string) []byte {
 		t.Fatal(err)
 	}
 	return b
-}
-
-// tarFile is one entry of an archive rewritten by a test.
-type tarFile struct {
-	hdr  tar.Header
-	data []byte
-}
-
-func readTar(t *testing.T, p string) []tarFile {
-	t.Helper()
-	f, err := os.Open(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	var out []tarFile
-	tr := tar.NewReader(f)
-	for {
-		hdr, err := tr.Next()
-		if err == io.EOF {
-			return out
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		data, err := io.ReadAll(tr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, tarFile{hdr: *hdr, data: data})
-	}
-}
-
-func writeTar(t *testing.T, p string, files []tarFile) {
-	t.Helper()
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	for _, f := range files {
-		hdr := f.hdr
-		if hdr.Typeflag == tar.TypeReg {
-			hdr.Size = int64(len(f.data))
-		}
-		if err := tw.WriteHeader(&hdr); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := tw.Write(f.data); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(p, buf.Bytes(), 0o644); err != nil {
-		t.Fatal(err)
-	}
 }

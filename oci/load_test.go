@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/builderdev/builder/internal/testutil"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -21,8 +22,8 @@ import (
 // only manifest.json (no OCI layout), and returns their entries.
 type loadFixture struct {
 	img       *Image
-	oci       []tarFile
-	dockerOld []tarFile // docker-archive without index.json/oci-layout
+	oci       []testutil.TarEntry
+	dockerOld []testutil.TarEntry // docker-archive without index.json/oci-layout
 }
 
 func newLoadFixture(t *testing.T) loadFixture {
@@ -37,20 +38,20 @@ func newLoadFixture(t *testing.T) loadFixture {
 	if err := s.Export(ctx, filepath.Join(dir, "docker.tar"), FormatDocker, []*Image{img}); err != nil {
 		t.Fatal(err)
 	}
-	docker := slices.DeleteFunc(readTar(t, filepath.Join(dir, "docker.tar")), func(f tarFile) bool {
-		return f.hdr.Name == "index.json" || f.hdr.Name == "oci-layout"
+	docker := slices.DeleteFunc(testutil.ReadTar(t, filepath.Join(dir, "docker.tar")), func(f testutil.TarEntry) bool {
+		return f.Header.Name == "index.json" || f.Header.Name == "oci-layout"
 	})
-	return loadFixture{img: img, oci: readTar(t, filepath.Join(dir, "oci.tar")), dockerOld: docker}
+	return loadFixture{img: img, oci: testutil.ReadTar(t, filepath.Join(dir, "oci.tar")), dockerOld: docker}
 }
 
 func blobName(d digest.Digest) string { return "blobs/sha256/" + d.Encoded() }
 
 // edit returns a copy of files with fn applied to the entry called name.
-func edit(files []tarFile, name string, fn func(f *tarFile)) []tarFile {
-	out := make([]tarFile, 0, len(files))
+func edit(files []testutil.TarEntry, name string, fn func(f *testutil.TarEntry)) []testutil.TarEntry {
+	out := make([]testutil.TarEntry, 0, len(files))
 	for _, f := range files {
-		f.data = slices.Clone(f.data)
-		if f.hdr.Name == name {
+		f.Data = slices.Clone(f.Data)
+		if f.Header.Name == name {
 			fn(&f)
 		}
 		out = append(out, f)
@@ -58,18 +59,14 @@ func edit(files []tarFile, name string, fn func(f *tarFile)) []tarFile {
 	return out
 }
 
-func drop(files []tarFile, name string) []tarFile {
-	return slices.DeleteFunc(slices.Clone(files), func(f tarFile) bool { return f.hdr.Name == name })
-}
-
-func symlink(name, target string) tarFile {
-	return tarFile{hdr: tar.Header{Typeflag: tar.TypeSymlink, Name: name, Linkname: target, Mode: 0o777}}
+func drop(files []testutil.TarEntry, name string) []testutil.TarEntry {
+	return slices.DeleteFunc(slices.Clone(files), func(f testutil.TarEntry) bool { return f.Header.Name == name })
 }
 
 func TestLoadDockerArchive(t *testing.T) {
 	fx := newLoadFixture(t)
 	p := filepath.Join(t.TempDir(), "old.tar")
-	writeTar(t, p, fx.dockerOld)
+	testutil.WriteTar(t, p, fx.dockerOld...)
 	s := openStore(t)
 	names, err := s.Load(context.Background(), p)
 	if err != nil {
@@ -91,7 +88,7 @@ func TestLoadCompressedArchive(t *testing.T) {
 	fx := newLoadFixture(t)
 	dir := t.TempDir()
 	plain := filepath.Join(dir, "app.tar")
-	writeTar(t, plain, fx.oci)
+	testutil.WriteTar(t, plain, fx.oci...)
 	var buf bytes.Buffer
 	zw := gzip.NewWriter(&buf)
 	zw.Write(readFile(t, plain))
@@ -106,14 +103,14 @@ func TestLoadCompressedArchive(t *testing.T) {
 
 func TestLoadUntagged(t *testing.T) {
 	fx := newLoadFixture(t)
-	files := edit(fx.oci, "index.json", func(f *tarFile) {
+	files := edit(fx.oci, "index.json", func(f *testutil.TarEntry) {
 		var idx ocispec.Index
-		json.Unmarshal(f.data, &idx)
+		json.Unmarshal(f.Data, &idx)
 		idx.Manifests[0].Annotations = nil
-		f.data, _ = json.Marshal(idx)
+		f.Data, _ = json.Marshal(idx)
 	})
 	p := filepath.Join(t.TempDir(), "untagged.tar")
-	writeTar(t, p, files)
+	testutil.WriteTar(t, p, files...)
 	s := openStore(t)
 	names, err := s.Load(context.Background(), p)
 	if err != nil {
@@ -156,79 +153,79 @@ func TestLoadHostile(t *testing.T) {
 	// A manifest whose layer size is wrong, and the index pointing at it.
 	var m ocispec.Manifest
 	for _, f := range fx.oci {
-		if f.hdr.Name == blobName(md) {
-			json.Unmarshal(f.data, &m)
+		if f.Header.Name == blobName(md) {
+			json.Unmarshal(f.Data, &m)
 		}
 	}
 	m.Layers[0].Size++
 	badManifest, _ := json.Marshal(m)
 	badMD := digest.FromBytes(badManifest)
-	sizeMismatch := append(edit(fx.oci, "index.json", func(f *tarFile) {
-		f.data = bytes.ReplaceAll(f.data, []byte(md.Encoded()), []byte(badMD.Encoded()))
-	}), tarFile{hdr: tar.Header{Typeflag: tar.TypeReg, Name: blobName(badMD), Mode: 0o644}, data: badManifest})
-	sizeMismatch = edit(sizeMismatch, "index.json", func(f *tarFile) {
+	sizeMismatch := append(edit(fx.oci, "index.json", func(f *testutil.TarEntry) {
+		f.Data = bytes.ReplaceAll(f.Data, []byte(md.Encoded()), []byte(badMD.Encoded()))
+	}), testutil.TarEntry{Header: tar.Header{Typeflag: tar.TypeReg, Name: blobName(badMD), Mode: 0o644}, Data: badManifest})
+	sizeMismatch = edit(sizeMismatch, "index.json", func(f *testutil.TarEntry) {
 		var idx ocispec.Index
-		json.Unmarshal(f.data, &idx)
+		json.Unmarshal(f.Data, &idx)
 		idx.Manifests[0].Size = int64(len(badManifest))
-		f.data, _ = json.Marshal(idx)
+		f.Data, _ = json.Marshal(idx)
 	})
-	setLayers := func(layers ...string) func(f *tarFile) {
-		return func(f *tarFile) {
+	setLayers := func(layers ...string) func(f *testutil.TarEntry) {
+		return func(f *testutil.TarEntry) {
 			var dm []dockerManifest
-			json.Unmarshal(f.data, &dm)
+			json.Unmarshal(f.Data, &dm)
 			dm[0].Layers = layers
-			f.data, _ = json.Marshal(dm)
+			f.Data, _ = json.Marshal(dm)
 		}
 	}
 	good := filepath.Join(t.TempDir(), "good.tar")
-	writeTar(t, good, fx.oci)
+	testutil.WriteTar(t, good, fx.oci...)
 	goodBytes := readFile(t, good)
 
 	tests := []struct {
 		name  string
-		files []tarFile
+		files []testutil.TarEntry
 		raw   []byte // instead of files
 		want  []string
 	}{
-		{"dotdot entry", append(slices.Clone(fx.oci), tarFile{hdr: tar.Header{Typeflag: tar.TypeReg, Name: "../../x", Mode: 0o644}, data: []byte("x")}),
+		{"dotdot entry", append(slices.Clone(fx.oci), testutil.TarFile("../../x", "x")),
 			nil, []string{`unsafe archive entry name "../../x"`}},
-		{"absolute entry", append(slices.Clone(fx.oci), tarFile{hdr: tar.Header{Typeflag: tar.TypeReg, Name: "/x", Mode: 0o644}, data: []byte("x")}),
+		{"absolute entry", append(slices.Clone(fx.oci), testutil.TarFile("/x", "x")),
 			nil, []string{"unsafe archive entry name"}},
-		{"dotdot in blobs", append(slices.Clone(fx.oci), tarFile{hdr: tar.Header{Typeflag: tar.TypeReg, Name: "blobs/sha256/../../../x", Mode: 0o644}}),
+		{"dotdot in blobs", append(slices.Clone(fx.oci), testutil.TarFile("blobs/sha256/../../../x", "")),
 			nil, []string{"unsafe archive entry name"}},
-		{"digest with dotdot", edit(fx.oci, "index.json", func(f *tarFile) {
-			f.data = bytes.ReplaceAll(f.data, []byte(string(md)), []byte("sha256:../../x"))
+		{"digest with dotdot", edit(fx.oci, "index.json", func(f *testutil.TarEntry) {
+			f.Data = bytes.ReplaceAll(f.Data, []byte(string(md)), []byte("sha256:../../x"))
 		}), nil, []string{`invalid digest "sha256:../../x"`}},
-		{"bad blob name", append(slices.Clone(fx.oci), tarFile{hdr: tar.Header{Typeflag: tar.TypeReg, Name: "blobs/sha256/x", Mode: 0o644}}),
+		{"bad blob name", append(slices.Clone(fx.oci), testutil.TarFile("blobs/sha256/x", "")),
 			nil, []string{"blobs/sha256/x", "invalid digest"}},
-		{"symlink blob absolute", append(drop(fx.oci, blobName(ld)), symlink(blobName(ld), "/etc/passwd")),
+		{"symlink blob absolute", append(drop(fx.oci, blobName(ld)), testutil.TarLink(blobName(ld), "/etc/passwd", tar.TypeSymlink)),
 			nil, []string{blobName(ld), "unsafe link"}},
-		{"symlink blob escaping", append(drop(fx.oci, blobName(ld)), symlink(blobName(ld), "../../../etc/passwd")),
+		{"symlink blob escaping", append(drop(fx.oci, blobName(ld)), testutil.TarLink(blobName(ld), "../../../etc/passwd", tar.TypeSymlink)),
 			nil, []string{blobName(ld), "unsafe link"}},
-		{"hardlink escaping", append(drop(fx.oci, blobName(ld)), tarFile{hdr: tar.Header{Typeflag: tar.TypeLink, Name: blobName(ld), Linkname: "../x"}}),
+		{"hardlink escaping", append(drop(fx.oci, blobName(ld)), testutil.TarLink(blobName(ld), "../x", tar.TypeLink)),
 			nil, []string{"unsafe link"}},
-		{"symlink to other blob", append(drop(fx.oci, blobName(ld)), symlink(blobName(ld), cd.Encoded())),
+		{"symlink to other blob", append(drop(fx.oci, blobName(ld)), testutil.TarLink(blobName(ld), cd.Encoded(), tar.TypeSymlink)),
 			nil, []string{string(ld), "digest mismatch"}},
-		{"device blob", append(drop(fx.oci, blobName(ld)), tarFile{hdr: tar.Header{Typeflag: tar.TypeChar, Name: blobName(ld)}}),
+		{"device blob", append(drop(fx.oci, blobName(ld)), testutil.TarEntry{Header: tar.Header{Typeflag: tar.TypeChar, Name: blobName(ld)}}),
 			nil, []string{blobName(ld), "not a regular file"}},
-		{"digest mismatch", edit(fx.oci, blobName(ld), func(f *tarFile) { f.data = garbage }),
+		{"digest mismatch", edit(fx.oci, blobName(ld), func(f *testutil.TarEntry) { f.Data = garbage }),
 			nil, []string{string(ld), "digest mismatch"}},
 		{"missing blob", drop(fx.oci, blobName(ld)), nil, []string{string(ld), "no blob"}},
 		{"size mismatch", sizeMismatch, nil, []string{string(ld), "size mismatch"}},
-		{"duplicate entry", append(slices.Clone(fx.oci), tarFile{hdr: tar.Header{Typeflag: tar.TypeReg, Name: "./index.json", Mode: 0o644}, data: []byte("{}")}),
+		{"duplicate entry", append(slices.Clone(fx.oci), testutil.TarFile("./index.json", "{}")),
 			nil, []string{"duplicate"}},
 		{"truncated", nil, goodBytes[:len(goodBytes)/2], []string{"unexpected EOF", "blobs/sha256/"}},
 		{"not a tar", nil, []byte("hello, this is not a tar archive at all"), []string{"load"}},
 		{"docker dotdot layer", edit(fx.dockerOld, "manifest.json", setLayers("../../x")), nil, []string{`unsafe path "../../x"`}},
 		{"docker absolute layer", edit(fx.dockerOld, "manifest.json", setLayers("/etc/passwd")), nil, []string{`unsafe path "/etc/passwd"`}},
-		{"docker symlink layer", append(edit(fx.dockerOld, "manifest.json", setLayers("layer.tar")), symlink("layer.tar", "/etc/passwd")),
+		{"docker symlink layer", append(edit(fx.dockerOld, "manifest.json", setLayers("layer.tar")), testutil.TarLink("layer.tar", "/etc/passwd", tar.TypeSymlink)),
 			nil, []string{"layer.tar", "unsafe link"}},
-		{"docker symlink loop", append(edit(fx.dockerOld, "manifest.json", setLayers("a")), symlink("a", "b"), symlink("b", "a")),
+		{"docker symlink loop", append(edit(fx.dockerOld, "manifest.json", setLayers("a")), testutil.TarLink("a", "b", tar.TypeSymlink), testutil.TarLink("b", "a", tar.TypeSymlink)),
 			nil, []string{"too many levels of links"}},
 		{"docker missing layer", edit(fx.dockerOld, "manifest.json", setLayers("nope.tar")), nil, []string{"nope.tar"}},
-		{"docker layer mismatch", edit(fx.dockerOld, blobName(ld), func(f *tarFile) { f.data = garbage }), nil, []string{string(ld), "digest mismatch"}},
+		{"docker layer mismatch", edit(fx.dockerOld, blobName(ld), func(f *testutil.TarEntry) { f.Data = garbage }), nil, []string{string(ld), "digest mismatch"}},
 		{"docker diff_id mismatch", append(edit(fx.dockerOld, "manifest.json", setLayers("other.tar")),
-			tarFile{hdr: tar.Header{Typeflag: tar.TypeReg, Name: "other.tar", Mode: 0o644}, data: tarBytes(t, map[string]string{"evil": "x"})}),
+			testutil.TarEntry{Header: tar.Header{Typeflag: tar.TypeReg, Name: "other.tar", Mode: 0o644}, Data: tarBytes(t, map[string]string{"evil": "x"})}),
 			nil, []string{"other.tar", "diff_id mismatch"}},
 	}
 	dir := t.TempDir()
@@ -245,7 +242,7 @@ func TestLoadHostile(t *testing.T) {
 			if tt.raw != nil {
 				os.WriteFile(p, tt.raw, 0o644)
 			} else {
-				writeTar(t, p, tt.files)
+				testutil.WriteTar(t, p, tt.files...)
 			}
 			_, err := s.Load(context.Background(), p)
 			if err == nil {

@@ -16,7 +16,6 @@
 package oci
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -28,6 +27,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/builderdev/builder/internal/atomicfile"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -264,40 +264,11 @@ func (s *Store) readBlob(d digest.Digest) ([]byte, error) {
 	return data, nil
 }
 
-// replaceFile writes data to a temp file, fsyncs it, renames it over
-// path and fsyncs the parent dir.
+// replaceFile writes data to a temp file in this process's tmp dir (so
+// Open removes it if we die), fsyncs it, renames it over path and fsyncs
+// the parent dir.
 func (s *Store) replaceFile(path string, data []byte) error {
-	f, err := os.CreateTemp(s.tmp, "file-")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	_, err = io.Copy(f, bytes.NewReader(data))
-	if err == nil {
-		err = f.Chmod(0o644)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return err
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		return err
-	}
-	return syncDir(filepath.Dir(path))
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return atomicfile.WriteFile(path, data, 0o644, atomicfile.Options{TempDir: s.tmp, TempPattern: "file-"})
 }
 
 // Image is a resolved image of the store.

@@ -49,6 +49,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/builderdev/builder/internal/atomicfile"
 	"github.com/opencontainers/go-digest"
 )
 
@@ -156,21 +157,9 @@ func (s *Store) checkFormat() error {
 	if err := os.Mkdir(s.path(byChainDir), 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
 		return err
 	}
-	tmp, err := os.CreateTemp(s.path(tmpDir), ownerPrefix()+"format-")
-	if err != nil {
-		return err
-	}
-	_, err = tmp.WriteString(format + "\n")
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), s.path(formatFile))
-	}
-	if err != nil {
-		os.Remove(tmp.Name())
-	}
-	return err
+	// The temp file is named by our pid, so cleanup removes it if we die.
+	return atomicfile.WriteFile(s.path(formatFile), []byte(format+"\n"), 0o600,
+		atomicfile.Options{TempDir: s.path(tmpDir), TempPattern: ownerPrefix() + "format-*"})
 }
 
 func (s *Store) path(elem ...string) string {

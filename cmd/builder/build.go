@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -9,9 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/builderdev/builder/executor"
-	"github.com/builderdev/builder/imagediff"
-	"github.com/builderdev/builder/layer"
+	"github.com/builderdev/builder/client"
 	"github.com/spf13/cobra"
 )
 
@@ -67,7 +66,8 @@ func newBuildCmd(g *globalFlags) *cobra.Command {
 }
 
 func runBuild(cmd *cobra.Command, g *globalFlags, f *buildFlags, contextDir string) error {
-	opts := executor.Options{ContextDir: contextDir, Target: f.target, NoCache: f.noCache, NoCacheFilter: f.noCacheFilt, Network: f.network}
+	var opts client.BuildOptions
+	opts.ContextDir, opts.Target, opts.NoCache, opts.NoCacheFilter, opts.Network = contextDir, f.target, f.noCache, f.noCacheFilt, f.network
 	var err error
 	if opts.Secrets, err = parseSecrets(f.secrets); err != nil {
 		return err
@@ -107,9 +107,9 @@ func runBuild(cmd *cobra.Command, g *globalFlags, f *buildFlags, contextDir stri
 	}
 	switch f.compression {
 	case "gzip":
-		opts.Compression = layer.Gzip
+		opts.Compression = client.Gzip
 	case "zstd":
-		opts.Compression = layer.Zstd
+		opts.Compression = client.Zstd
 	default:
 		return usagef("--compression must be gzip or zstd, not %q", f.compression)
 	}
@@ -136,82 +136,66 @@ func runBuild(cmd *cobra.Command, g *globalFlags, f *buildFlags, contextDir stri
 	if err := f.reg.apply(&opts, progressWriter(cmd, f)); err != nil {
 		return err
 	}
-	b, err := openBuilder(cmd, g)
+	c, err := openClient(cmd, g)
 	if err != nil {
 		return err
-	}
-	if f.checkRepro {
-		// Shared, as a build, across both builds: no prune may drop the
-		// first image (untagged without -t) before it is compared.
-		unlock, err := b.Store.Lock(cmd.Context(), false)
-		if err != nil {
-			return err
-		}
-		defer unlock()
 	}
 	start := time.Now()
-	buildOpts := opts
-	if f.checkRepro {
-		// Outputs and push wait for the check: CI publishes only what passed.
-		buildOpts.Outputs, buildOpts.Push = nil, false
-	}
-	res, err := b.Build(cmd.Context(), buildOpts)
-	if err != nil {
-		return err
-	}
-	if f.iidfile != "" {
-		if err := os.WriteFile(f.iidfile, []byte(res.ImageID.String()), 0o644); err != nil {
-			return fmt.Errorf("write iidfile: %w", err)
+	opts.OnBuilt = func(res *client.BuildResult) error {
+		if f.iidfile != "" {
+			if err := os.WriteFile(f.iidfile, []byte(res.ImageID.String()), 0o644); err != nil {
+				return fmt.Errorf("write iidfile: %w", err)
+			}
 		}
-	}
-	if f.quiet {
-		fmt.Fprintln(cmd.OutOrStdout(), res.ImageID)
-	} else {
-		prog.Summary(res, time.Since(start))
+		if f.quiet {
+			fmt.Fprintln(cmd.OutOrStdout(), res.ImageID)
+		} else {
+			prog.Summary(res, time.Since(start))
+		}
+		if f.checkRepro {
+			fmt.Fprintln(cmd.ErrOrStderr(), "checking reproducibility: building again with no cache in a temporary store")
+		}
+		return nil
 	}
 	if f.checkRepro {
 		// A fresh reporter: the second build numbers its steps from #1 again.
-		buildOpts.Reporter = newPlainProgress(io.Discard)
+		opts.CheckReproducible = true
+		opts.CheckReporter = newPlainProgress(io.Discard)
 		if !f.quiet && f.progress != "quiet" {
-			buildOpts.Reporter = newPlainProgress(cmd.ErrOrStderr())
+			opts.CheckReporter = newPlainProgress(cmd.ErrOrStderr())
 		}
-		if err := checkReproducible(cmd, b, buildOpts, res); err != nil {
-			if len(opts.Outputs) > 0 || opts.Push {
-				fmt.Fprintln(cmd.ErrOrStderr(), "not exported or pushed: the check failed")
-			}
-			return err
-		}
-		return b.Publish(cmd.Context(), opts, res)
 	}
-	return nil
-}
-
-// checkReproducible builds again with no cache in a temporary store and
-// prints "reproducible: <manifest digest>" or the differences (exit 1).
-func checkReproducible(cmd *cobra.Command, b *executor.Builder, opts executor.Options, first *executor.Result) error {
-	errw := cmd.ErrOrStderr()
-	fmt.Fprintln(errw, "checking reproducibility: building again with no cache in a temporary store")
-	rep, err := b.CheckReproducible(cmd.Context(), opts, first)
+	res, err := c.Build(cmd.Context(), opts)
+	var ce *client.CheckError
+	if errors.As(err, &ce) {
+		return exitError{2, err} // trouble, as diff
+	}
 	if err != nil {
-		return exitError{2, fmt.Errorf("check reproducibility: %w", err)} // trouble, as diff
+		return err
+	}
+	if !f.checkRepro {
+		return nil
 	}
 	out := cmd.OutOrStdout()
-	if rep.Identical {
-		fmt.Fprintln(out, "reproducible:", first.ManifestDigest)
+	if res.Check.Identical {
+		fmt.Fprintln(out, "reproducible:", res.ManifestDigest)
 		return nil
 	}
 	fmt.Fprintln(out, "not reproducible: two builds of the same inputs differ")
-	if err := rep.WriteText(out); err != nil {
+	if err := res.Check.WriteText(out); err != nil {
 		return err
 	}
-	if opts.SourceDateEpoch == nil && onlyTimes(rep) {
+	if opts.SourceDateEpoch == nil && onlyTimes(res.Check) {
 		fmt.Fprintln(out, "only timestamps differ: set SOURCE_DATE_EPOCH (or --source-date-epoch) to pin them")
+	}
+	if len(opts.Outputs) > 0 || opts.Push {
+		fmt.Fprintln(cmd.ErrOrStderr(), "not exported or pushed: the check failed")
 	}
 	return exitError{code: exitDiffer}
 }
 
 // onlyTimes reports whether every difference is a created time of the config.
-func onlyTimes(rep *imagediff.Report) bool {
+func onlyTimes(rep *client.DiffReport) bool {
 	if len(rep.Manifest) > 0 || len(rep.Layers) > 0 {
 		return false
 	}
@@ -262,11 +246,11 @@ func parseKVs(flag string, in []string) (map[string]string, error) {
 }
 
 // parseOutput reads "type=oci,dest=out.tar" (or a bare path: local).
-func parseOutput(s string) (executor.Output, error) {
+func parseOutput(s string) (client.Output, error) {
 	if !strings.Contains(s, "=") {
-		return executor.Output{Type: "local", Dest: s}, nil
+		return client.Output{Type: "local", Dest: s}, nil
 	}
-	var o executor.Output
+	var o client.Output
 	for _, part := range strings.Split(s, ",") {
 		k, v, ok := strings.Cut(part, "=")
 		if !ok {
@@ -333,13 +317,13 @@ func sourceDateEpoch(flag string, buildArgs map[string]string) (*time.Time, erro
 	return &t, nil
 }
 
-func openBuilder(cmd *cobra.Command, g *globalFlags) (*executor.Builder, error) {
-	b, err := executor.Open(cmd.Context(), g.root, nil)
+func openClient(cmd *cobra.Command, g *globalFlags) (*client.Client, error) {
+	c, err := client.Open(cmd.Context(), g.root)
 	if err != nil {
 		return nil, err
 	}
-	g.opened = append(g.opened, b)
-	return b, nil
+	g.opened = append(g.opened, c)
+	return c, nil
 }
 
 // parseSecrets reads --secret values: id=ID,src=FILE (also source=) or

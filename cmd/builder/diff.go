@@ -1,15 +1,10 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
-	"fmt"
 	"io"
-	"os"
-	"strings"
 
-	"github.com/builderdev/builder/imagediff"
-	"github.com/builderdev/builder/oci"
+	"github.com/builderdev/builder/client"
 	"github.com/spf13/cobra"
 )
 
@@ -36,22 +31,11 @@ Exit status: 0 identical, 1 different, 2 trouble.`,
 			if format != "text" && format != "json" {
 				return usagef("--format must be text or json, not %q", format)
 			}
-			b, err := openBuilder(cmd, g)
+			c, err := openClient(cmd, g)
 			if err != nil {
 				return exitError{2, err}
 			}
-			unlock, err := b.Store.Lock(cmd.Context(), false) // no prune or rmi meanwhile
-			if err != nil {
-				return exitError{2, err}
-			}
-			defer unlock()
-			var sides [2]imagediff.Image
-			for i, arg := range args {
-				if sides[i], err = openImage(cmd.Context(), b.Store, arg); err != nil {
-					return exitError{2, err}
-				}
-			}
-			rep, err := imagediff.Compare(cmd.Context(), sides[0], sides[1], imagediff.Options{})
+			rep, err := c.Diff(cmd.Context(), args[0], args[1])
 			if err != nil {
 				return exitError{2, err}
 			}
@@ -68,7 +52,7 @@ Exit status: 0 identical, 1 different, 2 trouble.`,
 	return cmd
 }
 
-func writeReport(w io.Writer, rep *imagediff.Report, format string) error {
+func writeReport(w io.Writer, rep *client.DiffReport, format string) error {
 	if format == "json" {
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
@@ -76,50 +60,6 @@ func writeReport(w io.Writer, rep *imagediff.Report, format string) error {
 		return enc.Encode(rep)
 	}
 	return rep.WriteText(w)
-}
-
-// openImage finds arg in the store, or loads the archive or layout dir it
-// names into a scratch store under the store's tmp (removed when this
-// process's store is closed; the input itself is only read).
-func openImage(ctx context.Context, store *oci.Store, arg string) (imagediff.Image, error) {
-	path, forced := arg, false
-	for _, p := range []string{"oci:", "oci-archive:", "docker-archive:"} {
-		if rest, ok := strings.CutPrefix(arg, p); ok {
-			path, forced = rest, true
-			break
-		}
-	}
-	if _, err := os.Stat(path); err != nil {
-		if forced {
-			return imagediff.Image{}, fmt.Errorf("read %s: %w", arg, err)
-		}
-		im, rerr := store.Resolve(arg)
-		if rerr != nil {
-			return imagediff.Image{}, fmt.Errorf("%s: no such file, dir or image in the store", arg)
-		}
-		return imagediff.Image{Name: arg, Manifest: im.Descriptor, Blobs: store}, nil
-	}
-	dir, err := store.TempDir("diff-")
-	if err != nil {
-		return imagediff.Image{}, err
-	}
-	scratch, err := oci.Open(ctx, dir)
-	if err != nil {
-		return imagediff.Image{}, err
-	}
-	names, err := scratch.Load(ctx, path)
-	if err != nil {
-		return imagediff.Image{}, fmt.Errorf("%w (diff reads OCI tars, OCI layout dirs and docker-archive tars)", err)
-	}
-	if len(names) != 1 {
-		return imagediff.Image{}, fmt.Errorf("%s holds %d images (%s): load it with `builder load -i` and name one",
-			path, len(names), strings.Join(names, ", "))
-	}
-	im, err := scratch.Resolve(names[0])
-	if err != nil {
-		return imagediff.Image{}, fmt.Errorf("%s: %w", path, err)
-	}
-	return imagediff.Image{Name: arg, Manifest: im.Descriptor, Blobs: scratch}, nil
 }
 
 // exitError ends the command with code, printing err when there is one.

@@ -5,27 +5,27 @@ import (
 	"reflect"
 	"testing"
 
-	"github.com/builderdev/builder/executor"
+	"github.com/builderdev/builder/client"
 )
 
 func TestParseOutput(t *testing.T) {
 	tests := []struct {
 		in   string
-		want executor.Output
+		want client.Output
 		err  bool
 	}{
-		{"type=oci,dest=out.tar", executor.Output{Type: "oci", Dest: "out.tar"}, false},
-		{"type=docker,dest=d.tar", executor.Output{Type: "docker", Dest: "d.tar"}, false},
-		{"type=oci-layout,dest=dir", executor.Output{Type: "oci-layout", Dest: "dir"}, false},
-		{"type=local,dest=rootfs", executor.Output{Type: "local", Dest: "rootfs"}, false},
-		{"rootfs", executor.Output{Type: "local", Dest: "rootfs"}, false},
-		{"type=image,name=reg/app:v1,push=true", executor.Output{Type: "image", Dest: "reg/app:v1", Push: true}, false},
-		{"type=registry,name=reg/app:v1", executor.Output{Type: "image", Dest: "reg/app:v1", Push: true}, false},
-		{"type=tar,dest=x", executor.Output{}, true},
-		{"type=oci", executor.Output{}, true},
-		{"type=oci,dest=x,bogus=1", executor.Output{}, true},
-		{"type=oci,dest=x,push=true", executor.Output{}, true},
-		{"type=image,name=a,push=maybe", executor.Output{}, true},
+		{"type=oci,dest=out.tar", client.Output{Type: "oci", Dest: "out.tar"}, false},
+		{"type=docker,dest=d.tar", client.Output{Type: "docker", Dest: "d.tar"}, false},
+		{"type=oci-layout,dest=dir", client.Output{Type: "oci-layout", Dest: "dir"}, false},
+		{"type=local,dest=rootfs", client.Output{Type: "local", Dest: "rootfs"}, false},
+		{"rootfs", client.Output{Type: "local", Dest: "rootfs"}, false},
+		{"type=image,name=reg/app:v1,push=true", client.Output{Type: "image", Dest: "reg/app:v1", Push: true}, false},
+		{"type=registry,name=reg/app:v1", client.Output{Type: "image", Dest: "reg/app:v1", Push: true}, false},
+		{"type=tar,dest=x", client.Output{}, true},
+		{"type=oci", client.Output{}, true},
+		{"type=oci,dest=x,bogus=1", client.Output{}, true},
+		{"type=oci,dest=x,push=true", client.Output{}, true},
+		{"type=image,name=a,push=maybe", client.Output{}, true},
 	}
 	for _, tt := range tests {
 		got, err := parseOutput(tt.in)

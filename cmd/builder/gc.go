@@ -7,7 +7,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/builderdev/builder/executor"
+	"github.com/builderdev/builder/client"
 	"github.com/spf13/cobra"
 )
 
@@ -20,7 +20,7 @@ func newPruneCmd(g *globalFlags) *cobra.Command {
 		Short: "Remove cache records, snapshots and blobs that no image needs",
 		Args:  exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			opts := executor.PruneOptions{All: all}
+			opts := client.PruneOptions{All: all}
 			if keep != "" {
 				n, err := parseSize(keep)
 				if err != nil {
@@ -39,7 +39,7 @@ func newPruneCmd(g *globalFlags) *cobra.Command {
 				}
 				opts.Until = d
 			}
-			b, err := openBuilder(cmd, g)
+			b, err := openClient(cmd, g)
 			if err != nil {
 				return err
 			}
@@ -85,7 +85,7 @@ func newDfCmd(g *globalFlags) *cobra.Command {
 		Short: "Show what the store holds",
 		Args:  exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			b, err := openBuilder(cmd, g)
+			b, err := openClient(cmd, g)
 			if err != nil {
 				return err
 			}
@@ -113,7 +113,7 @@ func newCheckCmd(g *globalFlags) *cobra.Command {
 		Short:   "Verify the store: records, images, blobs, snapshots (corrupt blobs are removed; builds re-create them)",
 		Args:    exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			b, err := openBuilder(cmd, g)
+			b, err := openClient(cmd, g)
 			if err != nil {
 				return err
 			}

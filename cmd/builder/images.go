@@ -8,7 +8,7 @@ import (
 	"os"
 	"text/tabwriter"
 
-	"github.com/builderdev/builder/oci"
+	"github.com/builderdev/builder/client"
 	"github.com/spf13/cobra"
 )
 
@@ -18,23 +18,19 @@ func newImagesCmd(g *globalFlags) *cobra.Command {
 		Short: "List the images of the store",
 		Args:  exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			b, err := openBuilder(cmd, g)
+			c, err := openClient(cmd, g)
 			if err != nil {
 				return err
 			}
-			imgs, err := b.Store.Images()
+			imgs, err := c.Images(cmd.Context())
 			if err != nil {
 				return err
 			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 3, ' ', 0)
 			fmt.Fprintln(tw, "NAME\tIMAGE ID\tMANIFEST\tLAYERS\tSIZE")
 			for _, im := range imgs {
-				var size int64
-				for _, l := range im.Manifest.Layers {
-					size += l.Size
-				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", im.Name, short(im.Manifest.Config.Digest.Encoded()),
-					short(im.Descriptor.Digest.Encoded()), len(im.Manifest.Layers), humanSize(size))
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", im.Name, short(im.ID.Encoded()),
+					short(im.Manifest.Encoded()), im.Layers, humanSize(im.Size))
 			}
 			return tw.Flush()
 		},
@@ -67,25 +63,14 @@ func newInspectCmd(g *globalFlags) *cobra.Command {
 		Short: "Print an image's manifest and config as JSON",
 		Args:  exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			b, err := openBuilder(cmd, g)
+			c, err := openClient(cmd, g)
 			if err != nil {
 				return err
 			}
-			im, err := b.Store.Resolve(args[0])
+			out, err := c.Inspect(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}
-			var cfg json.RawMessage
-			if err := b.Store.GetJSON(im.Manifest.Config.Digest, &cfg); err != nil {
-				return err
-			}
-			out := struct {
-				Name     string          `json:"name,omitempty"`
-				Digest   string          `json:"digest"`
-				ID       string          `json:"id"`
-				Manifest any             `json:"manifest"`
-				Config   json.RawMessage `json:"config"`
-			}{im.Name, im.Descriptor.Digest.String(), im.Manifest.Config.Digest.String(), im.Manifest, cfg}
 			enc := json.NewEncoder(cmd.OutOrStdout())
 			enc.SetIndent("", "  ")
 			return enc.Encode(out)
@@ -99,19 +84,11 @@ func newTagCmd(g *globalFlags) *cobra.Command {
 		Short: "Give an image another name",
 		Args:  exactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			b, err := openBuilder(cmd, g)
+			c, err := openClient(cmd, g)
 			if err != nil {
 				return err
 			}
-			im, err := b.Store.Resolve(args[0])
-			if err != nil {
-				return err
-			}
-			name, err := oci.NormalizeRef(args[1])
-			if err != nil {
-				return usagef("invalid tag %q: %v", args[1], err)
-			}
-			return b.Store.Tag(name, im.Descriptor)
+			return c.Tag(cmd.Context(), args[0], args[1])
 		},
 	}
 }
@@ -122,26 +99,15 @@ func newRmiCmd(g *globalFlags) *cobra.Command {
 		Short: "Remove image names (blobs stay until prune)",
 		Args:  minArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			b, err := openBuilder(cmd, g)
+			c, err := openClient(cmd, g)
 			if err != nil {
 				return err
 			}
-			unlock, err := b.Store.Lock(cmd.Context(), true)
-			if err != nil {
-				return err
-			}
-			defer unlock()
-			for _, a := range args {
-				name, err := oci.NormalizeRef(a)
-				if err != nil {
-					return usagef("invalid image name %q: %v", a, err)
-				}
-				if err := b.Store.Untag(name); err != nil {
-					return err
-				}
+			done, err := c.Untag(cmd.Context(), args...)
+			for _, name := range done {
 				fmt.Fprintf(cmd.OutOrStdout(), "untagged %s\n", name)
 			}
-			return nil
+			return err
 		},
 	}
 }
@@ -156,30 +122,22 @@ func newSaveCmd(g *globalFlags) *cobra.Command {
 			if out == "" {
 				return usagef("save needs -o FILE")
 			}
-			var f oci.Format
+			var f client.Format
 			switch format {
 			case "oci":
-				f = oci.FormatOCI
+				f = client.FormatOCI
 			case "docker":
-				f = oci.FormatDocker
+				f = client.FormatDocker
 			case "oci-layout":
-				f = oci.FormatOCILayout
+				f = client.FormatOCILayout
 			default:
 				return usagef("--format must be oci, docker or oci-layout")
 			}
-			b, err := openBuilder(cmd, g)
+			c, err := openClient(cmd, g)
 			if err != nil {
 				return err
 			}
-			var imgs []*oci.Image
-			for _, a := range args {
-				im, err := b.Store.Resolve(a)
-				if err != nil {
-					return err
-				}
-				imgs = append(imgs, im)
-			}
-			return b.Store.Export(cmd.Context(), out, f, imgs)
+			return c.Save(cmd.Context(), out, f, args...)
 		},
 	}
 	cmd.Flags().StringVarP(&out, "output", "o", "", "output file")
@@ -200,11 +158,11 @@ func newLoadCmd(g *globalFlags) *cobra.Command {
 			if _, err := os.Stat(in); errors.Is(err, fs.ErrNotExist) {
 				return usagef("load: %s does not exist", in)
 			}
-			b, err := openBuilder(cmd, g)
+			c, err := openClient(cmd, g)
 			if err != nil {
 				return err
 			}
-			names, err := b.Store.Load(cmd.Context(), in)
+			names, err := c.Load(cmd.Context(), in)
 			if err != nil {
 				return err
 			}

@@ -11,7 +11,7 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/builderdev/builder/executor"
+	"github.com/builderdev/builder/client"
 	"github.com/builderdev/builder/snapshot/sandbox"
 	"github.com/spf13/cobra"
 )
@@ -59,10 +59,10 @@ func run(args []string) int {
 	// (anything wrong inside the Dockerfile included); 130 = interrupted.
 	msg := err.Error()
 	var ue usageError
-	usage := errors.As(err, &ue) || errors.Is(err, executor.ErrUsage) ||
+	usage := errors.As(err, &ue) || errors.Is(err, client.ErrUsage) ||
 		strings.HasPrefix(msg, "unknown command ") // cobra has no typed error for it
 	if usage {
-		msg = strings.TrimPrefix(msg, executor.ErrUsage.Error()+": ")
+		msg = strings.TrimPrefix(msg, client.ErrUsage.Error()+": ")
 	}
 	fmt.Fprintln(os.Stderr, "error:", msg)
 	switch {
@@ -85,7 +85,7 @@ type globalFlags struct {
 	root       string
 	debug      bool
 	cpuprofile string
-	opened     []*executor.Builder // by openBuilder; closed by run
+	opened     []*client.Client // by openClient; closed by run
 }
 
 func newRootCmd(g *globalFlags) *cobra.Command {

@@ -9,13 +9,13 @@ import (
 	"sync"
 	"time"
 
-	"github.com/builderdev/builder/executor"
+	"github.com/builderdev/builder/client"
 )
 
 // progress prints build events.
 type progress interface {
-	executor.Reporter
-	Summary(res *executor.Result, d time.Duration)
+	client.Reporter
+	Summary(res *client.BuildResult, d time.Duration)
 }
 
 // plainProgress prints one line per finished step ("#3 [build 2/5] COPY a /b
@@ -32,13 +32,13 @@ func newPlainProgress(w io.Writer) *plainProgress {
 	return &plainProgress{w: w, names: map[int]string{}, headed: map[int]bool{}, partial: map[int][]byte{}}
 }
 
-func (p *plainProgress) Report(e executor.Event) {
+func (p *plainProgress) Report(e client.Event) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	switch e.Kind {
-	case executor.StepStart:
+	case client.StepStart:
 		p.names[e.ID] = e.Name
-	case executor.StepLog:
+	case client.StepLog:
 		if !p.headed[e.ID] {
 			fmt.Fprintf(p.w, "#%d %s\n", e.ID, p.names[e.ID])
 			p.headed[e.ID] = true
@@ -53,7 +53,7 @@ func (p *plainProgress) Report(e executor.Event) {
 			buf = buf[i+1:]
 		}
 		p.partial[e.ID] = buf
-	case executor.StepDone:
+	case client.StepDone:
 		if rest := p.partial[e.ID]; len(rest) > 0 {
 			fmt.Fprintf(p.w, "#%d %s\n", e.ID, rest)
 		}
@@ -68,12 +68,12 @@ func (p *plainProgress) Report(e executor.Event) {
 			state = "CACHED"
 		}
 		fmt.Fprintf(p.w, "#%d %s %s %.3fs\n", e.ID, e.Name, state, e.Duration.Seconds())
-	case executor.Warning:
+	case client.Warning:
 		fmt.Fprintf(p.w, "WARNING: %s\n", e.Text)
 	}
 }
 
-func (p *plainProgress) Summary(res *executor.Result, d time.Duration) {
+func (p *plainProgress) Summary(res *client.BuildResult, d time.Duration) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	fmt.Fprintf(p.w, "built image %s (manifest %s) in %.3fs\n", res.ImageID, res.ManifestDigest, d.Seconds())

@@ -7,8 +7,7 @@ import (
 	"io"
 	"strings"
 
-	"github.com/builderdev/builder/executor"
-	"github.com/builderdev/builder/oci"
+	"github.com/builderdev/builder/client"
 	"github.com/spf13/cobra"
 )
 
@@ -25,8 +24,8 @@ func (r *registryFlags) register(cmd *cobra.Command) {
 }
 
 // options builds the registry options; blob progress goes to w.
-func (r *registryFlags) options(w io.Writer) executor.RegistryOptions {
-	opts := executor.RegistryOptions{Insecure: r.insecure, Progress: blobPrinter(w)}
+func (r *registryFlags) options(w io.Writer) client.RegistryOptions {
+	opts := client.RegistryOptions{Insecure: r.insecure, Progress: blobPrinter(w)}
 	if !r.tlsVerify {
 		v := false
 		opts.TLSVerify = &v
@@ -35,15 +34,15 @@ func (r *registryFlags) options(w io.Writer) executor.RegistryOptions {
 }
 
 // blobPrinter prints one line per finished blob.
-func blobPrinter(w io.Writer) func(executor.BlobEvent) {
-	return func(e executor.BlobEvent) {
+func blobPrinter(w io.Writer) func(client.BlobEvent) {
+	return func(e client.BlobEvent) {
 		status := string(e.Status)
 		switch {
-		case e.Status == "skipped" && e.Op == "push":
+		case e.Status == client.BlobSkipped && e.Op == "push":
 			status = "skipped (already in the registry)"
-		case e.Status == "skipped":
+		case e.Status == client.BlobSkipped:
 			status = "skipped (already in the store)"
-		case e.Status == "mounted":
+		case e.Status == client.BlobMounted:
 			status = "mounted from " + e.From
 		}
 		fmt.Fprintf(w, "%s %s: blob %s %s %s\n", e.Op, e.Ref, short(e.Digest.Encoded()), humanSize(e.Size), status)
@@ -60,13 +59,13 @@ func newPullCmd(g *globalFlags) *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts := rf.options(cmd.ErrOrStderr())
 			if platform != "" {
-				p, err := executor.ParsePlatform(platform)
+				p, err := client.ParsePlatform(platform)
 				if err != nil {
 					return usagef("--platform: %v", err)
 				}
 				opts.Platform = p
 			}
-			b, err := openBuilder(cmd, g)
+			b, err := openClient(cmd, g)
 			if err != nil {
 				return err
 			}
@@ -78,7 +77,7 @@ func newPullCmd(g *globalFlags) *cobra.Command {
 			if name == "" {
 				name = args[0]
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "pulled %s (image %s, manifest %s)\n", name, img.Manifest.Config.Digest, img.Descriptor.Digest)
+			fmt.Fprintf(cmd.OutOrStdout(), "pulled %s (image %s, manifest %s)\n", name, img.ID, img.Manifest)
 			return nil
 		},
 	}
@@ -99,7 +98,7 @@ func newPushCmd(g *globalFlags) *cobra.Command {
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			b, err := openBuilder(cmd, g)
+			b, err := openClient(cmd, g)
 			if err != nil {
 				return err
 			}
@@ -147,7 +146,7 @@ func newLoginCmd() *cobra.Command {
 			default:
 				return usagef("login: give --password or --password-stdin")
 			}
-			if err := executor.Login(cmd.Context(), args[0], user, password, rf.options(io.Discard)); err != nil {
+			if err := client.Login(cmd.Context(), args[0], user, password, rf.options(io.Discard)); err != nil {
 				return err
 			}
 			fmt.Fprintln(cmd.OutOrStdout(), "Login Succeeded")
@@ -181,8 +180,8 @@ func newLogoutCmd() *cobra.Command {
 		Short: "Remove saved registry credentials",
 		Args:  exactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			err := executor.Logout(cmd.Context(), args[0], executor.RegistryOptions{})
-			if errors.Is(err, oci.ErrNotFound) {
+			err := client.Logout(cmd.Context(), args[0], client.RegistryOptions{})
+			if errors.Is(err, client.ErrNotFound) {
 				fmt.Fprintf(cmd.OutOrStdout(), "Not logged in to %s\n", args[0])
 				return nil
 			}
@@ -212,13 +211,13 @@ func (f *buildRegistryFlags) register(cmd *cobra.Command) {
 }
 
 // apply sets the registry options of a build; blob progress goes to w.
-func (f *buildRegistryFlags) apply(opts *executor.Options, w io.Writer) error {
+func (f *buildRegistryFlags) apply(opts *client.BuildOptions, w io.Writer) error {
 	opts.Push, opts.Pull = f.push, f.pull
 	if f.push && len(opts.Tags) == 0 {
 		return usagef("--push needs at least one -t tag naming the registry")
 	}
 	if f.platform != "" {
-		p, err := executor.ParsePlatform(f.platform)
+		p, err := client.ParsePlatform(f.platform)
 		if err != nil {
 			return usagef("--platform: %v", err)
 		}

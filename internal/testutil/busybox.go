@@ -1,18 +1,22 @@
 // Package testutil holds test helpers shared by the packages of builder: a
 // root gate, a locally made busybox base image (there is no Docker Hub in
-// tests), the builder binary and a throwaway local registry.
+// tests), the builder binary, a throwaway local registry and a fault-
+// injecting proxy in front of it, and hand-built (hostile) tar archives.
+//
+// It imports no package of the project but internal ones, so that the
+// internal tests of layer, oci, ... can use it without an import cycle.
 package testutil
 
 import (
 	"archive/tar"
 	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
+	"io"
 	"runtime"
 	"sort"
 	"time"
 
+	"github.com/builderdev/builder/internal/atomicfile"
 	digest "github.com/opencontainers/go-digest"
 	specs "github.com/opencontainers/image-spec/specs-go"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -144,7 +148,7 @@ func busyboxImage(layer builtLayer, opts BusyboxOptions) (map[digest.Digest][]by
 
 // writeArchive writes the OCI layout as a tar to a temp file next to path and
 // renames it into place.
-func writeArchive(path string, blobs map[digest.Digest][]byte, indexJSON []byte) (err error) {
+func writeArchive(path string, blobs map[digest.Digest][]byte, indexJSON []byte) error {
 	layoutJSON, err := json.Marshal(ocispec.ImageLayout{Version: ocispec.ImageLayoutVersion})
 	if err != nil {
 		return fmt.Errorf("marshal oci-layout: %w", err)
@@ -160,32 +164,17 @@ func writeArchive(path string, blobs map[digest.Digest][]byte, indexJSON []byte)
 	}
 	sort.Slice(entries, func(i, j int) bool { return entries[i].hdr.Name < entries[j].hdr.Name })
 
-	f, err := os.CreateTemp(filepath.Dir(path), ".busybox-*.tar")
+	// Not fsynced, as before: a fixture, made again by every test process.
+	err = atomicfile.Write(path, 0o644, func(w io.Writer) error {
+		tw := tar.NewWriter(w)
+		for _, e := range entries {
+			if err := writeEntry(tw, e); err != nil {
+				return err
+			}
+		}
+		return tw.Close()
+	}, atomicfile.Options{TempPattern: ".busybox-*.tar", NoSync: true})
 	if err != nil {
-		return fmt.Errorf("write image archive: %w", err)
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	tw := tar.NewWriter(f)
-	for _, e := range entries {
-		if err := writeEntry(tw, e); err != nil {
-			return fmt.Errorf("write image archive: %w", err)
-		}
-	}
-	if err := tw.Close(); err != nil {
-		return fmt.Errorf("write image archive: %w", err)
-	}
-	if err := f.Chmod(0o644); err != nil {
-		return fmt.Errorf("write image archive: %w", err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("write image archive: %w", err)
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
 		return fmt.Errorf("write image archive: %w", err)
 	}
 	return nil

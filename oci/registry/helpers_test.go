@@ -1,17 +1,9 @@
 package registry
 
 import (
-	"bytes"
 	"context"
-	"io"
 	"math/rand/v2"
-	"net/http"
-	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
-	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 
@@ -107,81 +99,5 @@ func (e *events) statuses() map[BlobStatus]int {
 		out[ev.Status]++
 	}
 	e.all = nil
-	return out
-}
-
-// proxy is a reverse proxy in front of a registry whose behaviour tests
-// change through hook: it may answer a request itself (return true).
-type proxy struct {
-	*httptest.Server
-	mu   sync.Mutex
-	hook func(w http.ResponseWriter, r *http.Request) bool
-	// corrupt flips a byte of blob GET responses.
-	corrupt bool
-}
-
-func startProxy(t *testing.T, target string) *proxy {
-	t.Helper()
-	u, err := url.Parse(target)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &proxy{}
-	rp := httputil.NewSingleHostReverseProxy(u)
-	rp.Transport = &http.Transport{Proxy: nil}
-	rp.ModifyResponse = func(resp *http.Response) error {
-		p.mu.Lock()
-		corrupt := p.corrupt
-		p.mu.Unlock()
-		if corrupt && resp.Request.Method == http.MethodGet && strings.Contains(resp.Request.URL.Path, "/blobs/") && resp.StatusCode == http.StatusOK {
-			data, err := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if err != nil {
-				return err
-			}
-			if len(data) > 0 {
-				data[len(data)/2] ^= 0xff
-			}
-			resp.Body = io.NopCloser(bytes.NewReader(data))
-		}
-		return nil
-	}
-	p.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		p.mu.Lock()
-		hook := p.hook
-		p.mu.Unlock()
-		if hook != nil && hook(w, r) {
-			return
-		}
-		rp.ServeHTTP(w, r)
-	}))
-	t.Cleanup(p.Close)
-	return p
-}
-
-func (p *proxy) setHook(h func(w http.ResponseWriter, r *http.Request) bool) {
-	p.mu.Lock()
-	p.hook = h
-	p.mu.Unlock()
-}
-
-func (p *proxy) setCorrupt(on bool) {
-	p.mu.Lock()
-	p.corrupt = on
-	p.mu.Unlock()
-}
-
-func (p *proxy) addr() string { return strings.TrimPrefix(p.URL, "http://") }
-
-// ingests lists the blob ingests left in the store's tmp dir.
-func ingests(t *testing.T, s *oci.Store) []string {
-	t.Helper()
-	var out []string
-	_ = filepath.WalkDir(filepath.Join(s.Root(), "tmp"), func(p string, d os.DirEntry, err error) error {
-		if err == nil && !d.IsDir() && strings.HasPrefix(d.Name(), "blob-") {
-			out = append(out, p)
-		}
-		return nil
-	})
 	return out
 }

@@ -230,10 +230,10 @@ func TestCorruptBlob(t *testing.T) {
 	if err := Push(ctx, src, img, addr+"/app:v1", Options{}); err != nil {
 		t.Fatal(err)
 	}
-	p := startProxy(t, "http://"+addr)
-	p.setCorrupt(true)
+	p := testutil.StartRegistryProxy(t, addr)
+	p.SetCorrupt(true)
 	dst := openStore(t)
-	_, err := Pull(ctx, dst, p.addr()+"/app:v1", Options{})
+	_, err := Pull(ctx, dst, p.Addr+"/app:v1", Options{})
 	if err == nil || !strings.Contains(err.Error(), "digest mismatch") {
 		t.Fatalf("err = %v, want a digest mismatch", err)
 	}
@@ -242,14 +242,14 @@ func TestCorruptBlob(t *testing.T) {
 			t.Errorf("blob %s entered the store", b.Digest)
 		}
 	}
-	if left := ingests(t, dst); len(left) != 0 {
+	if left := testutil.BlobIngests(dst.Root()); len(left) != 0 {
 		t.Errorf("partial ingests left: %v", left)
 	}
 	if imgs, _ := dst.Images(); len(imgs) != 0 {
 		t.Errorf("failed pull tagged %v", imgs)
 	}
-	p.setCorrupt(false)
-	if _, err := Pull(ctx, dst, p.addr()+"/app:v1", Options{}); err != nil {
+	p.SetCorrupt(false)
+	if _, err := Pull(ctx, dst, p.Addr+"/app:v1", Options{}); err != nil {
 		t.Fatalf("pull after the fault: %v", err)
 	}
 }
@@ -257,27 +257,27 @@ func TestCorruptBlob(t *testing.T) {
 func TestRetry(t *testing.T) {
 	ctx := context.Background()
 	addr := testutil.StartRegistry(t)
-	p := startProxy(t, "http://"+addr)
+	p := testutil.StartRegistryProxy(t, addr)
 	src := openStore(t)
 	img := makeImage(t, src, "app:v1", "amd64", 5, 3000)
 
 	t.Run("transient 503", func(t *testing.T) {
 		var n atomic.Int32
-		p.setHook(func(w http.ResponseWriter, r *http.Request) bool {
+		p.SetHook(func(w http.ResponseWriter, r *http.Request) bool {
 			if r.Method == http.MethodPatch && n.Add(1) <= 2 {
 				http.Error(w, "busy", http.StatusServiceUnavailable)
 				return true
 			}
 			return false
 		})
-		defer p.setHook(nil)
-		if err := Push(ctx, src, img, p.addr()+"/flaky:v1", Options{}); err != nil {
+		defer p.SetHook(nil)
+		if err := Push(ctx, src, img, p.Addr+"/flaky:v1", Options{}); err != nil {
 			t.Fatal(err)
 		}
 	})
 	t.Run("429 Retry-After", func(t *testing.T) {
 		var n atomic.Int32
-		p.setHook(func(w http.ResponseWriter, r *http.Request) bool {
+		p.SetHook(func(w http.ResponseWriter, r *http.Request) bool {
 			if strings.Contains(r.URL.Path, "/manifests/") && n.Add(1) == 1 {
 				w.Header().Set("Retry-After", "1")
 				http.Error(w, "slow down", http.StatusTooManyRequests)
@@ -285,9 +285,9 @@ func TestRetry(t *testing.T) {
 			}
 			return false
 		})
-		defer p.setHook(nil)
+		defer p.SetHook(nil)
 		start := time.Now()
-		if _, err := Pull(ctx, openStore(t), p.addr()+"/flaky:v1", Options{}); err != nil {
+		if _, err := Pull(ctx, openStore(t), p.Addr+"/flaky:v1", Options{}); err != nil {
 			t.Fatal(err)
 		}
 		if d := time.Since(start); d < time.Second {
@@ -295,16 +295,16 @@ func TestRetry(t *testing.T) {
 		}
 	})
 	t.Run("persistent 503", func(t *testing.T) {
-		p.setHook(func(w http.ResponseWriter, r *http.Request) bool {
+		p.SetHook(func(w http.ResponseWriter, r *http.Request) bool {
 			if r.Method == http.MethodPatch {
 				http.Error(w, "down", http.StatusServiceUnavailable)
 				return true
 			}
 			return false
 		})
-		defer p.setHook(nil)
+		defer p.SetHook(nil)
 		fresh := openStore(t)
-		ref := p.addr() + "/down:v1"
+		ref := p.Addr + "/down:v1"
 		err := Push(ctx, fresh, makeImage(t, fresh, "down:v1", "amd64", 6, 3000), ref, Options{})
 		want := "push " + ref + ": upload blob sha256:"
 		if err == nil || !strings.HasPrefix(err.Error(), want) || !strings.HasSuffix(err.Error(), ": 503 Service Unavailable after 5 attempts") {
@@ -320,7 +320,7 @@ func TestRetry(t *testing.T) {
 		}
 		var mu sync.Mutex
 		cut := map[string]bool{}
-		p.setHook(func(w http.ResponseWriter, r *http.Request) bool {
+		p.SetHook(func(w http.ResponseWriter, r *http.Request) bool {
 			i := strings.LastIndex(r.URL.Path, "/blobs/")
 			if r.Method != http.MethodGet || i < 0 {
 				return false
@@ -340,12 +340,12 @@ func TestRetry(t *testing.T) {
 			}
 			return true
 		})
-		defer p.setHook(nil)
+		defer p.SetHook(nil)
 		dst := openStore(t)
-		if _, err := Pull(ctx, dst, p.addr()+"/flaky:v1", Options{}); err != nil {
+		if _, err := Pull(ctx, dst, p.Addr+"/flaky:v1", Options{}); err != nil {
 			t.Fatal(err)
 		}
-		if left := ingests(t, dst); len(left) != 0 {
+		if left := testutil.BlobIngests(dst.Root()); len(left) != 0 {
 			t.Errorf("partial ingests left: %v", left)
 		}
 	})

@@ -1,4 +1,4 @@
-package executor
+package client
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 	"github.com/builderdev/builder/oci"
 	"github.com/builderdev/builder/snapshot"
 	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 // PruneOptions select what Prune removes. The zero value removes the cache
@@ -31,18 +32,18 @@ type PruneReport struct {
 }
 
 // Prune removes cache and unreferenced data under the exclusive store lock.
-func (b *Builder) Prune(ctx context.Context, opts PruneOptions) (PruneReport, error) {
+func (c *Client) Prune(ctx context.Context, opts PruneOptions) (PruneReport, error) {
 	var rep PruneReport
-	unlock, err := b.Store.Lock(ctx, true)
+	unlock, err := c.exclusive(ctx)
 	if err != nil {
 		return rep, err
 	}
 	defer unlock()
-	used, err := b.Store.InUse()
+	used, err := c.images.InUse()
 	if err != nil {
 		return rep, err
 	}
-	blobs, err := b.Store.Blobs()
+	blobs, err := c.images.Blobs()
 	if err != nil {
 		return rep, err
 	}
@@ -50,7 +51,7 @@ func (b *Builder) Prune(ctx context.Context, opts PruneOptions) (PruneReport, er
 	for _, bl := range blobs {
 		size[bl.Digest] = bl.Size
 	}
-	recs, err := b.Cache.Records(ctx)
+	recs, err := c.cache.Records(ctx)
 	if err != nil {
 		return rep, err
 	}
@@ -85,7 +86,7 @@ func (b *Builder) Prune(ctx context.Context, opts PruneOptions) (PruneReport, er
 		cand = drop
 	}
 	for _, r := range cand {
-		if err := b.Cache.Remove(ctx, r.Key); err != nil {
+		if err := c.cache.Remove(ctx, r.Key); err != nil {
 			return rep, err
 		}
 		rep.Records++
@@ -103,17 +104,17 @@ func (b *Builder) Prune(ctx context.Context, opts PruneOptions) (PruneReport, er
 		if needed[bl.Digest] {
 			continue
 		}
-		if err := b.Store.DeleteBlob(bl.Digest); err != nil {
+		if err := c.images.DeleteBlob(bl.Digest); err != nil {
 			return rep, err
 		}
 		rep.Blobs++
 		rep.Reclaimed += bl.Size
 	}
-	keepChains, err := b.imageChains()
+	keepChains, err := c.imageChains()
 	if err != nil {
 		return rep, err
 	}
-	snaps, err := b.Snapshots.List(ctx)
+	snaps, err := c.snaps.List(ctx)
 	if err != nil {
 		return rep, err
 	}
@@ -126,17 +127,17 @@ func (b *Builder) Prune(ctx context.Context, opts PruneOptions) (PruneReport, er
 			continue
 		}
 		n, _ := dirSize(s.Dir)
-		if err := b.Snapshots.Delete(ctx, s.Chain); err != nil {
+		if err := c.snaps.Delete(ctx, s.Chain); err != nil {
 			return rep, err
 		}
 		rep.Snapshots++
 		rep.Reclaimed += n
 	}
-	if _, err := b.Snapshots.RemoveOrphans(ctx); err != nil {
+	if _, err := c.snaps.RemoveOrphans(ctx); err != nil {
 		return rep, err
 	}
 	if opts.All {
-		n, size, err := b.Cache.RemoveMounts()
+		n, size, err := c.cache.RemoveMounts()
 		rep.Mounts += n
 		rep.Reclaimed += size
 		if err != nil {
@@ -164,8 +165,8 @@ func snapshotDepths(snaps []snapshot.Info) map[digest.Digest]int {
 }
 
 // imageChains returns the chain IDs of every prefix of every image's layers.
-func (b *Builder) imageChains() (map[digest.Digest]bool, error) {
-	imgs, err := b.Store.Images()
+func (c *Client) imageChains() (map[digest.Digest]bool, error) {
+	imgs, err := c.images.Images()
 	if err != nil {
 		return nil, err
 	}
@@ -173,7 +174,7 @@ func (b *Builder) imageChains() (map[digest.Digest]bool, error) {
 	for _, im := range imgs {
 		var chain digest.Digest
 		for _, d := range im.Config.RootFS.DiffIDs {
-			chain = chainID(chain, d)
+			chain = snapshot.ChainID(chain, d)
 			out[chain] = true
 		}
 	}
@@ -208,23 +209,23 @@ type Usage struct {
 }
 
 // DiskUsage reports what the store holds.
-func (b *Builder) DiskUsage(ctx context.Context) (Usage, error) {
+func (c *Client) DiskUsage(ctx context.Context) (Usage, error) {
 	var u Usage
-	unlock, err := b.Store.Lock(ctx, false)
+	unlock, err := c.shared(ctx)
 	if err != nil {
 		return u, err
 	}
 	defer unlock()
-	imgs, err := b.Store.Images()
+	imgs, err := c.images.Images()
 	if err != nil {
 		return u, err
 	}
 	u.Images = len(imgs)
-	used, err := b.Store.InUse()
+	used, err := c.images.InUse()
 	if err != nil {
 		return u, err
 	}
-	recs, err := b.Cache.Records(ctx)
+	recs, err := c.cache.Records(ctx)
 	if err != nil {
 		return u, err
 	}
@@ -235,7 +236,7 @@ func (b *Builder) DiskUsage(ctx context.Context) (Usage, error) {
 			cached[r.Layer] = true
 		}
 	}
-	blobs, err := b.Store.Blobs()
+	blobs, err := c.images.Blobs()
 	if err != nil {
 		return u, err
 	}
@@ -250,11 +251,11 @@ func (b *Builder) DiskUsage(ctx context.Context) (Usage, error) {
 			u.OtherBytes += bl.Size
 		}
 	}
-	keepChains, err := b.imageChains()
+	keepChains, err := c.imageChains()
 	if err != nil {
 		return u, err
 	}
-	snaps, err := b.Snapshots.List(ctx)
+	snaps, err := c.snaps.List(ctx)
 	if err != nil {
 		return u, err
 	}
@@ -267,7 +268,7 @@ func (b *Builder) DiskUsage(ctx context.Context) (Usage, error) {
 		}
 	}
 	u.Reclaimable += u.CacheBytes + u.OtherBytes
-	u.Mounts, u.MountBytes, err = b.Cache.Mounts()
+	u.Mounts, u.MountBytes, err = c.cache.Mounts()
 	return u, err
 }
 
@@ -275,8 +276,8 @@ func (b *Builder) DiskUsage(ctx context.Context) (Usage, error) {
 // image's blobs present and intact, every snapshot's parent chain present.
 // It returns the problems found (none: the store is consistent). A corrupt
 // blob is removed as it is reported.
-func (b *Builder) Check(ctx context.Context) ([]string, error) {
-	unlock, err := b.Store.Lock(ctx, false)
+func (c *Client) Check(ctx context.Context) ([]string, error) {
+	unlock, err := c.shared(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -287,19 +288,19 @@ func (b *Builder) Check(ctx context.Context) ([]string, error) {
 		if err, ok := verified[d]; ok {
 			return err
 		}
-		err := b.Store.VerifyBlob(d)
+		err := c.images.VerifyBlob(d)
 		if err != nil && !errors.Is(err, oci.ErrNotFound) {
 			// A blob that does not hash to its name is of no use: drop it,
 			// so that the records using it become misses and the next
 			// build makes it again (a hit only stats a blob).
-			if derr := b.Store.DeleteBlob(d); derr == nil {
+			if derr := c.images.DeleteBlob(d); derr == nil {
 				err = fmt.Errorf("%w (removed)", err)
 			}
 		}
 		verified[d] = err
 		return err
 	}
-	recs, err := b.Cache.Records(ctx)
+	recs, err := c.cache.Records(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -314,7 +315,7 @@ func (b *Builder) Check(ctx context.Context) ([]string, error) {
 			problems = append(problems, fmt.Sprintf("cache record %s: layer %s: %v", r.Key.Encoded()[:12], r.Layer, err))
 		}
 	}
-	imgs, err := b.Store.Images()
+	imgs, err := c.images.Images()
 	if err != nil {
 		return nil, err
 	}
@@ -325,14 +326,22 @@ func (b *Builder) Check(ctx context.Context) ([]string, error) {
 			}
 		}
 	}
-	snaps, err := b.Snapshots.List(ctx)
+	snaps, err := c.snaps.List(ctx)
 	if err != nil {
 		return nil, err
 	}
 	for _, s := range snaps {
-		if _, err := b.Snapshots.Lowers(ctx, s.Chain); err != nil {
+		if _, err := c.snaps.Lowers(ctx, s.Chain); err != nil {
 			problems = append(problems, fmt.Sprintf("snapshot %s: %v", s.ID, err))
 		}
 	}
 	return problems, nil
+}
+
+func layerDigests(ls []ocispec.Descriptor) []digest.Digest {
+	out := make([]digest.Digest, 0, len(ls))
+	for _, l := range ls {
+		out = append(out, l.Digest)
+	}
+	return out
 }

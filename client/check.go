@@ -1,4 +1,4 @@
-package executor
+package client
 
 import (
 	"context"
@@ -10,51 +10,45 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/builderdev/builder/executor"
 	"github.com/builderdev/builder/imagediff"
 	"github.com/builderdev/builder/oci"
 	"github.com/opencontainers/go-digest"
 )
 
-// CheckReproducible builds opts again with no cache in a temporary store
-// and compares that image with first, the result of building opts in b.
+// checkReproducible builds opts again with no cache in a temporary store
+// and compares that image with first, the result of building opts (the
+// caller holds the shared lock across both builds).
 //
-// The temporary store lives under b's tmp dir (a killed check is cleaned up
-// by the next Open) and starts with the base images first resolved, copied
-// from b, so both builds have the same inputs: nothing is pulled again,
-// whatever opts.Pull says. It is removed before CheckReproducible returns.
-// The second build tags, exports and pushes nothing.
-func (b *Builder) CheckReproducible(ctx context.Context, opts Options, first *Result) (*imagediff.Report, error) {
-	// Shared, as a build: no prune or rmi may drop the first image or its
-	// bases while the second build runs.
-	unlock, err := b.Store.Lock(ctx, false)
-	if err != nil {
-		return nil, err
-	}
-	defer unlock()
-	dir, err := b.Store.TempDir("check-")
+// The temporary store lives under the store's tmp dir (a killed check is
+// cleaned up by the next Open) and starts with the base images first
+// resolved, copied over, so both builds have the same inputs: nothing is
+// pulled again, whatever opts.Pull says. It is removed before
+// checkReproducible returns. The second build tags, exports and pushes
+// nothing.
+func (c *Client) checkReproducible(ctx context.Context, opts executor.Options, first *BuildResult) (*imagediff.Report, error) {
+	dir, err := c.images.TempDir("check-")
 	if err != nil {
 		return nil, err
 	}
 	defer os.RemoveAll(dir)
-	b2, err := Open(ctx, dir, b.log)
+	c2, err := Open(ctx, dir)
 	if err != nil {
 		return nil, fmt.Errorf("open temporary store: %w", err)
 	}
-	defer b2.Close()
+	defer c2.Close()
 	refs := make([]string, 0, len(first.Bases))
 	for ref := range first.Bases {
 		refs = append(refs, ref)
 	}
 	slices.Sort(refs)
 	for i, ref := range refs {
-		if err := copyImage(b.Store, b2.Store, ref, first.Bases[ref], i); err != nil {
+		if err := copyImage(c.images, c2.images, ref, first.Bases[ref], i); err != nil {
 			return nil, fmt.Errorf("copy base image %s: %w", ref, err)
 		}
 	}
-	o := opts
-	o.NoCache, o.NoCacheFilter, o.Pull, o.Push = true, nil, false, false
-	o.Tags, o.Outputs = nil, nil
-	second, err := b2.Build(ctx, o)
+	opts.NoCache, opts.NoCacheFilter, opts.Pull = true, nil, false
+	second, err := executor.Build(ctx, c2.stores(), opts)
 	if err != nil {
 		return nil, fmt.Errorf("build again: %w", err)
 	}
@@ -63,8 +57,8 @@ func (b *Builder) CheckReproducible(ctx context.Context, opts Options, first *Re
 		name = first.Tags[0]
 	}
 	return imagediff.Compare(ctx,
-		imagediff.Image{Name: name, Manifest: first.Manifest, Blobs: b.Store},
-		imagediff.Image{Name: "build without cache", Manifest: second.Manifest, Blobs: b2.Store},
+		imagediff.Image{Name: name, Manifest: first.Manifest, Blobs: c.images},
+		imagediff.Image{Name: "build without cache", Manifest: second.Manifest, Blobs: c2.images},
 		imagediff.Options{Steps: first.LayerSteps})
 }
 

@@ -1,4 +1,4 @@
-package executor
+package fileset
 
 import (
 	"bufio"
@@ -10,8 +10,10 @@ import (
 	"strings"
 )
 
-// fileReader reads files of an image rootfs.
-type fileReader interface {
+// FileReader reads files of an image rootfs (ViewFS is one).
+type FileReader interface {
+	// ReadFile reads the file p, following symlinks inside the rootfs; a
+	// missing file is an error wrapping fs.ErrNotExist.
 	ReadFile(p string) ([]byte, error)
 }
 
@@ -27,7 +29,7 @@ type groupEntry struct {
 	members []string
 }
 
-func readPasswd(r fileReader) ([]passwdEntry, error) {
+func readPasswd(r FileReader) ([]passwdEntry, error) {
 	data, err := r.ReadFile("/etc/passwd")
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
@@ -47,7 +49,7 @@ func readPasswd(r fileReader) ([]passwdEntry, error) {
 	return out, nil
 }
 
-func readGroup(r fileReader) ([]groupEntry, error) {
+func readGroup(r FileReader) ([]groupEntry, error) {
 	data, err := r.ReadFile("/etc/group")
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
@@ -88,35 +90,37 @@ func colonLines(data []byte, n int) [][]string {
 	return out
 }
 
-// execUser is a resolved USER.
-type execUser struct {
-	uid, gid int
-	groups   []int
-	home     string
+// User is a resolved USER: what a process runs as.
+type User struct {
+	UID, GID int
+	Groups   []int  // supplementary groups (from /etc/group members), nil if none
+	Home     string // from /etc/passwd; "/" if unknown, "/root" for an unknown uid 0
 }
 
-// resolveUser resolves "user[:group]" (names or ids) against the rootfs,
-// like runc's GetExecUser: unknown names are errors, unknown ids are fine.
-func resolveUser(r fileReader, spec string) (execUser, error) {
+// ResolveUser resolves a USER spec "user[:group]" (names or ids; "" is
+// root) against the rootfs, like runc's GetExecUser: unknown names are
+// errors, unknown ids are fine. A missing /etc/passwd or /etc/group has
+// no entries.
+func ResolveUser(r FileReader, spec string) (User, error) {
 	if spec == "" {
 		spec = "0"
 	}
 	userPart, groupPart, hasGroup := strings.Cut(spec, ":")
 	users, err := readPasswd(r)
 	if err != nil {
-		return execUser{}, fmt.Errorf("read /etc/passwd: %w", err)
+		return User{}, fmt.Errorf("read /etc/passwd: %w", err)
 	}
 	groups, err := readGroup(r)
 	if err != nil {
-		return execUser{}, fmt.Errorf("read /etc/group: %w", err)
+		return User{}, fmt.Errorf("read /etc/group: %w", err)
 	}
-	u := execUser{home: "/"}
+	u := User{Home: "/"}
 	name := ""
 	if id, err := strconv.Atoi(userPart); err == nil {
-		u.uid = id
+		u.UID = id
 		for _, p := range users {
 			if p.uid == id {
-				u.gid, u.home, name = p.gid, p.home, p.name
+				u.GID, u.Home, name = p.gid, p.home, p.name
 				break
 			}
 		}
@@ -124,49 +128,50 @@ func resolveUser(r fileReader, spec string) (execUser, error) {
 		found := false
 		for _, p := range users {
 			if p.name == userPart {
-				u.uid, u.gid, u.home, name, found = p.uid, p.gid, p.home, p.name, true
+				u.UID, u.GID, u.Home, name, found = p.uid, p.gid, p.home, p.name, true
 				break
 			}
 		}
 		if !found {
-			return execUser{}, fmt.Errorf("unable to find user %s: no matching entries in passwd file", userPart)
+			return User{}, fmt.Errorf("unable to find user %s: no matching entries in passwd file", userPart)
 		}
 	}
 	if hasGroup {
 		if id, err := strconv.Atoi(groupPart); err == nil {
-			u.gid = id
+			u.GID = id
 		} else {
 			found := false
 			for _, g := range groups {
 				if g.name == groupPart {
-					u.gid, found = g.gid, true
+					u.GID, found = g.gid, true
 					break
 				}
 			}
 			if !found {
-				return execUser{}, fmt.Errorf("unable to find group %s: no matching entries in group file", groupPart)
+				return User{}, fmt.Errorf("unable to find group %s: no matching entries in group file", groupPart)
 			}
 		}
 	} else if name != "" {
 		for _, g := range groups {
 			for _, m := range g.members {
-				if m == name && g.gid != u.gid {
-					u.groups = append(u.groups, g.gid)
+				if m == name && g.gid != u.GID {
+					u.Groups = append(u.Groups, g.gid)
 				}
 			}
 		}
 	}
-	if u.uid == 0 && u.home == "/" && name == "" {
-		u.home = "/root"
+	if u.UID == 0 && u.Home == "/" && name == "" {
+		u.Home = "/root"
 	}
 	return u, nil
 }
 
-// chownIDs resolves a --chown value to uid/gid. With only a user, the gid
-// is the user's primary group when the user is a name, else the same id.
-func chownIDs(r fileReader, spec string) (int, int, error) {
+// ChownIDs resolves a --chown value "user[:group]" (names or ids) to
+// uid/gid through the rootfs' /etc/passwd and /etc/group. With only a
+// user, the gid is the user's primary group when the user is a name, else
+// the same id. Unknown names are errors, unknown ids are fine.
+func ChownIDs(r FileReader, spec string) (uid, gid int, err error) {
 	userPart, groupPart, hasGroup := strings.Cut(spec, ":")
-	var uid, gid int
 	if id, err := strconv.Atoi(userPart); err == nil {
 		uid, gid = id, id
 	} else {

@@ -1,4 +1,4 @@
-package executor
+package fileset
 
 import (
 	"fmt"
@@ -7,13 +7,13 @@ import (
 	"strings"
 )
 
-// chmodFunc maps a copied entry's mode to its new mode (type bits kept).
-type chmodFunc func(fs.FileMode) fs.FileMode
+// Chmod maps a copied entry's mode to its new mode (type bits kept).
+type Chmod func(fs.FileMode) fs.FileMode
 
-// parseChmod reads a --chmod value: octal ("0755", "4755") or symbolic as
+// ParseChmod reads a --chmod value: octal ("0755", "4755") or symbolic as
 // chmod(1) and BuildKit take it ("u=rwx,go=rx", "a+X", "g-w"). It returns
 // nil for "" (modes kept).
-func parseChmod(s string) (chmodFunc, error) {
+func ParseChmod(s string) (Chmod, error) {
 	if s == "" {
 		return nil, nil
 	}
@@ -21,7 +21,7 @@ func parseChmod(s string) (chmodFunc, error) {
 		if n > 0o7777 {
 			return nil, fmt.Errorf("invalid --chmod=%s: octal mode above 07777", s)
 		}
-		bits := fromOctal(uint32(n))
+		bits := FromOctal(uint32(n))
 		return func(m fs.FileMode) fs.FileMode { return m.Type() | bits }, nil
 	}
 	var clauses []func(fs.FileMode) fs.FileMode
@@ -40,8 +40,9 @@ func parseChmod(s string) (chmodFunc, error) {
 	}, nil
 }
 
-// fromOctal converts Unix permission bits to fs.FileMode bits.
-func fromOctal(n uint32) fs.FileMode {
+// FromOctal converts Unix permission bits (0o7777: setuid, setgid, sticky
+// and rwx) to fs.FileMode bits.
+func FromOctal(n uint32) fs.FileMode {
 	m := fs.FileMode(n & 0o777)
 	if n&0o4000 != 0 {
 		m |= fs.ModeSetuid
@@ -117,7 +118,7 @@ func parseClause(c string) (func(fs.FileMode) fs.FileMode, error) {
 				cur = cur&^(who&0o7777) | bits
 			}
 		}
-		return m.Type() | fromOctal(cur)
+		return m.Type() | FromOctal(cur)
 	}, nil
 }
 

@@ -1,4 +1,4 @@
-package executor
+package fileset
 
 import (
 	"io"
@@ -7,8 +7,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// openNoFollow opens a regular file without following a final symlink.
-func openNoFollow(p string) (io.ReadCloser, error) {
+// OpenNoFollow opens the host file p for reading without following a final
+// symlink (opening a symlink fails with ELOOP).
+func OpenNoFollow(p string) (io.ReadCloser, error) {
 	fd, err := unix.Open(p, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NOCTTY, 0)
 	if err != nil {
 		return nil, &os.PathError{Op: "open", Path: p, Err: err}

@@ -72,18 +72,3 @@ func stampRunTimes(upper string, ents []layer.Entry, since time.Time, newest int
 	}
 	return set("", root)
 }
-
-// newestTime is the newest mtime among ents as packed (clamped to epoch
-// when set), in Unix seconds.
-func newestTime(ents []layer.Entry, epoch *time.Time) int64 {
-	var n int64
-	for _, e := range ents {
-		if !e.Whiteout && !e.ModTime.IsZero() {
-			n = max(n, e.ModTime.Unix())
-		}
-	}
-	if epoch != nil {
-		n = min(n, epoch.Unix())
-	}
-	return n
-}

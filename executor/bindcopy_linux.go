@@ -1,0 +1,89 @@
+package executor
+
+import (
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+
+	"github.com/builderdev/builder/fileset"
+	"golang.org/x/sys/unix"
+)
+
+// filteredCopy lays the walked context files out under a new dir of tmp:
+// hardlinks where the filesystem allows (no data is copied), else copies.
+func filteredCopy(ws []fileset.Walked, fsys fileset.FS, tmp string) (string, error) {
+	if err := fileset.StatAll(ws); err != nil {
+		return "", err
+	}
+	dir, err := os.MkdirTemp(tmp, "bind-")
+	if err != nil {
+		return "", fmt.Errorf("create bind dir: %w", err)
+	}
+	// What this makes (dirs, symlinks, copies; not hardlinks) gets the
+	// context's times afterwards, deepest first, as a plain bind shows them.
+	var stamp []fileset.Walked
+	for _, w := range ws {
+		dst := filepath.Join(dir, filepath.FromSlash(w.Rel))
+		if w.Rel == "" {
+			// The root keeps the context's mode, not MkdirTemp's 0700.
+			if err := os.Chmod(dst, w.Info.Mode().Perm()); err != nil {
+				return "", fmt.Errorf("prepare bind mount: %w", err)
+			}
+			stamp = append(stamp, w)
+			continue
+		}
+		host, err := fsys.HostPath(w.Src)
+		if err != nil {
+			return "", err
+		}
+		switch {
+		case w.Info.IsDir():
+			if err = os.Mkdir(dst, 0o700); err == nil {
+				err = os.Chmod(dst, w.Info.Mode().Perm()) // not narrowed by the umask
+			}
+		case w.Info.Mode()&fs.ModeSymlink != 0:
+			var target string
+			if target, err = os.Readlink(host); err == nil {
+				err = os.Symlink(target, dst)
+			}
+		case w.Info.Mode().IsRegular():
+			if err = os.Link(host, dst); err == nil {
+				continue
+			}
+			err = copyFile(host, dst, w.Info.Mode().Perm())
+		}
+		if err != nil {
+			return "", fmt.Errorf("prepare bind mount: %w", err)
+		}
+		stamp = append(stamp, w)
+	}
+	for i := len(stamp) - 1; i >= 0; i-- {
+		t := unix.NsecToTimespec(stamp[i].Info.ModTime().UnixNano())
+		dst := filepath.Join(dir, filepath.FromSlash(stamp[i].Rel))
+		if err := unix.UtimesNanoAt(unix.AT_FDCWD, dst, []unix.Timespec{t, t}, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+			return "", fmt.Errorf("prepare bind mount: %w", err)
+		}
+	}
+	return dir, nil
+}
+
+func copyFile(src, dst string, perm fs.FileMode) error {
+	in, err := fileset.OpenNoFollow(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, perm)
+	if err != nil {
+		return err
+	}
+	if err = out.Chmod(perm); err == nil { // not narrowed by the umask
+		_, err = io.Copy(out, in)
+	}
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
