@@ -149,6 +149,15 @@ func decodeRecord(b []byte, key digest.Digest) (Record, error) {
 }
 
 // checkRecord checks the fields of r other than Key.
+// Validate checks that r is well formed: a sha256 key, valid layer and
+// diffID digests, a size that is not negative.
+func (r Record) Validate() error {
+	if err := validSHA256(r.Key); err != nil {
+		return err
+	}
+	return checkRecord(r)
+}
+
 func checkRecord(r Record) error {
 	for _, d := range []digest.Digest{r.Layer, r.DiffID} {
 		if d == "" {

@@ -95,7 +95,7 @@ func (c *Client) Build(ctx context.Context, opts BuildOptions) (*BuildResult, er
 	}
 	out := &BuildResult{Result: *res}
 	for _, name := range tags {
-		if err := c.images.Tag(name, res.Manifest); err != nil {
+		if err := c.images.Tag(ctx, name, res.Manifest); err != nil {
 			return nil, fmt.Errorf("tag %s: %w", name, err)
 		}
 		out.Tags = append(out.Tags, name)
@@ -128,7 +128,7 @@ func (c *Client) Publish(ctx context.Context, image string, opts PublishOptions)
 		return err
 	}
 	defer unlock()
-	img, err := c.images.Resolve(image)
+	img, err := c.images.Resolve(ctx, image)
 	if err != nil {
 		return fmt.Errorf("publish %s: %w", image, err)
 	}

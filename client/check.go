@@ -43,7 +43,7 @@ func (c *Client) checkReproducible(ctx context.Context, opts executor.Options, f
 	}
 	slices.Sort(refs)
 	for i, ref := range refs {
-		if err := copyImage(c.images, c2.images, ref, first.Bases[ref], i); err != nil {
+		if err := copyImage(ctx, c.images, c2.images, ref, first.Bases[ref], i); err != nil {
 			return nil, fmt.Errorf("copy base image %s: %w", ref, err)
 		}
 	}
@@ -63,16 +63,16 @@ func (c *Client) checkReproducible(ctx context.Context, opts executor.Options, f
 }
 
 // copyImage copies im (manifest, config, layers) from src to dst so that
-// dst.Resolve(ref) finds it: by name, or by digest (an index digest in ref
+// dst.Resolve(ctx, ref) finds it: by name, or by digest (an index digest in ref
 // is copied too, as a blob).
-func copyImage(src, dst *oci.Store, ref string, im *oci.Image, n int) error {
+func copyImage(ctx context.Context, src, dst *oci.Store, ref string, im *oci.Image, n int) error {
 	blobs := []digest.Digest{im.Descriptor.Digest, im.Manifest.Config.Digest}
 	blobs = append(blobs, layerDigests(im.Manifest.Layers)...)
 	if _, d, ok := strings.Cut(ref, "@"); ok {
 		blobs = append(blobs, digest.Digest(d))
 	}
 	for _, d := range blobs {
-		if err := copyBlob(src, dst, d); err != nil {
+		if err := copyBlob(ctx, src, dst, d); err != nil {
 			return err
 		}
 	}
@@ -81,19 +81,19 @@ func copyImage(src, dst *oci.Store, ref string, im *oci.Image, n int) error {
 		// An image ID or a digest: any name lets Resolve scan it.
 		name = "builder-check/base-" + strconv.Itoa(n)
 	}
-	return dst.Tag(name, im.Descriptor)
+	return dst.Tag(ctx, name, im.Descriptor)
 }
 
-func copyBlob(src, dst *oci.Store, d digest.Digest) error {
-	if _, err := dst.BlobSize(d); err == nil {
+func copyBlob(ctx context.Context, src, dst *oci.Store, d digest.Digest) error {
+	if _, err := dst.BlobSize(ctx, d); err == nil {
 		return nil
 	}
-	r, err := src.OpenBlob(d)
+	r, err := src.OpenBlob(ctx, d)
 	if err != nil {
 		return err
 	}
 	defer r.Close()
-	w, err := dst.Writer()
+	w, err := dst.Writer(ctx)
 	if err != nil {
 		return err
 	}

@@ -45,7 +45,7 @@ func (c *Client) diffSide(ctx context.Context, arg string) (imagediff.Image, err
 		if forced {
 			return imagediff.Image{}, fmt.Errorf("read %s: %w", arg, err)
 		}
-		im, rerr := c.images.Resolve(arg)
+		im, rerr := c.images.Resolve(ctx, arg)
 		if rerr != nil {
 			return imagediff.Image{}, fmt.Errorf("%s: no such file, dir or image in the store", arg)
 		}
@@ -67,7 +67,7 @@ func (c *Client) diffSide(ctx context.Context, arg string) (imagediff.Image, err
 		return imagediff.Image{}, fmt.Errorf("%s holds %d images (%s): load it with `builder load -i` and name one",
 			path, len(names), strings.Join(names, ", "))
 	}
-	im, err := scratch.Resolve(names[0])
+	im, err := scratch.Resolve(ctx, names[0])
 	if err != nil {
 		return imagediff.Image{}, fmt.Errorf("%s: %w", path, err)
 	}

@@ -39,11 +39,11 @@ func (c *Client) Prune(ctx context.Context, opts PruneOptions) (PruneReport, err
 		return rep, err
 	}
 	defer unlock()
-	used, err := c.images.InUse()
+	used, err := c.images.InUse(ctx)
 	if err != nil {
 		return rep, err
 	}
-	blobs, err := c.images.Blobs()
+	blobs, err := c.images.Blobs(ctx)
 	if err != nil {
 		return rep, err
 	}
@@ -104,13 +104,13 @@ func (c *Client) Prune(ctx context.Context, opts PruneOptions) (PruneReport, err
 		if needed[bl.Digest] {
 			continue
 		}
-		if err := c.images.DeleteBlob(bl.Digest); err != nil {
+		if err := c.images.DeleteBlob(ctx, bl.Digest); err != nil {
 			return rep, err
 		}
 		rep.Blobs++
 		rep.Reclaimed += bl.Size
 	}
-	keepChains, err := c.imageChains()
+	keepChains, err := c.imageChains(ctx)
 	if err != nil {
 		return rep, err
 	}
@@ -165,8 +165,8 @@ func snapshotDepths(snaps []snapshot.Info) map[digest.Digest]int {
 }
 
 // imageChains returns the chain IDs of every prefix of every image's layers.
-func (c *Client) imageChains() (map[digest.Digest]bool, error) {
-	imgs, err := c.images.Images()
+func (c *Client) imageChains(ctx context.Context) (map[digest.Digest]bool, error) {
+	imgs, err := c.images.Images(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -216,12 +216,12 @@ func (c *Client) DiskUsage(ctx context.Context) (Usage, error) {
 		return u, err
 	}
 	defer unlock()
-	imgs, err := c.images.Images()
+	imgs, err := c.images.Images(ctx)
 	if err != nil {
 		return u, err
 	}
 	u.Images = len(imgs)
-	used, err := c.images.InUse()
+	used, err := c.images.InUse(ctx)
 	if err != nil {
 		return u, err
 	}
@@ -236,7 +236,7 @@ func (c *Client) DiskUsage(ctx context.Context) (Usage, error) {
 			cached[r.Layer] = true
 		}
 	}
-	blobs, err := c.images.Blobs()
+	blobs, err := c.images.Blobs(ctx)
 	if err != nil {
 		return u, err
 	}
@@ -251,7 +251,7 @@ func (c *Client) DiskUsage(ctx context.Context) (Usage, error) {
 			u.OtherBytes += bl.Size
 		}
 	}
-	keepChains, err := c.imageChains()
+	keepChains, err := c.imageChains(ctx)
 	if err != nil {
 		return u, err
 	}
@@ -288,12 +288,12 @@ func (c *Client) Check(ctx context.Context) ([]string, error) {
 		if err, ok := verified[d]; ok {
 			return err
 		}
-		err := c.images.VerifyBlob(d)
-		if err != nil && !errors.Is(err, oci.ErrNotFound) {
+		err := c.images.VerifyBlob(ctx, d)
+		if err != nil && !errors.Is(err, oci.ErrNotFound) && ctx.Err() == nil {
 			// A blob that does not hash to its name is of no use: drop it,
 			// so that the records using it become misses and the next
 			// build makes it again (a hit only stats a blob).
-			if derr := c.images.DeleteBlob(d); derr == nil {
+			if derr := c.images.DeleteBlob(ctx, d); derr == nil {
 				err = fmt.Errorf("%w (removed)", err)
 			}
 		}
@@ -315,11 +315,14 @@ func (c *Client) Check(ctx context.Context) ([]string, error) {
 			problems = append(problems, fmt.Sprintf("cache record %s: layer %s: %v", r.Key.Encoded()[:12], r.Layer, err))
 		}
 	}
-	imgs, err := c.images.Images()
+	imgs, err := c.images.Images(ctx)
 	if err != nil {
 		return nil, err
 	}
 	for _, im := range imgs {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
 		for _, d := range append([]digest.Digest{im.Descriptor.Digest, im.Manifest.Config.Digest}, layerDigests(im.Manifest.Layers)...) {
 			if err := verify(d); err != nil {
 				problems = append(problems, fmt.Sprintf("image %s: %v", im.Name, err))

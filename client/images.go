@@ -34,7 +34,7 @@ func (c *Client) Images(ctx context.Context) ([]Image, error) {
 		return nil, err
 	}
 	defer unlock()
-	imgs, err := c.images.Images()
+	imgs, err := c.images.Images(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -62,12 +62,12 @@ func (c *Client) Inspect(ctx context.Context, ref string) (*Inspection, error) {
 		return nil, err
 	}
 	defer unlock()
-	im, err := c.images.Resolve(ref)
+	im, err := c.images.Resolve(ctx, ref)
 	if err != nil {
 		return nil, err
 	}
 	var cfg json.RawMessage
-	if err := c.images.GetJSON(im.Manifest.Config.Digest, &cfg); err != nil {
+	if err := c.images.GetJSON(ctx, im.Manifest.Config.Digest, &cfg); err != nil {
 		return nil, err
 	}
 	return &Inspection{Name: im.Name, Digest: im.Descriptor.Digest.String(), ID: im.Manifest.Config.Digest.String(),
@@ -87,11 +87,11 @@ func (c *Client) Tag(ctx context.Context, src, target string) error {
 		return err
 	}
 	defer unlock()
-	im, err := c.images.Resolve(src)
+	im, err := c.images.Resolve(ctx, src)
 	if err != nil {
 		return err
 	}
-	return c.images.Tag(name, im.Descriptor)
+	return c.images.Tag(ctx, name, im.Descriptor)
 }
 
 // Untag removes names (blobs stay until prune), under the exclusive lock;
@@ -112,7 +112,7 @@ func (c *Client) Untag(ctx context.Context, names ...string) ([]string, error) {
 	defer unlock()
 	var done []string
 	for _, name := range norm {
-		if err := c.images.Untag(name); err != nil {
+		if err := c.images.Untag(ctx, name); err != nil {
 			return done, err
 		}
 		done = append(done, name)
@@ -138,7 +138,7 @@ func (c *Client) Save(ctx context.Context, dest string, format Format, refs ...s
 	defer unlock()
 	imgs := make([]*oci.Image, 0, len(refs))
 	for _, r := range refs {
-		im, err := c.images.Resolve(r)
+		im, err := c.images.Resolve(ctx, r)
 		if err != nil {
 			return err
 		}

@@ -28,7 +28,7 @@ type PublishOptions struct {
 // the shared lock).
 func (c *Client) publish(ctx context.Context, res *BuildResult, opts PublishOptions) error {
 	img := &oci.Image{Descriptor: res.Manifest}
-	if err := c.images.GetJSON(res.Manifest.Digest, &img.Manifest); err != nil {
+	if err := c.images.GetJSON(ctx, res.Manifest.Digest, &img.Manifest); err != nil {
 		return fmt.Errorf("read manifest: %w", err)
 	}
 	if len(res.Tags) > 0 {
@@ -69,7 +69,7 @@ func (c *Client) export(ctx context.Context, img *oci.Image, o Output, ro Regist
 		if err != nil {
 			return fmt.Errorf("%w: output name %q: %v", ErrUsage, o.Dest, err)
 		}
-		if err := c.images.Tag(name, img.Descriptor); err != nil {
+		if err := c.images.Tag(ctx, name, img.Descriptor); err != nil {
 			return err
 		}
 		if !o.Push {
@@ -88,7 +88,7 @@ func (c *Client) exportRootfs(ctx context.Context, img *oci.Image, dir string) e
 	}
 	for _, l := range img.Manifest.Layers {
 		if err := func() error {
-			r, err := c.images.OpenBlob(l.Digest)
+			r, err := c.images.OpenBlob(ctx, l.Digest)
 			if err != nil {
 				return err
 			}

@@ -46,7 +46,7 @@ func (c *Client) Push(ctx context.Context, image, ref string, opts RegistryOptio
 		return err
 	}
 	defer unlock()
-	img, err := c.images.Resolve(image)
+	img, err := c.images.Resolve(ctx, image)
 	if err != nil {
 		return fmt.Errorf("push %s: %w", image, err)
 	}

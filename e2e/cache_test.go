@@ -20,7 +20,8 @@ import (
 
 // stepDoneLine is the line plain progress prints when a step ends:
 // "#3 [stage-0 2/4] COPY a /b CACHED 0.001s".
-var stepDoneLine = regexp.MustCompile(`^#\d+ \[[^\]]+\] (.*) (DONE|CACHED|ERROR|CANCELED) \d+\.\d+s$`)
+// A hit from an imported cache says where it came from: "CACHED (registry REF)".
+var stepDoneLine = regexp.MustCompile(`^#\d+ \[[^\]]+\] (.*) (DONE|CACHED(?: \([^)]*\))?|ERROR|CANCELED) \d+\.\d+s$`)
 
 // stepStates returns one letter per finished step other than FROM, in the
 // order printed: H for CACHED (a hit), M for DONE (a miss: the step ran), E
@@ -32,7 +33,8 @@ func stepStates(stderr string) string {
 		if m == nil || strings.HasPrefix(m[1], "FROM ") {
 			continue
 		}
-		b.WriteByte(map[string]byte{"CACHED": 'H', "DONE": 'M', "ERROR": 'E', "CANCELED": 'C'}[m[2]])
+		state, _, _ := strings.Cut(m[2], " ")
+		b.WriteByte(map[string]byte{"CACHED": 'H', "DONE": 'M', "ERROR": 'E', "CANCELED": 'C'}[state])
 	}
 	return b.String()
 }

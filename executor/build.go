@@ -104,7 +104,7 @@ func Build(ctx context.Context, st Stores, opts Options) (*Result, error) {
 		return nil, err
 	}
 	bd.warnUnusedArgs()
-	return bd.finish(target.state)
+	return bd.finish(ctx, target.state)
 }
 
 // lex returns a word expander with the Dockerfile's escape token. BuildKit's

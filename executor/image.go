@@ -133,7 +133,7 @@ func (bd *build) resolveImage(ctx context.Context, ref string, plat ocispec.Plat
 		return nil, err
 	}
 	var cfg dockerspec.DockerOCIImage
-	if err := bd.st.Images.GetJSON(im.Manifest.Config.Digest, &cfg); err != nil {
+	if err := bd.st.Images.GetJSON(ctx, im.Manifest.Config.Digest, &cfg); err != nil {
 		return nil, fmt.Errorf("read config of %s: %w", ref, err)
 	}
 	if len(cfg.RootFS.DiffIDs) != len(im.Manifest.Layers) {
@@ -154,7 +154,7 @@ func (bd *build) resolveImage(ctx context.Context, ref string, plat ocispec.Plat
 }
 
 // finish writes the config and manifest of the target stage's image.
-func (bd *build) finish(st *imageState) (*Result, error) {
+func (bd *build) finish(ctx context.Context, st *imageState) (*Result, error) {
 	img := st.img
 	if len(bd.opts.Labels) > 0 {
 		if img.Config.Labels == nil {
@@ -174,7 +174,7 @@ func (bd *build) finish(st *imageState) (*Result, error) {
 		img.RootFS.DiffIDs = []digest.Digest{}
 	}
 	img.RootFS.Type = "layers"
-	cfgDesc, err := bd.st.Images.PutJSON(ocispec.MediaTypeImageConfig, img)
+	cfgDesc, err := bd.st.Images.PutJSON(ctx, ocispec.MediaTypeImageConfig, img)
 	if err != nil {
 		return nil, fmt.Errorf("write image config: %w", err)
 	}
@@ -188,7 +188,7 @@ func (bd *build) finish(st *imageState) (*Result, error) {
 		Config:    cfgDesc,
 		Layers:    layers,
 	}
-	manDesc, err := bd.st.Images.PutJSON(ocispec.MediaTypeImageManifest, man)
+	manDesc, err := bd.st.Images.PutJSON(ctx, ocispec.MediaTypeImageManifest, man)
 	if err != nil {
 		return nil, fmt.Errorf("write manifest: %w", err)
 	}

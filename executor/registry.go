@@ -67,10 +67,10 @@ func (bd *build) baseImages() map[string]*oci.Image {
 func (bd *build) findBase(ctx context.Context, ref string, plat ocispec.Platform) (*oci.Image, error) {
 	var stored *oci.Image
 	if !bd.opts.Pull {
-		im, err := bd.st.Images.Resolve(ref)
+		im, err := bd.st.Images.Resolve(ctx, ref)
 		switch {
 		case err == nil && platformOK(im, plat):
-			if err := checkRefDigest(bd.st.Images, ref, im); err != nil {
+			if err := checkRefDigest(ctx, bd.st.Images, ref, im); err != nil {
 				return nil, err
 			}
 			return im, nil
@@ -127,13 +127,13 @@ func platformOK(im *oci.Image, plat ocispec.Platform) bool {
 
 // checkRefDigest checks name@digest against the resolved image: the digest
 // is its manifest, or an index of the store that lists it.
-func checkRefDigest(store *oci.Store, ref string, im *oci.Image) error {
+func checkRefDigest(ctx context.Context, store *oci.Store, ref string, im *oci.Image) error {
 	_, dgst, ok := strings.Cut(ref, "@")
 	if !ok || digest.Digest(dgst) == im.Descriptor.Digest {
 		return nil
 	}
 	var idx ocispec.Index
-	if err := store.GetJSON(digest.Digest(dgst), &idx); err == nil {
+	if err := store.GetJSON(ctx, digest.Digest(dgst), &idx); err == nil {
 		for _, m := range idx.Manifests {
 			if m.Digest == im.Descriptor.Digest {
 				return nil

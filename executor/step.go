@@ -81,7 +81,7 @@ func (bd *build) doStep(ctx context.Context, st *imageState, fs fsStep, id int, 
 	key := bd.key(st.key, fs.key)
 	if !noCache {
 		rec, err := bd.st.Cache.Get(ctx, key)
-		if err == nil && (rec.Layer == "" || bd.blobIntact(rec)) {
+		if err == nil && (rec.Layer == "" || bd.blobIntact(ctx, rec)) {
 			bd.applyRecord(st, rec, fs.createdBy)
 			st.key = key
 			return true, nil
@@ -119,13 +119,13 @@ func (bd *build) doStep(ctx context.Context, st *imageState, fs fsStep, id int, 
 // recorded size (a stat, no read: a hit must stay cheap). A blob of the
 // wrong size is corrupt; it is removed so that the step, now a miss,
 // stores a good copy (a blob that exists is never rewritten).
-func (bd *build) blobIntact(rec cache.Record) bool {
-	size, err := bd.st.Images.BlobSize(rec.Layer)
+func (bd *build) blobIntact(ctx context.Context, rec cache.Record) bool {
+	size, err := bd.st.Images.BlobSize(ctx, rec.Layer)
 	if err != nil {
 		return false
 	}
 	if rec.LayerSize > 0 && size != rec.LayerSize {
-		_ = bd.st.Images.DeleteBlob(rec.Layer)
+		_ = bd.st.Images.DeleteBlob(ctx, rec.Layer)
 		return false
 	}
 	return true
@@ -146,7 +146,7 @@ func (bd *build) writeLayer(ctx context.Context, ents []layer.Entry) (*produced,
 	if len(ents) == 0 {
 		return nil, nil
 	}
-	w, err := bd.st.Images.Writer()
+	w, err := bd.st.Images.Writer(ctx)
 	if err != nil {
 		return nil, err
 	}

@@ -64,8 +64,8 @@ type countingBlobs struct {
 	n      atomic.Int64
 }
 
-func (c *countingBlobs) OpenBlob(d digest.Digest) (io.ReadCloser, error) {
-	rc, err := c.memBlobs.OpenBlob(d)
+func (c *countingBlobs) OpenBlob(ctx context.Context, d digest.Digest) (io.ReadCloser, error) {
+	rc, err := c.memBlobs.OpenBlob(ctx, d)
 	if err != nil || d != c.target {
 		return rc, err
 	}
@@ -89,8 +89,8 @@ type cancelOnRead struct {
 	cancel context.CancelFunc
 }
 
-func (c cancelOnRead) OpenBlob(d digest.Digest) (io.ReadCloser, error) {
-	rc, err := c.memBlobs.OpenBlob(d)
+func (c cancelOnRead) OpenBlob(ctx context.Context, d digest.Digest) (io.ReadCloser, error) {
+	rc, err := c.memBlobs.OpenBlob(ctx, d)
 	if err != nil || d != c.target {
 		return rc, err
 	}

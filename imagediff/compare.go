@@ -20,9 +20,10 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
-// BlobReader opens blobs by digest; *oci.Store satisfies it.
+// BlobReader opens blobs by digest; *oci.Store satisfies it. Compare
+// passes its ctx to OpenBlob and stops reading the blob once ctx is done.
 type BlobReader interface {
-	OpenBlob(d digest.Digest) (io.ReadCloser, error)
+	OpenBlob(ctx context.Context, d digest.Digest) (io.ReadCloser, error)
 }
 
 // Image is one side of a comparison.
@@ -125,11 +126,11 @@ func Compare(ctx context.Context, a, b Image, opts Options) (*Report, error) {
 		r.Identical = true
 		return r, nil
 	}
-	sa, err := loadSide(a, label(a, 0))
+	sa, err := loadSide(ctx, a, label(a, 0))
 	if err != nil {
 		return nil, err
 	}
-	sb, err := loadSide(b, label(b, 1))
+	sb, err := loadSide(ctx, b, label(b, 1))
 	if err != nil {
 		return nil, err
 	}

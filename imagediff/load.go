@@ -2,6 +2,7 @@ package imagediff
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -54,9 +55,9 @@ func checkManifestType(mt string) error {
 	}
 }
 
-func loadSide(img Image, label string) (*side, error) {
+func loadSide(ctx context.Context, img Image, label string) (*side, error) {
 	s := &side{label: label, img: img}
-	raw, err := readJSONBlob(img.Blobs, img.Manifest.Digest)
+	raw, err := readJSONBlob(ctx, img.Blobs, img.Manifest.Digest)
 	if err != nil {
 		return nil, fmt.Errorf("read manifest of %s: %w", label, err)
 	}
@@ -66,7 +67,7 @@ func loadSide(img Image, label string) (*side, error) {
 	if err := parseManifest(raw, s.manifestDoc, &s.manifest); err != nil {
 		return nil, fmt.Errorf("decode manifest of %s: %w", label, err)
 	}
-	if raw, err = readJSONBlob(img.Blobs, s.manifest.Config.Digest); err != nil {
+	if raw, err = readJSONBlob(ctx, img.Blobs, s.manifest.Config.Digest); err != nil {
 		return nil, fmt.Errorf("read config of %s: %w", label, err)
 	}
 	if s.configDoc, err = decodeJSON(raw); err != nil {
@@ -108,13 +109,13 @@ func parseManifest(raw []byte, doc any, m *ocispec.Manifest) error {
 }
 
 // readJSONBlob reads a blob of at most maxJSONSize bytes and verifies its digest.
-func readJSONBlob(br BlobReader, d digest.Digest) ([]byte, error) {
-	rc, err := br.OpenBlob(d)
+func readJSONBlob(ctx context.Context, br BlobReader, d digest.Digest) ([]byte, error) {
+	rc, err := br.OpenBlob(ctx, d)
 	if err != nil {
 		return nil, err
 	}
 	defer rc.Close()
-	b, err := io.ReadAll(io.LimitReader(rc, maxJSONSize+1))
+	b, err := io.ReadAll(io.LimitReader(ctxReader{ctx, rc}, maxJSONSize+1))
 	if err != nil {
 		return nil, fmt.Errorf("read blob %s: %w", d, err)
 	}

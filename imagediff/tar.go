@@ -58,7 +58,7 @@ const xattrPrefix = "SCHILY.xattr."
 // the digest of the whole uncompressed stream (trailing padding included),
 // and a check of the blob against its digest.
 func scanLayer(ctx context.Context, br BlobReader, desc ocispec.Descriptor) (*layerScan, error) {
-	rc, err := br.OpenBlob(desc.Digest)
+	rc, err := br.OpenBlob(ctx, desc.Digest)
 	if err != nil {
 		return nil, err
 	}

@@ -1,6 +1,7 @@
 package oci
 
 import (
+	"context"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -15,7 +16,7 @@ import (
 
 // BlobWriter ingests one blob: written to tmp/, verified, renamed into blobs/.
 //
-// Lifecycle: Writer -> Write... -> Commit (the blob is in the store) or
+// Lifecycle: Writer(ctx) -> Write... -> Commit (the blob is in the store) or
 // Close (the ingest is dropped). Close after Commit is a no-op, so
 // `defer w.Close()` is always right. A BlobWriter is not safe for
 // concurrent use; several writers of the same blob may run at once and
@@ -28,8 +29,13 @@ type BlobWriter struct {
 	done bool
 }
 
-// Writer starts a new blob ingest.
-func (s *Store) Writer() (*BlobWriter, error) {
+// Writer starts a new blob ingest; it fails when ctx is done. ctx is not
+// kept: the caller stops its copy on cancel (reading through a ctx-aware
+// reader) and Closes the writer.
+func (s *Store) Writer(ctx context.Context) (*BlobWriter, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("start blob ingest: %w", err)
+	}
 	f, err := os.CreateTemp(s.tmp, "blob-")
 	if err != nil {
 		return nil, fmt.Errorf("start blob ingest: %w", err)

@@ -159,7 +159,7 @@ func (s *Store) writeTar(ctx context.Context, w io.Writer, p exportPlan) error {
 		return err
 	}
 	for _, b := range p.blobs {
-		if err := s.checkSize(b); err != nil {
+		if err := s.checkSize(ctx, b); err != nil {
 			return err
 		}
 		hdr := &tar.Header{Typeflag: tar.TypeReg, Name: blobsDir + "/" + b.Digest.Encoded(), Mode: 0o644, Size: b.Size, ModTime: epoch}
@@ -193,8 +193,8 @@ func (s *Store) writeTar(ctx context.Context, w io.Writer, p exportPlan) error {
 }
 
 // checkSize fails when the stored blob's size differs from its descriptor.
-func (s *Store) checkSize(b ocispec.Descriptor) error {
-	size, err := s.BlobSize(b.Digest)
+func (s *Store) checkSize(ctx context.Context, b ocispec.Descriptor) error {
+	size, err := s.BlobSize(ctx, b.Digest)
 	if err != nil {
 		return err
 	}
@@ -206,7 +206,7 @@ func (s *Store) checkSize(b ocispec.Descriptor) error {
 
 // copyBlob streams a blob to w, checking its digest and size.
 func (s *Store) copyBlob(ctx context.Context, w io.Writer, b ocispec.Descriptor) error {
-	rc, err := s.OpenBlob(b.Digest)
+	rc, err := s.OpenBlob(ctx, b.Digest)
 	if err != nil {
 		return err
 	}
@@ -261,7 +261,7 @@ func (s *Store) writeLayout(ctx context.Context, dest string, p exportPlan) erro
 		if fi, err := os.Lstat(target); err == nil && fi.Mode().IsRegular() && fi.Size() == b.Size {
 			continue
 		}
-		if err := s.checkSize(b); err != nil {
+		if err := s.checkSize(ctx, b); err != nil {
 			return err
 		}
 		err := writeFileAtomic(target, func(w io.Writer) error { return s.copyBlob(ctx, w, b) })

@@ -48,7 +48,7 @@ func TestExportFormats(t *testing.T) {
 	s := openStore(t)
 	img := makeImage(t, s, "app:v1", map[string]string{"hello.txt": "hello world\n", "etc/os": "test"})
 	md, cd := img.Descriptor.Digest, img.Manifest.Config.Digest
-	resolved, err := s.Resolve("app:v1")
+	resolved, err := s.Resolve(t.Context(), "app:v1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,7 +110,7 @@ func TestExportFormats(t *testing.T) {
 		if !slices.Contains(names, "app:v1") {
 			t.Errorf("Load %s = %v", src, names)
 		}
-		got, err := fresh.Resolve("app:v1")
+		got, err := fresh.Resolve(t.Context(), "app:v1")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -170,7 +170,7 @@ func TestExportUnpack(t *testing.T) {
 	if !slices.Equal(names, []string{"copy:tag"}) {
 		t.Errorf("Load(skopeo layout) = %v", names)
 	}
-	got, err := fresh.Resolve("copy:tag")
+	got, err := fresh.Resolve(t.Context(), "copy:tag")
 	if err != nil || got.Descriptor.Digest != img.Descriptor.Digest {
 		t.Errorf("Resolve(copy:tag) = %+v, %v", got, err)
 	}
@@ -197,7 +197,7 @@ func TestLoadSkopeoDockerArchive(t *testing.T) {
 	if !slices.Equal(names, []string{"example.com/team/app:v2"}) {
 		t.Fatalf("Load = %v", names)
 	}
-	got, err := fresh.Resolve("example.com/team/app:v2")
+	got, err := fresh.Resolve(t.Context(), "example.com/team/app:v2")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -212,7 +212,7 @@ func TestLoadSkopeoDockerArchive(t *testing.T) {
 	if l.MediaType != "application/vnd.oci.image.layer.v1.tar" || l.Digest != img.Config.RootFS.DiffIDs[0] {
 		t.Errorf("layer = %+v", l)
 	}
-	rc, err := fresh.OpenBlob(l.Digest)
+	rc, err := fresh.OpenBlob(t.Context(), l.Digest)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,7 @@
 package oci
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -23,7 +24,10 @@ type BlobInfo struct {
 }
 
 // Blobs lists the blobs of the store.
-func (s *Store) Blobs() ([]BlobInfo, error) {
+func (s *Store) Blobs(ctx context.Context) ([]BlobInfo, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("list blobs: %w", err)
+	}
 	dir := filepath.Join(s.root, "blobs", "sha256")
 	ents, err := os.ReadDir(dir)
 	if err != nil {
@@ -31,6 +35,9 @@ func (s *Store) Blobs() ([]BlobInfo, error) {
 	}
 	out := make([]BlobInfo, 0, len(ents))
 	for _, e := range ents {
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("list blobs: %w", err)
+		}
 		d := digest.NewDigestFromEncoded(digest.SHA256, e.Name())
 		if _, err := parseDigest(d.String()); err != nil {
 			continue
@@ -45,7 +52,10 @@ func (s *Store) Blobs() ([]BlobInfo, error) {
 }
 
 // DeleteBlob removes a blob (missing is not an error).
-func (s *Store) DeleteBlob(d digest.Digest) error {
+func (s *Store) DeleteBlob(ctx context.Context, d digest.Digest) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("delete blob %s: %w", d, err)
+	}
 	p, err := s.blobPath(d)
 	if err != nil {
 		return err
@@ -57,14 +67,18 @@ func (s *Store) DeleteBlob(d digest.Digest) error {
 }
 
 // VerifyBlob re-hashes a blob and fails when its content does not match.
-func (s *Store) VerifyBlob(d digest.Digest) error {
-	r, err := s.OpenBlob(d)
+// A cancelled ctx stops the read.
+func (s *Store) VerifyBlob(ctx context.Context, d digest.Digest) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("verify blob %s: %w", d, err)
+	}
+	r, err := s.OpenBlob(ctx, d)
 	if err != nil {
 		return err
 	}
 	defer r.Close()
 	h := sha256.New()
-	if _, err := io.Copy(h, r); err != nil {
+	if _, err := io.Copy(h, ctxReader{ctx, r}); err != nil {
 		return fmt.Errorf("read blob %s: %w", d, err)
 	}
 	if got := "sha256:" + hex.EncodeToString(h.Sum(nil)); got != d.String() {
@@ -74,15 +88,23 @@ func (s *Store) VerifyBlob(d digest.Digest) error {
 }
 
 // InUse returns every blob reachable from index.json (indexes, manifests,
-// configs, layers), tagged or not. A missing child blob is reported.
-func (s *Store) InUse() (map[digest.Digest]bool, error) {
-	idx, err := s.readIndex()
+// configs, layers), tagged or not. A missing child blob is reported. When
+// ctx is done it fails: it never returns a partial set (prune deletes what
+// is not in it).
+func (s *Store) InUse(ctx context.Context) (map[digest.Digest]bool, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("find blobs in use: %w", err)
+	}
+	idx, err := s.readIndex(ctx)
 	if err != nil {
 		return nil, err
 	}
 	used := map[digest.Digest]bool{}
 	var walk func(d ocispec.Descriptor) error
 	walk = func(d ocispec.Descriptor) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		if used[d.Digest] {
 			return nil
 		}
@@ -90,11 +112,11 @@ func (s *Store) InUse() (map[digest.Digest]bool, error) {
 		switch {
 		case isIndexType(d.MediaType):
 			var ix ocispec.Index
-			if err := s.GetJSON(d.Digest, &ix); err != nil {
+			if err := s.GetJSON(ctx, d.Digest, &ix); err != nil {
 				return err
 			}
 			for _, m := range ix.Manifests {
-				if !s.Has(m.Digest) {
+				if !s.Has(ctx, m.Digest) {
 					continue // other platforms of a pulled index may be absent
 				}
 				if err := walk(m); err != nil {
@@ -103,7 +125,7 @@ func (s *Store) InUse() (map[digest.Digest]bool, error) {
 			}
 		case isManifestType(d.MediaType):
 			var m ocispec.Manifest
-			if err := s.GetJSON(d.Digest, &m); err != nil {
+			if err := s.GetJSON(ctx, d.Digest, &m); err != nil {
 				return err
 			}
 			used[m.Config.Digest] = true
@@ -117,6 +139,11 @@ func (s *Store) InUse() (map[digest.Digest]bool, error) {
 		if err := walk(m); err != nil {
 			return nil, fmt.Errorf("walk %s: %w", m.Digest, err)
 		}
+	}
+	// Has reports false once ctx is done, so a walk cancelled after its
+	// last GetJSON may have skipped children: never return that set.
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("find blobs in use: %w", err)
 	}
 	return used, nil
 }

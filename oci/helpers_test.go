@@ -58,7 +58,7 @@ func tarBytes(t *testing.T, files map[string]string) []byte {
 
 func putBlob(t *testing.T, s *Store, data []byte) digest.Digest {
 	t.Helper()
-	w, err := s.Writer()
+	w, err := s.Writer(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,7 +88,7 @@ func makeImage(t *testing.T, s *Store, name string, files map[string]string) *Im
 		Config:   ocispec.ImageConfig{Cmd: []string{"/bin/sh"}, Env: []string{"NAME=" + name}},
 		RootFS:   ocispec.RootFS{Type: "layers", DiffIDs: []digest.Digest{digest.FromBytes(layer)}},
 	}
-	cfgDesc, err := s.PutJSON(ocispec.MediaTypeImageConfig, cfg)
+	cfgDesc, err := s.PutJSON(t.Context(), ocispec.MediaTypeImageConfig, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,12 +98,12 @@ func makeImage(t *testing.T, s *Store, name string, files map[string]string) *Im
 		Config:    cfgDesc,
 		Layers:    []ocispec.Descriptor{layerDesc},
 	}
-	desc, err := s.PutJSON(ocispec.MediaTypeImageManifest, m)
+	desc, err := s.PutJSON(t.Context(), ocispec.MediaTypeImageManifest, m)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if name != "" {
-		if err := s.Tag(name, desc); err != nil {
+		if err := s.Tag(t.Context(), name, desc); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -2,6 +2,7 @@ package oci
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"maps"
@@ -25,14 +26,17 @@ func (e noSuchImage) Is(target error) bool { return target == ErrNotFound }
 
 // readIndex reads root/index.json. Readers need no lock: the file is only
 // ever replaced by rename.
-func (s *Store) readIndex() (ocispec.Index, error) {
-	idx, _, err := s.readIndexData()
+func (s *Store) readIndex(ctx context.Context) (ocispec.Index, error) {
+	idx, _, err := s.readIndexData(ctx)
 	return idx, err
 }
 
 // readIndexData is readIndex that also returns the file's bytes.
-func (s *Store) readIndexData() (ocispec.Index, []byte, error) {
+func (s *Store) readIndexData(ctx context.Context) (ocispec.Index, []byte, error) {
 	var idx ocispec.Index
+	if err := ctx.Err(); err != nil {
+		return idx, nil, fmt.Errorf("read index: %w", err)
+	}
 	data, err := os.ReadFile(filepath.Join(s.root, indexFile))
 	if err != nil {
 		return idx, nil, fmt.Errorf("read index: %w", err)
@@ -46,8 +50,10 @@ func (s *Store) readIndexData() (ocispec.Index, []byte, error) {
 // updateIndex read-modify-writes index.json under the exclusive index.lock
 // flock; the new index replaces the old one by rename, so readers see one
 // or the other. When fn fails, or changes nothing (a rebuild that tags the
-// same image again), nothing is written.
-func (s *Store) updateIndex(fn func(idx *ocispec.Index) error) error {
+// same image again), nothing is written. ctx is checked once the lock is
+// held (the lock is only ever held briefly), so a cancelled update writes
+// nothing.
+func (s *Store) updateIndex(ctx context.Context, fn func(idx *ocispec.Index) error) error {
 	lf, err := os.OpenFile(filepath.Join(s.root, indexLock), os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
 		return fmt.Errorf("lock index: %w", err)
@@ -58,7 +64,7 @@ func (s *Store) updateIndex(fn func(idx *ocispec.Index) error) error {
 	}
 	defer funlock(lf)
 
-	idx, old, err := s.readIndexData()
+	idx, old, err := s.readIndexData(ctx)
 	if err != nil {
 		return err
 	}
@@ -90,7 +96,10 @@ type namedDesc struct {
 }
 
 // Tag points ref (normalized) at the manifest desc, replacing index.json atomically.
-func (s *Store) Tag(ref string, desc ocispec.Descriptor) error {
+func (s *Store) Tag(ctx context.Context, ref string, desc ocispec.Descriptor) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("tag %s: %w", ref, err)
+	}
 	r, err := parseRef(ref)
 	if err != nil {
 		return fmt.Errorf("tag %s: %w", ref, err)
@@ -98,14 +107,14 @@ func (s *Store) Tag(ref string, desc ocispec.Descriptor) error {
 	if r.digest != "" {
 		return fmt.Errorf("tag %s: a tag cannot hold a digest", ref)
 	}
-	return s.setTags([]namedDesc{{name: r.String(), desc: desc}})
+	return s.setTags(ctx, []namedDesc{{name: r.String(), desc: desc}})
 }
 
 // setTags adds all entries in one index update: either all or none land.
 // A named entry replaces any entry with the same name and any untagged
 // entry of the same manifest; an unnamed one is added only when the
 // manifest has no entry yet.
-func (s *Store) setTags(entries []namedDesc) error {
+func (s *Store) setTags(ctx context.Context, entries []namedDesc) error {
 	for _, e := range entries {
 		if mt := e.desc.MediaType; !isManifestType(mt) && !isIndexType(mt) {
 			return fmt.Errorf("tag %s: media type %q is not a manifest or index", e.name, mt)
@@ -113,7 +122,7 @@ func (s *Store) setTags(entries []namedDesc) error {
 		if _, err := parseDigest(string(e.desc.Digest)); err != nil {
 			return fmt.Errorf("tag %s: %w", e.name, err)
 		}
-		size, err := s.BlobSize(e.desc.Digest)
+		size, err := s.BlobSize(ctx, e.desc.Digest)
 		if err != nil {
 			return fmt.Errorf("tag %s: manifest %w", e.name, err)
 		}
@@ -121,7 +130,7 @@ func (s *Store) setTags(entries []namedDesc) error {
 			return fmt.Errorf("tag %s: manifest %s: size mismatch: descriptor says %d, blob has %d", e.name, e.desc.Digest, e.desc.Size, size)
 		}
 	}
-	return s.updateIndex(func(idx *ocispec.Index) error {
+	return s.updateIndex(ctx, func(idx *ocispec.Index) error {
 		for _, e := range entries {
 			if e.name == "" {
 				if !slices.ContainsFunc(idx.Manifests, func(d ocispec.Descriptor) bool { return d.Digest == e.desc.Digest }) {
@@ -149,12 +158,15 @@ func (s *Store) setTags(entries []namedDesc) error {
 
 // Untag removes ref from index.json. The manifest's blobs stay (prune
 // removes them); an untagged manifest leaves index.json with its last name.
-func (s *Store) Untag(ref string) error {
+func (s *Store) Untag(ctx context.Context, ref string) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("untag %s: %w", ref, err)
+	}
 	name, err := NormalizeRef(ref)
 	if err != nil {
 		return fmt.Errorf("untag %s: %w", ref, err)
 	}
-	return s.updateIndex(func(idx *ocispec.Index) error {
+	return s.updateIndex(ctx, func(idx *ocispec.Index) error {
 		n := len(idx.Manifests)
 		idx.Manifests = slices.DeleteFunc(idx.Manifests, func(d ocispec.Descriptor) bool { return refName(d) == name })
 		if len(idx.Manifests) == n {
@@ -165,8 +177,11 @@ func (s *Store) Untag(ref string) error {
 }
 
 // Images lists the tagged images, sorted by name.
-func (s *Store) Images() ([]Image, error) {
-	idx, err := s.readIndex()
+func (s *Store) Images(ctx context.Context) ([]Image, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("list images: %w", err)
+	}
+	idx, err := s.readIndex(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -176,7 +191,7 @@ func (s *Store) Images() ([]Image, error) {
 		if name == "" {
 			continue
 		}
-		img, err := s.image(name, d)
+		img, err := s.image(ctx, name, d)
 		if err != nil {
 			return nil, fmt.Errorf("list images: %s: %w", name, err)
 		}

@@ -30,7 +30,7 @@ func (s *Store) Load(ctx context.Context, path string) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load %s: %w", path, err)
 	}
-	if err := s.setTags(named); err != nil {
+	if err := s.setTags(ctx, named); err != nil {
 		return nil, fmt.Errorf("load %s: %w", path, err)
 	}
 	out := make([]string, 0, len(named))
@@ -106,7 +106,7 @@ func (s *Store) loadOCIArchive(ctx context.Context, a *archive, base string) ([]
 		if err != nil {
 			return nil, fmt.Errorf("archive entry %s: %w", name, err)
 		}
-		if s.Has(d) {
+		if s.Has(ctx, d) {
 			continue
 		}
 		target, err := a.resolve(name)
@@ -118,7 +118,7 @@ func (s *Store) loadOCIArchive(ctx context.Context, a *archive, base string) ([]
 	}
 	err = a.each(ctx, wanted, func(name string, r io.Reader) error {
 		ds := expect[name]
-		got, err := s.ingest(r, ds[0])
+		got, err := s.ingest(ctx, r, ds[0])
 		if err != nil {
 			return fmt.Errorf("archive entry %s: blob %s: %w", name, ds[0], err)
 		}
@@ -133,7 +133,7 @@ func (s *Store) loadOCIArchive(ctx context.Context, a *archive, base string) ([]
 		return nil, err
 	}
 	have := func(d ocispec.Descriptor) error {
-		if !s.Has(d.Digest) {
+		if !s.Has(ctx, d.Digest) {
 			return fmt.Errorf("archive has no blob %s: %w", d.Digest, ErrNotFound)
 		}
 		return nil
@@ -142,8 +142,8 @@ func (s *Store) loadOCIArchive(ctx context.Context, a *archive, base string) ([]
 }
 
 // ingest copies r into a new blob verified against expected.
-func (s *Store) ingest(r io.Reader, expected digest.Digest) (digest.Digest, error) {
-	w, err := s.Writer()
+func (s *Store) ingest(ctx context.Context, r io.Reader, expected digest.Digest) (digest.Digest, error) {
+	w, err := s.Writer(ctx)
 	if err != nil {
 		return "", err
 	}
@@ -169,7 +169,7 @@ func (s *Store) loadLayoutDir(ctx context.Context, dir, base string) ([]namedDes
 		return nil, err
 	}
 	fetch := func(d ocispec.Descriptor) error {
-		if s.Has(d.Digest) {
+		if s.Has(ctx, d.Digest) {
 			return nil
 		}
 		rel, err := blobRel(d.Digest)
@@ -192,7 +192,7 @@ func (s *Store) loadLayoutDir(ctx context.Context, dir, base string) ([]namedDes
 			return err
 		}
 		defer f.Close()
-		if _, err := s.ingest(ctxReader{ctx, f}, d.Digest); err != nil {
+		if _, err := s.ingest(ctx, ctxReader{ctx, f}, d.Digest); err != nil {
 			return fmt.Errorf("blob %s: %w", d.Digest, err)
 		}
 		return nil
@@ -229,7 +229,7 @@ func (s *Store) loadIndex(ctx context.Context, idx ocispec.Index, base string, f
 			return nil, err
 		}
 		d := ocispec.Descriptor{MediaType: m.MediaType, Digest: m.Digest, Size: m.Size, Platform: m.Platform}
-		raw, err := s.readBlob(d.Digest)
+		raw, err := s.readBlob(ctx, d.Digest)
 		if err != nil {
 			return nil, err
 		}
@@ -257,7 +257,7 @@ func (s *Store) walk(ctx context.Context, desc ocispec.Descriptor, fetch func(oc
 		if err := fetch(d); err != nil {
 			return err
 		}
-		size, err := s.BlobSize(d.Digest)
+		size, err := s.BlobSize(ctx, d.Digest)
 		if err != nil {
 			return err
 		}
@@ -270,7 +270,7 @@ func (s *Store) walk(ctx context.Context, desc ocispec.Descriptor, fetch func(oc
 		if err := need(desc); err != nil {
 			return err
 		}
-		raw, err := s.readBlob(desc.Digest)
+		raw, err := s.readBlob(ctx, desc.Digest)
 		if err != nil {
 			return err
 		}

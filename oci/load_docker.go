@@ -73,7 +73,7 @@ func (s *Store) loadDockerArchive(ctx context.Context, a *archive) ([]namedDesc,
 			}
 			expected = d
 		}
-		got, err := s.ingestLayer(r, expected)
+		got, err := s.ingestLayer(ctx, r, expected)
 		if err != nil {
 			return fmt.Errorf("archive entry %s: %w", name, err)
 		}
@@ -85,7 +85,7 @@ func (s *Store) loadDockerArchive(ctx context.Context, a *archive) ([]namedDesc,
 	}
 	var out []namedDesc
 	for _, e := range entries {
-		desc, err := s.dockerImage(e, files, paths)
+		desc, err := s.dockerImage(ctx, e, files, paths)
 		if err != nil {
 			return nil, err
 		}
@@ -107,11 +107,11 @@ func (s *Store) loadDockerArchive(ctx context.Context, a *archive) ([]namedDesc,
 }
 
 // dockerImage writes the OCI manifest of one manifest.json entry.
-func (s *Store) dockerImage(e dockerManifest, files map[string]ingested, paths map[string]string) (ocispec.Descriptor, error) {
+func (s *Store) dockerImage(ctx context.Context, e dockerManifest, files map[string]ingested, paths map[string]string) (ocispec.Descriptor, error) {
 	cfgFile := files[paths[e.Config]]
 	cfgDesc := ocispec.Descriptor{MediaType: ocispec.MediaTypeImageConfig, Digest: cfgFile.digest, Size: cfgFile.size}
 	var cfg ocispec.Image
-	if err := s.GetJSON(cfgDesc.Digest, &cfg); err != nil {
+	if err := s.GetJSON(ctx, cfgDesc.Digest, &cfg); err != nil {
 		return ocispec.Descriptor{}, fmt.Errorf("config %s: %w", e.Config, err)
 	}
 	if n := len(cfg.RootFS.DiffIDs); n != len(e.Layers) {
@@ -130,13 +130,13 @@ func (s *Store) dockerImage(e dockerManifest, files map[string]ingested, paths m
 		}
 		m.Layers = append(m.Layers, ocispec.Descriptor{MediaType: f.mediaType, Digest: f.digest, Size: f.size})
 	}
-	return s.PutJSON(ocispec.MediaTypeImageManifest, m)
+	return s.PutJSON(ctx, ocispec.MediaTypeImageManifest, m)
 }
 
 // ingestLayer stores r as a blob (verified against expected when set),
 // detecting its compression by magic and computing its uncompressed digest
 // in the same pass.
-func (s *Store) ingestLayer(r io.Reader, expected digest.Digest) (ingested, error) {
+func (s *Store) ingestLayer(ctx context.Context, r io.Reader, expected digest.Digest) (ingested, error) {
 	br := bufio.NewReaderSize(r, 64<<10)
 	magic, _ := br.Peek(len(magicZstd))
 	res := ingested{mediaType: ocispec.MediaTypeImageLayer}
@@ -146,7 +146,7 @@ func (s *Store) ingestLayer(r io.Reader, expected digest.Digest) (ingested, erro
 	case bytes.HasPrefix(magic, magicZstd):
 		res.mediaType = ocispec.MediaTypeImageLayerZstd
 	}
-	w, err := s.Writer()
+	w, err := s.Writer(ctx)
 	if err != nil {
 		return res, err
 	}

@@ -75,7 +75,7 @@ func TestLoadDockerArchive(t *testing.T) {
 	if !slices.Equal(names, []string{"app:v1"}) {
 		t.Errorf("names = %v", names)
 	}
-	got, err := s.Resolve("app:v1")
+	got, err := s.Resolve(t.Context(), "app:v1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,14 +120,14 @@ func TestLoadUntagged(t *testing.T) {
 	if !slices.Equal(names, []string{string(md)}) {
 		t.Errorf("names = %v", names)
 	}
-	if img, err := s.Resolve(md.Encoded()[:12]); err != nil || img.Descriptor.Digest != md {
+	if img, err := s.Resolve(t.Context(), md.Encoded()[:12]); err != nil || img.Descriptor.Digest != md {
 		t.Errorf("Resolve untagged = %v", err)
 	}
-	if imgs, _ := s.Images(); len(imgs) != 0 {
+	if imgs, _ := s.Images(t.Context()); len(imgs) != 0 {
 		t.Errorf("Images lists untagged: %v", imgs)
 	}
 	// Tagging it replaces the untagged entry.
-	if err := s.Tag("named", img(t, s, md).Descriptor); err != nil {
+	if err := s.Tag(t.Context(), "named", img(t, s, md).Descriptor); err != nil {
 		t.Fatal(err)
 	}
 	var idx ocispec.Index
@@ -139,7 +139,7 @@ func TestLoadUntagged(t *testing.T) {
 
 func img(t *testing.T, s *Store, d digest.Digest) *Image {
 	t.Helper()
-	i, err := s.Resolve(string(d))
+	i, err := s.Resolve(t.Context(), string(d))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -260,7 +260,7 @@ func TestLoadHostile(t *testing.T) {
 			if _, err := os.Lstat(filepath.Join(dir, "x")); err == nil {
 				t.Error("file written outside the store")
 			}
-			if s.Has(digest.FromBytes(garbage)) {
+			if s.Has(t.Context(), digest.FromBytes(garbage)) {
 				t.Error("mismatched blob stored")
 			}
 			if left := tmpEntries(t, s); len(left) != 0 {

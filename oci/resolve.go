@@ -1,6 +1,7 @@
 package oci
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -34,28 +35,31 @@ func isManifestType(mt string) bool {
 // a hex string is looked up as a name first. For name@digest the digest
 // decides: it must be a manifest (or index) blob of the store. When the
 // manifest is an image index, the linux/GOARCH entry is picked.
-func (s *Store) Resolve(ref string) (*Image, error) {
+func (s *Store) Resolve(ctx context.Context, ref string) (*Image, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("resolve image %s: %w", ref, err)
+	}
 	if hex, ok := strings.CutPrefix(ref, "sha256:"); ok {
 		if len(hex) == 64 {
-			return s.byDigest(ref)
+			return s.byDigest(ctx, ref)
 		}
-		return s.byPrefix(ref, hex)
+		return s.byPrefix(ctx, ref, hex)
 	}
 	if len(ref) == 64 && isLowerHex(ref) {
-		return s.byDigest("sha256:" + ref)
+		return s.byDigest(ctx, "sha256:"+ref)
 	}
 	r, err := parseRef(ref)
 	if err == nil {
 		if r.digest != "" {
-			return s.byDigest(r.digest)
+			return s.byDigest(ctx, r.digest)
 		}
-		img, err := s.byName(r.String())
+		img, err := s.byName(ctx, r.String())
 		if !errors.Is(err, ErrNotFound) || len(ref) < minIDPrefix || !isLowerHex(ref) {
 			return img, err
 		}
 	}
 	if len(ref) >= minIDPrefix && isLowerHex(ref) {
-		return s.byPrefix(ref, ref)
+		return s.byPrefix(ctx, ref, ref)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("resolve image: %w", err)
@@ -63,47 +67,50 @@ func (s *Store) Resolve(ref string) (*Image, error) {
 	return nil, noSuchImage(ref)
 }
 
-func (s *Store) byName(name string) (*Image, error) {
-	idx, err := s.readIndex()
+func (s *Store) byName(ctx context.Context, name string) (*Image, error) {
+	idx, err := s.readIndex(ctx)
 	if err != nil {
 		return nil, err
 	}
 	for i := len(idx.Manifests) - 1; i >= 0; i-- {
 		if d := idx.Manifests[i]; refName(d) == name {
-			return s.image(name, d)
+			return s.image(ctx, name, d)
 		}
 	}
 	return nil, noSuchImage(name)
 }
 
 // byDigest finds the manifest (or index) d, or the image whose config is d.
-func (s *Store) byDigest(ref string) (*Image, error) {
+func (s *Store) byDigest(ctx context.Context, ref string) (*Image, error) {
 	d, err := parseDigest(ref)
 	if err != nil {
 		return nil, fmt.Errorf("resolve image: %w", err)
 	}
-	idx, err := s.readIndex()
+	idx, err := s.readIndex(ctx)
 	if err != nil {
 		return nil, err
 	}
 	for _, m := range idx.Manifests {
 		if m.Digest == d {
-			return s.image("", m)
+			return s.image(ctx, "", m)
 		}
 	}
-	if size, err := s.BlobSize(d); err == nil && size <= maxJSONSize {
-		if img, err := s.image("", ocispec.Descriptor{Digest: d, Size: size}); err == nil {
+	if size, err := s.BlobSize(ctx, d); err == nil && size <= maxJSONSize {
+		if img, err := s.image(ctx, "", ocispec.Descriptor{Digest: d, Size: size}); err == nil {
 			return img, nil
 		}
 	}
 	var found *Image
-	s.scan(idx, func(top ocispec.Descriptor, img *Image) bool {
+	err = s.scan(ctx, idx, func(top ocispec.Descriptor, img *Image) bool {
 		if img.Descriptor.Digest == d || img.Manifest.Config.Digest == d {
 			found = img
 			return false
 		}
 		return true
 	})
+	if err != nil {
+		return nil, fmt.Errorf("resolve image %s: %w", ref, err)
+	}
 	if found == nil {
 		return nil, noSuchImage(ref)
 	}
@@ -111,17 +118,17 @@ func (s *Store) byDigest(ref string) (*Image, error) {
 }
 
 // byPrefix finds the one image whose manifest or config digest starts with hex.
-func (s *Store) byPrefix(ref, hex string) (*Image, error) {
+func (s *Store) byPrefix(ctx context.Context, ref, hex string) (*Image, error) {
 	if len(hex) < minIDPrefix || !isLowerHex(hex) {
 		return nil, noSuchImage(ref)
 	}
-	idx, err := s.readIndex()
+	idx, err := s.readIndex(ctx)
 	if err != nil {
 		return nil, err
 	}
 	var found *Image
 	ambiguous := false
-	s.scan(idx, func(top ocispec.Descriptor, img *Image) bool {
+	err = s.scan(ctx, idx, func(top ocispec.Descriptor, img *Image) bool {
 		if !strings.HasPrefix(top.Digest.Encoded(), hex) &&
 			!strings.HasPrefix(img.Descriptor.Digest.Encoded(), hex) &&
 			!strings.HasPrefix(img.Manifest.Config.Digest.Encoded(), hex) {
@@ -134,6 +141,9 @@ func (s *Store) byPrefix(ref, hex string) (*Image, error) {
 		found = img
 		return true
 	})
+	if err != nil {
+		return nil, fmt.Errorf("resolve image %s: %w", ref, err)
+	}
 	if ambiguous {
 		return nil, fmt.Errorf("resolve image %s: ambiguous image ID prefix", ref)
 	}
@@ -144,30 +154,35 @@ func (s *Store) byPrefix(ref, hex string) (*Image, error) {
 }
 
 // scan resolves every distinct manifest of the index (skipping broken
-// ones) until fn returns false. Images found this way have no Name.
-func (s *Store) scan(idx ocispec.Index, fn func(top ocispec.Descriptor, img *Image) bool) {
+// ones) until fn returns false. Images found this way have no Name. It
+// fails only when ctx is done: a cancelled scan is not "nothing found".
+func (s *Store) scan(ctx context.Context, idx ocispec.Index, fn func(top ocispec.Descriptor, img *Image) bool) error {
 	seen := map[digest.Digest]bool{}
 	for _, m := range idx.Manifests {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		if seen[m.Digest] {
 			continue
 		}
 		seen[m.Digest] = true
-		img, err := s.image("", m)
+		img, err := s.image(ctx, "", m)
 		if err != nil {
 			continue
 		}
 		if !fn(m, img) {
-			return
+			return nil
 		}
 	}
+	return ctx.Err()
 }
 
 // image reads the manifest of desc (following an image index to the entry
 // for this platform) and its config.
-func (s *Store) image(name string, desc ocispec.Descriptor) (*Image, error) {
+func (s *Store) image(ctx context.Context, name string, desc ocispec.Descriptor) (*Image, error) {
 	desc.Annotations = without(desc.Annotations, ocispec.AnnotationRefName)
 	for range maxIndexDepth {
-		raw, err := s.readBlob(desc.Digest)
+		raw, err := s.readBlob(ctx, desc.Digest)
 		if err != nil {
 			return nil, err
 		}
@@ -193,7 +208,7 @@ func (s *Store) image(name string, desc ocispec.Descriptor) (*Image, error) {
 			if err := json.Unmarshal(raw, &img.Manifest); err != nil {
 				return nil, fmt.Errorf("decode manifest %s: %w", desc.Digest, err)
 			}
-			if err := s.GetJSON(img.Manifest.Config.Digest, &img.Config); err != nil {
+			if err := s.GetJSON(ctx, img.Manifest.Config.Digest, &img.Config); err != nil {
 				return nil, fmt.Errorf("read config of %s: %w", desc.Digest, err)
 			}
 			return img, nil

@@ -165,8 +165,14 @@ func (s *Store) Lock(ctx context.Context, exclusive bool) (unlock func(), err er
 	}
 }
 
-// Has reports whether the blob is in the store.
-func (s *Store) Has(d digest.Digest) bool {
+// Has reports whether the blob is in the store. It reports false once ctx
+// is done: a caller that then goes on to fetch or write the blob fails
+// with ctx's error there, and one that skips what is missing must check
+// ctx itself.
+func (s *Store) Has(ctx context.Context, d digest.Digest) bool {
+	if ctx.Err() != nil {
+		return false
+	}
 	p, err := s.blobPath(d)
 	if err != nil {
 		return false
@@ -175,8 +181,12 @@ func (s *Store) Has(d digest.Digest) bool {
 	return err == nil && fi.Mode().IsRegular()
 }
 
-// OpenBlob opens a blob for reading.
-func (s *Store) OpenBlob(d digest.Digest) (io.ReadCloser, error) {
+// OpenBlob opens a blob for reading. ctx is checked once, before the
+// open; the reader does not watch it (wrap it to stop a long copy).
+func (s *Store) OpenBlob(ctx context.Context, d digest.Digest) (io.ReadCloser, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("open blob %s: %w", d, err)
+	}
 	p, err := s.blobPath(d)
 	if err != nil {
 		return nil, fmt.Errorf("open blob: %w", err)
@@ -192,7 +202,10 @@ func (s *Store) OpenBlob(d digest.Digest) (io.ReadCloser, error) {
 }
 
 // BlobSize returns the size of a stored blob (a stat; ErrNotFound when missing).
-func (s *Store) BlobSize(d digest.Digest) (int64, error) {
+func (s *Store) BlobSize(ctx context.Context, d digest.Digest) (int64, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, fmt.Errorf("stat blob %s: %w", d, err)
+	}
 	p, err := s.blobPath(d)
 	if err != nil {
 		return 0, err
@@ -209,16 +222,19 @@ func (s *Store) BlobSize(d digest.Digest) (int64, error) {
 
 // PutJSON stores v as canonical JSON and returns its descriptor. The
 // canonical form is encoding/json's output without indentation.
-func (s *Store) PutJSON(mediaType string, v any) (ocispec.Descriptor, error) {
+func (s *Store) PutJSON(ctx context.Context, mediaType string, v any) (ocispec.Descriptor, error) {
+	if err := ctx.Err(); err != nil {
+		return ocispec.Descriptor{}, fmt.Errorf("store %s: %w", mediaType, err)
+	}
 	data, err := json.Marshal(v)
 	if err != nil {
 		return ocispec.Descriptor{}, fmt.Errorf("marshal %s: %w", mediaType, err)
 	}
 	desc := ocispec.Descriptor{MediaType: mediaType, Digest: digest.FromBytes(data), Size: int64(len(data))}
-	if s.Has(desc.Digest) {
+	if s.Has(ctx, desc.Digest) {
 		return desc, nil
 	}
-	w, err := s.Writer()
+	w, err := s.Writer(ctx)
 	if err != nil {
 		return ocispec.Descriptor{}, err
 	}
@@ -232,9 +248,12 @@ func (s *Store) PutJSON(mediaType string, v any) (ocispec.Descriptor, error) {
 	return desc, nil
 }
 
-// GetJSON reads a JSON blob into v.
-func (s *Store) GetJSON(d digest.Digest, v any) error {
-	data, err := s.readBlob(d)
+// GetJSON reads a JSON blob into v (at most 16 MiB, digest verified).
+func (s *Store) GetJSON(ctx context.Context, d digest.Digest, v any) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("read blob %s: %w", d, err)
+	}
+	data, err := s.readBlob(ctx, d)
 	if err != nil {
 		return err
 	}
@@ -245,13 +264,13 @@ func (s *Store) GetJSON(d digest.Digest, v any) error {
 }
 
 // readBlob reads a small (JSON) blob and verifies its digest.
-func (s *Store) readBlob(d digest.Digest) ([]byte, error) {
-	rc, err := s.OpenBlob(d)
+func (s *Store) readBlob(ctx context.Context, d digest.Digest) ([]byte, error) {
+	rc, err := s.OpenBlob(ctx, d)
 	if err != nil {
 		return nil, err
 	}
 	defer rc.Close()
-	data, err := io.ReadAll(io.LimitReader(rc, maxJSONSize+1))
+	data, err := io.ReadAll(io.LimitReader(ctxReader{ctx, rc}, maxJSONSize+1))
 	if err != nil {
 		return nil, fmt.Errorf("read blob %s: %w", d, err)
 	}

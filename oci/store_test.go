@@ -143,17 +143,17 @@ func TestBlobWriter(t *testing.T) {
 	want := digest.FromBytes(data)
 
 	t.Run("verify", func(t *testing.T) {
-		w, _ := s.Writer()
+		w, _ := s.Writer(t.Context())
 		defer w.Close()
 		w.Write(data)
 		d, n, err := w.Commit(want)
 		if err != nil || d != want || n != int64(len(data)) {
 			t.Fatalf("Commit = %s %d %v", d, n, err)
 		}
-		if !s.Has(want) {
+		if !s.Has(t.Context(), want) {
 			t.Fatal("blob missing")
 		}
-		rc, err := s.OpenBlob(want)
+		rc, err := s.OpenBlob(t.Context(), want)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -164,7 +164,7 @@ func TestBlobWriter(t *testing.T) {
 		}
 	})
 	t.Run("mismatch", func(t *testing.T) {
-		w, _ := s.Writer()
+		w, _ := s.Writer(t.Context())
 		defer w.Close()
 		w.Write([]byte("other"))
 		_, _, err := w.Commit(want)
@@ -172,17 +172,17 @@ func TestBlobWriter(t *testing.T) {
 		if err == nil || err.Error() != wantMsg {
 			t.Fatalf("Commit err = %v", err)
 		}
-		if s.Has(digest.FromString("other")) {
+		if s.Has(t.Context(), digest.FromString("other")) {
 			t.Error("mismatched blob stored")
 		}
 	})
 	t.Run("abort", func(t *testing.T) {
-		w, _ := s.Writer()
+		w, _ := s.Writer(t.Context())
 		w.Write([]byte("aborted"))
 		if err := w.Close(); err != nil {
 			t.Fatal(err)
 		}
-		if s.Has(digest.FromString("aborted")) {
+		if s.Has(t.Context(), digest.FromString("aborted")) {
 			t.Error("aborted blob stored")
 		}
 		if _, _, err := w.Commit(""); err == nil {
@@ -195,7 +195,7 @@ func TestBlobWriter(t *testing.T) {
 		errs := make(chan error, 8)
 		for range 8 {
 			wg.Go(func() {
-				w, err := s.Writer()
+				w, err := s.Writer(t.Context())
 				if err != nil {
 					errs <- err
 					return
@@ -215,7 +215,7 @@ func TestBlobWriter(t *testing.T) {
 				t.Error(err)
 			}
 		}
-		rc, err := s.OpenBlob(digest.FromBytes(big))
+		rc, err := s.OpenBlob(t.Context(), digest.FromBytes(big))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -231,17 +231,17 @@ func TestBlobDigestValidation(t *testing.T) {
 	bad := []digest.Digest{"", "sha256:../../etc/passwd", "sha512:" + digest.Digest(strings.Repeat("a", 128)),
 		"sha256:" + digest.Digest(strings.Repeat("A", 64)), "sha256:abc", "sha256:" + digest.Digest(strings.Repeat("a", 63)) + "/"}
 	for _, d := range bad {
-		if s.Has(d) {
+		if s.Has(t.Context(), d) {
 			t.Errorf("Has(%q) = true", d)
 		}
-		if _, err := s.OpenBlob(d); err == nil || errors.Is(err, ErrNotFound) {
+		if _, err := s.OpenBlob(t.Context(), d); err == nil || errors.Is(err, ErrNotFound) {
 			t.Errorf("OpenBlob(%q) = %v, want invalid digest", d, err)
 		}
 	}
-	if _, err := s.OpenBlob(digest.FromString("absent")); !errors.Is(err, ErrNotFound) {
+	if _, err := s.OpenBlob(t.Context(), digest.FromString("absent")); !errors.Is(err, ErrNotFound) {
 		t.Errorf("OpenBlob(absent) = %v", err)
 	}
-	w, _ := s.Writer()
+	w, _ := s.Writer(t.Context())
 	defer w.Close()
 	if _, _, err := w.Commit("sha256:../x"); err == nil {
 		t.Error("Commit accepted a bad expected digest")
@@ -251,7 +251,7 @@ func TestBlobDigestValidation(t *testing.T) {
 func TestPutGetJSON(t *testing.T) {
 	s := openStore(t)
 	v := map[string]any{"b": 1, "a": "<x>"}
-	desc, err := s.PutJSON("application/json", v)
+	desc, err := s.PutJSON(t.Context(), "application/json", v)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -260,10 +260,10 @@ func TestPutGetJSON(t *testing.T) {
 		t.Errorf("desc = %+v", desc)
 	}
 	var got map[string]any
-	if err := s.GetJSON(desc.Digest, &got); err != nil || got["a"] != "<x>" {
+	if err := s.GetJSON(t.Context(), desc.Digest, &got); err != nil || got["a"] != "<x>" {
 		t.Errorf("GetJSON = %v, %v", got, err)
 	}
-	if _, err := s.PutJSON("application/json", v); err != nil {
+	if _, err := s.PutJSON(t.Context(), "application/json", v); err != nil {
 		t.Error("second PutJSON:", err)
 	}
 }
@@ -271,41 +271,41 @@ func TestPutGetJSON(t *testing.T) {
 func TestTagUntag(t *testing.T) {
 	s := openStore(t)
 	img := makeImage(t, s, "app", map[string]string{"f": "1"})
-	if err := s.Tag("app:v1", img.Descriptor); err != nil {
+	if err := s.Tag(t.Context(), "app:v1", img.Descriptor); err != nil {
 		t.Fatal(err)
 	}
 	other := makeImage(t, s, "", map[string]string{"f": "2"})
-	if err := s.Tag("docker.io/library/app:v1", other.Descriptor); err != nil { // replaces app:v1
+	if err := s.Tag(t.Context(), "docker.io/library/app:v1", other.Descriptor); err != nil { // replaces app:v1
 		t.Fatal(err)
 	}
-	imgs, err := s.Images()
+	imgs, err := s.Images(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(imgs) != 2 || imgs[0].Name != "app:latest" || imgs[1].Name != "app:v1" || imgs[1].Descriptor.Digest != other.Descriptor.Digest {
 		t.Fatalf("Images = %+v", imgs)
 	}
-	if err := s.Tag("app@"+string(img.Descriptor.Digest), img.Descriptor); err == nil {
+	if err := s.Tag(t.Context(), "app@"+string(img.Descriptor.Digest), img.Descriptor); err == nil {
 		t.Error("tag with digest accepted")
 	}
-	if err := s.Tag("x", ocispec.Descriptor{MediaType: ocispec.MediaTypeImageManifest, Digest: digest.FromString("nope")}); !errors.Is(err, ErrNotFound) {
+	if err := s.Tag(t.Context(), "x", ocispec.Descriptor{MediaType: ocispec.MediaTypeImageManifest, Digest: digest.FromString("nope")}); !errors.Is(err, ErrNotFound) {
 		t.Errorf("tag of missing manifest: %v", err)
 	}
-	err = s.Untag("nope")
+	err = s.Untag(t.Context(), "nope")
 	if !errors.Is(err, ErrNotFound) || err.Error() != "no such image: nope:latest" {
 		t.Errorf("Untag(nope) = %v", err)
 	}
-	if err := s.Untag("app"); err != nil {
+	if err := s.Untag(t.Context(), "app"); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Untag("app:v1"); err != nil {
+	if err := s.Untag(t.Context(), "app:v1"); err != nil {
 		t.Fatal(err)
 	}
 	want := `{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}`
 	if got := string(readFile(t, filepath.Join(s.Root(), "index.json"))); got != want {
 		t.Errorf("index.json after untag = %s", got)
 	}
-	if !s.Has(img.Descriptor.Digest) {
+	if !s.Has(t.Context(), img.Descriptor.Digest) {
 		t.Error("untag removed the blob")
 	}
 }
@@ -317,14 +317,14 @@ func TestTagConcurrent(t *testing.T) {
 	for g := range 8 {
 		wg.Go(func() {
 			for i := range 5 {
-				if err := s.Tag(fmt.Sprintf("app%d:v%d", g, i), img.Descriptor); err != nil {
+				if err := s.Tag(t.Context(), fmt.Sprintf("app%d:v%d", g, i), img.Descriptor); err != nil {
 					t.Error(err)
 				}
 			}
 		})
 	}
 	wg.Wait()
-	imgs, err := s.Images()
+	imgs, err := s.Images(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -333,7 +333,7 @@ func TestTagConcurrent(t *testing.T) {
 	}
 	for g := range 8 {
 		for i := range 5 {
-			if _, err := s.Resolve(fmt.Sprintf("app%d:v%d", g, i)); err != nil {
+			if _, err := s.Resolve(t.Context(), fmt.Sprintf("app%d:v%d", g, i)); err != nil {
 				t.Error(err)
 			}
 		}
@@ -357,7 +357,7 @@ func TestResolve(t *testing.T) {
 		{cd.Encoded()[:12], ""},
 		{string(cd), ""},
 	} {
-		got, err := s.Resolve(tt.ref)
+		got, err := s.Resolve(t.Context(), tt.ref)
 		if err != nil {
 			t.Errorf("Resolve(%q): %v", tt.ref, err)
 			continue
@@ -369,12 +369,12 @@ func TestResolve(t *testing.T) {
 	}
 	for _, ref := range []string{"app", "app:v2", md.Encoded()[:11], "sha256:" + strings.Repeat("0", 64),
 		"app@sha256:" + strings.Repeat("0", 64), string(img.Manifest.Layers[0].Digest)} {
-		_, err := s.Resolve(ref)
+		_, err := s.Resolve(t.Context(), ref)
 		if !errors.Is(err, ErrNotFound) || !strings.HasPrefix(err.Error(), "no such image: ") {
 			t.Errorf("Resolve(%q) = %v, want no such image", ref, err)
 		}
 	}
-	if _, err := s.Resolve("Bad Ref"); err == nil || errors.Is(err, ErrNotFound) {
+	if _, err := s.Resolve(t.Context(), "Bad Ref"); err == nil || errors.Is(err, ErrNotFound) {
 		t.Errorf("Resolve(bad) = %v", err)
 	}
 }
@@ -397,15 +397,15 @@ func TestResolveIndex(t *testing.T) {
 				Platform: &ocispec.Platform{OS: "linux", Architecture: runtime.GOARCH}},
 		},
 	}
-	desc, err := s.PutJSON(ocispec.MediaTypeImageIndex, idx)
+	desc, err := s.PutJSON(t.Context(), ocispec.MediaTypeImageIndex, idx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Tag("multi", desc); err != nil {
+	if err := s.Tag(t.Context(), "multi", desc); err != nil {
 		t.Fatal(err)
 	}
 	for _, ref := range []string{"multi", string(desc.Digest), desc.Digest.Encoded()[:12]} {
-		img, err := s.Resolve(ref)
+		img, err := s.Resolve(t.Context(), ref)
 		if err != nil || img.Descriptor.Digest != native.Descriptor.Digest {
 			t.Errorf("Resolve(%q) = %+v, %v", ref, img, err)
 		}
@@ -420,7 +420,7 @@ func TestResolveIndex(t *testing.T) {
 func TestTagSameIsNoWrite(t *testing.T) {
 	s := openStore(t)
 	img := makeImage(t, s, "", map[string]string{"f": "1"})
-	if err := s.Tag("app:v1", img.Descriptor); err != nil {
+	if err := s.Tag(t.Context(), "app:v1", img.Descriptor); err != nil {
 		t.Fatal(err)
 	}
 	index := filepath.Join(s.Root(), "index.json")
@@ -428,7 +428,7 @@ func TestTagSameIsNoWrite(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Tag("app:v1", img.Descriptor); err != nil {
+	if err := s.Tag(t.Context(), "app:v1", img.Descriptor); err != nil {
 		t.Fatal(err)
 	}
 	after, err := os.Stat(index)
@@ -439,10 +439,57 @@ func TestTagSameIsNoWrite(t *testing.T) {
 		t.Error("re-tagging the same image replaced index.json")
 	}
 	other := makeImage(t, s, "", map[string]string{"f": "2"})
-	if err := s.Tag("app:v1", other.Descriptor); err != nil {
+	if err := s.Tag(t.Context(), "app:v1", other.Descriptor); err != nil {
 		t.Fatal(err)
 	}
 	if moved, _ := os.Stat(index); os.SameFile(after, moved) {
 		t.Error("tagging another image left index.json in place")
+	}
+}
+
+// Every method that does I/O fails with ctx's error once ctx is done, and
+// leaves the store as it was.
+func TestCancelledContext(t *testing.T) {
+	s := openStore(t)
+	img := makeImage(t, s, "app:v1", map[string]string{"f": "1"})
+	d := img.Manifest.Layers[0].Digest
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	tests := []struct {
+		name string
+		call func() error
+	}{
+		{"Writer", func() error { _, err := s.Writer(ctx); return err }},
+		{"Blobs", func() error { _, err := s.Blobs(ctx); return err }},
+		{"DeleteBlob", func() error { return s.DeleteBlob(ctx, d) }},
+		{"VerifyBlob", func() error { return s.VerifyBlob(ctx, d) }},
+		{"InUse", func() error { _, err := s.InUse(ctx); return err }},
+		{"Tag", func() error { return s.Tag(ctx, "app:v2", img.Descriptor) }},
+		{"Untag", func() error { return s.Untag(ctx, "app:v1") }},
+		{"Images", func() error { _, err := s.Images(ctx); return err }},
+		{"Resolve", func() error { _, err := s.Resolve(ctx, "app:v1"); return err }},
+		{"OpenBlob", func() error { _, err := s.OpenBlob(ctx, d); return err }},
+		{"BlobSize", func() error { _, err := s.BlobSize(ctx, d); return err }},
+		{"PutJSON", func() error { _, err := s.PutJSON(ctx, "application/json", "new"); return err }},
+		{"GetJSON", func() error { var v ocispec.Image; return s.GetJSON(ctx, img.Manifest.Config.Digest, &v) }},
+	}
+	for _, tt := range tests {
+		if err := tt.call(); !errors.Is(err, context.Canceled) {
+			t.Errorf("%s with a cancelled ctx = %v, want context.Canceled", tt.name, err)
+		}
+	}
+	if s.Has(ctx, d) {
+		t.Error("Has with a cancelled ctx = true, want false")
+	}
+	// Nothing was done: the blob is there, the tags are as they were.
+	if !s.Has(t.Context(), d) {
+		t.Error("DeleteBlob with a cancelled ctx removed the blob")
+	}
+	if s.Has(t.Context(), digest.FromString(`"new"`)) {
+		t.Error("PutJSON with a cancelled ctx stored its blob")
+	}
+	imgs, err := s.Images(t.Context())
+	if err != nil || len(imgs) != 1 || imgs[0].Name != "app:v1" {
+		t.Errorf("Images after cancelled calls = %+v, %v; want only app:v1", imgs, err)
 	}
 }

@@ -31,6 +31,8 @@ type buildFlags struct {
 	network     string
 	epoch       string
 	checkRepro  bool
+	cacheTo     []string
+	cacheFrom   []string
 	reg         buildRegistryFlags // registry.go
 }
 
@@ -61,6 +63,8 @@ func newBuildCmd(g *globalFlags) *cobra.Command {
 	fl.StringVar(&f.network, "network", "host", "network for RUN: host or none")
 	fl.StringVar(&f.epoch, "source-date-epoch", "", "seconds since 1970: the image's created time and the newest file mtime (default $SOURCE_DATE_EPOCH)")
 	fl.BoolVar(&f.checkRepro, "check-reproducible", false, "build again with no cache in a temporary store and compare (exit 1 when they differ)")
+	fl.StringArrayVar(&f.cacheTo, "cache-to", nil, "export the build cache: type=registry,ref=REF[,mode=min|max] | type=local,dest=DIR[,mode=...] | type=inline (repeatable)")
+	fl.StringArrayVar(&f.cacheFrom, "cache-from", nil, "import a build cache: type=registry,ref=REF | type=local,src=DIR | REF (repeatable, tried in order)")
 	f.reg.register(cmd)
 	return cmd
 }

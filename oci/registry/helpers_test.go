@@ -25,7 +25,7 @@ func openStore(t *testing.T) *oci.Store {
 // putBlob stores data and returns its descriptor.
 func putBlob(t *testing.T, s *oci.Store, mt string, data []byte) ocispec.Descriptor {
 	t.Helper()
-	w, err := s.Writer()
+	w, err := s.Writer(t.Context())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,7 +57,7 @@ func makeImage(t *testing.T, s *oci.Store, name, arch string, seed uint64, sizes
 		diffIDs = append(diffIDs, d.Digest)
 	}
 	cfg := ocispec.Image{Platform: ocispec.Platform{OS: "linux", Architecture: arch}, RootFS: ocispec.RootFS{Type: "layers", DiffIDs: diffIDs}}
-	cfgDesc, err := s.PutJSON(ocispec.MediaTypeImageConfig, cfg)
+	cfgDesc, err := s.PutJSON(t.Context(), ocispec.MediaTypeImageConfig, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,14 +65,14 @@ func makeImage(t *testing.T, s *oci.Store, name, arch string, seed uint64, sizes
 		layers = []ocispec.Descriptor{}
 	}
 	m := ocispec.Manifest{Versioned: specs.Versioned{SchemaVersion: 2}, MediaType: ocispec.MediaTypeImageManifest, Config: cfgDesc, Layers: layers}
-	desc, err := s.PutJSON(ocispec.MediaTypeImageManifest, m)
+	desc, err := s.PutJSON(t.Context(), ocispec.MediaTypeImageManifest, m)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Tag(name, desc); err != nil {
+	if err := s.Tag(t.Context(), name, desc); err != nil {
 		t.Fatal(err)
 	}
-	img, err := s.Resolve(name)
+	img, err := s.Resolve(t.Context(), name)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -99,7 +99,7 @@ func pull(ctx context.Context, store *oci.Store, ref string, opts Options) (*oci
 			return nil, err
 		}
 		if expected != "" { // keep the index so name@<index digest> resolves offline
-			if err := putRaw(store, raw, desc.Digest); err != nil {
+			if err := putRaw(ctx, store, raw, desc.Digest); err != nil {
 				return nil, err
 			}
 		}
@@ -130,7 +130,7 @@ func pull(ctx context.Context, store *oci.Store, ref string, opts Options) (*oci
 	if err := p.fetchBlobs(ctx, []ocispec.Descriptor{img.Manifest.Config}); err != nil {
 		return nil, err
 	}
-	if err := store.GetJSON(img.Manifest.Config.Digest, &img.Config); err != nil {
+	if err := store.GetJSON(ctx, img.Manifest.Config.Digest, &img.Config); err != nil {
 		return nil, fmt.Errorf("read image config: %w", err)
 	}
 	have := ocispec.Platform{OS: img.Config.OS, Architecture: img.Config.Architecture, Variant: img.Config.Variant}
@@ -143,7 +143,7 @@ func pull(ctx context.Context, store *oci.Store, ref string, opts Options) (*oci
 	if err := p.fetchBlobs(ctx, img.Manifest.Layers); err != nil {
 		return nil, err
 	}
-	if err := putRaw(store, raw, desc.Digest); err != nil {
+	if err := putRaw(ctx, store, raw, desc.Digest); err != nil {
 		return nil, err
 	}
 	blobs := append([]ocispec.Descriptor{img.Manifest.Config}, img.Manifest.Layers...)
@@ -153,7 +153,7 @@ func pull(ctx context.Context, store *oci.Store, ref string, opts Options) (*oci
 		if err != nil {
 			return nil, err
 		}
-		if err := store.Tag(tag, img.Descriptor); err != nil {
+		if err := store.Tag(ctx, tag, img.Descriptor); err != nil {
 			return nil, err
 		}
 		img.Name = tag
@@ -182,8 +182,8 @@ func (p *puller) manifest(ctx context.Context, ident string, expected digest.Dig
 		if err := checkDigest(expected); err != nil {
 			return ocispec.Descriptor{}, nil, err
 		}
-		if p.store.Has(expected) {
-			if raw, err := readStoreBlob(p.store, expected); err == nil {
+		if p.store.Has(ctx, expected) {
+			if raw, err := readStoreBlob(ctx, p.store, expected); err == nil {
 				return ocispec.Descriptor{MediaType: sniffMediaType(raw, ""), Digest: expected, Size: int64(len(raw))}, raw, nil
 			}
 		}
@@ -255,7 +255,7 @@ func sniffMediaType(raw []byte, ctype string) string {
 func (p *puller) fetchBlobs(ctx context.Context, descs []ocispec.Descriptor) error {
 	var c *client
 	for _, d := range descs {
-		if !p.store.Has(d.Digest) {
+		if !p.store.Has(ctx, d.Digest) {
 			var err error
 			if c, err = p.client(ctx); err != nil {
 				return err
@@ -266,8 +266,11 @@ func (p *puller) fetchBlobs(ctx context.Context, descs []ocispec.Descriptor) err
 	return parallel(ctx, len(descs), func(ctx context.Context, i int) error {
 		d := descs[i]
 		ev := BlobEvent{Op: "pull", Ref: p.ref, Digest: d.Digest, MediaType: d.MediaType, Size: d.Size, Status: BlobSkipped}
-		if !p.store.Has(d.Digest) {
-			if c == nil { // appeared and vanished meanwhile (a concurrent prune)
+		if !p.store.Has(ctx, d.Digest) {
+			if c == nil { // appeared and vanished meanwhile (a concurrent prune), or cancelled
+				if err := ctx.Err(); err != nil {
+					return err
+				}
 				return fmt.Errorf("fetch blob %s: removed from the store during the pull", d.Digest)
 			}
 			if err := retry(ctx, func() error { return c.download(ctx, p.store, d) }); err != nil {
@@ -291,7 +294,7 @@ func (c *client) download(ctx context.Context, store *oci.Store, d ocispec.Descr
 	if resp.ContentLength >= 0 && resp.ContentLength != d.Size {
 		return fmt.Errorf("fetch blob %s: size mismatch: registry sends %d bytes, manifest says %d", d.Digest, resp.ContentLength, d.Size)
 	}
-	w, err := store.Writer()
+	w, err := store.Writer(ctx)
 	if err != nil {
 		return err
 	}
@@ -336,11 +339,11 @@ func checkDigest(d digest.Digest) error {
 }
 
 // putRaw stores raw bytes as the blob d.
-func putRaw(store *oci.Store, raw []byte, d digest.Digest) error {
-	if store.Has(d) {
+func putRaw(ctx context.Context, store *oci.Store, raw []byte, d digest.Digest) error {
+	if store.Has(ctx, d) {
 		return nil
 	}
-	w, err := store.Writer()
+	w, err := store.Writer(ctx)
 	if err != nil {
 		return err
 	}
@@ -353,8 +356,8 @@ func putRaw(store *oci.Store, raw []byte, d digest.Digest) error {
 }
 
 // readStoreBlob reads a small blob of the store and verifies its digest.
-func readStoreBlob(store *oci.Store, d digest.Digest) ([]byte, error) {
-	rc, err := store.OpenBlob(d)
+func readStoreBlob(ctx context.Context, store *oci.Store, d digest.Digest) ([]byte, error) {
+	rc, err := store.OpenBlob(ctx, d)
 	if err != nil {
 		return nil, err
 	}

@@ -41,7 +41,7 @@ func push(ctx context.Context, store *oci.Store, img *oci.Image, ref string, opt
 		return err
 	}
 	repo := r.Context()
-	raw, err := readStoreBlob(store, img.Descriptor.Digest)
+	raw, err := readStoreBlob(ctx, store, img.Descriptor.Digest)
 	if err != nil {
 		return fmt.Errorf("read manifest: %w", err)
 	}
@@ -154,7 +154,10 @@ func (c *client) pushBlob(ctx context.Context, store *oci.Store, d ocispec.Descr
 	if exists {
 		return BlobSkipped, "", nil
 	}
-	if !store.Has(d.Digest) {
+	if !store.Has(ctx, d.Digest) {
+		if err := ctx.Err(); err != nil { // Has says no once ctx is done
+			return "", "", err
+		}
 		return "", "", fmt.Errorf("blob %s: %w", d.Digest, oci.ErrNotFound)
 	}
 	loc := "" // an upload session a refused mount opened
@@ -222,7 +225,7 @@ func (c *client) upload(ctx context.Context, store *oci.Store, d ocispec.Descrip
 			return err
 		}
 	}
-	rc, err := store.OpenBlob(d.Digest)
+	rc, err := store.OpenBlob(ctx, d.Digest)
 	if err != nil {
 		return err
 	}

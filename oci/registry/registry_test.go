@@ -61,12 +61,12 @@ func TestPushPull(t *testing.T) {
 	if got.Name != ref || got.Descriptor.Digest != img.Descriptor.Digest || got.Config.Architecture != "amd64" {
 		t.Errorf("pulled %s %s %s, want %s %s amd64", got.Name, got.Descriptor.Digest, got.Config.Architecture, ref, img.Descriptor.Digest)
 	}
-	res, err := dst.Resolve(ref)
+	res, err := dst.Resolve(t.Context(), ref)
 	if err != nil || res.Descriptor.Digest != img.Descriptor.Digest {
 		t.Fatalf("resolve pulled image: %v %v", res, err)
 	}
 	for _, l := range img.Manifest.Layers {
-		if err := dst.VerifyBlob(l.Digest); err != nil {
+		if err := dst.VerifyBlob(t.Context(), l.Digest); err != nil {
 			t.Error(err)
 		}
 	}
@@ -87,7 +87,7 @@ func TestPushPull(t *testing.T) {
 	if got.Name != "" || got.Descriptor.Digest != img.Descriptor.Digest {
 		t.Errorf("pull by digest: name %q digest %s", got.Name, got.Descriptor.Digest)
 	}
-	if imgs, _ := third.Images(); len(imgs) != 0 {
+	if imgs, _ := third.Images(t.Context()); len(imgs) != 0 {
 		t.Errorf("pull by digest tagged %v", imgs)
 	}
 	offline := Options{Insecure: []string{"127.0.0.1:1"}}
@@ -208,7 +208,7 @@ func TestPullErrors(t *testing.T) {
 			if tc.name != "bad ref" && !errors.Is(err, oci.ErrNotFound) {
 				t.Errorf("err = %v, want oci.ErrNotFound", err)
 			}
-			if imgs, _ := dst.Images(); len(imgs) != 0 {
+			if imgs, _ := dst.Images(t.Context()); len(imgs) != 0 {
 				t.Errorf("failed pull tagged %v", imgs)
 			}
 		})
@@ -238,14 +238,14 @@ func TestCorruptBlob(t *testing.T) {
 		t.Fatalf("err = %v, want a digest mismatch", err)
 	}
 	for _, b := range append(img.Manifest.Layers, img.Manifest.Config, img.Descriptor) {
-		if dst.Has(b.Digest) {
+		if dst.Has(t.Context(), b.Digest) {
 			t.Errorf("blob %s entered the store", b.Digest)
 		}
 	}
 	if left := testutil.BlobIngests(dst.Root()); len(left) != 0 {
 		t.Errorf("partial ingests left: %v", left)
 	}
-	if imgs, _ := dst.Images(); len(imgs) != 0 {
+	if imgs, _ := dst.Images(t.Context()); len(imgs) != 0 {
 		t.Errorf("failed pull tagged %v", imgs)
 	}
 	p.SetCorrupt(false)
