@@ -8,6 +8,7 @@ import (
 	"github.com/builderdev/builder/layer"
 	"github.com/builderdev/builder/oci"
 	"github.com/builderdev/builder/oci/registry"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 // Output is one export of a built image.
@@ -24,15 +25,15 @@ type PublishOptions struct {
 	Registry RegistryOptions
 }
 
-// publish runs the outputs, then the push, of the image res (caller holds
-// the shared lock).
-func (c *Client) publish(ctx context.Context, res *BuildResult, opts PublishOptions) error {
-	img := &oci.Image{Descriptor: res.Manifest}
-	if err := c.images.GetJSON(ctx, res.Manifest.Digest, &img.Manifest); err != nil {
+// publish runs the outputs, then the push to refs, of the image man
+// (caller holds the shared lock).
+func (c *Client) publish(ctx context.Context, man ocispec.Descriptor, refs []string, opts PublishOptions) error {
+	img := &oci.Image{Descriptor: man}
+	if err := c.images.GetJSON(ctx, man.Digest, &img.Manifest); err != nil {
 		return fmt.Errorf("read manifest: %w", err)
 	}
-	if len(res.Tags) > 0 {
-		img.Name = res.Tags[0]
+	if len(refs) > 0 {
+		img.Name = refs[0]
 	}
 	for _, o := range opts.Outputs {
 		if err := c.export(ctx, img, o, opts.Registry); err != nil {
@@ -42,7 +43,7 @@ func (c *Client) publish(ctx context.Context, res *BuildResult, opts PublishOpti
 	if !opts.Push {
 		return nil
 	}
-	for _, ref := range res.Tags {
+	for _, ref := range refs {
 		if err := registry.Push(ctx, c.images, img, ref, opts.Registry); err != nil {
 			return err
 		}

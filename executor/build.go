@@ -12,12 +12,14 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/builderdev/builder/cache"
 	"github.com/builderdev/builder/fileset"
 	"github.com/builderdev/builder/oci"
 	"github.com/builderdev/builder/parser"
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 	bkparser "github.com/moby/buildkit/frontend/dockerfile/parser"
 	"github.com/moby/buildkit/frontend/dockerfile/shell"
+	"github.com/opencontainers/go-digest"
 )
 
 // build is the state of one Build call.
@@ -40,6 +42,10 @@ type build struct {
 	pulls    pullCache             // base images pulled by this build (registry.go)
 	bases    map[string]*oci.Image // store images resolved by reference
 	stepSeq  int
+	// remote maps the layers of imported-cache hits to their cache, until
+	// fetched; records are those of every step of every stage, in order.
+	remote  map[digest.Digest]CacheSource
+	records []cache.Record
 }
 
 // stage is one FROM block.

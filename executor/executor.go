@@ -17,6 +17,7 @@
 package executor
 
 import (
+	"context"
 	"errors"
 	"time"
 
@@ -71,6 +72,20 @@ type Options struct {
 	// it never enters a layer, a cache key or the history, and is on disk
 	// (in the store's tmp) only while a RUN that mounts it runs.
 	Secrets map[string][]byte
+	// CacheFrom are imported caches, asked in order after the local cache
+	// misses (not with NoCache).
+	CacheFrom []CacheSource
+}
+
+// CacheSource is an imported cache (package cache/remote): another place
+// to look a step's key up. A hit appends the step's layer without its
+// bytes; Fetch brings the blob into Stores.Images, verified, only when
+// something needs it (unpacking a rootfs), and writes the records of that
+// blob to the local cache.
+type CacheSource interface {
+	String() string // "registry REF", for progress
+	Lookup(key digest.Digest) (cache.Record, bool)
+	Fetch(ctx context.Context, layer digest.Digest) error
 }
 
 // Result of a successful build: an image in Stores.Images, not yet tagged.
@@ -84,6 +99,10 @@ type Result struct {
 	// Bases are the store images the build resolved (FROM, COPY --from,
 	// RUN --mount=from=), by the reference the Dockerfile gave.
 	Bases map[string]*oci.Image
+	// Records are the cache records of the image's steps, in order (what
+	// --cache-to mode=min exports); StageRecords those of the other
+	// stages built (mode=max adds them).
+	Records, StageRecords []cache.Record
 }
 
 // Reporter receives progress events. Implementations must be safe for
@@ -108,6 +127,7 @@ type Event struct {
 	ID       int    // step number, unique in the build
 	Name     string // "[stage 2/5] COPY a /b"
 	Cached   bool
+	From     string // a hit from an imported cache: which (CacheSource.String)
 	Duration time.Duration
 	Err      error
 	Data     []byte // StepLog

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/builderdev/builder/cache"
 	"github.com/builderdev/builder/snapshot"
 	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
 	"github.com/opencontainers/go-digest"
@@ -36,6 +37,9 @@ type imageState struct {
 	// steps[i] is where layer i came from ("" for the base image's).
 	origin string
 	steps  []string
+	// records are the cache records of the steps that made this state,
+	// stages it was built on included.
+	records []cache.Record
 	// newest bounds the mtimes of the rootfs (Unix seconds): the base
 	// image's created time, then the newest time of each layer added.
 	// RUN output is stamped after it (see stampRunTimes).
@@ -50,6 +54,7 @@ func (st *imageState) clone() *imageState {
 	_ = json.Unmarshal(data, &out.img)
 	out.layers = append([]ocispec.Descriptor(nil), st.layers...)
 	out.steps = slices.Clone(st.steps)
+	out.records = slices.Clone(st.records)
 	// A stage built on another inherits its ARGs (BuildKit; documented in
 	// the Dockerfile reference), but not whether CMD was set.
 	out.args = slices.Clone(st.args)
@@ -193,6 +198,19 @@ func (bd *build) finish(ctx context.Context, st *imageState) (*Result, error) {
 		return nil, fmt.Errorf("write manifest: %w", err)
 	}
 	manDesc.Platform = &ocispec.Platform{OS: img.OS, Architecture: img.Architecture, Variant: img.Variant}
-	return &Result{ManifestDigest: manDesc.Digest, ImageID: cfgDesc.Digest, Manifest: manDesc,
-		LayerSteps: slices.Clone(st.steps), Bases: bd.baseImages()}, nil
+	res := &Result{ManifestDigest: manDesc.Digest, ImageID: cfgDesc.Digest, Manifest: manDesc,
+		LayerSteps: slices.Clone(st.steps), Bases: bd.baseImages(), Records: slices.Clone(st.records)}
+	mine := map[digest.Digest]bool{}
+	for _, r := range st.records {
+		mine[r.Key] = true
+	}
+	bd.mu.Lock()
+	defer bd.mu.Unlock()
+	for _, r := range bd.records {
+		if !mine[r.Key] {
+			mine[r.Key] = true
+			res.StageRecords = append(res.StageRecords, r)
+		}
+	}
+	return res, nil
 }

@@ -141,6 +141,9 @@ func (bd *build) unpackAll(ctx context.Context, st *imageState) error {
 // lowers: the parent dirs the tar does not list take their metadata from
 // lowers, as the layer leaves them unchanged.
 func (bd *build) applyBlob(ctx context.Context, dir string, lowers []string, blob, diffID digest.Digest) error {
+	if err := bd.ensureBlob(ctx, blob); err != nil {
+		return err
+	}
 	r, err := bd.st.Images.OpenBlob(ctx, blob)
 	if err != nil {
 		return fmt.Errorf("open layer %s: %w", blob, err)

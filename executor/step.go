@@ -50,8 +50,8 @@ func (bd *build) runStep(ctx context.Context, s *stage, st *imageState, step *in
 	}
 	ctx = context.WithValue(ctx, stepIDKey{}, id)
 	bd.rep.Report(Event{Kind: StepStart, ID: id, Name: name})
-	cached, err := bd.doStep(ctx, st, fs, id, bd.noCache(s))
-	bd.rep.Report(Event{Kind: StepDone, ID: id, Name: name, Cached: cached, Duration: time.Since(start), Err: err})
+	cached, from, err := bd.doStep(ctx, st, fs, id, bd.noCache(s))
+	bd.rep.Report(Event{Kind: StepDone, ID: id, Name: name, Cached: cached, From: from, Duration: time.Since(start), Err: err})
 	return err
 }
 
@@ -77,22 +77,37 @@ func (bd *build) noCache(s *stage) bool {
 	return false
 }
 
-func (bd *build) doStep(ctx context.Context, st *imageState, fs fsStep, id int, noCache bool) (bool, error) {
+// doStep looks the step's key up (the local cache, then each imported
+// one) and produces it on a miss. It reports whether it hit, and where
+// when the hit came from an imported cache.
+func (bd *build) doStep(ctx context.Context, st *imageState, fs fsStep, id int, noCache bool) (bool, string, error) {
 	key := bd.key(st.key, fs.key)
 	if !noCache {
 		rec, err := bd.st.Cache.Get(ctx, key)
 		if err == nil && (rec.Layer == "" || bd.blobIntact(ctx, rec)) {
 			bd.applyRecord(st, rec, fs.createdBy)
 			st.key = key
-			return true, nil
+			return true, "", nil
 		}
 		if err != nil && !errors.Is(err, cache.ErrNotFound) {
-			return false, err
+			return false, "", err
+		}
+		for _, src := range bd.opts.CacheFrom {
+			rec, ok := src.Lookup(key)
+			if !ok {
+				continue
+			}
+			if err := bd.remoteHit(ctx, src, rec); err != nil {
+				return false, "", err
+			}
+			bd.applyRecord(st, rec, fs.createdBy)
+			st.key = key
+			return true, src.String(), nil
 		}
 	}
 	p, err := fs.produce(ctx)
 	if err != nil {
-		return false, err
+		return false, "", err
 	}
 	rec := cache.Record{Key: key, Created: bd.clock.recordTime()}
 	if p != nil {
@@ -103,16 +118,16 @@ func (bd *build) doStep(ctx context.Context, st *imageState, fs fsStep, id int, 
 				if p.abort != nil {
 					p.abort()
 				}
-				return false, err
+				return false, "", err
 			}
 		}
 	}
 	if err := bd.st.Cache.Put(ctx, rec); err != nil {
-		return false, fmt.Errorf("record cache: %w", err)
+		return false, "", fmt.Errorf("record cache: %w", err)
 	}
 	bd.applyRecord(st, rec, fs.createdBy)
 	st.key = key
-	return false, nil
+	return false, "", nil
 }
 
 // blobIntact reports whether the layer blob of rec is present with the
@@ -131,8 +146,47 @@ func (bd *build) blobIntact(ctx context.Context, rec cache.Record) bool {
 	return true
 }
 
+// remoteHit takes a record of an imported cache: a step that made no layer
+// is recorded locally at once; a layer already in the store is fetched
+// (that verifies it and records it); any other is remembered, and fetched
+// when a rootfs needs it (ensureBlob) or the caller keeps the image.
+func (bd *build) remoteHit(ctx context.Context, src CacheSource, rec cache.Record) error {
+	switch {
+	case rec.Layer == "":
+		return bd.st.Cache.Put(ctx, rec)
+	case bd.st.Images.Has(ctx, rec.Layer):
+		return src.Fetch(ctx, rec.Layer)
+	}
+	bd.mu.Lock()
+	if bd.remote == nil {
+		bd.remote = map[digest.Digest]CacheSource{}
+	}
+	bd.remote[rec.Layer] = src
+	bd.mu.Unlock()
+	return nil
+}
+
+// ensureBlob brings a layer blob that only an imported cache has into the
+// store (a no-op for any other).
+func (bd *build) ensureBlob(ctx context.Context, layer digest.Digest) error {
+	if bd.st.Images.Has(ctx, layer) {
+		return nil
+	}
+	bd.mu.Lock()
+	src := bd.remote[layer]
+	bd.mu.Unlock()
+	if src == nil {
+		return nil // OpenBlob says what is missing
+	}
+	return src.Fetch(ctx, layer)
+}
+
 // applyRecord appends the step's layer (or an empty history entry).
 func (bd *build) applyRecord(st *imageState, rec cache.Record, createdBy string) {
+	st.records = append(st.records, rec)
+	bd.mu.Lock()
+	bd.records = append(bd.records, rec)
+	bd.mu.Unlock()
 	if rec.Layer == "" {
 		st.addHistory(createdBy)
 		return

@@ -127,6 +127,20 @@ func runBuild(cmd *cobra.Command, g *globalFlags, f *buildFlags, contextDir stri
 	if opts.SourceDateEpoch, err = sourceDateEpoch(f.epoch, opts.BuildArgs); err != nil {
 		return err
 	}
+	for _, v := range f.cacheTo {
+		sp, err := client.ParseCacheSpec(v, true)
+		if err != nil {
+			return usagef("--cache-to: %v", err)
+		}
+		opts.CacheTo = append(opts.CacheTo, sp)
+	}
+	for _, v := range f.cacheFrom {
+		sp, err := client.ParseCacheSpec(v, false)
+		if err != nil {
+			return usagef("--cache-from: %v", err)
+		}
+		opts.CacheFrom = append(opts.CacheFrom, sp)
+	}
 	var prog progress
 	switch {
 	case f.quiet || f.progress == "quiet":
@@ -170,6 +184,9 @@ func runBuild(cmd *cobra.Command, g *globalFlags, f *buildFlags, contextDir stri
 		}
 	}
 	res, err := c.Build(cmd.Context(), opts)
+	if res != nil && !f.quiet && f.progress != "quiet" {
+		printCacheStats(cmd.ErrOrStderr(), res)
+	}
 	var ce *client.CheckError
 	if errors.As(err, &ce) {
 		return exitError{2, err} // trouble, as diff
@@ -196,6 +213,20 @@ func runBuild(cmd *cobra.Command, g *globalFlags, f *buildFlags, contextDir stri
 		fmt.Fprintln(cmd.ErrOrStderr(), "not exported or pushed: the check failed")
 	}
 	return exitError{code: exitDiffer}
+}
+
+// printCacheStats says what the imported and exported caches moved, and
+// why an image is not in the store.
+func printCacheStats(w io.Writer, res *client.BuildResult) {
+	for _, s := range res.CacheImports {
+		fmt.Fprintf(w, "cache: imported %d records from %s; fetched %d blobs (%s)\n", s.Records, s.Name, s.Blobs, humanSize(s.Bytes))
+	}
+	for _, s := range res.CacheExports {
+		fmt.Fprintf(w, "cache: exported %d records to %s; uploaded %d blobs (%s)\n", s.Records, s.Name, s.Blobs, humanSize(s.Bytes))
+	}
+	if res.NotKept {
+		fmt.Fprintln(w, "not kept in the store: some layers are only in the registry of the imported cache (pushed, never downloaded); build without --push to keep it")
+	}
 }
 
 // onlyTimes reports whether every difference is a created time of the config.

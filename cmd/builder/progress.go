@@ -64,6 +64,8 @@ func (p *plainProgress) Report(e client.Event) {
 			state = "CANCELED" // stopped because another stage failed, or Ctrl-C
 		case e.Err != nil:
 			state = "ERROR"
+		case e.Cached && e.From != "":
+			state = "CACHED (" + e.From + ")"
 		case e.Cached:
 			state = "CACHED"
 		}

@@ -25,11 +25,13 @@ var graph = map[string][]string{
 	"snapshot/sandbox": {"snapshot"}, // for the Mount type
 	"oci/registry":     {"oci"},
 	"imagediff":        {"layer"}, // decompression
-	"executor":         {"parser", "fileset", "cache", "layer", "snapshot", "snapshot/sandbox", "oci", "oci/registry"},
+	// Imports verify a layer's diffID as it downloads (layer: decompression).
+	"cache/remote": {"cache", "layer", "oci", "oci/registry"},
+	"executor":     {"parser", "fileset", "cache", "layer", "snapshot", "snapshot/sandbox", "oci", "oci/registry"},
 	// The stores it opens, the engine, imagediff; and two edges the text
 	// does not spell out: oci/registry (pull, push, login as verbs) and
 	// layer (a type=local output applies the layers; compression names).
-	"client":      {"executor", "imagediff", "oci", "oci/registry", "snapshot", "cache", "layer"},
+	"client":      {"executor", "imagediff", "cache/remote", "oci", "oci/registry", "snapshot", "cache", "layer"},
 	"cmd/builder": {"client", "snapshot/sandbox"}, // sandbox: the re-exec entry in main
 }
 

@@ -273,7 +273,7 @@ func (p *puller) fetchBlobs(ctx context.Context, descs []ocispec.Descriptor) err
 				}
 				return fmt.Errorf("fetch blob %s: removed from the store during the pull", d.Digest)
 			}
-			if err := retry(ctx, func() error { return c.download(ctx, p.store, d) }); err != nil {
+			if err := retry(ctx, func() error { return c.download(ctx, p.store, d, nil) }); err != nil {
 				return err
 			}
 			ev.Status = BlobDone
@@ -283,9 +283,9 @@ func (p *puller) fetchBlobs(ctx context.Context, descs []ocispec.Descriptor) err
 	})
 }
 
-// download streams one blob into a store ingest; Commit verifies digest
-// and size, and an ingest that fails is removed.
-func (c *client) download(ctx context.Context, store *oci.Store, d ocispec.Descriptor) error {
+// download streams one blob into a store ingest, and to tap when set;
+// Commit verifies digest and size, and an ingest that fails is removed.
+func (c *client) download(ctx context.Context, store *oci.Store, d ocispec.Descriptor, tap io.Writer) error {
 	resp, err := c.send(ctx, http.MethodGet, c.url("blobs/"+d.Digest.String()), nil, nil, 0, http.StatusOK)
 	if err != nil {
 		return fmt.Errorf("fetch blob %s: %w", d.Digest, err)
@@ -299,7 +299,11 @@ func (c *client) download(ctx context.Context, store *oci.Store, d ocispec.Descr
 		return err
 	}
 	defer w.Close()
-	n, err := io.Copy(w, io.LimitReader(resp.Body, d.Size+1))
+	var dst io.Writer = w
+	if tap != nil {
+		dst = io.MultiWriter(w, tap)
+	}
+	n, err := io.Copy(dst, io.LimitReader(resp.Body, d.Size+1))
 	if err != nil {
 		return fmt.Errorf("fetch blob %s: %w", d.Digest, cleanURLError(err))
 	}

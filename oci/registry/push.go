@@ -136,7 +136,8 @@ func contains(list []string, s string) bool {
 }
 
 // pushBlob makes sure the registry has blob d: already there, mounted
-// from one of sources, or uploaded.
+// from one of sources, or uploaded from the store (the only case that
+// needs the blob in the store; else the error wraps oci.ErrNotFound).
 func (c *client) pushBlob(ctx context.Context, store *oci.Store, d ocispec.Descriptor, sources []string) (BlobStatus, string, error) {
 	exists := false
 	err := retry(ctx, func() error {
@@ -154,12 +155,6 @@ func (c *client) pushBlob(ctx context.Context, store *oci.Store, d ocispec.Descr
 	if exists {
 		return BlobSkipped, "", nil
 	}
-	if !store.Has(ctx, d.Digest) {
-		if err := ctx.Err(); err != nil { // Has says no once ctx is done
-			return "", "", err
-		}
-		return "", "", fmt.Errorf("blob %s: %w", d.Digest, oci.ErrNotFound)
-	}
 	loc := "" // an upload session a refused mount opened
 	for _, src := range sources {
 		var mounted bool
@@ -174,6 +169,14 @@ func (c *client) pushBlob(ctx context.Context, store *oci.Store, d ocispec.Descr
 		if mounted {
 			return BlobMounted, src, nil
 		}
+	}
+	// Mounted or uploaded: only an upload needs the blob here (a build
+	// cache imported lazily has layers that are only in the registry).
+	if !store.Has(ctx, d.Digest) {
+		if err := ctx.Err(); err != nil { // Has says no once ctx is done
+			return "", "", err
+		}
+		return "", "", fmt.Errorf("blob %s: %w", d.Digest, oci.ErrNotFound)
 	}
 	first := true
 	err = retry(ctx, func() error {
