@@ -2,9 +2,7 @@ package client
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io"
 	"os"
 	"slices"
 	"strconv"
@@ -72,7 +70,7 @@ func copyImage(ctx context.Context, src, dst *oci.Store, ref string, im *oci.Ima
 		blobs = append(blobs, digest.Digest(d))
 	}
 	for _, d := range blobs {
-		if err := copyBlob(ctx, src, dst, d); err != nil {
+		if err := oci.CopyBlob(ctx, src, dst, d); err != nil {
 			return err
 		}
 	}
@@ -82,27 +80,4 @@ func copyImage(ctx context.Context, src, dst *oci.Store, ref string, im *oci.Ima
 		name = "builder-check/base-" + strconv.Itoa(n)
 	}
 	return dst.Tag(ctx, name, im.Descriptor)
-}
-
-func copyBlob(ctx context.Context, src, dst *oci.Store, d digest.Digest) error {
-	if _, err := dst.BlobSize(ctx, d); err == nil {
-		return nil
-	}
-	r, err := src.OpenBlob(ctx, d)
-	if err != nil {
-		return err
-	}
-	defer r.Close()
-	w, err := dst.Writer(ctx)
-	if err != nil {
-		return err
-	}
-	defer w.Close()
-	if _, err := io.Copy(w, r); err != nil {
-		return fmt.Errorf("copy blob %s: %w", d, err)
-	}
-	if _, _, err := w.Commit(d); err != nil && !errors.Is(err, os.ErrExist) {
-		return err
-	}
-	return nil
 }

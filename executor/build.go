@@ -17,7 +17,6 @@ import (
 	"github.com/builderdev/builder/oci"
 	"github.com/builderdev/builder/parser"
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
-	bkparser "github.com/moby/buildkit/frontend/dockerfile/parser"
 	"github.com/moby/buildkit/frontend/dockerfile/shell"
 	"github.com/opencontainers/go-digest"
 )
@@ -349,7 +348,7 @@ func (bd *build) triggerErr(s *stage, err error) error {
 		return err
 	}
 	return &parser.Error{File: bd.file, Line: s.def.Location[0].Start.Line,
-		Err: fmt.Errorf("%s: ONBUILD trigger %w", shorten(s.def.SourceCode), pe.Err)}
+		Err: fmt.Errorf("%s: ONBUILD trigger %w", parser.Shorten(s.def.SourceCode), pe.Err)}
 }
 
 // countSteps counts the numbered (filesystem) steps among cmds.
@@ -385,48 +384,7 @@ func (bd *build) onbuildTriggers(st *imageState) ([]instructions.Command, error)
 }
 
 // errAt locates err at a command's line: "Dockerfile:7: COPY a /: err".
-func (bd *build) errAt(cmd any, err error) error {
-	if err == nil {
-		return nil
-	}
-	var perr *parser.Error
-	if errors.As(err, &perr) {
-		return err
-	}
-	line := 0
-	if l, ok := cmd.(interface {
-		Location() []bkparser.Range
-	}); ok {
-		if loc := l.Location(); len(loc) > 0 {
-			line = loc[0].Start.Line
-		}
-	}
-	if line == 0 {
-		if st, ok := cmd.(*instructions.Stage); ok && len(st.Location) > 0 {
-			line = st.Location[0].Start.Line
-		}
-	}
-	prefix := ""
-	if s, ok := cmd.(fmt.Stringer); ok {
-		prefix = shorten(s.String()) + ": "
-	} else if st, ok := cmd.(*instructions.Stage); ok {
-		prefix = shorten(st.SourceCode) + ": "
-	}
-	return &parser.Error{File: bd.file, Line: line, Err: fmt.Errorf("%s%w", prefix, err)}
-}
-
-// shorten keeps the first line of an instruction, at most 80 characters.
-func shorten(s string) string {
-	s = strings.TrimSpace(s)
-	if i := strings.IndexByte(s, '\n'); i >= 0 {
-		s = strings.TrimSpace(s[:i]) + " ..."
-	}
-	s = strings.Join(strings.Fields(s), " ")
-	if len(s) > 80 {
-		s = s[:77] + "..."
-	}
-	return s
-}
+func (bd *build) errAt(cmd any, err error) error { return parser.At(bd.file, cmd, err) }
 
 func (bd *build) nextStepID() int {
 	bd.mu.Lock()
@@ -441,5 +399,5 @@ func (s *stage) stepName(n int, text string) string {
 	if name == "" {
 		name = "stage-" + strconv.Itoa(s.idx)
 	}
-	return fmt.Sprintf("[%s %d/%d] %s", name, n, s.steps, shorten(text))
+	return fmt.Sprintf("[%s %d/%d] %s", name, n, s.steps, parser.Shorten(text))
 }

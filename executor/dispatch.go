@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/builderdev/builder/parser"
@@ -81,7 +80,7 @@ func (bd *build) dispatch(ctx context.Context, s *stage, st *imageState, cmd ins
 		}
 		st.addHistory(fmt.Sprintf("VOLUME %v", c.Volumes))
 	case *instructions.StopSignalCommand:
-		if err = checkSignal(c.Signal); err == nil {
+		if err = parser.CheckSignal(c.Signal); err == nil {
 			st.img.Config.StopSignal = c.Signal
 			st.addHistory("STOPSIGNAL " + c.Signal)
 		}
@@ -211,7 +210,7 @@ func (bd *build) expose(st *imageState, c *instructions.ExposeCommand, env scope
 			return err
 		}
 		for _, w := range words {
-			ps, err := parsePorts(w)
+			ps, err := parser.ParsePorts(w)
 			if err != nil {
 				return err
 			}
@@ -226,61 +225,6 @@ func (bd *build) expose(st *imageState, c *instructions.ExposeCommand, env scope
 	}
 	st.addHistory(fmt.Sprintf("EXPOSE %v", ports))
 	return nil
-}
-
-// parsePorts expands "80", "80/udp", "8000-8002/tcp" into "port/proto" keys.
-func parsePorts(spec string) ([]string, error) {
-	// Strip an optional ip: and host-port: prefix ("127.0.0.1:80:80/tcp").
-	if i := strings.LastIndexByte(spec, ':'); i >= 0 {
-		spec = spec[i+1:]
-	}
-	portPart, proto, _ := strings.Cut(spec, "/")
-	if proto == "" {
-		proto = "tcp"
-	}
-	proto = strings.ToLower(proto)
-	if proto != "tcp" && proto != "udp" && proto != "sctp" {
-		return nil, fmt.Errorf("invalid proto %q in port spec %q", proto, spec)
-	}
-	lo, hi, isRange := strings.Cut(portPart, "-")
-	start, err := strconv.ParseUint(lo, 10, 16)
-	if err != nil {
-		return nil, fmt.Errorf("invalid port %q", spec)
-	}
-	end := start
-	if isRange {
-		if end, err = strconv.ParseUint(hi, 10, 16); err != nil || end < start {
-			return nil, fmt.Errorf("invalid port range %q", spec)
-		}
-	}
-	var out []string
-	for p := start; p <= end; p++ {
-		out = append(out, fmt.Sprintf("%d/%s", p, proto))
-	}
-	return out, nil
-}
-
-// signalNames are the Linux signal names STOPSIGNAL accepts (with or without SIG).
-var signalNames = []string{"ABRT", "ALRM", "BUS", "CHLD", "CLD", "CONT", "FPE", "HUP", "ILL", "INT", "IO", "IOT",
-	"KILL", "PIPE", "POLL", "PROF", "PWR", "QUIT", "SEGV", "STKFLT", "STOP", "SYS", "TERM", "TRAP", "TSTP",
-	"TTIN", "TTOU", "URG", "USR1", "USR2", "VTALRM", "WINCH", "XCPU", "XFSZ"}
-
-// checkSignal accepts "SIGTERM", "TERM", "15" or "SIGRTMIN+3".
-func checkSignal(s string) error {
-	if n, err := strconv.Atoi(s); err == nil {
-		if n <= 0 || n > 64 {
-			return fmt.Errorf("invalid signal: %s", s)
-		}
-		return nil
-	}
-	name := strings.TrimPrefix(strings.ToUpper(s), "SIG")
-	if slices.Contains(signalNames, name) {
-		return nil
-	}
-	if strings.HasPrefix(name, "RTMIN") || strings.HasPrefix(name, "RTMAX") {
-		return nil
-	}
-	return fmt.Errorf("invalid signal: %s", s)
 }
 
 // lint prints one of BuildKit's build checks, with its rule name and line.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"hash"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -137,4 +138,49 @@ func (s *Store) blobPath(d digest.Digest) (string, error) {
 		return "", err
 	}
 	return filepath.Join(s.root, filepath.FromSlash(rel)), nil
+}
+
+// Put stores data as the blob d (verified). A blob already stored is not
+// written again.
+func (s *Store) Put(ctx context.Context, d digest.Digest, data []byte) error {
+	if s.Has(ctx, d) {
+		return nil
+	}
+	w, err := s.Writer(ctx)
+	if err != nil {
+		return err
+	}
+	defer w.Close()
+	if _, err := w.Write(data); err != nil {
+		return err
+	}
+	if _, _, err := w.Commit(d); err != nil && !errors.Is(err, os.ErrExist) {
+		return err
+	}
+	return nil
+}
+
+// CopyBlob copies the blob d from src into dst (verified), unless dst has
+// it already.
+func CopyBlob(ctx context.Context, src, dst *Store, d digest.Digest) error {
+	if dst.Has(ctx, d) {
+		return nil
+	}
+	r, err := src.OpenBlob(ctx, d)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	w, err := dst.Writer(ctx)
+	if err != nil {
+		return err
+	}
+	defer w.Close()
+	if _, err := io.Copy(w, ctxReader{ctx, r}); err != nil {
+		return fmt.Errorf("copy blob %s: %w", d, err)
+	}
+	if _, _, err := w.Commit(d); err != nil && !errors.Is(err, os.ErrExist) {
+		return err
+	}
+	return nil
 }

@@ -231,18 +231,7 @@ func (s *Store) PutJSON(ctx context.Context, mediaType string, v any) (ocispec.D
 		return ocispec.Descriptor{}, fmt.Errorf("marshal %s: %w", mediaType, err)
 	}
 	desc := ocispec.Descriptor{MediaType: mediaType, Digest: digest.FromBytes(data), Size: int64(len(data))}
-	if s.Has(ctx, desc.Digest) {
-		return desc, nil
-	}
-	w, err := s.Writer(ctx)
-	if err != nil {
-		return ocispec.Descriptor{}, err
-	}
-	defer w.Close()
-	if _, err := w.Write(data); err != nil {
-		return ocispec.Descriptor{}, err
-	}
-	if _, _, err := w.Commit(desc.Digest); err != nil {
+	if err := s.Put(ctx, desc.Digest, data); err != nil {
 		return ocispec.Descriptor{}, err
 	}
 	return desc, nil

@@ -3,7 +3,6 @@ package remote
 import (
 	"context"
 	"fmt"
-	"io"
 
 	"github.com/builderdev/builder/cache"
 	"github.com/builderdev/builder/oci"
@@ -53,7 +52,7 @@ func manifest(ctx context.Context, store *oci.Store, recs []cache.Record) (*oci.
 		return nil, err
 	}
 	cfg := ocispec.Descriptor{MediaType: ConfigMediaType, Digest: digest.FromBytes(data), Size: int64(len(data))}
-	if err := putBytes(ctx, store, cfg.Digest, data); err != nil {
+	if err := store.Put(ctx, cfg.Digest, data); err != nil {
 		return nil, err
 	}
 	m := ocispec.Manifest{Versioned: specs.Versioned{SchemaVersion: 2}, MediaType: ocispec.MediaTypeImageManifest,
@@ -66,22 +65,6 @@ func manifest(ctx context.Context, store *oci.Store, recs []cache.Record) (*oci.
 		return nil, err
 	}
 	return &oci.Image{Descriptor: desc, Manifest: m}, nil
-}
-
-func putBytes(ctx context.Context, store *oci.Store, d digest.Digest, data []byte) error {
-	if store.Has(ctx, d) {
-		return nil
-	}
-	w, err := store.Writer(ctx)
-	if err != nil {
-		return err
-	}
-	defer w.Close()
-	if _, err := w.Write(data); err != nil {
-		return err
-	}
-	_, _, err = w.Commit(d)
-	return err
 }
 
 func exportRegistry(ctx context.Context, spec Spec, images *oci.Store, recs []cache.Record, ro registry.Options) (Stats, error) {
@@ -122,7 +105,7 @@ func exportLocal(ctx context.Context, spec Spec, images *oci.Store, recs []cache
 		if dst.Has(ctx, r.Layer) {
 			continue
 		}
-		if err := copyBlob(ctx, images, dst, r.Layer); err != nil {
+		if err := oci.CopyBlob(ctx, images, dst, r.Layer); err != nil {
 			return st, err
 		}
 		st.Blobs++
@@ -134,24 +117,6 @@ func exportLocal(ctx context.Context, spec Spec, images *oci.Store, recs []cache
 	}
 	st.Bytes += img.Descriptor.Size + img.Manifest.Config.Size
 	return st, dst.Tag(ctx, localName, img.Descriptor)
-}
-
-func copyBlob(ctx context.Context, src, dst *oci.Store, d digest.Digest) error {
-	r, err := src.OpenBlob(ctx, d)
-	if err != nil {
-		return err
-	}
-	defer r.Close()
-	w, err := dst.Writer(ctx)
-	if err != nil {
-		return err
-	}
-	defer w.Close()
-	if _, err := io.Copy(w, ctxReader{ctx, r}); err != nil {
-		return fmt.Errorf("copy blob %s: %w", d, err)
-	}
-	_, _, err = w.Commit(d)
-	return err
 }
 
 // Inline returns the manifest man of images with recs as its inline cache

@@ -112,7 +112,7 @@ func TestLocalRoundTrip(t *testing.T) {
 	// A real gzip layer, so that its diffID can be checked.
 	blob, diffID := gzipLayer(t, "hello\n")
 	d := digest.FromBytes(blob)
-	if err := putBytes(ctx, src, d, blob); err != nil {
+	if err := src.Put(ctx, d, blob); err != nil {
 		t.Fatal(err)
 	}
 	good := cache.Record{Key: digest.FromString("k1"), Layer: d, LayerSize: int64(len(blob)), MediaType: "application/vnd.oci.image.layer.v1.tar+gzip", DiffID: diffID, Created: "2026-01-01T00:00:00Z"}

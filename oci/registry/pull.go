@@ -99,7 +99,7 @@ func pull(ctx context.Context, store *oci.Store, ref string, opts Options) (*oci
 			return nil, err
 		}
 		if expected != "" { // keep the index so name@<index digest> resolves offline
-			if err := putRaw(ctx, store, raw, desc.Digest); err != nil {
+			if err := store.Put(ctx, desc.Digest, raw); err != nil {
 				return nil, err
 			}
 		}
@@ -143,7 +143,7 @@ func pull(ctx context.Context, store *oci.Store, ref string, opts Options) (*oci
 	if err := p.fetchBlobs(ctx, img.Manifest.Layers); err != nil {
 		return nil, err
 	}
-	if err := putRaw(ctx, store, raw, desc.Digest); err != nil {
+	if err := store.Put(ctx, desc.Digest, raw); err != nil {
 		return nil, err
 	}
 	blobs := append([]ocispec.Descriptor{img.Manifest.Config}, img.Manifest.Layers...)
@@ -340,23 +340,6 @@ func checkDigest(d digest.Digest) error {
 		return fmt.Errorf("unsupported digest algorithm %s", d.Algorithm())
 	}
 	return nil
-}
-
-// putRaw stores raw bytes as the blob d.
-func putRaw(ctx context.Context, store *oci.Store, raw []byte, d digest.Digest) error {
-	if store.Has(ctx, d) {
-		return nil
-	}
-	w, err := store.Writer(ctx)
-	if err != nil {
-		return err
-	}
-	defer w.Close()
-	if _, err := w.Write(raw); err != nil {
-		return err
-	}
-	_, _, err = w.Commit(d)
-	return err
 }
 
 // readStoreBlob reads a small blob of the store and verifies its digest.
