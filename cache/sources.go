@@ -106,6 +106,24 @@ type fileResult struct {
 // file whose size, mtime, ctime, inode and device are unchanged is not read
 // again.
 func (s *Store) HashSources(ctx context.Context, contextDir string, srcs []Source) (digest.Digest, error) {
+	return s.hashSources(ctx, contextDir, srcs, nil)
+}
+
+// SourceSums returns, for each source of HashSources' digest, a short
+// digest of what the digest covers of it (dest, type, mode, owner, link
+// target, content), by its path in the context: two calls tell which
+// sources changed, were added or removed. It reads no file that the stat
+// cache already knows.
+func (s *Store) SourceSums(ctx context.Context, contextDir string, srcs []Source) (map[string]string, error) {
+	out := make(map[string]string, len(srcs))
+	_, err := s.hashSources(ctx, contextDir, srcs, func(src string, line []byte) {
+		sum := sha256.Sum256(line)
+		out[src] = hex.EncodeToString(sum[:8])
+	})
+	return out, err
+}
+
+func (s *Store) hashSources(ctx context.Context, contextDir string, srcs []Source, each func(src string, line []byte)) (digest.Digest, error) {
 	abs, err := filepath.Abs(contextDir)
 	if err != nil {
 		return "", fmt.Errorf("hash sources in %s: %w", contextDir, err)
@@ -126,7 +144,7 @@ func (s *Store) HashSources(ctx context.Context, contextDir string, srcs []Sourc
 	if err != nil {
 		return "", fmt.Errorf("hash sources in %s: %w", contextDir, err)
 	}
-	sum, err := sourcesDigest(sorted, results)
+	sum, err := sourcesDigest(sorted, results, each)
 	if err != nil {
 		return "", fmt.Errorf("hash sources in %s: %w", contextDir, err)
 	}
@@ -354,8 +372,9 @@ func sameVersion(a, b fileStat) bool {
 		a.ctime == b.ctime && a.ino == b.ino && a.dev == b.dev
 }
 
-// sourcesDigest encodes the sorted sources as JSON lines and digests them.
-func sourcesDigest(srcs []cleanedSource, results []fileResult) (digest.Digest, error) {
+// sourcesDigest encodes the sorted sources as JSON lines and digests them;
+// each, when set, sees every source's path and line.
+func sourcesDigest(srcs []cleanedSource, results []fileResult, each func(src string, line []byte)) (digest.Digest, error) {
 	type inode struct{ dev, ino uint64 }
 	firstDest := map[inode]string{}
 	d := digest.Canonical.Digester()
@@ -402,7 +421,11 @@ func sourcesDigest(srcs []cleanedSource, results []fileResult) (digest.Digest, e
 		if e.Type == "file" {
 			sum = &res.sum
 		}
+		start := len(buf)
 		buf = appendSourceEntry(buf, &e, sum)
+		if each != nil {
+			each(src.rel, buf[start:])
+		}
 		if len(buf) > 60<<10 {
 			d.Hash().Write(buf)
 			buf = buf[:0]

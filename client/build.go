@@ -28,6 +28,7 @@ const (
 	StepDone  = executor.StepDone
 	StepLog   = executor.StepLog
 	Warning   = executor.Warning
+	CacheMiss = executor.CacheMiss
 )
 
 // Layer compressions for BuildOptions.Compression.

@@ -45,6 +45,7 @@ type build struct {
 	// fetched; records are those of every step of every stage, in order.
 	remote  map[digest.Digest]CacheSource
 	records []cache.Record
+	hist    *cache.History // what the last build of this Dockerfile and target did
 }
 
 // stage is one FROM block.
@@ -91,7 +92,7 @@ func Build(ctx context.Context, st Stores, opts Options) (*Result, error) {
 	defer os.RemoveAll(tmp)
 
 	bd := &build{st: st, opts: opts, clock: newClock(opts.SourceDateEpoch), file: opts.DockerfileName,
-		df: df, rep: opts.Reporter, tmp: tmp, usedArgs: map[string]bool{}}
+		df: df, rep: opts.Reporter, tmp: tmp, usedArgs: map[string]bool{}, hist: st.Cache.OpenHistory(historyID(opts))}
 	for _, w := range df.Warnings {
 		bd.warn("%s:%s", bd.file, strings.TrimPrefix(w.String(), "line "))
 	}
@@ -109,6 +110,7 @@ func Build(ctx context.Context, st Stores, opts Options) (*Result, error) {
 		return nil, err
 	}
 	bd.warnUnusedArgs()
+	_ = bd.hist.Save() // a hint for messages: a lost one loses explanations only
 	return bd.finish(ctx, target.state)
 }
 

@@ -178,7 +178,7 @@ func (bd *build) doCopy(ctx context.Context, s *stage, st *imageState, spec copy
 		return err
 	}
 	key.DestIsDir = destIsDir
-	if err := bd.keyItems(ctx, &key, items); err != nil {
+	if fstep.sources, err = bd.keyItems(ctx, &key, items); err != nil {
 		return err
 	}
 	fstep.key = key
@@ -265,7 +265,7 @@ func (bd *build) match(sel *fileset.Selection, src string, spec copySpec) ([]cop
 // keyItems completes the key of a COPY/ADD whose sources were selected:
 // the content digest of the context files, and an itemKey for each other
 // source.
-func (bd *build) keyItems(ctx context.Context, key *copyKey, items []copyItem) error {
+func (bd *build) keyItems(ctx context.Context, key *copyKey, items []copyItem) ([]cache.Source, error) {
 	var srcs []cache.Source
 	for _, it := range items {
 		switch src := it.src.(type) {
@@ -284,7 +284,7 @@ func (bd *build) keyItems(ctx context.Context, key *copyKey, items []copyItem) e
 			}
 			ws, err := src.sel.Walk(src.m)
 			if err != nil {
-				return err
+				return nil, err
 			}
 			src.walked = ws
 			for _, w := range ws {
@@ -293,14 +293,14 @@ func (bd *build) keyItems(ctx context.Context, key *copyKey, items []copyItem) e
 		}
 	}
 	if len(srcs) == 0 {
-		return nil
+		return nil, nil
 	}
 	d, err := bd.st.Cache.HashSources(ctx, bd.opts.ContextDir, srcs)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	key.Sources = d
-	return nil
+	return srcs, nil
 }
 
 // history is BuildKit's created_by for COPY/ADD: the expanded sources and

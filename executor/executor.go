@@ -75,6 +75,11 @@ type Options struct {
 	// CacheFrom are imported caches, asked in order after the local cache
 	// misses (not with NoCache).
 	CacheFrom []CacheSource
+	// Explain makes a CacheMiss event list every input that differs from
+	// the last build of this Dockerfile and target, not only the first.
+	Explain bool
+	// ExpectCached fails the build at the first step that would run.
+	ExpectCached bool
 }
 
 // CacheSource is an imported cache (package cache/remote): another place
@@ -119,6 +124,7 @@ const (
 	StepDone                   // a step finished (Err set on failure)
 	StepLog                    // output of a RUN
 	Warning                    // a build warning (Text)
+	CacheMiss                  // why a step runs (Text), before it runs
 )
 
 // Event is one progress event.

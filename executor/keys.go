@@ -92,11 +92,16 @@ type workdirKey struct {
 	User string `json:"user,omitempty"` // owns the dir
 }
 
-// key is the cache key of a step with identity id on top of parent.
-func (bd *build) key(parent digest.Digest, id any) digest.Digest {
+// stepKey is what identifies a step with identity id in this build.
+func (bd *build) stepKey(id any) stepKey {
 	lk := layerKey{Epoch: bd.clock.keyEpoch()}
 	if bd.opts.Compression == layer.Zstd {
 		lk.Compression = layer.Zstd
 	}
-	return cache.Key(cache.Inputs{Parent: parent, Step: stepKey{Step: id, Layer: lk}})
+	return stepKey{Step: id, Layer: lk}
+}
+
+// key is the cache key of a step with identity id on top of parent.
+func (bd *build) key(parent digest.Digest, id any) digest.Digest {
+	return cache.Key(cache.Inputs{Parent: parent, Step: bd.stepKey(id)})
 }

@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"os"
 	"path"
-	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -163,7 +162,7 @@ func (bd *build) bindMount(ctx context.Context, s *stage, m *instructions.Mount,
 			if err != nil {
 				return snapshot.Mount{}, fmt.Errorf("--mount source %s: %w", m.Source, err)
 			}
-			return layersMount(ls, target, rw, tmp)
+			return snapshot.LayersMount(ls, target, rw, tmp)
 		}}
 	}
 	if m.From != "" {
@@ -204,7 +203,10 @@ func (bd *build) bindMount(ctx context.Context, s *stage, m *instructions.Mount,
 	if fi.IsDir() && !bd.ctxIgnore.Empty() {
 		// The context as BuildKit sends it: without ignored files.
 		return mk(mountKey{Content: d}, func(tmp string) ([]string, error) {
-			dir, err := filteredCopy(ws, fsys, tmp)
+			dir, err := os.MkdirTemp(tmp, "bind-")
+			if err == nil {
+				err = fileset.Materialize(ws, fsys, dir)
+			}
 			return []string{dir}, err
 		}), nil
 	}
@@ -236,40 +238,6 @@ func (bd *build) stageLayers(ctx context.Context, st *imageState, src string) ([
 		return []string{h}, err
 	}
 	return layers, err
-}
-
-// layersMount shows layers (top first) at target: a bind of a single one,
-// else an overlay; rw gives it a throwaway upper dir under tmp.
-func layersMount(layers []string, target string, rw bool, tmp string) (snapshot.Mount, error) {
-	if !rw && len(layers) == 1 {
-		return snapshot.Mount{Type: "bind", Source: layers[0], Target: target, Options: []string{"rbind", "ro"}}, nil
-	}
-	if fi, err := os.Stat(layers[0]); err == nil && !fi.IsDir() {
-		// A file cannot be an overlay: bind it, read-only.
-		return snapshot.Mount{Type: "bind", Source: layers[0], Target: target, Options: []string{"rbind", "ro"}}, nil
-	}
-	opts := []string{"lowerdir=" + strings.Join(layers, ":")}
-	if !rw {
-		opts = append(opts, "ro")
-	} else {
-		dir, err := os.MkdirTemp(tmp, "mount-")
-		if err != nil {
-			return snapshot.Mount{}, err
-		}
-		up, work := filepath.Join(dir, "upper"), filepath.Join(dir, "work")
-		for _, d := range []string{up, work} {
-			err := os.Mkdir(d, 0o755)
-			if err == nil {
-				err = os.Chmod(d, 0o755) // the mount's root: not narrowed by the umask
-			}
-			if err != nil {
-				return snapshot.Mount{}, err
-			}
-		}
-		opts = append(opts, "upperdir="+up, "workdir="+work)
-	}
-	opts = append(opts, "index=off", "redirect_dir=off", "metacopy=off")
-	return snapshot.Mount{Type: "overlay", Source: "overlay", Target: target, Options: opts}, nil
 }
 
 // secretMount binds a --secret file at target (default /run/secrets/<id>),

@@ -2,6 +2,7 @@ package executor
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -25,6 +26,18 @@ type fsStep struct {
 	// start, when set, is when the step's work began (COPY hashes its
 	// sources before runStep): the reported duration counts from there.
 	start time.Time
+	// sources are the context files a COPY/ADD selected (for explaining
+	// a miss file by file).
+	sources []cache.Source
+}
+
+// stepRun is one run of a step: its progress ID and name, and where it
+// stands in the Dockerfile (for the history).
+type stepRun struct {
+	id    int
+	name  string
+	pos   string // "stage index/step number"
+	first bool   // the stage's first filesystem step
 }
 
 // produced is the outcome of a step on a miss.
@@ -50,7 +63,8 @@ func (bd *build) runStep(ctx context.Context, s *stage, st *imageState, step *in
 	}
 	ctx = context.WithValue(ctx, stepIDKey{}, id)
 	bd.rep.Report(Event{Kind: StepStart, ID: id, Name: name})
-	cached, from, err := bd.doStep(ctx, st, fs, id, bd.noCache(s))
+	sr := stepRun{id: id, name: name, pos: fmt.Sprintf("%d/%d", s.idx, *step), first: *step == 2}
+	cached, from, err := bd.doStep(ctx, st, fs, sr, bd.noCache(s))
 	bd.rep.Report(Event{Kind: StepDone, ID: id, Name: name, Cached: cached, From: from, Duration: time.Since(start), Err: err})
 	return err
 }
@@ -80,11 +94,15 @@ func (bd *build) noCache(s *stage) bool {
 // doStep looks the step's key up (the local cache, then each imported
 // one) and produces it on a miss. It reports whether it hit, and where
 // when the hit came from an imported cache.
-func (bd *build) doStep(ctx context.Context, st *imageState, fs fsStep, id int, noCache bool) (bool, string, error) {
-	key := bd.key(st.key, fs.key)
+func (bd *build) doStep(ctx context.Context, st *imageState, fs fsStep, sr stepRun, noCache bool) (bool, string, error) {
+	sk := bd.stepKey(fs.key)
+	key := cache.Key(cache.Inputs{Parent: st.key, Step: sk})
+	inputs, _ := json.Marshal(sk)
+	hist := &cache.StepRecord{Text: fs.text, Parent: st.key, Key: key, Inputs: inputs}
 	if !noCache {
 		rec, err := bd.st.Cache.Get(ctx, key)
 		if err == nil && (rec.Layer == "" || bd.blobIntact(ctx, rec)) {
+			bd.explain(ctx, sr, hist, fs, true)
 			bd.applyRecord(st, rec, fs.createdBy)
 			st.key = key
 			return true, "", nil
@@ -100,10 +118,14 @@ func (bd *build) doStep(ctx context.Context, st *imageState, fs fsStep, id int, 
 			if err := bd.remoteHit(ctx, src, rec); err != nil {
 				return false, "", err
 			}
+			bd.explain(ctx, sr, hist, fs, true)
 			bd.applyRecord(st, rec, fs.createdBy)
 			st.key = key
 			return true, src.String(), nil
 		}
+	}
+	if err := bd.reportMiss(ctx, sr, hist, fs, noCache); err != nil {
+		return false, "", err
 	}
 	p, err := fs.produce(ctx)
 	if err != nil {
@@ -213,4 +235,28 @@ func (bd *build) writeLayer(ctx context.Context, ents []layer.Entry) (*produced,
 		return nil, fmt.Errorf("store layer: %w", err)
 	}
 	return &produced{packed: packed, newest: bd.clock.newest(ents)}, nil
+}
+
+// reportMiss says why the step runs (a CacheMiss event, when it is known)
+// and, with ExpectCached, fails it instead.
+func (bd *build) reportMiss(ctx context.Context, sr stepRun, hist *cache.StepRecord, fs fsStep, noCache bool) error {
+	reasons := bd.explain(ctx, sr, hist, fs, false)
+	if noCache {
+		reasons = []string{"--no-cache"}
+	}
+	if len(reasons) > 0 {
+		text := reasons[0]
+		if bd.opts.Explain {
+			text = strings.Join(reasons, "; ")
+		}
+		bd.rep.Report(Event{Kind: CacheMiss, ID: sr.id, Name: sr.name, Text: text})
+	}
+	if !bd.opts.ExpectCached {
+		return nil
+	}
+	why := "no earlier build of this step"
+	if len(reasons) > 0 {
+		why = strings.Join(reasons, "; ")
+	}
+	return fmt.Errorf("not cached (--expect-cached): %s", why)
 }

@@ -33,6 +33,8 @@ type buildFlags struct {
 	checkRepro  bool
 	cacheTo     []string
 	cacheFrom   []string
+	explain     bool
+	expectCache bool
 	reg         buildRegistryFlags // registry.go
 }
 
@@ -64,6 +66,8 @@ func newBuildCmd(g *globalFlags) *cobra.Command {
 	fl.StringVar(&f.epoch, "source-date-epoch", "", "seconds since 1970: the image's created time and the newest file mtime (default $SOURCE_DATE_EPOCH)")
 	fl.BoolVar(&f.checkRepro, "check-reproducible", false, "build again with no cache in a temporary store and compare (exit 1 when they differ)")
 	fl.StringArrayVar(&f.cacheTo, "cache-to", nil, "export the build cache: type=registry,ref=REF[,mode=min|max] | type=local,dest=DIR[,mode=...] | type=inline (repeatable)")
+	fl.BoolVar(&f.explain, "explain", false, "say every input that differs from the last build for each step that misses (default: the first)")
+	fl.BoolVar(&f.expectCache, "expect-cached", false, "fail (exit 1) at the first step that would run, saying why it is not cached")
 	fl.StringArrayVar(&f.cacheFrom, "cache-from", nil, "import a build cache: type=registry,ref=REF | type=local,src=DIR | REF (repeatable, tried in order)")
 	f.reg.register(cmd)
 	return cmd
@@ -72,6 +76,7 @@ func newBuildCmd(g *globalFlags) *cobra.Command {
 func runBuild(cmd *cobra.Command, g *globalFlags, f *buildFlags, contextDir string) error {
 	var opts client.BuildOptions
 	opts.ContextDir, opts.Target, opts.NoCache, opts.NoCacheFilter, opts.Network = contextDir, f.target, f.noCache, f.noCacheFilt, f.network
+	opts.Explain, opts.ExpectCached = f.explain, f.expectCache
 	var err error
 	if opts.Secrets, err = parseSecrets(f.secrets); err != nil {
 		return err

@@ -70,6 +70,8 @@ func (p *plainProgress) Report(e client.Event) {
 			state = "CACHED"
 		}
 		fmt.Fprintf(p.w, "#%d %s %s %.3fs\n", e.ID, e.Name, state, e.Duration.Seconds())
+	case client.CacheMiss:
+		fmt.Fprintf(p.w, "#%d cache miss: %s\n", e.ID, e.Text)
 	case client.Warning:
 		fmt.Fprintf(p.w, "WARNING: %s\n", e.Text)
 	}

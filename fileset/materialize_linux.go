@@ -1,4 +1,4 @@
-package executor
+package fileset
 
 import (
 	"fmt"
@@ -7,36 +7,34 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/builderdev/builder/fileset"
 	"golang.org/x/sys/unix"
 )
 
-// filteredCopy lays the walked context files out under a new dir of tmp:
-// hardlinks where the filesystem allows (no data is copied), else copies.
-func filteredCopy(ws []fileset.Walked, fsys fileset.FS, tmp string) (string, error) {
-	if err := fileset.StatAll(ws); err != nil {
-		return "", err
-	}
-	dir, err := os.MkdirTemp(tmp, "bind-")
-	if err != nil {
-		return "", fmt.Errorf("create bind dir: %w", err)
+// Materialize lays the walked files of fsys out under dir, an empty
+// directory (ws[0], the walk's root, is dir itself): hardlinks where the
+// file system allows (no data is copied), else copies. Modes are not
+// narrowed by the umask, and what it makes (dirs, symlinks, copies) gets
+// the source's times, as a plain bind mount of the tree shows them.
+func Materialize(ws []Walked, fsys FS, dir string) error {
+	if err := StatAll(ws); err != nil {
+		return err
 	}
 	// What this makes (dirs, symlinks, copies; not hardlinks) gets the
 	// context's times afterwards, deepest first, as a plain bind shows them.
-	var stamp []fileset.Walked
+	var stamp []Walked
 	for _, w := range ws {
 		dst := filepath.Join(dir, filepath.FromSlash(w.Rel))
 		if w.Rel == "" {
 			// The root keeps the context's mode, not MkdirTemp's 0700.
 			if err := os.Chmod(dst, w.Info.Mode().Perm()); err != nil {
-				return "", fmt.Errorf("prepare bind mount: %w", err)
+				return fmt.Errorf("prepare bind mount: %w", err)
 			}
 			stamp = append(stamp, w)
 			continue
 		}
 		host, err := fsys.HostPath(w.Src)
 		if err != nil {
-			return "", err
+			return err
 		}
 		switch {
 		case w.Info.IsDir():
@@ -55,7 +53,7 @@ func filteredCopy(ws []fileset.Walked, fsys fileset.FS, tmp string) (string, err
 			err = copyFile(host, dst, w.Info.Mode().Perm())
 		}
 		if err != nil {
-			return "", fmt.Errorf("prepare bind mount: %w", err)
+			return fmt.Errorf("prepare bind mount: %w", err)
 		}
 		stamp = append(stamp, w)
 	}
@@ -63,14 +61,14 @@ func filteredCopy(ws []fileset.Walked, fsys fileset.FS, tmp string) (string, err
 		t := unix.NsecToTimespec(stamp[i].Info.ModTime().UnixNano())
 		dst := filepath.Join(dir, filepath.FromSlash(stamp[i].Rel))
 		if err := unix.UtimesNanoAt(unix.AT_FDCWD, dst, []unix.Timespec{t, t}, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-			return "", fmt.Errorf("prepare bind mount: %w", err)
+			return fmt.Errorf("prepare bind mount: %w", err)
 		}
 	}
-	return dir, nil
+	return nil
 }
 
 func copyFile(src, dst string, perm fs.FileMode) error {
-	in, err := fileset.OpenNoFollow(src)
+	in, err := OpenNoFollow(src)
 	if err != nil {
 		return err
 	}

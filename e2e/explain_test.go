@@ -1,0 +1,97 @@
+package e2e
+
+// Every cache miss explained: a step that runs says the first input that
+// differs from the last build of the same Dockerfile and target, and
+// --expect-cached turns the first such step into a failure.
+
+import (
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+var missLine = regexp.MustCompile(`(?m)^#\d+ cache miss: (.*)$`)
+
+// misses returns the cache miss lines of a build, in order.
+func misses(stderr string) []string {
+	var out []string
+	for _, m := range missLine.FindAllStringSubmatch(stderr, -1) {
+		out = append(out, m[1])
+	}
+	return out
+}
+
+func TestExplainMisses(t *testing.T) {
+	e := newEnv(t)
+	dir := writeContext(t, map[string]string{
+		"Dockerfile":  "FROM busybox:latest\nARG VERSION=1.2\nENV MODE=fast\nCOPY src /app/src\nRUN echo $VERSION $MODE > /v\n",
+		"src/main.go": "package main\n",
+		"src/util.go": "package main // util\n",
+	})
+	build := func(flags ...string) result {
+		t.Helper()
+		return e.mustRun(append([]string{"build", "--progress", "plain", dir, "-t", "ex:1"}, flags...)...)
+	}
+	if got := misses(build().stderr); len(got) != 0 {
+		t.Fatalf("first build: no earlier build to compare with, yet %q", got)
+	}
+	write := func(name, data string) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	steps := []struct {
+		what  string
+		do    func()
+		flags []string
+		want  []string
+	}{
+		{"a file changed", func() { write("src/main.go", "package main // v2\n") }, nil,
+			[]string{"src/main.go changed", "the step before it missed"}},
+		{"files added", func() {
+			write("src/a.go", "a\n")
+			write("src/b.go", "b\n")
+			write("src/c.go", "c\n")
+		}, nil, []string{"3 files added (src/a.go, src/b.go, src/c.go)", "the step before it missed"}},
+		{"a file removed", func() { os.Remove(filepath.Join(dir, "src/util.go")) }, nil,
+			[]string{"src/util.go removed", "the step before it missed"}},
+		{"a build arg", func() {}, []string{"--build-arg", "VERSION=1.3"},
+			[]string{"build arg VERSION changed (1.2 -> 1.3)"}},
+		{"an ENV", func() {
+			write("Dockerfile", "FROM busybox:latest\nARG VERSION=1.2\nENV MODE=slow\nCOPY src /app/src\nRUN echo $VERSION $MODE > /v\n")
+		}, []string{"--build-arg", "VERSION=1.3"}, []string{"ENV MODE changed (fast -> slow)"}},
+		{"--no-cache", func() {}, []string{"--build-arg", "VERSION=1.3", "--no-cache"}, []string{"--no-cache", "--no-cache"}},
+	}
+	for _, s := range steps {
+		s.do()
+		got := misses(build(s.flags...).stderr)
+		if strings.Join(got, "\n") != strings.Join(s.want, "\n") {
+			t.Errorf("%s: misses %q, want %q", s.what, got, s.want)
+		}
+	}
+
+	// The base image changes under the same name: the first step says so.
+	other := writeContext(t, map[string]string{"Dockerfile": "FROM busybox:latest\nRUN echo other > /other\n"})
+	e.mustRun("build", "--progress", "quiet", other, "-t", "busybox:latest")
+	got := misses(build("--build-arg", "VERSION=1.3").stderr)
+	if len(got) != 2 || !strings.HasPrefix(got[0], "the image or stage it starts from changed (now sha256:") {
+		t.Errorf("base image changed: misses %q", got)
+	}
+
+	// --expect-cached: passes on a fully cached build, fails (exit 1) at
+	// the first step that would run, with its line and why.
+	if r := e.run("build", "--progress", "plain", dir, "-t", "ex:1", "--build-arg", "VERSION=1.3", "--expect-cached"); r.code != 0 {
+		t.Fatalf("--expect-cached on a cached build: exit %d\n%s", r.code, r.stderr)
+	}
+	write("src/main.go", "package main // v3\n")
+	r := e.run("build", "--progress", "plain", dir, "-t", "ex:1", "--build-arg", "VERSION=1.3", "--expect-cached", "--explain")
+	if want := "Dockerfile:4: COPY src /app/src: not cached (--expect-cached): src/main.go changed"; r.code != 1 || !strings.Contains(r.stderr, want) {
+		t.Errorf("--expect-cached after a change: exit %d, want 1 and %q\n%s", r.code, want, r.stderr)
+	}
+	if strings.Contains(r.stderr, "RUN echo") && strings.Contains(r.stderr, "RUN echo $VERSION $MODE > /v DONE") {
+		t.Errorf("--expect-cached ran a step after the first miss:\n%s", r.stderr)
+	}
+}

@@ -1,0 +1,50 @@
+package executor
+
+import (
+	"context"
+	"path/filepath"
+
+	"github.com/builderdev/builder/cache"
+)
+
+// historyID names the history of this build's Dockerfile and target.
+func historyID(opts Options) string {
+	abs, _ := filepath.Abs(opts.ContextDir)
+	return cache.Key(cache.Inputs{Version: "builder.history.v1", Step: struct {
+		Context, Dockerfile, Target string
+	}{abs, opts.DockerfileName, opts.Target}}).String()
+}
+
+// keyWords say the fields of stepKey (keys.go) in the words of the
+// Dockerfile, for cache.Explain.
+var keyWords = cache.Words{
+	Maps:  []cache.Word{{Field: "step.buildArgs", Text: "build arg"}},
+	Env:   []cache.Word{{Field: "step.env", Text: "ENV"}},
+	Files: "step.sources",
+	Fields: []cache.Word{
+		{Field: "step.args", Text: "the command changed"}, {Field: "step.script", Text: "the heredoc script changed"},
+		{Field: "step.user", Text: "USER"}, {Field: "step.workdir", Text: "WORKDIR"}, {Field: "step.shell", Text: "SHELL"},
+		{Field: "step.network", Text: "--network"}, {Field: "step.mounts", Text: "a --mount changed"},
+		{Field: "step.items", Text: "a heredoc, URL or archive source changed"},
+		{Field: "step.from", Text: "the --from stage or image changed"},
+		{Field: "step.srcs", Text: "the sources changed"}, {Field: "step.excludes", Text: "--exclude"},
+		{Field: "step.chown", Text: "--chown"}, {Field: "step.chmod", Text: "--chmod"},
+		{Field: "step.dest", Text: "the destination"}, {Field: "step.destIsDir", Text: "the destination"},
+		{Field: "step.parents", Text: "--parents"}, {Field: "step.path", Text: "the path"},
+		{Field: "layer.compression", Text: "--compression"}, {Field: "layer.epoch", Text: "SOURCE_DATE_EPOCH"},
+	},
+}
+
+// explain notes the step in the history and, on a miss, says why.
+func (bd *build) explain(ctx context.Context, sr stepRun, cur *cache.StepRecord, fs fsStep, hit bool) []string {
+	if !hit && len(fs.sources) > 0 {
+		if files, err := bd.st.Cache.SourceSums(ctx, bd.opts.ContextDir, fs.sources); err == nil {
+			cur.Files = files
+		}
+	}
+	bd.hist.Record(sr.pos, cur, hit)
+	if hit {
+		return nil
+	}
+	return cache.Explain(bd.hist.Previous(sr.pos), cur, sr.first, keyWords)
+}
