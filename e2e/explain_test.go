@@ -5,6 +5,7 @@ package e2e
 // --expect-cached turns the first such step into a failure.
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -93,5 +94,78 @@ func TestExplainMisses(t *testing.T) {
 	}
 	if strings.Contains(r.stderr, "RUN echo") && strings.Contains(r.stderr, "RUN echo $VERSION $MODE > /v DONE") {
 		t.Errorf("--expect-cached ran a step after the first miss:\n%s", r.stderr)
+	}
+}
+
+// TestErrorExcerpt: a failed build shows the Dockerfile around the failing
+// line, marked, and a failed RUN's last output lines again.
+func TestErrorExcerpt(t *testing.T) {
+	e := newEnv(t)
+	dir := writeContext(t, map[string]string{"Dockerfile": "FROM busybox:latest\nENV A=1\nRUN echo one; echo two >&2; exit 3\nCOPY x /\n"})
+	r := e.run("build", "--progress", "plain", dir)
+	want := `error: Dockerfile:3: RUN echo one; echo two >&2; exit 3: exit code 3
+Dockerfile:3
+--------------------
+ 1 |     FROM busybox:latest
+ 2 |     ENV A=1
+ 3 | >>> RUN echo one; echo two >&2; exit 3
+ 4 |     COPY x /
+--------------------
+`
+	if r.code != 1 || !strings.HasSuffix(r.stderr, want) {
+		t.Errorf("exit %d; want stderr to end with\n%s\ngot:\n%s", r.code, want, r.stderr)
+	}
+	tail := "------ last output of #2 [stage-0 2/3] RUN echo one; echo two >&2; exit 3 ------\n  one\n  two\n------\n"
+	if !strings.Contains(r.stderr, tail) {
+		t.Errorf("the failed RUN's last output is not shown again:\n%s", r.stderr)
+	}
+	dir = writeContext(t, map[string]string{"Dockerfile": "FROM busybox:latest\nCOPY missing.txt /\n"})
+	r = e.run("build", dir)
+	if !strings.Contains(r.stderr, " 2 | >>> COPY missing.txt /\n") {
+		t.Errorf("no excerpt for a missing COPY source:\n%s", r.stderr)
+	}
+}
+
+// TestProgressRawJSONAndMetadata: --progress rawjson is one JSON object a
+// line (golden, times masked), and --metadata-file holds the digests the
+// store has.
+func TestProgressRawJSONAndMetadata(t *testing.T) {
+	e := newEnv(t)
+	dir := writeContext(t, map[string]string{"Dockerfile": "FROM busybox:latest\nRUN echo hello\nCOPY f /f\n", "f": "f\n"})
+	meta := filepath.Join(t.TempDir(), "meta.json")
+	r := e.mustRun("build", "--progress", "rawjson", "--metadata-file", meta, dir, "-t", "json:1")
+	var kinds []string
+	var manifest string
+	for _, line := range strings.Split(strings.TrimSpace(r.stderr), "\n") {
+		var ev map[string]any
+		if err := json.Unmarshal([]byte(line), &ev); err != nil {
+			t.Fatalf("not a JSON line: %q (%v)", line, err)
+		}
+		if _, ok := ev["time"].(float64); !ok {
+			t.Errorf("event without a time: %q", line)
+		}
+		k := ev["kind"].(string)
+		if k == "log" {
+			k += ":" + strings.TrimSpace(ev["data"].(string))
+		}
+		if k == "result" {
+			manifest = ev["manifest"].(string)
+		}
+		kinds = append(kinds, k)
+	}
+	want := "start done start log:hello done start done result"
+	if got := strings.Join(kinds, " "); got != want {
+		t.Errorf("rawjson events: %s\nwant %s", got, want)
+	}
+	var m map[string]any
+	readJSON(t, meta, &m)
+	digest, _ := regInspect(t, e, "json:1")
+	if m["containerimage.digest"] != digest || digest != manifest || m["image.name"] != "json:1" {
+		t.Errorf("metadata %v: want the store's manifest %s (rawjson said %s)", m, digest, manifest)
+	}
+	r = e.mustRun("build", "--progress", "rawjson", "--metadata-file", meta, dir, "-t", "json:1")
+	readJSON(t, meta, &m)
+	if m["builder.cache.hits"] != float64(2) || m["builder.steps"] != float64(3) {
+		t.Errorf("rebuild metadata: %v, want 2 hits of 3 steps", m)
 	}
 }

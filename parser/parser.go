@@ -54,6 +54,11 @@ func (e *Error) Error() string {
 
 func (e *Error) Unwrap() error { return e.Err }
 
+// Position is where the error is: the file and its 1-based line (0:
+// unknown). Callers outside the engine find it with errors.As and an
+// interface, to show the Dockerfile around it.
+func (e *Error) Position() (file string, line int) { return e.File, e.Line }
+
 // ErrEmpty is returned for a Dockerfile without instructions.
 var ErrEmpty = errors.New("file with no instructions")
 

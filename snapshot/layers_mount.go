@@ -37,6 +37,6 @@ func LayersMount(layers []string, target string, rw bool, tmp string) (Mount, er
 		}
 		opts = append(opts, "upperdir="+up, "workdir="+work)
 	}
-	opts = append(opts, "index=off", "redirect_dir=off", "metacopy=off")
+	opts = overlayOptions(opts...)
 	return Mount{Type: "overlay", Source: "overlay", Target: target, Options: opts}, nil
 }

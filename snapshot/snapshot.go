@@ -221,15 +221,25 @@ func (a *Active) Mounts(target string) []Mount {
 	if len(a.Lowers) == 0 {
 		return []Mount{{Type: "bind", Source: a.Upper, Target: target, Options: []string{"rbind", "rw"}}}
 	}
-	return []Mount{{Type: "overlay", Source: "overlay", Target: target, Options: []string{
-		"lowerdir=" + strings.Join(a.Lowers, ":"),
-		"upperdir=" + a.Upper,
-		"workdir=" + a.Work,
-		// Keep the upper dir a faithful changeset: no index, no
-		// redirects (renaming a lower dir fails with EXDEV, so tools
-		// copy it and delete the original), no metadata-only copy-ups.
-		"index=off", "redirect_dir=off", "metacopy=off",
-	}}}
+	return []Mount{{Type: "overlay", Source: "overlay", Target: target, Options: overlayOptions(
+		"lowerdir="+strings.Join(a.Lowers, ":"),
+		"upperdir="+a.Upper,
+		"workdir="+a.Work,
+	)}}
+}
+
+// overlayOptions are dirs plus the options every overlay of the store
+// gets. They keep an upper dir a faithful changeset: no index, no
+// redirects (renaming a lower dir fails with EXDEV, so tools copy it and
+// delete the original), no metadata-only copy-ups. In a user namespace
+// overlayfs can only keep its whiteouts and opaque marks as user.overlay.*
+// xattrs (userxattr), which layer reads and writes as well as trusted.*.
+func overlayOptions(dirs ...string) []string {
+	opts := append(dirs, "index=off", "redirect_dir=off", "metacopy=off")
+	if InUserNS() {
+		opts = append(opts, "userxattr")
+	}
+	return opts
 }
 
 // Prepare makes an active snapshot over the committed chain parent ("" = none).

@@ -34,6 +34,7 @@ type buildFlags struct {
 	cacheTo     []string
 	cacheFrom   []string
 	explain     bool
+	metadata    string
 	expectCache bool
 	reg         buildRegistryFlags // registry.go
 }
@@ -58,7 +59,8 @@ func newBuildCmd(g *globalFlags) *cobra.Command {
 	fl.StringVar(&f.compression, "compression", "gzip", "layer compression: gzip or zstd")
 	fl.StringVar(&f.iidfile, "iidfile", "", "write the image ID to this file")
 	fl.BoolVarP(&f.quiet, "quiet", "q", false, "print only the image ID")
-	fl.StringVar(&f.progress, "progress", "plain", "progress output: plain or quiet")
+	fl.StringVar(&f.progress, "progress", "plain", "progress output: plain, rawjson (one JSON event a line) or quiet")
+	fl.StringVar(&f.metadata, "metadata-file", "", "write the build result (image digests, names, cache hits, duration) as JSON to this file")
 	fl.BoolVar(&f.noCache, "no-cache", false, "do not use the step cache")
 	fl.StringArrayVar(&f.noCacheFilt, "no-cache-filter", nil, "do not use the step cache for this stage (repeatable)")
 	fl.StringArrayVar(&f.secrets, "secret", nil, "secret for RUN --mount=type=secret: id=ID,src=FILE or id=ID,env=VAR (repeatable)")
@@ -152,10 +154,13 @@ func runBuild(cmd *cobra.Command, g *globalFlags, f *buildFlags, contextDir stri
 		prog = newPlainProgress(io.Discard)
 	case f.progress == "plain" || f.progress == "auto" || f.progress == "tty":
 		prog = newPlainProgress(cmd.ErrOrStderr())
+	case f.progress == "rawjson":
+		prog = newJSONProgress(cmd.ErrOrStderr())
 	default:
-		return usagef("--progress must be plain or quiet, not %q", f.progress)
+		return usagef("--progress must be auto, plain, tty, quiet or rawjson, not %q", f.progress)
 	}
-	opts.Reporter = prog
+	hits := &stepCounter{Reporter: prog}
+	opts.Reporter = hits
 	if err := f.reg.apply(&opts, progressWriter(cmd, f)); err != nil {
 		return err
 	}
@@ -197,7 +202,13 @@ func runBuild(cmd *cobra.Command, g *globalFlags, f *buildFlags, contextDir stri
 		return exitError{2, err} // trouble, as diff
 	}
 	if err != nil {
-		return err
+		prog.FailureTail()
+		return excerptError{err, opts.Dockerfile}
+	}
+	if f.metadata != "" {
+		if err := writeMetadata(f.metadata, res, hits, time.Since(start)); err != nil {
+			return err
+		}
 	}
 	if !f.checkRepro {
 		return nil

@@ -27,6 +27,11 @@ func main() {
 	if sandbox.IsInit() {
 		sandbox.Main()
 	}
+	// Run by a user who is not root: run again as root of a user namespace
+	// mapped from the user's subordinate ids.
+	if code, done := sandbox.EnterUserNS(); done {
+		os.Exit(code)
+	}
 	os.Exit(run(os.Args[1:]))
 }
 
@@ -65,6 +70,10 @@ func run(args []string) int {
 		msg = strings.TrimPrefix(msg, client.ErrUsage.Error()+": ")
 	}
 	fmt.Fprintln(os.Stderr, "error:", msg)
+	var ex excerptError
+	if errors.As(err, &ex) && ctx.Err() == nil {
+		writeExcerpt(os.Stderr, ex.err, ex.dockerfile)
+	}
 	switch {
 	case ctx.Err() != nil:
 		return 130
@@ -117,9 +126,10 @@ func newRootCmd(g *globalFlags) *cobra.Command {
 	return cmd
 }
 
-// defaultRoot is /var/lib/builder for root, else $XDG_DATA_HOME/builder.
+// defaultRoot is /var/lib/builder for root, else $XDG_DATA_HOME/builder
+// (also once re-executed as root of the user's own namespace).
 func defaultRoot() string {
-	if os.Geteuid() == 0 {
+	if os.Geteuid() == 0 && !sandbox.Reexecuted() {
 		return "/var/lib/builder"
 	}
 	if x := os.Getenv("XDG_DATA_HOME"); x != "" {

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +17,7 @@ import (
 type progress interface {
 	client.Reporter
 	Summary(res *client.BuildResult, d time.Duration)
+	FailureTail()
 }
 
 // plainProgress prints one line per finished step ("#3 [build 2/5] COPY a /b
@@ -26,10 +28,15 @@ type plainProgress struct {
 	names   map[int]string
 	headed  map[int]bool
 	partial map[int][]byte
+	tail    map[int][]string // the last lines of each step's output
+	failed  int              // the step whose error ended the build
 }
 
+// tailLines is how many lines of a failed RUN's output are shown again.
+const tailLines = 6
+
 func newPlainProgress(w io.Writer) *plainProgress {
-	return &plainProgress{w: w, names: map[int]string{}, headed: map[int]bool{}, partial: map[int][]byte{}}
+	return &plainProgress{w: w, names: map[int]string{}, headed: map[int]bool{}, partial: map[int][]byte{}, tail: map[int][]string{}}
 }
 
 func (p *plainProgress) Report(e client.Event) {
@@ -50,12 +57,14 @@ func (p *plainProgress) Report(e client.Event) {
 				break
 			}
 			fmt.Fprintf(p.w, "#%d %s\n", e.ID, buf[:i])
+			p.keep(e.ID, string(buf[:i]))
 			buf = buf[i+1:]
 		}
 		p.partial[e.ID] = buf
 	case client.StepDone:
 		if rest := p.partial[e.ID]; len(rest) > 0 {
 			fmt.Fprintf(p.w, "#%d %s\n", e.ID, rest)
+			p.keep(e.ID, string(rest))
 		}
 		delete(p.partial, e.ID)
 		state := "DONE"
@@ -64,6 +73,9 @@ func (p *plainProgress) Report(e client.Event) {
 			state = "CANCELED" // stopped because another stage failed, or Ctrl-C
 		case e.Err != nil:
 			state = "ERROR"
+			if p.failed == 0 {
+				p.failed = e.ID
+			}
 		case e.Cached && e.From != "":
 			state = "CACHED (" + e.From + ")"
 		case e.Cached:
@@ -85,3 +97,99 @@ func (p *plainProgress) Summary(res *client.BuildResult, d time.Duration) {
 		fmt.Fprintf(p.w, "tagged %s\n", t)
 	}
 }
+
+func (p *plainProgress) keep(id int, line string) {
+	t := append(p.tail[id], line)
+	if len(t) > tailLines {
+		t = t[len(t)-tailLines:]
+	}
+	p.tail[id] = t
+}
+
+// FailureTail shows the last output lines of the step that failed again,
+// so that the cause is on screen next to the error.
+func (p *plainProgress) FailureTail() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	t := p.tail[p.failed]
+	if len(t) == 0 {
+		return
+	}
+	fmt.Fprintf(p.w, "------ last output of #%d %s ------\n", p.failed, p.names[p.failed])
+	for _, l := range t {
+		fmt.Fprintf(p.w, "  %s\n", l)
+	}
+	fmt.Fprintln(p.w, "------")
+}
+
+// jsonProgress writes one JSON object per event (--progress rawjson); the
+// schema is in README.md.
+type jsonProgress struct {
+	mu    sync.Mutex
+	enc   *json.Encoder
+	start time.Time
+}
+
+// jsonEvent is one line of --progress rawjson.
+type jsonEvent struct {
+	Time     float64  `json:"time"` // seconds since the build started
+	Kind     string   `json:"kind"` // start, log, done, cached, error, canceled, miss, warning, result
+	ID       int      `json:"id,omitempty"`
+	Name     string   `json:"name,omitempty"`
+	Duration *float64 `json:"duration,omitempty"` // seconds (done, cached, error, canceled)
+	Data     string   `json:"data,omitempty"`     // log: a chunk of output; miss, warning: the text
+	From     string   `json:"from,omitempty"`     // cached: the imported cache it came from
+	Error    string   `json:"error,omitempty"`
+	Image    string   `json:"image,omitempty"`    // result: the image ID
+	Manifest string   `json:"manifest,omitempty"` // result
+	Tags     []string `json:"tags,omitempty"`     // result
+}
+
+func newJSONProgress(w io.Writer) *jsonProgress {
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	return &jsonProgress{enc: enc, start: time.Now()}
+}
+
+func (p *jsonProgress) emit(e jsonEvent) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	e.Time = float64(time.Since(p.start).Milliseconds()) / 1000
+	_ = p.enc.Encode(e)
+}
+
+func (p *jsonProgress) Report(e client.Event) {
+	je := jsonEvent{ID: e.ID, Name: e.Name}
+	switch e.Kind {
+	case client.StepStart:
+		je.Kind = "start"
+	case client.StepLog:
+		je.Kind, je.Data = "log", string(e.Data)
+	case client.CacheMiss:
+		je.Kind, je.Data = "miss", e.Text
+	case client.Warning:
+		je.Kind, je.Data = "warning", e.Text
+	case client.StepDone:
+		d := e.Duration.Seconds()
+		je.Duration = &d
+		switch {
+		case errors.Is(e.Err, context.Canceled):
+			je.Kind = "canceled"
+		case e.Err != nil:
+			je.Kind, je.Error = "error", e.Err.Error()
+		case e.Cached:
+			je.Kind, je.From = "cached", e.From
+		default:
+			je.Kind = "done"
+		}
+	default:
+		return
+	}
+	p.emit(je)
+}
+
+func (p *jsonProgress) Summary(res *client.BuildResult, _ time.Duration) {
+	p.emit(jsonEvent{Kind: "result", Image: res.ImageID.String(), Manifest: res.ManifestDigest.String(), Tags: res.Tags})
+}
+
+func (p *jsonProgress) FailureTail() {}

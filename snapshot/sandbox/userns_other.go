@@ -1,0 +1,9 @@
+//go:build !linux
+
+package sandbox
+
+// EnterUserNS does nothing off Linux.
+func EnterUserNS() (int, bool) { return 0, false }
+
+// Reexecuted is false off Linux.
+func Reexecuted() bool { return false }

@@ -1,0 +1,6 @@
+//go:build !linux
+
+package snapshot
+
+// InUserNS is false off Linux.
+func InUserNS() bool { return false }
