@@ -2,6 +2,7 @@ package bench
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -75,7 +76,7 @@ func TestBench(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		wr, err := runWorkload(tools, w, ctx, bases[w.base], sz, runs, tmp)
+		wr, err := runWorkload(tools, w, ctx, bases[w.base], reg, sz, runs, tmp, freshFor(w.name, *fullRun, *freshOpt))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -91,7 +92,7 @@ func TestBench(t *testing.T) {
 	}
 	for _, tl := range tools {
 		_, daemon := tl.(*buildkitTool)
-		res.Tools = append(res.Tools, toolInfo{Name: tl.name(), Version: tl.version(), DaemonRSS: daemon})
+		res.Tools = append(res.Tools, toolInfo{Name: tl.name(), Version: tl.version(), DaemonRSS: daemon, NotApplicable: notApplicable(tl)})
 	}
 	res.Seconds = time.Since(start).Seconds()
 	res.judge()
@@ -126,10 +127,12 @@ func selected(t *testing.T) []workload {
 	return out
 }
 
-// runWorkload measures w in every scenario, the tools alternating within
-// each run so that they share the machine's noise. builder failing fails
-// the harness; a peer failing is recorded and skipped for this workload.
-func runWorkload(tools []tool, w workload, ctx, base string, sz sizes, runs int, tmp string) (workloadResult, error) {
+// runWorkload measures w in every scenario (with fresh, the fresh-runner
+// ones too, against the registry reg), the tools alternating within each
+// run so that they share the machine's noise. builder failing fails the
+// harness; a peer failing is recorded and skipped for this workload (for
+// the fresh-runner scenarios, or for the others).
+func runWorkload(tools []tool, w workload, ctx, base, reg string, sz sizes, runs int, tmp string, fresh bool) (workloadResult, error) {
 	wr := workloadResult{Name: w.name, Desc: w.desc, Samples: map[string]map[string][]sample{}, Errors: map[string]string{}}
 	var err error
 	if wr.Files, wr.Bytes, err = contextSize(ctx); err != nil {
@@ -139,16 +142,20 @@ func runWorkload(tools []tool, w workload, ctx, base string, sz sizes, runs int,
 	failed := map[string]bool{}
 	step := func(scenario string, i int, f func(tl tool) (sample, error)) error {
 		for _, tl := range tools {
-			if failed[tl.name()] {
+			key := failKey(tl.name(), scenario)
+			if failed[key] {
 				continue
 			}
 			s, err := f(tl)
+			if errors.Is(err, errSkip) {
+				continue
+			}
 			if err != nil {
 				if tl.name() == baseline {
 					return fmt.Errorf("%s %s: %w", w.name, scenario, err)
 				}
-				failed[tl.name()] = true
-				wr.Errors[tl.name()] = fmt.Sprintf("%s: %v", scenario, err)
+				failed[key] = true
+				wr.Errors[key] = fmt.Sprintf("%s: %v", scenario, err)
 				logf("%s failed on %s %s: %v", tl.name(), w.name, scenario, err)
 				continue
 			}
@@ -156,11 +163,18 @@ func runWorkload(tools []tool, w workload, ctx, base string, sz sizes, runs int,
 				wr.Samples[scenario] = map[string][]sample{}
 			}
 			wr.Samples[scenario][tl.name()] = append(wr.Samples[scenario][tl.name()], s)
-			logf("%-11s %-10s run %d/%d %-8s %9s  %s", w.name, scenario, i+1, runs, tl.name(), fmtMS(s.WallMS), fmtRSS(float64(s.MaxRSSKB)))
+			logf("%-11s %-12s run %d/%d %-8s %9s  %s", w.name, scenario, i+1, runs, tl.name(), fmtMS(s.WallMS), fmtRSS(float64(s.MaxRSSKB)))
 		}
 		return nil
 	}
+	fr := &freshRun{w: w, ctx: ctx, tag: tag, base: base, reg: reg, tmp: tmp, step: step, repo: map[string]string{}}
 	for i := range runs {
+		// The export cost first, so that warm finds the state cold left.
+		if fresh {
+			if err := fr.exportCost(i); err != nil {
+				return wr, err
+			}
+		}
 		if err := step("pull", i, func(tl tool) (sample, error) { return tl.reset(base) }); err != nil {
 			return wr, err
 		}
@@ -196,6 +210,11 @@ func runWorkload(tools []tool, w workload, ctx, base string, sz sizes, runs int,
 			return tl.export(ctx, tag, dest)
 		})
 		if err != nil {
+			return wr, err
+		}
+	}
+	if fresh {
+		if err := fr.fresh(runs, restore, &wr); err != nil {
 			return wr, err
 		}
 	}
@@ -248,7 +267,10 @@ func (c *changer) undo() error {
 		return err
 	}
 	if c.saved != nil {
-		return os.WriteFile(c.stamp, c.saved, 0o644)
+		if err := os.WriteFile(c.stamp, c.saved, 0o644); err != nil {
+			return err
+		}
+		c.saved = nil // the next change removes the stamp again
 	}
 	return nil
 }

@@ -4,8 +4,9 @@
 // the speed and memory targets.
 //
 // TestBench is the whole harness. Plain `go test` (and so `make test`) runs
-// it in QUICK mode: every workload at tiny sizes, one run each, targets
-// not judged, so the harness never rots. `make bench` passes -full.
+// it in QUICK mode: every workload at tiny sizes (the fresh-runner
+// scenarios on one of them), one run each, targets not judged, so the
+// harness never rots. `make bench` passes -full.
 package bench
 
 import (
@@ -24,6 +25,8 @@ var (
 	only     = flag.String("workloads", "", "comma-separated workloads to run (default all)")
 	strict   = flag.Bool("strict", false, "fail when a full run misses a target")
 	rerender = flag.String("rerender", "", "re-judge and re-render this results JSON (TestRerender)")
+	freshOpt = flag.String("fresh", "", "workloads to measure the fresh-runner scenarios on: a comma-separated list, all or none "+
+		"(default: all on a full run, "+freshQuick+" on a quick one)")
 )
 
 func TestMain(m *testing.M) {

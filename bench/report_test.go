@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 )
@@ -31,6 +32,9 @@ type toolInfo struct {
 	// DaemonRSS: the work runs in a daemon, so GNU time's peak RSS is the
 	// client's only and the table does not show it.
 	DaemonRSS bool `json:"daemon_rss,omitempty"`
+	// NotApplicable: the scenarios the tool cannot do (buildah's
+	// --cache-to has no mode=min); the table says n/a.
+	NotApplicable []string `json:"not_applicable,omitempty"`
 }
 
 type workloadResult struct {
@@ -38,9 +42,14 @@ type workloadResult struct {
 	Desc  string `json:"desc"`
 	Files int    `json:"files"` // context files (the Dockerfile included)
 	Bytes int64  `json:"bytes"`
-	// Samples[scenario][tool]; scenarios: pull, cold, warm, one-change, export.
+	// Samples[scenario][tool]; scenarios: pull, cold, warm, one-change,
+	// export, and the fresh-runner ones (freshScenarios).
 	Samples map[string]map[string][]sample `json:"samples"`
-	// Errors[tool] says why a peer has no samples for this workload.
+	// SkopeoCopy: skopeo copy of the image fresh-pushed pushed, from the
+	// registry into an empty OCI layout: fresh-kept's floor.
+	SkopeoCopy []sample `json:"skopeo_copy,omitempty"`
+	// Errors[failKey(tool, scenario)] says why a peer has no samples for
+	// this workload (its fresh-runner scenarios, or the others).
 	Errors map[string]string `json:"errors,omitempty"`
 }
 
@@ -51,7 +60,7 @@ type targetResult struct {
 }
 
 // scenarios in table order; "peak RSS" is read from the cold samples.
-var scenarios = []string{"pull", "cold", "warm", "one-change", "export"}
+var scenarios = append([]string{"pull", "cold", "warm", "one-change", "export"}, freshScenarios...)
 
 type machine struct {
 	CPU    string `json:"cpu"`
@@ -98,18 +107,21 @@ func firstField(file, key string) string {
 
 // Targets of the issue; judged only on a full run.
 const (
-	warmMaxMS       = 50.0
-	warmMinRatio    = 20.0
-	runTrueMaxMS    = 15.0
-	bigMinRatio     = 1.5
-	bigMaxFloor     = 1.5
-	bigMaxRSSMB     = 100.0
-	smallMinRatio   = 2.0
-	oneChangeMaxMS  = 2000.0
-	baseline        = "builder"
-	defaultPeer     = "buildah"
-	quickNotJudged  = "not judged (quick sizes)"
-	peerMissingNote = "not judged (no buildah)"
+	warmMaxMS        = 50.0
+	warmMinRatio     = 20.0
+	runTrueMaxMS     = 15.0
+	bigMinRatio      = 1.5
+	bigMaxFloor      = 1.5
+	bigMaxRSSMB      = 100.0
+	smallMinRatio    = 2.0
+	oneChangeMaxMS   = 2000.0
+	freshPushedMaxMS = 1000.0 // copy-big fresh-pushed
+	freshKeptMaxX    = 1.2    // fresh-kept over skopeo copy of the image
+	cacheToMaxAdd    = 0.10   // cache-to-max over cold, minus 1
+	baseline         = "builder"
+	defaultPeer      = "buildah"
+	quickNotJudged   = "not judged (quick sizes)"
+	peerMissingNote  = "not judged (no buildah)"
 )
 
 // median of tool's wall times in scenario of workload name, and whether
@@ -202,6 +214,51 @@ func (r *results) judge() {
 	if ours, ok := r.median("copy-big", "one-change", baseline, wallOf); ok {
 		add(fmt.Sprintf("copy-big one-change: under %.0f s", oneChangeMaxMS/1000), fmtMS(ours), ours < oneChangeMaxMS, true, "")
 	}
+	r.judgeFresh(add)
+}
+
+// judgeFresh adds the fresh-runner targets.
+func (r *results) judgeFresh(add func(target, got string, ok, judged bool, why string)) {
+	if ours, ok := r.median("copy-big", "fresh-pushed", baseline, wallOf); ok {
+		add(fmt.Sprintf("copy-big fresh runner, fully cached, pushed to the cache's registry: under %.0f s", freshPushedMaxMS/1000),
+			fmtMS(ours), ours < freshPushedMaxMS, true, "")
+	}
+	for _, w := range r.Workloads {
+		kept, ok := r.median(w.Name, "fresh-kept", baseline, wallOf)
+		if !ok {
+			continue
+		}
+		target := fmt.Sprintf("%s fresh runner, fully cached, kept: within %.1fx of skopeo copy of the image", w.Name, freshKeptMaxX)
+		if len(w.SkopeoCopy) == 0 {
+			add(target, fmtMS(kept), false, false, "not judged (no skopeo)")
+			continue
+		}
+		floor := medianOf(w.SkopeoCopy, wallOf)
+		x := kept / floor
+		add(target, fmt.Sprintf("%s = %.2fx skopeo's %s", fmtMS(kept), x, fmtMS(floor)), x <= freshKeptMaxX, true, "")
+	}
+	for _, w := range r.Workloads {
+		withExport, ok1 := r.median(w.Name, "cache-to-max", baseline, wallOf)
+		cold, ok2 := r.median(w.Name, "cold", baseline, wallOf)
+		if !ok1 || !ok2 || cold == 0 {
+			continue
+		}
+		added := withExport/cold - 1
+		add(fmt.Sprintf("%s cold: --cache-to mode=max adds under %.0f%%", w.Name, cacheToMaxAdd*100),
+			fmt.Sprintf("%+.0f%% (%s, cold %s)", added*100, fmtMS(withExport), fmtMS(cold)), added < cacheToMaxAdd, true, "")
+	}
+}
+
+// hasFresh reports whether some workload has fresh-runner samples.
+func (r *results) hasFresh() bool {
+	for _, w := range r.Workloads {
+		for _, sc := range freshScenarios {
+			if len(w.Samples[sc]) > 0 {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // missed lists the targets a full run missed.
@@ -226,6 +283,14 @@ func fmtMS(v float64) string {
 	}
 }
 
+// fmtDelta is a signed fmtMS.
+func fmtDelta(v float64) string {
+	if v < 0 {
+		return "-" + fmtMS(-v)
+	}
+	return "+" + fmtMS(v)
+}
+
 func fmtRSS(kb float64) string { return fmt.Sprintf("%.0f MB", kb/1024) }
 
 // markdown renders r: the machine, the table of workload x scenario, the
@@ -244,14 +309,26 @@ func (r *results) markdown() string {
 		"pull: the base image from a local registry into an empty store (builder keeps it as a blob and unpacks it when a RUN "+
 		"first needs it, inside cold; buildah unpacks it here); "+
 		"cold: empty store and cache, base image present; warm: fully cached rebuild; "+
-		"one-change: one context file, or the last RUN line, changed; export: the image to an OCI tar.\n\n", r.Runs)
+		"one-change: one context file, or the last RUN line, changed; export: the image to an OCI tar.", r.Runs)
+	if r.hasFresh() {
+		b.WriteString(" Fresh runner (a CI runner: an empty store with the base image pulled, the build cache in the local registry): " +
+			"cache-to-min, cache-to-max: cold with `--cache-to type=registry,ref=...,mode=min|max`, each run to a new repository " +
+			"(buildah: `bud --cache-to REPO`, which has no mode and pushes every step, as max does); " +
+			"fresh-pushed: fully cached from the last cache-to-max export and pushed to the same registry " +
+			"(builder mounts the layers and downloads none; buildah: `bud --cache-from REPO`, then `buildah push`); " +
+			"fresh-kept: the same without a push, the image kept in the store (its layers downloaded); " +
+			"fresh-change: one-change's edit, built with the cache.")
+	}
+	b.WriteString("\n\n")
 	var peers []string
 	daemon := map[string]bool{}
+	na := map[string][]string{}
 	for _, t := range r.Tools {
 		if t.Name != baseline {
 			peers = append(peers, t.Name)
 		}
 		daemon[t.Name] = t.DaemonRSS
+		na[t.Name] = t.NotApplicable
 	}
 	b.WriteString("| workload | scenario | builder |")
 	for _, p := range peers {
@@ -281,7 +358,9 @@ func (r *results) markdown() string {
 				}
 				if len(s) == 0 {
 					miss := "—" // not measured
-					if w.Errors[p] != "" {
+					if slices.Contains(na[p], key) {
+						miss = "n/a"
+					} else if w.Errors[failKey(p, key)] != "" {
 						miss = "failed"
 					}
 					fmt.Fprintf(&b, " %s | — |", miss)
@@ -300,9 +379,13 @@ func (r *results) markdown() string {
 			if e := w.Errors[p]; e != "" {
 				fmt.Fprintf(&b, " %s failed: %s.", p, firstLine(e))
 			}
+			if e := w.Errors[failKey(p, freshScenarios[0])]; e != "" {
+				fmt.Fprintf(&b, " %s failed (fresh runner): %s.", p, firstLine(e))
+			}
 		}
 		b.WriteString("\n")
 	}
+	r.freshTable(&b)
 	if f := r.Floor; f != nil {
 		b.WriteString("\nThe floor on this machine, for the copy-big context (page cache warm, as for the builds):\n\n")
 		b.WriteString("| work | time |\n|---|---:|\n")
@@ -331,7 +414,63 @@ func fmtRatio(peer, ours float64) string {
 	return fmt.Sprintf("%.2fx", x)
 }
 
+// firstLine is the first line of s, without the colon that introduces
+// the output quoted below it.
 func firstLine(s string) string {
 	line, _, _ := strings.Cut(strings.TrimSpace(s), "\n")
-	return line
+	return strings.TrimSuffix(line, ":")
+}
+
+// freshTable renders what exporting the cache adds to a cold build and
+// fresh-kept against its floor, skopeo copy of the same image from the
+// same registry, for every tool with fresh-runner samples.
+func (r *results) freshTable(b *strings.Builder) {
+	if !r.hasFresh() {
+		return
+	}
+	b.WriteString("\nFresh runner: the cold build with the cache exported, over the cold build without (same run), " +
+		"and the kept build over its floor, `skopeo copy --src-tls-verify=false docker://REG/IMG oci:DIR:IMG` of the image fresh-pushed pushed:\n\n")
+	b.WriteString("| workload | tool | cold | cache-to-min | cache-to-max | fresh-kept | skopeo copy | fresh-kept / skopeo copy |\n")
+	b.WriteString("|---|---|---:|---:|---:|---:|---:|---:|\n")
+	for _, w := range r.Workloads {
+		floor := medianOf(w.SkopeoCopy, wallOf)
+		for _, t := range r.Tools {
+			has := false
+			for _, sc := range freshScenarios {
+				has = has || len(w.Samples[sc][t.Name]) > 0
+			}
+			if !has {
+				continue
+			}
+			cell := func(sc string) (float64, string) {
+				s := w.Samples[sc][t.Name]
+				if len(s) == 0 && slices.Contains(t.NotApplicable, sc) {
+					return 0, "n/a"
+				}
+				if len(s) == 0 {
+					return 0, "—"
+				}
+				v := medianOf(s, wallOf)
+				return v, fmtMS(v)
+			}
+			cold, coldCell := cell("cold")
+			fmt.Fprintf(b, "| %s | %s | %s |", w.Name, t.Name, coldCell)
+			for _, sc := range []string{"cache-to-min", "cache-to-max"} {
+				v, c := cell(sc)
+				if v > 0 && cold > 0 {
+					c += fmt.Sprintf(" (%s, %s)", fmtRatio(v, cold), fmtDelta(v-cold))
+				}
+				fmt.Fprintf(b, " %s |", c)
+			}
+			kept, keptCell := cell("fresh-kept")
+			floorCell, x := "—", "—"
+			if floor > 0 {
+				floorCell = fmtMS(floor)
+				if kept > 0 {
+					x = fmtRatio(kept, floor)
+				}
+			}
+			fmt.Fprintf(b, " %s | %s | %s |\n", keptCell, floorCell, x)
+		}
+	}
 }

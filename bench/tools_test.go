@@ -30,6 +30,7 @@ type tool interface {
 // builderTool is our binary with its own --root.
 type builderTool struct {
 	bin, root string
+	base      string // the base image the last reset pulled
 }
 
 func (b *builderTool) name() string { return "builder" }
@@ -46,6 +47,7 @@ func (b *builderTool) reset(base string) (sample, error) {
 	if err := os.RemoveAll(b.root); err != nil {
 		return sample{}, err
 	}
+	b.base = base
 	s, _, err := measure("", b.bin, "--root", b.root, "pull", base)
 	return s, err
 }
@@ -58,21 +60,22 @@ func (b *builderTool) build(dir, tag, want string) (sample, error) {
 	return s, checkSteps(out, want)
 }
 
-// checkSteps reads builder's plain progress: "#3 [stage-0 2/3] RUN true
-// CACHED 0.000s". FROM lines do not count.
+// builderStep matches the last line of a step in builder's plain progress:
+// "#3 [stage-0 2/3] RUN true CACHED 0.000s", a hit from an imported cache
+// "... CACHED (registry REF) 0.009s".
+var builderStep = regexp.MustCompile(`^#\d+ \[[^\]]*\] .* (DONE|CACHED|CACHED \([^)]*\)) \d+\.\d+s$`)
+
+// checkSteps reads builder's plain progress. FROM lines do not count.
 func checkSteps(out, want string) error {
 	steps, cached := 0, 0
 	for _, l := range strings.Split(out, "\n") {
-		f := strings.Fields(l)
-		if len(f) < 4 || !strings.HasPrefix(f[0], "#") || strings.Contains(l, "] FROM ") {
+		m := builderStep.FindStringSubmatch(l)
+		if m == nil || strings.Contains(l, "] FROM ") {
 			continue
 		}
-		switch f[len(f)-2] {
-		case "CACHED":
-			steps++
+		steps++
+		if m[1] != "DONE" {
 			cached++
-		case "DONE":
-			steps++
 		}
 	}
 	return checkCounts("builder", out, want, steps, cached)
@@ -133,9 +136,15 @@ func (b *buildahTool) reset(base string) (sample, error) {
 	return s, err
 }
 
+// bud is the arguments of `buildah bud --layers` of dir as tag, with extra
+// flags.
+func (b *buildahTool) bud(dir, tag string, extra ...string) []string {
+	args := append([]string{"bud", "--layers", "--pull=never", "--tls-verify=false", "--isolation", "chroot"}, extra...)
+	return b.cmd(append(args, "-t", tag, dir)...)
+}
+
 func (b *buildahTool) build(dir, tag, want string) (sample, error) {
-	s, out, err := measure("", "buildah", b.cmd("bud", "--layers", "--pull=never", "--tls-verify=false",
-		"--isolation", "chroot", "-t", tag, dir)...)
+	s, out, err := measure("", "buildah", b.bud(dir, tag)...)
 	if err != nil {
 		return s, err
 	}

@@ -51,12 +51,17 @@ func TestParseTime(t *testing.T) {
 func TestCheckSteps(t *testing.T) {
 	cold := "#1 [stage-0 1/3] FROM busybox DONE 0.000s\n#2 [stage-0 2/3] RUN true DONE 0.033s\n#3 [stage-0 3/3] COPY a /x CACHED 0.000s\n"
 	warm := "#1 [stage-0 1/2] FROM busybox DONE 0.000s\n#2 [stage-0 2/2] RUN true CACHED 0.000s\n"
+	fresh := "#1 [stage-0 1/3] FROM r/busybox:latest DONE 0.000s\n#2 [stage-0 2/3] COPY . /data/ CACHED (registry r/cache:x) 0.009s\n" +
+		"#3 [stage-0 3/3] RUN echo DONE 1.0s CACHED (registry r/cache:x) 0.000s\n"
+	logged := "#2 [stage-0 2/2] RUN echo hi\n#2 hi DONE 1.0s\n#2 [stage-0 2/2] RUN echo hi CACHED 0.000s\n"
 	for _, tc := range []struct {
 		out, want string
 		ok        bool
 	}{
 		{cold, "miss", true}, {cold, "hit", false}, {cold, "", true},
 		{warm, "hit", true}, {warm, "miss", false},
+		{fresh, "hit", true}, {fresh, "miss", false},
+		{logged, "hit", true},
 	} {
 		if err := checkSteps(tc.out, tc.want); (err == nil) != tc.ok {
 			t.Errorf("checkSteps(%q, %q) = %v, want ok=%v", tc.out, tc.want, err, tc.ok)
@@ -185,8 +190,9 @@ func TestReportGolden(t *testing.T) {
 	r := &results{
 		Mode: "full", Started: time.Date(2026, 11, 26, 8, 0, 0, 0, time.UTC), Seconds: 600, Runs: 3, RunSteps: 20,
 		Machine: machine{CPU: "Test CPU", Cores: 2, Memory: "24 GiB", Kernel: "Linux 6.1", OS: "Debian 12", FS: "ext2/ext3", Go: "go1.26"},
-		Tools: []toolInfo{{Name: "builder", Version: "builder abc123"}, {Name: "buildah", Version: "buildah version 1.28.2, overlay driver, --isolation chroot"},
-			{Name: "buildkit", Version: "buildctl v0.34.2", DaemonRSS: true}},
+		Tools: []toolInfo{{Name: "builder", Version: "builder abc123"}, {Name: "buildah", Version: "buildah version 1.28.2, overlay driver, --isolation chroot",
+			NotApplicable: []string{"cache-to-min"}},
+			{Name: "buildkit", Version: "buildctl v0.34.2", DaemonRSS: true, NotApplicable: freshScenarios}},
 		Workloads: []workloadResult{
 			{Name: "meta", Desc: "metadata", Files: 1, Bytes: 300, Samples: map[string]map[string][]sample{
 				"pull": {"builder": mk(20, 30, 25), "buildah": mk(200, 210, 190)},
@@ -199,10 +205,21 @@ func TestReportGolden(t *testing.T) {
 				"one-change": {"builder": mk(17, 18, 19), "buildah": mk(550)},
 			}},
 			{Name: "copy-big", Desc: "big", Files: 20001, Bytes: 500 << 20, Samples: map[string]map[string][]sample{
-				"cold":       {"builder": mk(4000, 4200, 4100), "buildah": mk(9000, 9500, 9200)},
-				"warm":       {"builder": mk(120, 130, 125), "buildah": mk(3000, 3100, 3050)},
-				"one-change": {"builder": mk(1800, 2100, 1900)},
-			}, Errors: map[string]string{"buildah": "one-change: exit status 1\nmore"}},
+				"cold":         {"builder": mk(4000, 4200, 4100), "buildah": mk(9000, 9500, 9200)},
+				"warm":         {"builder": mk(120, 130, 125), "buildah": mk(3000, 3100, 3050)},
+				"one-change":   {"builder": mk(1800, 2100, 1900)},
+				"cache-to-min": {"builder": mk(4300, 4400, 4350)},
+				"cache-to-max": {"builder": mk(4600, 4700, 4650), "buildah": mk(12000, 12500, 12200)},
+				"fresh-pushed": {"builder": mk(400, 420, 410), "buildah": mk(8000, 8100, 8050)},
+				"fresh-kept":   {"builder": mk(900, 950, 920), "buildah": mk(7000, 7100, 7050)},
+				"fresh-change": {"builder": mk(4000, 4100, 4050), "buildah": mk(15000)},
+			}, SkopeoCopy: mk(800, 820, 810),
+				Errors: map[string]string{"buildah": "one-change: exit status 1\nmore", "buildah fresh-runner": "fresh-change: exit status 125\nmore"}},
+			{Name: "multistage", Desc: "stages", Files: 21, Bytes: 90000, Samples: map[string]map[string][]sample{
+				"cold":         {"builder": mk(400, 410, 420)},
+				"cache-to-max": {"builder": mk(430, 440, 450)},
+				"fresh-kept":   {"builder": mk(60, 70, 80)},
+			}},
 		},
 		Floor: &floorResult{CatMS: 300, SHA256MS: 1500, TarGzipMS: 3000, FloorMS: 3500},
 	}
@@ -223,8 +240,16 @@ func TestReportGolden(t *testing.T) {
 		}
 	}
 	check("report-full.golden.md", r.markdown())
-	if len(r.missed()) == 0 {
-		t.Error("the full fixture misses targets (copy-big warm, copy-big peak RSS), but missed() is empty")
+	missed := strings.Join(r.missed(), "\n")
+	for _, want := range []string{"copy-big warm", "copy-big cold: peak RSS", "copy-big cold: --cache-to mode=max adds under 10%"} {
+		if !strings.Contains(missed, want) {
+			t.Errorf("the full fixture misses %q, but missed() is:\n%s", want, missed)
+		}
+	}
+	for _, holds := range []string{"copy-big fresh runner, fully cached, pushed", "copy-big fresh runner, fully cached, kept", "multistage cold: --cache-to"} {
+		if strings.Contains(missed, holds) {
+			t.Errorf("the full fixture meets %q, but missed() is:\n%s", holds, missed)
+		}
 	}
 	r.Mode = "quick"
 	r.judge()
@@ -283,6 +308,84 @@ func TestJudgeWithoutPeer(t *testing.T) {
 	for k, v := range want {
 		if status[k] != v {
 			t.Errorf("%s: status %q, want %q (all: %v)", k, status[k], v, status)
+		}
+	}
+}
+
+// TestCacheLines reads builder's cache summary lines.
+func TestCacheLines(t *testing.T) {
+	const ref = "127.0.0.1:5000/cache/x:cache"
+	out := "#2 [stage-0 2/2] COPY . /data/ DONE 1.2s\ncache: exported 1 records to registry " + ref + "; uploaded 1 blobs (3.1MB)\n"
+	if n, err := uploadedBlobs(out, ref); n != 1 || err != nil {
+		t.Errorf("uploadedBlobs = %d, %v; want 1", n, err)
+	}
+	for _, bad := range []string{"", strings.Replace(out, ref, "other:cache", 1), strings.Replace(out, "exported 1", "exported 0", 1)} {
+		if _, err := uploadedBlobs(bad, ref); err == nil {
+			t.Errorf("uploadedBlobs(%q): no error", bad)
+		}
+	}
+	in := "cache: imported 3 records from registry " + ref + "; fetched 2 blobs (1.6kB)\nnot kept in the store: ...\n"
+	if n, err := fetchedBlobs(in, ref); n != 2 || err != nil {
+		t.Errorf("fetchedBlobs = %d, %v; want 2", n, err)
+	}
+	for _, bad := range []string{"", strings.Replace(in, "imported 3", "imported 0", 1), strings.Replace(in, ref, "other:cache", 1)} {
+		if _, err := fetchedBlobs(bad, ref); err == nil {
+			t.Errorf("fetchedBlobs(%q): no error", bad)
+		}
+	}
+}
+
+func TestFreshFor(t *testing.T) {
+	for _, tc := range []struct {
+		name, opt  string
+		full, want bool
+	}{
+		{"meta", "", true, true}, {"meta", "", false, false}, {freshQuick, "", false, true},
+		{"meta", "all", false, true}, {freshQuick, "none", true, false},
+		{"meta", "apt,meta", false, true}, {"apt", "meta", true, false},
+	} {
+		if got := freshFor(tc.name, tc.full, tc.opt); got != tc.want {
+			t.Errorf("freshFor(%q, %v, %q) = %v", tc.name, tc.full, tc.opt, got)
+		}
+	}
+	if failKey("buildah", "warm") == failKey("buildah", "fresh-kept") {
+		t.Error("a peer's fresh-runner failure would hide its other scenarios")
+	}
+}
+
+// TestChangerTwice: the context's stamp is away during each change, also
+// after an undo (one-change, then fresh-change).
+func TestChangerTwice(t *testing.T) {
+	root := t.TempDir()
+	ctx := filepath.Join(root, "w")
+	if err := os.MkdirAll(ctx, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	stamp := stampPath(root, "w")
+	for name, data := range map[string]string{stamp: "stamp\n", filepath.Join(ctx, "f"): "orig\n"} {
+		if err := os.WriteFile(name, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c, err := oneChange(workload{name: "w", changeFile: "f"}, ctx, "b", quickSizes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for round := range 2 {
+		if err := c.change(round + 1); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := os.Stat(stamp); !os.IsNotExist(err) {
+			t.Errorf("round %d: the stamp is there while the context is changed (%v)", round, err)
+		}
+		if err := c.undo(); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := os.ReadFile(stamp); string(got) != "stamp\n" {
+			t.Errorf("round %d: stamp after undo = %q", round, got)
+		}
+		if got, _ := os.ReadFile(filepath.Join(ctx, "f")); string(got) != "orig\n" {
+			t.Errorf("round %d: file after undo = %q", round, got)
 		}
 	}
 }
