@@ -5,12 +5,13 @@ DEMO_DIR ?= $(CURDIR)/.demo
 # Debian packages the tests use: real consumers of our output, the busybox
 # base image, a real registry; and for the benchmark harness (which `make
 # test` runs once in QUICK mode): buildah, the peer it measures us against,
-# debootstrap for the Debian base image, GNU time for peak RSS.
+# debootstrap for the Debian base image, GNU time for peak RSS; uidmap
+# (newuidmap, newgidmap) for the tests of builds by an unprivileged user.
 TEST_DEBS := skopeo umoci busybox-static docker-registry apache2-utils ca-certificates xz-utils bzip2 zstd \
-	buildah debootstrap time
+	buildah debootstrap time uidmap
 export CGO_ENABLED := 0
 
-.PHONY: all build demo test unit e2e lint deps bench clean
+.PHONY: all build demo test unit e2e lint deps bench fuzz clean
 
 all: build
 
@@ -44,6 +45,21 @@ test: deps lint
 bench: deps build
 	$(GO) test -count=1 -v -run '^TestBench$$' -timeout 90m ./bench/ -args \
 	  $(if $(QUICK),,-full) $(if $(WORKLOADS),-workloads=$(WORKLOADS)) $(if $(STRICT),-strict)
+
+# Fuzzing (native Go fuzz targets): each target for FUZZTIME, one after the
+# other, on one core, each new input minimized in 200 runs at most (FUZZFLAGS).
+# `make test` runs the seed corpora (<pkg>/testdata/fuzz/<FuzzName>/); a
+# failing input a run finds is written there too.
+FUZZTIME  ?= 60s
+FUZZFLAGS ?= -parallel 1 -fuzzminimizetime 200x
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzApply$$' -fuzztime $(FUZZTIME) $(FUZZFLAGS) ./layer/
+	$(GO) test -run '^$$' -fuzz '^FuzzFrontEnd$$' -fuzztime $(FUZZTIME) $(FUZZFLAGS) ./executor/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseChmod$$' -fuzztime $(FUZZTIME) $(FUZZFLAGS) ./fileset/
+	$(GO) test -run '^$$' -fuzz '^FuzzSelect$$' -fuzztime $(FUZZTIME) $(FUZZFLAGS) ./fileset/
+	$(GO) test -run '^$$' -fuzz '^FuzzLoad$$' -fuzztime $(FUZZTIME) $(FUZZFLAGS) ./oci/
+	$(GO) test -run '^$$' -fuzz '^FuzzManifest$$' -fuzztime $(FUZZTIME) $(FUZZFLAGS) ./oci/registry/
+	$(GO) test -run '^$$' -fuzz '^FuzzCompare$$' -fuzztime $(FUZZTIME) $(FUZZFLAGS) ./imagediff/
 
 clean:
 	rm -rf bin $(DEMO_DIR)

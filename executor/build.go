@@ -16,6 +16,7 @@ import (
 	"github.com/builderdev/builder/fileset"
 	"github.com/builderdev/builder/oci"
 	"github.com/builderdev/builder/parser"
+	"github.com/builderdev/builder/snapshot"
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 	"github.com/moby/buildkit/frontend/dockerfile/shell"
 	"github.com/opencontainers/go-digest"
@@ -96,6 +97,9 @@ func Build(ctx context.Context, st Stores, opts Options) (*Result, error) {
 	for _, w := range df.Warnings {
 		bd.warn("%s:%s", bd.file, strings.TrimPrefix(w.String(), "line "))
 	}
+	if snapshot.SingleID() {
+		bd.warn("this user namespace maps one id only: files of other owners in base images are unpacked as root, and a chown to another id in RUN fails")
+	}
 	if err := bd.resolveGlobalArgs(); err != nil {
 		return nil, err
 	}
@@ -136,7 +140,10 @@ func (bd *build) resolveGlobalArgs() error {
 				continue
 			}
 			if kvp.Value != nil {
-				v, _, err := bd.lex().ProcessWord(*kvp.Value, g.getter())
+				v, err := newWordExpander(bd.lex(), g).word(*kvp.Value)
+				if err == nil {
+					err = checkScope(g, kv{kvp.Key, v})
+				}
 				if err != nil {
 					return bd.errAt(&a, err)
 				}
@@ -173,7 +180,7 @@ func (bd *build) plan() (*stage, error) {
 	for i := range bd.df.Stages {
 		def := &bd.df.Stages[i]
 		s := &stage{idx: i, def: def, name: strings.ToLower(def.Name), steps: 1}
-		base, _, err := bd.lex().ProcessWord(def.BaseName, bd.global.getter())
+		base, err := newWordExpander(bd.lex(), bd.global).word(def.BaseName)
 		if err != nil {
 			return nil, bd.errAt(def, err)
 		}
@@ -212,7 +219,7 @@ func (bd *build) plan() (*stage, error) {
 					if m.From == "" {
 						continue
 					}
-					from, _, err := bd.lex().ProcessWord(m.From, bd.global.getter())
+					from, err := newWordExpander(bd.lex(), bd.global).word(m.From)
 					if err != nil {
 						return nil, bd.errAt(r, err)
 					}

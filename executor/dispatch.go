@@ -17,28 +17,10 @@ import (
 // dispatch applies one instruction to st. Every error carries the line.
 func (bd *build) dispatch(ctx context.Context, s *stage, st *imageState, cmd instructions.Command, step *int) error {
 	st.origin = fmt.Sprintf("%s:%d", bd.file, parser.Line(cmd))
-	env := st.expandEnv()
-	if ex, ok := cmd.(instructions.SupportsSingleWordExpansion); ok {
-		if _, isArg := cmd.(*instructions.ArgCommand); !isArg {
-			if err := ex.Expand(bd.expander(env)); err != nil {
-				return bd.errAt(cmd, err)
-			}
-		}
+	env, err := bd.expandCmd(st, cmd)
+	if err != nil {
+		return bd.errAt(cmd, err)
 	}
-	if ex, ok := cmd.(instructions.SupportsSingleWordExpansionRaw); ok {
-		// Heredoc bodies (COPY <<EOF): BuildKit expands them with a '\'
-		// lexer that keeps quotes, whatever the escape directive says.
-		raw := shell.NewLex('\\')
-		raw.SkipProcessQuotes = true
-		g := env.getter()
-		if err := ex.ExpandRaw(func(word string) (string, error) {
-			v, _, err := raw.ProcessWord(word, g)
-			return v, err
-		}); err != nil {
-			return bd.errAt(cmd, err)
-		}
-	}
-	var err error
 	switch c := cmd.(type) {
 	case *instructions.EnvCommand:
 		msg := "ENV"
@@ -133,12 +115,39 @@ func (bd *build) dispatch(ctx context.Context, s *stage, st *imageState, cmd ins
 	return nil
 }
 
-func (bd *build) expander(env scope) instructions.SingleWordExpander {
-	g := env.getter()
-	return func(word string) (string, error) {
-		v, _, err := bd.lex().ProcessWord(word, g)
-		return v, err
+// expandCmd expands the words of cmd in place, within the expansion
+// bounds (expand.go), and returns the scope they saw. ARG values are
+// expanded as arg sets them.
+func (bd *build) expandCmd(st *imageState, cmd instructions.Command) (scope, error) {
+	env := st.expandEnv()
+	x := newWordExpander(bd.lex(), env)
+	if ex, ok := cmd.(instructions.SupportsSingleWordExpansion); ok {
+		if _, isArg := cmd.(*instructions.ArgCommand); !isArg {
+			if err := ex.Expand(x.word); err != nil {
+				return nil, err
+			}
+		}
 	}
+	if ex, ok := cmd.(instructions.SupportsSingleWordExpansionRaw); ok {
+		// Heredoc bodies (COPY <<EOF): BuildKit expands them with a '\'
+		// lexer that keeps quotes, whatever the escape directive says.
+		raw := shell.NewLex('\\')
+		raw.SkipProcessQuotes = true
+		x.lex = raw
+		if err := ex.ExpandRaw(x.word); err != nil {
+			return nil, err
+		}
+	}
+	if c, ok := cmd.(*instructions.EnvCommand); ok && len(c.Env) > 0 {
+		set := make([]kv, 0, len(c.Env))
+		for _, e := range c.Env {
+			set = append(set, kv{e.Key, e.Value})
+		}
+		if err := checkScope(env, set...); err != nil {
+			return nil, err
+		}
+	}
+	return env, nil
 }
 
 // expandEnv is what $VARS see: the image ENV and the ARGs in scope, the
@@ -169,7 +178,7 @@ func (bd *build) arg(st *imageState, c *instructions.ArgCommand) error {
 		if v, ok := bd.opts.BuildArgs[a.Key]; ok {
 			val = &v
 		} else if a.Value != nil {
-			v, _, err := bd.lex().ProcessWord(*a.Value, st.expandEnv().getter())
+			v, err := newWordExpander(bd.lex(), st.expandEnv()).word(*a.Value)
 			if err != nil {
 				return err
 			}
@@ -180,6 +189,9 @@ func (bd *build) arg(st *imageState, c *instructions.ArgCommand) error {
 		bd.markUsed(a.Key)
 		s := a.Key
 		if val != nil {
+			if err := checkScope(st.expandEnv(), kv{a.Key, *val}); err != nil {
+				return err
+			}
 			st.args = st.args.set(a.Key, *val)
 			if st.argWins == nil {
 				st.argWins = map[string]bool{}
@@ -204,8 +216,9 @@ func derefOr(p *string, def string) string {
 
 func (bd *build) expose(st *imageState, c *instructions.ExposeCommand, env scope) error {
 	var ports []string
+	x := newWordExpander(bd.lex(), env)
 	for _, p := range c.Ports {
-		words, err := bd.lex().ProcessWords(p, env.getter())
+		words, err := x.words(p)
 		if err != nil {
 			return err
 		}

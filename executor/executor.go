@@ -26,6 +26,7 @@ import (
 	"github.com/builderdev/builder/oci"
 	"github.com/builderdev/builder/oci/registry"
 	"github.com/builderdev/builder/snapshot"
+	"github.com/builderdev/builder/snapshot/sandbox"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -80,6 +81,13 @@ type Options struct {
 	Explain bool
 	// ExpectCached fails the build at the first step that would run.
 	ExpectCached bool
+	// Limits bound the memory, CPU and process count of each RUN (zero:
+	// the sandbox's default pids limit only).
+	Limits sandbox.Limits
+	// AllowInsecure lets RUN --security=insecure run with every capability
+	// and no seccomp filter (--allow security.insecure); without it such a
+	// RUN is an error.
+	AllowInsecure bool
 }
 
 // CacheSource is an imported cache (package cache/remote): another place

@@ -25,6 +25,7 @@ var keyWords = cache.Words{
 		{Field: "step.args", Text: "the command changed"}, {Field: "step.script", Text: "the heredoc script changed"},
 		{Field: "step.user", Text: "USER"}, {Field: "step.workdir", Text: "WORKDIR"}, {Field: "step.shell", Text: "SHELL"},
 		{Field: "step.network", Text: "--network"}, {Field: "step.mounts", Text: "a --mount changed"},
+		{Field: "step.insecure", Text: "--security"},
 		{Field: "step.items", Text: "a heredoc, URL or archive source changed"},
 		{Field: "step.from", Text: "the --from stage or image changed"},
 		{Field: "step.srcs", Text: "the sources changed"}, {Field: "step.excludes", Text: "--exclude"},

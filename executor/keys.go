@@ -36,6 +36,7 @@ type runKey struct {
 	BuildArgs map[string]string `json:"buildArgs,omitempty"` // the ARGs in scope
 	Network   string            `json:"network,omitempty"`
 	Mounts    []mountKey        `json:"mounts,omitempty"`
+	Insecure  bool              `json:"insecure,omitempty"` // --security=insecure: no seccomp, every capability
 }
 
 // mountKey identifies one RUN --mount. Cache, tmpfs and secret mounts

@@ -150,7 +150,7 @@ func (bd *build) applyBlob(ctx context.Context, dir string, lowers []string, blo
 	}
 	defer r.Close()
 	below := viewOf(lowers)
-	opts := layer.ApplyOptions{Whiteouts: layer.WhiteoutOverlay, DiffID: diffID,
+	opts := layer.ApplyOptions{Whiteouts: layer.WhiteoutOverlay, DiffID: diffID, UserXattr: snapshot.InUserNS(), UnmappedOwners: snapshot.SingleID(),
 		Below: func(name string) (fs.FileInfo, error) { return below.Lstat("/" + name) }}
 	if _, err := layer.Apply(ctx, dir, r, opts); err != nil {
 		return fmt.Errorf("unpack layer %s: %w", blob, err)

@@ -26,9 +26,13 @@ const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bi
 // the overlay's upper dir becomes the layer and the next snapshot.
 func (bd *build) run(ctx context.Context, s *stage, st *imageState, c *instructions.RunCommand, step *int) error {
 	for _, f := range c.FlagsUsed {
-		if f != "network" && f != "mount" {
+		if f != "network" && f != "mount" && f != "security" {
 			return fmt.Errorf("RUN --%s is not supported yet", f)
 		}
+	}
+	insecure := instructions.GetSecurity(c) == instructions.SecurityInsecure
+	if insecure && !bd.opts.AllowInsecure {
+		return errors.New("RUN --security=insecure needs --allow security.insecure")
 	}
 	mounts, err := bd.runMounts(ctx, s, st, c)
 	if err != nil {
@@ -44,7 +48,7 @@ func (bd *build) run(ctx context.Context, s *stage, st *imageState, c *instructi
 	}
 	env := bd.runEnv(st)
 	key := runKey{Op: "RUN", Args: cmd.args, Script: cmd.script, Env: env, User: st.img.Config.User,
-		Workdir: st.img.Config.WorkingDir, Shell: st.img.Config.Shell, BuildArgs: st.args.toMap(), Network: network}
+		Workdir: st.img.Config.WorkingDir, Shell: st.img.Config.Shell, BuildArgs: st.args.toMap(), Network: network, Insecure: insecure}
 	for _, m := range mounts {
 		key.Mounts = append(key.Mounts, m.key)
 	}
@@ -59,7 +63,7 @@ func (bd *build) run(ctx context.Context, s *stage, st *imageState, c *instructi
 		createdBy: "RUN " + runHistory(hist, st) + " # buildkit",
 		key:       key,
 		produce: func(ctx context.Context) (*produced, error) {
-			return bd.execRun(ctx, st, cmd, bd.withProxies(env), network, mounts)
+			return bd.execRun(ctx, st, cmd, bd.withProxies(env), network, insecure, mounts)
 		},
 	})
 }
@@ -172,7 +176,7 @@ func runHistory(args []string, st *imageState) string {
 }
 
 // execRun runs args over a new active snapshot and packs its upper dir.
-func (bd *build) execRun(ctx context.Context, st *imageState, cmd runCmd, env []string, network string, mounts []runMount) (*produced, error) {
+func (bd *build) execRun(ctx context.Context, st *imageState, cmd runCmd, env []string, network string, insecure bool, mounts []runMount) (*produced, error) {
 	if err := bd.unpack(ctx, st); err != nil {
 		return nil, err
 	}
@@ -259,19 +263,21 @@ func (bd *build) execRun(ctx context.Context, st *imageState, cmd runCmd, env []
 	}
 	started := time.Now()
 	err = sandbox.Run(ctx, sandbox.Config{
-		Rootfs:  a.Mounts(rootDir),
-		RootDir: rootDir,
-		Mounts:  extra,
-		Args:    args,
-		Env:     env,
-		Cwd:     cwd,
-		UID:     uint32(u.UID),
-		GID:     uint32(u.GID),
-		Groups:  groups,
-		Network: network,
-		Resolv:  hostResolvConf(),
-		Stdout:  out,
-		Stderr:  out,
+		Rootfs:   a.Mounts(rootDir),
+		RootDir:  rootDir,
+		Mounts:   extra,
+		Args:     args,
+		Env:      env,
+		Cwd:      cwd,
+		UID:      uint32(u.UID),
+		GID:      uint32(u.GID),
+		Groups:   groups,
+		Network:  network,
+		Resolv:   hostResolvConf(),
+		Stdout:   out,
+		Stderr:   out,
+		Insecure: insecure,
+		Limits:   bd.opts.Limits,
 	})
 	for _, f := range secretFiles {
 		_ = os.Remove(f) // now, not after packing the layer
@@ -283,6 +289,11 @@ func (bd *build) execRun(ctx context.Context, st *imageState, cmd runCmd, env []
 		}
 	}
 	if err != nil {
+		var ee *sandbox.ExitError
+		if errors.As(err, &ee) && snapshot.SingleID() {
+			// The likely cause: an id this namespace cannot hold.
+			return nil, fmt.Errorf("%w (this user namespace maps one id only: chown to another id fails; map subordinate ids, e.g. unshare --map-auto, or run builder as a user listed in /etc/subuid)", err)
+		}
 		return nil, err // *sandbox.ExitError reads "exit code N"
 	}
 	ents, err := layer.Changes(a.Upper, func(name string) (bool, error) {
@@ -291,7 +302,7 @@ func (bd *build) execRun(ctx context.Context, st *imageState, cmd runCmd, env []
 			return false, nil
 		}
 		return err == nil, err
-	})
+	}, snapshot.InUserNS())
 	if err != nil {
 		return nil, fmt.Errorf("diff upper dir: %w", err)
 	}

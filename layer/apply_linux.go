@@ -26,24 +26,29 @@ import (
 // Names with ".." components are refused, leading "/" is dropped. A
 // non-directory entry replaces whatever is at its path; a directory entry
 // over a directory keeps the contents and updates the metadata. Directory
-// mtimes are set last. On a diffID mismatch the tree is already written:
-// extract into a temporary directory and discard it on error.
+// mtimes are set last. Sparse entries (the GNU sparse formats) are written
+// with holes. An archive that unpacks to more than its bounds allow
+// (bounds.go) fails with ErrTooLarge. On an error or a diffID mismatch
+// the tree is already partly written: extract into a temporary directory
+// and discard it on error.
 func Apply(ctx context.Context, dir string, r io.Reader, opts ApplyOptions) (digest.Digest, error) {
 	if opts.DiffID != "" && opts.DiffID.Algorithm() != digest.SHA256 {
 		return "", fmt.Errorf("verify diffID %s: unsupported algorithm", opts.DiffID)
 	}
-	dr, err := Decompress(r)
+	compressed := &countReader{r: r}
+	dr, err := Decompress(compressed)
 	if err != nil {
 		return "", err
 	}
 	defer dr.Close()
 	hash := sha256.New()
-	stream := io.TeeReader(dr, hash)
+	stream := &tarStream{r: io.TeeReader(dr, hash), compressed: compressed}
 
 	a, err := newApplier(ctx, dir, opts.Whiteouts)
 	if err != nil {
 		return "", err
 	}
+	a.userXattr, a.unmapped = opts.UserXattr, opts.UnmappedOwners
 	if a.below = opts.Below; a.below != nil {
 		// Into a snapshot: the root's time, unless the tar lists "./",
 		// is the one below (else 0), never the time its dir was made.
@@ -51,22 +56,28 @@ func Apply(ctx context.Context, dir string, r io.Reader, opts ApplyOptions) (dig
 	}
 	defer a.close()
 	tr := tar.NewReader(stream)
+	var b *body
 	for {
 		if err := ctx.Err(); err != nil {
 			return "", fmt.Errorf("apply layer: %w", err)
 		}
-		hdr, err := tr.Next()
+		if b != nil {
+			if err := b.drain(); err != nil {
+				return "", fmt.Errorf("read layer: %w", err)
+			}
+		}
+		b, err = next(tr, stream)
 		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {
-			return "", fmt.Errorf("read layer: %w", err)
+			return "", err
 		}
-		if err := a.entry(hdr, tr); err != nil {
-			return "", fmt.Errorf("apply %q: %w", hdr.Name, err)
+		if err := a.entry(b.hdr, b); err != nil {
+			return "", fmt.Errorf("apply %q: %w", b.hdr.Name, err)
 		}
 	}
-	if _, err := io.Copy(io.Discard, stream); err != nil {
+	if _, err := io.Copy(io.Discard, struct{ io.Reader }{stream}); err != nil {
 		return "", fmt.Errorf("read layer: %w", err)
 	}
 	if err := a.finish(); err != nil {
@@ -81,14 +92,19 @@ func Apply(ctx context.Context, dir string, r io.Reader, opts ApplyOptions) (dig
 
 // applier holds the state of one Apply.
 type applier struct {
-	ctx     context.Context
-	root    int // O_PATH fd of the target directory
-	mode    WhiteoutMode
-	euid    int
-	created map[string]bool            // paths this layer wrote
-	dirs    map[string][]unix.Timespec // directory times, set last
-	below   func(name string) (fs.FileInfo, error)
-	buf     []byte
+	ctx  context.Context
+	root int // O_PATH fd of the target directory
+	mode WhiteoutMode
+	euid int
+	// userXattr: opaque dirs get user.overlay.opaque; unmapped: owners out
+	// of the user namespace's map are skipped (ApplyOptions).
+	userXattr, unmapped bool
+	created             map[string]bool            // paths this layer wrote
+	dirs                map[string][]unix.Timespec // directory times, set last
+	below               func(name string) (fs.FileInfo, error)
+	buf                 []byte
+	// apparent adds up the sizes of the files written, holes included.
+	apparent int64
 	// parent caches the last resolved parent directory; stale after any
 	// removal, when the cached fd may name a deleted directory.
 	parentName  string
@@ -147,7 +163,7 @@ func splitName(name string) (string, string) {
 	return strings.TrimSuffix(dir, "/"), base
 }
 
-func (a *applier) entry(hdr *tar.Header, r io.Reader) error {
+func (a *applier) entry(hdr *tar.Header, b *body) error {
 	if hdr.Typeflag == tar.TypeXGlobalHeader {
 		return nil
 	}
@@ -186,7 +202,7 @@ func (a *applier) entry(hdr *tar.Header, r io.Reader) error {
 	a.created[name] = true
 	switch hdr.Typeflag {
 	case tar.TypeReg, tar.TypeRegA, tar.TypeGNUSparse, tar.TypeCont:
-		return a.file(pfd, name, base, hdr, r)
+		return a.file(pfd, name, base, hdr, b)
 	case tar.TypeDir:
 		if kept {
 			if err := dropXattrs(pfd, base, hdr); err != nil {
@@ -222,14 +238,26 @@ func (a *applier) entry(hdr *tar.Header, r io.Reader) error {
 	}
 }
 
-// file writes a regular file's content, then its metadata.
-func (a *applier) file(pfd int, name, base string, hdr *tar.Header, r io.Reader) error {
+// file writes a regular file's content, then its metadata. A sparse
+// entry gets its data written at its offsets and the holes left as holes.
+func (a *applier) file(pfd int, name, base string, hdr *tar.Header, b *body) error {
+	size := hdr.Size
+	if b.sparse != nil {
+		size = b.sparse.size
+	}
+	if a.apparent += size; size < 0 || a.apparent > maxApparent {
+		return fmt.Errorf("%w: files of more than %s in all", ErrTooLarge, sizeString(maxApparent))
+	}
 	fd, err := unix.Openat(pfd, base, unix.O_WRONLY|unix.O_CREAT|unix.O_EXCL|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0o600)
 	if err != nil {
 		return fmt.Errorf("create file: %w", err)
 	}
 	f := os.NewFile(uintptr(fd), name)
-	_, err = io.CopyBuffer(struct{ io.Writer }{f}, &ctxReader{ctx: a.ctx, r: r}, a.buf)
+	if b.sparse != nil {
+		err = a.sparseData(fd, b)
+	} else {
+		_, err = io.CopyBuffer(struct{ io.Writer }{f}, &ctxReader{ctx: a.ctx, r: b.tr}, a.buf)
+	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
@@ -237,6 +265,37 @@ func (a *applier) file(pfd int, name, base string, hdr *tar.Header, r io.Reader)
 		return fmt.Errorf("write file: %w", err)
 	}
 	return a.meta(pfd, name, base, hdr)
+}
+
+// sparseData sizes the file fd and writes the data fragments of b at their
+// offsets, read straight from the stream: holes are never written.
+func (a *applier) sparseData(fd int, b *body) error {
+	if err := unix.Ftruncate(fd, b.sparse.size); err != nil {
+		return fmt.Errorf("set size %d: %w", b.sparse.size, err)
+	}
+	for len(b.sparse.data) > 0 {
+		if err := a.ctx.Err(); err != nil {
+			return err
+		}
+		f := &b.sparse.data[0]
+		n, err := b.stream.direct(a.buf[:min(int64(len(a.buf)), f.len)])
+		if n > 0 {
+			if _, werr := unix.Pwrite(fd, a.buf[:n], f.off); werr != nil {
+				return werr
+			}
+			f.off, f.len = f.off+int64(n), f.len-int64(n)
+			if f.len == 0 {
+				b.sparse.data = b.sparse.data[1:]
+			}
+		}
+		if errors.Is(err, io.EOF) && len(b.sparse.data) > 0 {
+			return io.ErrUnexpectedEOF
+		}
+		if err != nil && !errors.Is(err, io.EOF) {
+			return err
+		}
+	}
+	return nil
 }
 
 // hardlink links name to target, both resolved inside the root.
@@ -315,8 +374,12 @@ func (a *applier) opaque(dirName string) error {
 			return err
 		}
 		defer unix.Close(fd)
-		if err := unix.Setxattr(procPath(fd, ""), overlayOpaque, []byte("y"), 0); err != nil {
-			return fmt.Errorf("set %s: %w", overlayOpaque, err)
+		key := overlayOpaque
+		if a.userXattr {
+			key = userOverlayOpaque
+		}
+		if err := unix.Setxattr(procPath(fd, ""), key, []byte("y"), 0); err != nil {
+			return fmt.Errorf("set %s: %w", key, err)
 		}
 		return nil
 	}

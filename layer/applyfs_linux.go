@@ -18,9 +18,13 @@ import (
 // resolveFlags resolve every path as if the target directory were "/".
 const resolveFlags = unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS
 
+// Overlayfs' own attributes: trusted.* as root of the host, user.* in a
+// user namespace (the userxattr mount option, ApplyOptions.UserXattr).
 const (
-	overlayOpaque = "trusted.overlay.opaque"
-	overlayPrefix = "trusted.overlay."
+	overlayOpaque     = "trusted.overlay.opaque"
+	overlayPrefix     = "trusted.overlay."
+	userOverlayOpaque = "user.overlay.opaque"
+	userOverlayPrefix = "user.overlay."
 )
 
 // dot turns the root name "" into ".".
@@ -102,7 +106,8 @@ func (a *applier) implicitDir(pfd int, name, base string) error {
 			mode, mtime = uint32(tarMode(fi.Mode())), fi.ModTime()
 		}
 	}
-	if err := unix.Fchownat(pfd, base, uid, gid, unix.AT_SYMLINK_NOFOLLOW); err != nil && a.euid == 0 {
+	if err := unix.Fchownat(pfd, base, uid, gid, unix.AT_SYMLINK_NOFOLLOW); err != nil && a.euid == 0 &&
+		!(a.unmapped && errors.Is(err, unix.EINVAL)) {
 		return fmt.Errorf("set owner of parent %q: %w", name, err)
 	}
 	if err := unix.Fchmodat(pfd, base, mode, 0); err != nil {
@@ -196,7 +201,8 @@ func removeAt(dirfd int, base string) error {
 // times of directories are recorded for finish.
 func (a *applier) meta(pfd int, name, base string, hdr *tar.Header) error {
 	if err := unix.Fchownat(pfd, base, hdr.Uid, hdr.Gid, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-		if a.euid == 0 || !errors.Is(err, unix.EPERM) {
+		skip := a.euid != 0 && errors.Is(err, unix.EPERM) || a.unmapped && errors.Is(err, unix.EINVAL)
+		if !skip {
 			return fmt.Errorf("set owner %d:%d: %w", hdr.Uid, hdr.Gid, err)
 		}
 	}
@@ -224,14 +230,14 @@ func (a *applier) meta(pfd int, name, base string, hdr *tar.Header) error {
 	return nil
 }
 
-// xattrs sets the SCHILY.xattr records of hdr. Overlay's own attributes are
-// never taken from a tar. Odd attributes the kernel or filesystem refuses
+// xattrs sets the SCHILY.xattr records of hdr. Overlay's own attributes
+// (trusted.overlay.*, user.overlay.*) are never taken from a tar. Odd attributes the kernel or filesystem refuses
 // (EPERM, ENOTSUP) are skipped, but security.capability and user.* on files
 // and directories must be set.
 func (a *applier) xattrs(pfd int, base string, hdr *tar.Header) error {
 	for k, v := range hdr.PAXRecords {
 		key, ok := strings.CutPrefix(k, paxXattr)
-		if !ok || strings.HasPrefix(key, overlayPrefix) {
+		if !ok || strings.HasPrefix(key, overlayPrefix) || strings.HasPrefix(key, userOverlayPrefix) {
 			continue
 		}
 		err := unix.Lsetxattr(procPath(pfd, base), key, []byte(v), 0)
@@ -258,7 +264,7 @@ func dropXattrs(pfd int, base string, hdr *tar.Header) error {
 		return err
 	}
 	for _, n := range names {
-		if _, ok := hdr.PAXRecords[paxXattr+n]; ok || strings.HasPrefix(n, overlayPrefix) {
+		if _, ok := hdr.PAXRecords[paxXattr+n]; ok || strings.HasPrefix(n, overlayPrefix) || strings.HasPrefix(n, userOverlayPrefix) {
 			continue
 		}
 		err := unix.Lremovexattr(p, n)

@@ -16,8 +16,14 @@ import (
 // by their contents, everything else is described as DirEntries does, minus
 // the trusted.overlay.* attributes. below is asked with layer names
 // ("a/b"). Upperdirs written with redirect_dir or metacopy are refused:
-// their changes are not all in upper.
-func Changes(upper string, below func(name string) (exists bool, err error)) ([]Entry, error) {
+// their changes are not all in upper. userXattr says the overlay was
+// mounted with userxattr (in a user namespace): its marks are user.overlay.*,
+// which otherwise are a file's own attributes.
+func Changes(upper string, below func(name string) (exists bool, err error), userXattr bool) ([]Entry, error) {
+	opaqueKey, prefix := overlayOpaque, overlayPrefix
+	if userXattr {
+		opaqueKey, prefix = userOverlayOpaque, userOverlayPrefix
+	}
 	var out []Entry
 	opaque := make(map[string]bool)
 	err := walk(upper, func(full, name string, info fs.FileInfo) error {
@@ -38,12 +44,14 @@ func Changes(upper string, below func(name string) (exists bool, err error)) ([]
 		if err != nil || !ok {
 			return err
 		}
-		for _, k := range []string{"trusted.overlay.redirect", "trusted.overlay.metacopy"} {
+		for _, k := range []string{prefix + "redirect", prefix + "metacopy"} {
 			if _, bad := e.Xattrs[k]; bad {
 				return fmt.Errorf("read upperdir %s: %q has %s (mount with redirect_dir=off,metacopy=off)", upper, name, k)
 			}
 		}
-		if e.Mode.IsDir() && e.Xattrs[overlayOpaque] == "y" {
+		// trusted.* as root of the host, user.* in a user namespace: the
+		// layer is the same either way.
+		if e.Mode.IsDir() && e.Xattrs[opaqueKey] == "y" {
 			ok, err := below(name)
 			if err != nil {
 				return fmt.Errorf("look up %q below upperdir: %w", name, err)
@@ -53,7 +61,7 @@ func Changes(upper string, below func(name string) (exists bool, err error)) ([]
 				opaque[name] = true
 			}
 		}
-		e.Xattrs = filterXattrs(e.Xattrs, overlayPrefix)
+		e.Xattrs = filterXattrs(e.Xattrs, prefix)
 		out = append(out, e)
 		return nil
 	})

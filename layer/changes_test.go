@@ -105,7 +105,7 @@ func TestChangesMatchOverlay(t *testing.T) {
 			copyTree(t, o.merged, mergedCopy)
 			o.unmount()
 
-			changes, err := Changes(o.upper, belowIn(lower))
+			changes, err := Changes(o.upper, belowIn(lower), false)
 			if err != nil {
 				t.Fatalf("Changes: %v", err)
 			}
@@ -369,7 +369,7 @@ func TestChangesWhiteoutsAndOpaque(t *testing.T) {
 		return unix.UtimesNanoAt(unix.AT_FDCWD, p, []unix.Timespec{{Sec: 7}, {Sec: 1234567890}}, unix.AT_SYMLINK_NOFOLLOW)
 	}))
 	below := map[string]bool{"gone": true, "opq": true, "opq/inner": true}
-	es, err := Changes(upper, func(n string) (bool, error) { return below[n], nil })
+	es, err := Changes(upper, func(n string) (bool, error) { return below[n], nil }, false)
 	must(err)
 	got := describe(es)
 	want := "  gone ---------- wh=true opq=false\n" +
@@ -385,7 +385,7 @@ func TestChangesWhiteoutsAndOpaque(t *testing.T) {
 	blob, _ := pack(t, es, PackOptions{})
 	checkGolden(t, "changes_listing.golden", listing(tarHeaders(t, blob)))
 
-	_, err = Changes(upper, func(string) (bool, error) { return false, errors.New("boom") })
+	_, err = Changes(upper, func(string) (bool, error) { return false, errors.New("boom") }, false)
 	if err == nil || !strings.Contains(err.Error(), "boom") {
 		t.Errorf("below error not returned: %v", err)
 	}
@@ -402,7 +402,7 @@ func TestChangesRefusesRedirectAndMetacopy(t *testing.T) {
 		if err := unix.Lsetxattr(p, x, []byte("/elsewhere"), 0); err != nil {
 			t.Fatal(err)
 		}
-		_, err := Changes(upper, func(string) (bool, error) { return true, nil })
+		_, err := Changes(upper, func(string) (bool, error) { return true, nil }, false)
 		if err == nil || !strings.Contains(err.Error(), x) || !strings.Contains(err.Error(), `"d"`) {
 			t.Errorf("%s: err = %v", x, err)
 		}

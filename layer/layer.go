@@ -81,6 +81,13 @@ type ApplyOptions struct {
 	// owner, mode and mtime it has there. Else it is root-owned 0755 with
 	// time 0.
 	Below func(name string) (fs.FileInfo, error)
+	// UnmappedOwners: an owner the user namespace does not map (a
+	// namespace of one id) is left as the applier's own instead of failing.
+	UnmappedOwners bool
+	// UserXattr marks opaque dirs (WhiteoutOverlay) with
+	// user.overlay.opaque, as overlayfs mounted with userxattr reads them
+	// (in a user namespace), instead of trusted.overlay.opaque.
+	UserXattr bool
 }
 
 // OCI whiteout names (image-spec layer.md).

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"os"
 	"path"
 	"slices"
 	"strings"
@@ -49,9 +50,11 @@ func Pack(ctx context.Context, w io.Writer, entries []Entry, opts PackOptions) (
 	}
 	stage := newAsyncWriter(comp)
 	differ := sha256.New()
+	tarOut := &switchWriter{w: io.MultiWriter(differ, stage)}
 	p := packer{
 		ctx:   ctx,
-		tw:    tar.NewWriter(io.MultiWriter(differ, stage)),
+		tw:    tar.NewWriter(tarOut),
+		out:   tarOut,
 		epoch: opts.SourceDateEpoch,
 		links: make(map[[2]uint64]string),
 		buf:   make([]byte, copyBufSize),
@@ -194,6 +197,7 @@ func boolInt(b bool) int {
 type packer struct {
 	ctx   context.Context
 	tw    *tar.Writer
+	out   *switchWriter // what tw writes to
 	epoch *time.Time
 	links map[[2]uint64]string // (dev, ino) -> first name written
 	buf   []byte
@@ -211,13 +215,12 @@ func (p *packer) write(e *Entry) error {
 	if err != nil {
 		return fmt.Errorf("pack %q: %w", e.Name, err)
 	}
-	if err := p.tw.WriteHeader(hdr); err != nil {
-		return fmt.Errorf("pack %q: %w", e.Name, err)
-	}
 	if hdr.Typeflag == tar.TypeReg && hdr.Size > 0 {
-		if err := p.content(e); err != nil {
+		if err := p.file(e, hdr); err != nil {
 			return fmt.Errorf("pack %q: %w", e.Name, err)
 		}
+	} else if err := p.tw.WriteHeader(hdr); err != nil {
+		return fmt.Errorf("pack %q: %w", e.Name, err)
 	}
 	if e.Opaque && e.Mode.IsDir() {
 		return p.marker(e.Name + "/" + opaqueMarker)
@@ -310,14 +313,27 @@ func (p *packer) mtime(t time.Time) time.Time {
 	return t
 }
 
-// content streams exactly e.Size bytes of the file and fails when the file
-// has shrunk or grown since e was made.
-func (p *packer) content(e *Entry) error {
+// file writes a regular file: a sparse entry when it has holes, else its
+// header and exactly e.Size bytes, failing when the file has shrunk or
+// grown since e was made.
+func (p *packer) file(e *Entry, hdr *tar.Header) error {
 	rc, err := e.Open()
 	if err != nil {
 		return fmt.Errorf("open content: %w", err)
 	}
 	defer rc.Close()
+	if f, ok := rc.(*os.File); ok {
+		runs, sparse, err := sparseRuns(f, e.Size, p.buf)
+		if err != nil {
+			return fmt.Errorf("find holes: %w", err)
+		}
+		if sparse {
+			return p.writeSparse(e, hdr, f, runs)
+		}
+	}
+	if err := p.tw.WriteHeader(hdr); err != nil {
+		return err
+	}
 	src := &ctxReader{ctx: p.ctx, r: rc}
 	n, err := io.CopyBuffer(p.tw, io.LimitReader(src, e.Size), p.buf)
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 )
 
 // modeBits are the fs.FileMode bits an Entry carries.
@@ -95,11 +96,11 @@ func fileEntry(full, name string, info fs.FileInfo) (e Entry, ok bool, err error
 // not the image, and are never packed, as Docker's archive leaves them out.
 var hostXattrs = []string{"security.selinux", "security.ima", "security.evm"}
 
-// filterXattrs drops the attributes whose names start with prefix, and the
-// host's security labels.
-func filterXattrs(x map[string]string, prefix string) map[string]string {
+// filterXattrs drops the attributes whose names start with one of
+// prefixes, and the host's security labels.
+func filterXattrs(x map[string]string, prefixes ...string) map[string]string {
 	for k := range x {
-		if len(k) >= len(prefix) && k[:len(prefix)] == prefix || slices.Contains(hostXattrs, k) {
+		if slices.ContainsFunc(prefixes, func(p string) bool { return strings.HasPrefix(k, p) }) || slices.Contains(hostXattrs, k) {
 			delete(x, k)
 		}
 	}

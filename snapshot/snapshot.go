@@ -235,11 +235,12 @@ func (a *Active) Mounts(target string) []Mount {
 // overlayfs can only keep its whiteouts and opaque marks as user.overlay.*
 // xattrs (userxattr), which layer reads and writes as well as trusted.*.
 func overlayOptions(dirs ...string) []string {
-	opts := append(dirs, "index=off", "redirect_dir=off", "metacopy=off")
 	if InUserNS() {
-		opts = append(opts, "userxattr")
+		// redirect_dir=off would still follow redirects, which userxattr
+		// refuses; nofollow neither makes nor follows them.
+		return append(dirs, "index=off", "redirect_dir=nofollow", "metacopy=off", "userxattr")
 	}
-	return opts
+	return append(dirs, "index=off", "redirect_dir=off", "metacopy=off")
 }
 
 // Prepare makes an active snapshot over the committed chain parent ("" = none).
@@ -401,7 +402,10 @@ func (s *Store) activeDir(a *Active) (string, error) {
 	return dir, nil
 }
 
-// Lowers returns the dirs of chainID and its ancestors, top first.
+// Lowers returns the dirs of chainID and its ancestors, top first, down to
+// the first whose root is opaque: such a layer (a ".wh..wh..opq" at its
+// root) hides every layer below, and overlay ignores the opaque mark on a
+// lower dir's root, so the hidden layers are left out of the stack.
 func (s *Store) Lowers(ctx context.Context, chainID digest.Digest) ([]string, error) {
 	var dirs []string
 	for id := chainID; id != ""; {
@@ -416,6 +420,11 @@ func (s *Store) Lowers(ctx context.Context, chainID digest.Digest) ([]string, er
 			return nil, fmt.Errorf("list lowers of %s: %w", chainID, err)
 		}
 		dirs = append(dirs, info.Dir)
+		if opaque, err := isOpaque(info.Dir); err != nil {
+			return nil, fmt.Errorf("list lowers of %s: %w", chainID, err)
+		} else if opaque {
+			break
+		}
 		id = info.Parent
 	}
 	return dirs, nil

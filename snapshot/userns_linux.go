@@ -22,3 +22,17 @@ var userNS = sync.OnceValue(func() bool {
 // whiteouts and opaque dirs as user.overlay.* xattrs (the userxattr mount
 // option), since trusted.* is out of reach.
 func InUserNS() bool { return userNS() }
+
+var singleID = sync.OnceValue(func() bool {
+	data, err := os.ReadFile("/proc/self/uid_map")
+	if err != nil {
+		return false
+	}
+	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+	f := strings.Fields(lines[0])
+	return len(lines) == 1 && len(f) == 3 && f[2] == "1"
+})
+
+// SingleID reports whether this process's user namespace maps one id
+// only (no subordinate ids): files of other owners cannot exist in it.
+func SingleID() bool { return singleID() }

@@ -23,10 +23,15 @@ func isWhiteout(fi fs.FileInfo) bool {
 	return ok && st.Rdev == 0
 }
 
-// isOpaque reports whether the dir p carries trusted.overlay.opaque=y.
+// isOpaque reports whether the dir p carries trusted.overlay.opaque=y
+// (user.overlay.opaque=y in a user namespace, where overlayfs writes that).
 func isOpaque(p string) (bool, error) {
+	key := opaqueXattr
+	if InUserNS() {
+		key = "user.overlay.opaque" // overlayfs' userxattr form
+	}
 	buf := make([]byte, 4)
-	n, err := unix.Lgetxattr(p, opaqueXattr, buf)
+	n, err := unix.Lgetxattr(p, key, buf)
 	switch {
 	case err == nil:
 		return string(buf[:n]) == "y", nil

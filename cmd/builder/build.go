@@ -37,6 +37,7 @@ type buildFlags struct {
 	metadata    string
 	expectCache bool
 	reg         buildRegistryFlags // registry.go
+	lim         limitFlags         // limits.go
 }
 
 func newBuildCmd(g *globalFlags) *cobra.Command {
@@ -72,6 +73,7 @@ func newBuildCmd(g *globalFlags) *cobra.Command {
 	fl.BoolVar(&f.expectCache, "expect-cached", false, "fail (exit 1) at the first step that would run, saying why it is not cached")
 	fl.StringArrayVar(&f.cacheFrom, "cache-from", nil, "import a build cache: type=registry,ref=REF | type=local,src=DIR | REF (repeatable, tried in order)")
 	f.reg.register(cmd)
+	f.lim.register(cmd)
 	return cmd
 }
 
@@ -162,6 +164,9 @@ func runBuild(cmd *cobra.Command, g *globalFlags, f *buildFlags, contextDir stri
 	hits := &stepCounter{Reporter: prog}
 	opts.Reporter = hits
 	if err := f.reg.apply(&opts, progressWriter(cmd, f)); err != nil {
+		return err
+	}
+	if err := f.lim.apply(cmd, &opts, prog); err != nil {
 		return err
 	}
 	c, err := openClient(cmd, g)

@@ -4,8 +4,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"runtime"
+	"strings"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -15,6 +17,9 @@ import (
 type child struct {
 	spec   spec
 	report *os.File
+	// specIn is what follows the spec on specFD (the go-ahead), of specFile
+	specIn   io.Reader
+	specFile *os.File
 	// mount points in the host view of the new root, filled by placeholders
 	proc, sys, dev string
 	etc            []etcFile
@@ -58,13 +63,15 @@ func (c *child) setup() (string, error) {
 		{"mount extra", c.mountExtra},
 		{"pivot root", c.pivotRoot},
 		{"set hostname", c.setHostname},
-		{"mask paths", maskPaths},
+		{"mask paths", c.maskPaths},
 		{"set up loopback", c.loopback},
-		{"drop capabilities", dropCapabilities},
+		{"drop capabilities", c.dropCapabilities},
 		{"chdir", c.chdirEarly},
 		{"set user", c.setUser},
 		{"chdir", c.chdirLate},
 		{"set no_new_privs", noNewPrivs},
+		{"join cgroup", c.waitGoAhead},
+		{"apply seccomp filter", c.applySeccomp},
 		{"exec", c.exec},
 	}
 	for _, st := range steps {
@@ -90,10 +97,32 @@ func (c *child) readSpec() error {
 	if _, err := unix.FcntlInt(reportFD, unix.F_SETFD, unix.FD_CLOEXEC); err != nil {
 		return fmt.Errorf("set close-on-exec on report fd: %w", err)
 	}
-	f := os.NewFile(specFD, "spec")
-	defer f.Close()
-	if err := json.NewDecoder(f).Decode(&c.spec); err != nil {
+	if _, err := unix.FcntlInt(specFD, unix.F_SETFD, unix.FD_CLOEXEC); err != nil {
+		return fmt.Errorf("set close-on-exec on spec fd: %w", err)
+	}
+	c.specFile = os.NewFile(specFD, "spec")
+	dec := json.NewDecoder(c.specFile)
+	if err := dec.Decode(&c.spec); err != nil {
 		return fmt.Errorf("decode spec: %w", err)
+	}
+	c.specIn = io.MultiReader(dec.Buffered(), c.specFile)
+	return nil
+}
+
+// waitGoAhead waits until the parent has moved this process into its
+// cgroup (the setup before it ran meanwhile): nothing of the command runs
+// outside the limits.
+func (c *child) waitGoAhead() error {
+	var b [1]byte
+	var err error
+	for b[0] == 0 || b[0] == '\n' { // the newline ending the spec
+		if _, err = io.ReadFull(c.specIn, b[:]); err != nil {
+			break
+		}
+	}
+	c.specFile.Close()
+	if err != nil || b[0] != goAhead {
+		return fmt.Errorf("no go-ahead from the parent (%v)", err)
 	}
 	return nil
 }
@@ -155,7 +184,7 @@ func (c *child) setUser() error {
 	for i, g := range c.spec.Groups {
 		groups[i] = int(g)
 	}
-	if err := syscall.Setgroups(groups); err != nil {
+	if err := syscall.Setgroups(groups); err != nil && !(errors.Is(err, syscall.EPERM) && setgroupsDenied()) {
 		return fmt.Errorf("set groups %v: %w", c.spec.Groups, err)
 	}
 	if err := syscall.Setgid(int(c.spec.GID)); err != nil {
@@ -175,4 +204,11 @@ func noNewPrivs() error {
 		return fmt.Errorf("set no_new_privs: %w", err)
 	}
 	return nil
+}
+
+// setgroupsDenied reports a user namespace whose maker denied setgroups
+// (a namespace of one id): the process keeps the groups it has.
+func setgroupsDenied() bool {
+	data, err := os.ReadFile("/proc/self/setgroups")
+	return err == nil && strings.TrimSpace(string(data)) == "deny"
 }

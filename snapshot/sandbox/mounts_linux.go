@@ -148,20 +148,36 @@ func (c *child) mountProc() error {
 
 // mountSys mounts a read-only sysfs, or, when the kernel refuses (a
 // network namespace we may not mount sysfs for), a read-only recursive bind
-// of the host's /sys.
+// of the host's /sys. Insecure gets a writable sysfs, as in BuildKit.
 func (c *child) mountSys() error {
-	const flags = unix.MS_RDONLY | unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC
+	flags := uintptr(unix.MS_RDONLY | unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC)
+	if c.spec.Insecure {
+		flags &^= unix.MS_RDONLY
+	}
 	if unix.Mount("sysfs", c.sys, "sysfs", flags, "") == nil {
 		return nil
 	}
 	if err := unix.Mount("/sys", c.sys, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
 		return fmt.Errorf("bind /sys on %s: %w", c.sys, err)
 	}
+	if c.spec.Insecure {
+		return nil
+	}
 	attr := unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY | unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV | unix.MOUNT_ATTR_NOEXEC}
 	if err := unix.MountSetattr(-1, c.sys, unix.AT_RECURSIVE, &attr); err != nil {
 		return fmt.Errorf("make %s read-only: %w", c.sys, err)
 	}
 	return nil
+}
+
+// bindDevice binds the host device node src on a new empty file dst.
+func bindDevice(src, dst string) error {
+	f, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o666)
+	if err != nil {
+		return err
+	}
+	f.Close()
+	return unix.Mount(src, dst, "", unix.MS_BIND, "")
 }
 
 // mountDev mounts a tmpfs /dev with Docker's device nodes and links, and
@@ -177,7 +193,13 @@ func (c *child) mountDev() error {
 	}{{"null", 1, 3}, {"zero", 1, 5}, {"full", 1, 7}, {"random", 1, 8}, {"urandom", 1, 9}, {"tty", 5, 0}}
 	for _, n := range nodes {
 		p := filepath.Join(dev, n.name)
-		if err := unix.Mknod(p, unix.S_IFCHR|0o666, int(unix.Mkdev(n.major, n.minor))); err != nil {
+		err := unix.Mknod(p, unix.S_IFCHR|0o666, int(unix.Mkdev(n.major, n.minor)))
+		if errors.Is(err, unix.EPERM) {
+			// In a user namespace no device can be made: bind the host's
+			// (still reachable at /dev: the pivot comes later).
+			err = bindDevice(filepath.Join("/dev", n.name), p)
+		}
+		if err != nil {
 			return fmt.Errorf("mknod %s: %w", p, err)
 		}
 	}
@@ -203,7 +225,13 @@ func (c *child) mountDev() error {
 		if err := unix.Mkdir(p, 0o755); err != nil {
 			return fmt.Errorf("mkdir %s: %w", p, err)
 		}
-		if err := unix.Mount(s.fstype, p, s.fstype, s.flags, s.data); err != nil {
+		err := unix.Mount(s.fstype, p, s.fstype, s.flags, s.data)
+		if errors.Is(err, unix.EINVAL) && s.fstype == "devpts" {
+			// A user namespace without group 5 (tty): the pty group is
+			// the user's own.
+			err = unix.Mount(s.fstype, p, s.fstype, s.flags, strings.TrimSuffix(s.data, ",gid=5"))
+		}
+		if err != nil {
 			return fmt.Errorf("mount %s on %s: %w", s.fstype, p, err)
 		}
 	}
@@ -269,8 +297,12 @@ func (c *child) pivotRoot() error {
 
 // maskPaths hides what runc hides in /proc and /sys (files under /dev/null,
 // dirs under an empty read-only tmpfs) and makes the /proc entries that
-// change the host read-only. Missing paths are skipped.
-func maskPaths() error {
+// change the host read-only. Missing paths are skipped. Insecure masks
+// nothing, as in BuildKit.
+func (c *child) maskPaths() error {
+	if c.spec.Insecure {
+		return nil
+	}
 	masked := []string{
 		"/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
 		"/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi",

@@ -17,12 +17,14 @@ import (
 	"github.com/builderdev/builder/snapshot"
 )
 
-// File descriptors of the child: the spec comes in on specFD, reports go out
-// on reportFD, which is close-on-exec in the child, so EOF with no failure
+// File descriptors of the child: the spec comes in on specFD, followed by
+// the byte goAhead once the child is in its cgroup; reports go out on
+// reportFD, which is close-on-exec in the child, so EOF with no failure
 // report means the command was exec'd.
 const (
 	specFD   = 3
 	reportFD = 4
+	goAhead  = 'g'
 )
 
 // spec is what the parent sends the child on specFD.
@@ -41,6 +43,7 @@ type spec struct {
 	Network  string           `json:"network"`
 	Hosts    []byte           `json:"hosts"`
 	Resolv   []byte           `json:"resolv"` // null = leave the rootfs's file alone
+	Insecure bool             `json:"insecure,omitempty"`
 }
 
 // report is one message of the child on reportFD: the placeholders it made,
@@ -67,13 +70,24 @@ func (e *setupError) Unwrap() error {
 	return e.errno
 }
 
-func run(ctx context.Context, cfg Config) error {
+func run(ctx context.Context, cfg Config) (retErr error) {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	s, err := newSpec(cfg)
 	if err != nil {
 		return err
+	}
+	cg, err := newCgroup(cfg.Limits)
+	if err != nil {
+		return err
+	}
+	if cg != nil {
+		defer func() {
+			if rerr := cg.remove(); rerr != nil && retErr == nil {
+				retErr = rerr
+			}
+		}()
 	}
 	specR, specW, err := os.Pipe()
 	if err != nil {
@@ -109,7 +123,19 @@ func run(ctx context.Context, cfg Config) error {
 	}
 	specR.Close()
 	reportW.Close()
+	// The child sets up while the parent moves it into its cgroup (a move
+	// waits for an RCU grace period: milliseconds), and execs only once it
+	// has read the go-ahead byte that follows the spec.
 	sendErr := json.NewEncoder(specW).Encode(s)
+	var joinErr error
+	if sendErr == nil && cg != nil {
+		if joinErr = cg.add(cmd.Process.Pid); joinErr != nil {
+			_ = cmd.Process.Kill()
+		}
+	}
+	if sendErr == nil && joinErr == nil {
+		_, sendErr = specW.Write([]byte{goAhead})
+	}
 	specW.Close()
 	created, setupErr := readReports(reportR)
 	waitErr := cmd.Wait()
@@ -120,10 +146,17 @@ func run(ctx context.Context, cfg Config) error {
 		return ctx.Err()
 	case setupErr != nil:
 		return setupErr
+	case joinErr != nil:
+		return joinErr
 	case sendErr != nil && waitErr != nil:
 		return fmt.Errorf("send sandbox spec: %w", sendErr)
 	case waitErr != nil:
-		return exitError(waitErr)
+		err := exitError(waitErr)
+		var ee *ExitError
+		if cg != nil && errors.As(err, &ee) {
+			ee.Limit = cg.reached()
+		}
+		return err
 	}
 	return cleanErr
 }
@@ -132,6 +165,9 @@ func run(ctx context.Context, cfg Config) error {
 func newSpec(cfg Config) (*spec, error) {
 	if len(cfg.Args) == 0 {
 		return nil, errors.New("sandbox: no command")
+	}
+	if err := checkLimitValues(cfg.Limits); err != nil {
+		return nil, err
 	}
 	root := cfg.RootDir
 	if root == "" && len(cfg.Rootfs) > 0 {
@@ -164,6 +200,7 @@ func newSpec(cfg Config) (*spec, error) {
 		Network:  network,
 		Hosts:    cfg.Hosts,
 		Resolv:   cfg.Resolv,
+		Insecure: cfg.Insecure,
 	}
 	if s.Cwd == "" {
 		s.Cwd = "/"

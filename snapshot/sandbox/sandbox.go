@@ -6,10 +6,16 @@
 // only a loopback device when Network is "none"). The child mounts the rootfs
 // and the usual /proc, read-only /sys, a tmpfs /dev, /etc/hosts,
 // /etc/resolv.conf and /etc/hostname, pivots into the rootfs, drops to
-// Docker's default capabilities and the configured user, and execs Args: the
-// command is PID 1 of its namespace, with no init. Every mount lives only in
-// the child's mount namespace, so the kernel removes them all when the
-// command's namespace dies; nothing is ever mounted on the host.
+// Docker's default capabilities and the configured user, installs Docker's
+// default seccomp profile (seccomp_linux.go: built in Go, no libseccomp) and
+// execs Args: the command is PID 1 of its namespace, with no init. Every
+// mount lives only in the child's mount namespace, so the kernel removes them
+// all when the command's namespace dies; nothing is ever mounted on the host.
+//
+// Limits. Before the command runs, the child is in a cgroup (v1 or v2) of
+// its own that Run makes under this process's cgroup and removes after the
+// command (cgroup_linux.go); a command that dies of a limit, or fails after
+// a fork was refused, returns an ExitError that names the limit.
 //
 // Mount points and the rootfs. When the rootfs lacks a mount point (/proc,
 // /sys, /dev, one of the /etc files, or a parent dir such as /etc) the child
@@ -61,12 +67,47 @@ type Config struct {
 	Resolv   []byte // /etc/resolv.conf content; nil: the rootfs's own file, unbound
 	Stdout   io.Writer
 	Stderr   io.Writer
+	// Insecure runs the command with every capability, no seccomp filter,
+	// nothing of /proc masked and /sys writable (RUN --security=insecure).
+	// By default it gets Docker's default capabilities and seccomp profile.
+	Insecure bool
+	// Limits bound what the command's process tree may use.
+	Limits Limits
 }
 
-// ExitError is returned when the process exits non-zero.
-type ExitError struct{ Code int }
+// Limits are docker run's --memory, --cpus and --pids-limit, enforced by a
+// cgroup (v1 or v2) that Run makes for the command and removes after it.
+// Run fails when a limit is set and no cgroup can be made; with the zero
+// value it enforces the default pids limit if it can, and runs without a
+// cgroup if not.
+type Limits struct {
+	Memory int64   // bytes (and as much swap again, as Docker); 0: no limit
+	CPUs   float64 // CPU time, in CPUs (1.5: one and a half); 0: no limit
+	// Pids bounds processes and threads; negative: no limit; 0: 64 per CPU
+	// and at least 1024. That is more than a parallel build uses (make -j16
+	// with compilers, a JVM or cargo: a few hundred), and stops a fork bomb
+	// at about 200 MB of memory (measured: 200 KB per busybox sh).
+	Pids int64
+}
 
-func (e *ExitError) Error() string { return fmt.Sprintf("exit code %d", e.Code) }
+// ExitError is returned when the process exits non-zero. Limit says which
+// limit of Config.Limits the process tree reached, if any: "memory limit
+// 64MiB reached (OOM)" when the kernel killed a process for memory, "pids
+// limit 64 reached" when a fork failed.
+type ExitError struct {
+	Code  int
+	Limit string
+}
+
+func (e *ExitError) Error() string {
+	switch {
+	case e.Limit == "":
+		return fmt.Sprintf("exit code %d", e.Code)
+	case e.Code == 128+9: // SIGKILL
+		return "killed: " + e.Limit
+	}
+	return fmt.Sprintf("exit code %d: %s", e.Code, e.Limit)
+}
 
 // initArg0 is the argv[0] that marks the re-executed sandbox child.
 const initArg0 = "builder-sandbox"
@@ -79,3 +120,9 @@ func Main() { runChild() }
 
 // Run runs cfg and waits; the process tree dies with ctx.
 func Run(ctx context.Context, cfg Config) error { return run(ctx, cfg) }
+
+// CheckLimits reports whether Run can enforce l on this machine, by making
+// and removing a cgroup for it: when it cannot (not root, and no cgroup
+// delegated), a caller that prefers to run without limits says so once and
+// passes Limits{Pids: -1}, which makes no cgroup.
+func CheckLimits(l Limits) error { return checkLimits(l) }

@@ -12,3 +12,5 @@ import (
 func runChild() { os.Exit(127) }
 
 func run(ctx context.Context, cfg Config) error { return errors.ErrUnsupported }
+
+func checkLimits(l Limits) error { return errors.ErrUnsupported }

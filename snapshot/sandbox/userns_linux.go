@@ -65,7 +65,7 @@ func becomeRoot() {
 		fmt.Fprintln(os.Stderr, "error: run as an unprivileged user: the user namespace has no id map")
 		os.Exit(1)
 	}
-	env := append(os.Environ(), usernsEnv+"=root")
+	env := withEnv(os.Environ(), usernsEnv, "root")
 	exe, err := os.Executable()
 	if err == nil {
 		err = unix.Exec(exe, os.Args, env)
@@ -90,7 +90,7 @@ func reexecInUserNS() (int, error) {
 	cmd.Args[0] = os.Args[0]
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
 	cmd.ExtraFiles = []*os.File{r}
-	cmd.Env = append(os.Environ(), usernsEnv+"=wait")
+	cmd.Env = withEnv(os.Environ(), usernsEnv, "wait")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: unix.CLONE_NEWUSER | unix.CLONE_NEWNS, Pdeathsig: syscall.SIGKILL}
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
@@ -203,4 +203,16 @@ func subIDs(file, name string, id int) ([]idRange, bool) {
 		}
 	}
 	return out, len(out) > 0
+}
+
+// withEnv is env with k set to v (replaced, not added: the first of two
+// entries wins).
+func withEnv(env []string, k, v string) []string {
+	out := make([]string, 0, len(env)+1)
+	for _, e := range env {
+		if !strings.HasPrefix(e, k+"=") {
+			out = append(out, e)
+		}
+	}
+	return append(out, k+"="+v)
 }

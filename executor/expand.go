@@ -1,0 +1,187 @@
+package executor
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"regexp"
+
+	"github.com/builderdev/builder/parser"
+	"github.com/moby/buildkit/frontend/dockerfile/shell"
+)
+
+// Expansion bounds. BuildKit's shell.Lex expands without limit: 40 lines of
+// ARG aN=${aN-1}${aN-1} double a value 40 times (1 TiB), and
+// ${a//?/${a}} squares one. So every word is checked before it is
+// expanded, against a bound computed from the sizes of the variables it
+// names, and after; each value ARG or ENV sets is a checked word, so the
+// doubling stops at the line where a value would pass 1 MiB. Memory stays
+// within a few times maxInstruction whatever the Dockerfile. The limits
+// apply to growth: a word that expansion does not make longer (a long
+// heredoc written out in the Dockerfile) is never refused.
+const (
+	maxWord        = 1 << 20  // one expanded word; so one ARG or ENV value
+	maxInstruction = 8 << 20  // all the expanded words of one instruction
+	maxScope       = 16 << 20 // all the ARG and ENV values in scope
+)
+
+// errExpansion is wrapped by the errors of a crossed expansion bound.
+var errExpansion = errors.New("expansion too large")
+
+// wordExpander expands the words of one instruction within the bounds.
+type wordExpander struct {
+	lex     *shell.Lex
+	env     shell.EnvGetter
+	in, out int64 // bytes of the words given and of their expansions
+}
+
+func newWordExpander(lex *shell.Lex, env scope) *wordExpander {
+	return &wordExpander{lex: lex, env: scopeGetter(env)}
+}
+
+// scopeGetter looks variables up in a scope as scope.getter does, without
+// copying every value into a map first: with values of up to maxWord, a
+// copy per instruction would dominate the cost of a Dockerfile.
+type scopeGetter scope
+
+func (g scopeGetter) Get(key string) (string, bool) {
+	key = shell.NormalizeEnvKey(key)
+	for i := len(g) - 1; i >= 0; i-- {
+		if shell.NormalizeEnvKey(g[i].k) == key {
+			return g[i].v, true
+		}
+	}
+	return "", false
+}
+
+func (g scopeGetter) Keys() []string {
+	keys := make([]string, len(g))
+	for i, e := range g {
+		keys[i] = e.k
+	}
+	return keys
+}
+
+// word expands one word.
+func (x *wordExpander) word(w string) (string, error) {
+	if err := x.check(w); err != nil {
+		return "", err
+	}
+	v, _, err := x.lex.ProcessWord(w, x.env)
+	if err != nil {
+		return "", err
+	}
+	return v, x.account(w, int64(len(v)))
+}
+
+// words expands and splits one word (EXPOSE).
+func (x *wordExpander) words(w string) ([]string, error) {
+	if err := x.check(w); err != nil {
+		return nil, err
+	}
+	vs, err := x.lex.ProcessWords(w, x.env)
+	if err != nil {
+		return nil, err
+	}
+	var n int64
+	for _, v := range vs {
+		n += int64(len(v))
+	}
+	return vs, x.account(w, n)
+}
+
+// account adds an expansion of n bytes of the word w to the instruction's
+// total and checks both against their bounds.
+func (x *wordExpander) account(w string, n int64) error {
+	if n > maxWord && n > int64(len(w)) {
+		return fmt.Errorf("expand %q: %w: %s, more than the %s a word may take", short(w), errExpansion, mib(n), mib(maxWord))
+	}
+	x.in += int64(len(w))
+	x.out += n
+	if x.out > maxInstruction && x.out > x.in {
+		return fmt.Errorf("expand %q: %w: the instruction's words take %s, more than %s", short(w), errExpansion, mib(x.out), mib(maxInstruction))
+	}
+	return nil
+}
+
+// varRef matches a variable reference as shell.Lex reads one: $name,
+// ${name...}, $1, ${@}. Escaped ones match too: the bound only has to be
+// an upper one.
+var varRef = regexp.MustCompile(`\$(\{)?([\p{L}_][\p{L}\p{Nd}_]*|\p{Nd}+|[@*#?$!-])(//?)?`)
+
+// check refuses a word whose expansion could grow it by more than
+// maxInstruction, before expanding it. Without ${name//pattern/repl} the
+// result is at most the word plus every value it refers to. A replace-all
+// of a value v by repl gives at most |v| + (|v|+1)·|repl|, where repl is
+// made of the rest of the word and the rest of its values.
+func (x *wordExpander) check(w string) error {
+	refs := varRef.FindAllStringSubmatch(w, -1)
+	if len(refs) == 0 {
+		return nil
+	}
+	total := int64(len(w)) // the word and every value it names
+	var replaced []int64   // sizes of the values replaced by ${name//...}
+	for _, m := range refs {
+		v, _ := x.env.Get(m[2])
+		total = addSat(total, int64(len(v)))
+		if m[1] == "{" && m[3] == "//" {
+			replaced = append(replaced, int64(len(v)))
+		}
+	}
+	bound := total
+	switch len(replaced) {
+	case 0:
+	case 1:
+		v := replaced[0]
+		bound = addSat(v, mulSat(v+1, total-v))
+	default:
+		for _, v := range replaced {
+			bound = mulSat(bound, v+2)
+		}
+	}
+	if bound-int64(len(w)) > maxInstruction {
+		return fmt.Errorf("expand %q: %w: the values it names could make it %s, more than %s", short(w), errExpansion, mib(bound), mib(maxInstruction))
+	}
+	return nil
+}
+
+// checkScope refuses to set variables (an ARG or ENV line) when the values
+// in scope would take more than maxScope, however many lines set them.
+func checkScope(s scope, set ...kv) error {
+	var n int64
+	for _, e := range s {
+		n += int64(len(e.k) + len(e.v))
+	}
+	for _, e := range set {
+		n += int64(len(e.k) + len(e.v))
+	}
+	if n > maxScope {
+		return fmt.Errorf("set %s: %w: the variables in scope would take %s, more than %s", set[0].k, errExpansion, mib(n), mib(maxScope))
+	}
+	return nil
+}
+
+func addSat(a, b int64) int64 {
+	if a > math.MaxInt64-b {
+		return math.MaxInt64
+	}
+	return a + b
+}
+
+func mulSat(a, b int64) int64 {
+	if a != 0 && b > math.MaxInt64/a {
+		return math.MaxInt64
+	}
+	return a * b
+}
+
+// short is a word as an error quotes it.
+func short(w string) string { return parser.Shorten(w) }
+
+// mib prints a size for an expansion error.
+func mib(n int64) string {
+	if n >= 1<<20 {
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	}
+	return fmt.Sprintf("%d bytes", n)
+}
