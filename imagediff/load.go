@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/builderdev/builder/internal/ctxio"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -115,7 +116,7 @@ func readJSONBlob(ctx context.Context, br BlobReader, d digest.Digest) ([]byte, 
 		return nil, err
 	}
 	defer rc.Close()
-	b, err := io.ReadAll(io.LimitReader(ctxReader{ctx, rc}, maxJSONSize+1))
+	b, err := io.ReadAll(io.LimitReader(ctxio.Reader(ctx, rc), maxJSONSize+1))
 	if err != nil {
 		return nil, fmt.Errorf("read blob %s: %w", d, err)
 	}

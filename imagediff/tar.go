@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/builderdev/builder/internal/ctxio"
 	"github.com/builderdev/builder/layer"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -64,7 +65,7 @@ func scanLayer(ctx context.Context, br BlobReader, desc ocispec.Descriptor) (*la
 	}
 	defer rc.Close()
 	verifier := desc.Digest.Verifier()
-	raw := io.TeeReader(ctxReader{ctx, rc}, verifier)
+	raw := io.TeeReader(ctxio.Reader(ctx, rc), verifier)
 	s, err := scanStream(ctx, raw)
 	if err == nil {
 		// Compressed streams may end before the blob does; hash the rest.
@@ -117,19 +118,6 @@ func scanStream(ctx context.Context, raw io.Reader) (*layerScan, error) {
 	}
 	s.diffID = digest.NewDigest(digest.SHA256, uh)
 	return s, nil
-}
-
-// ctxReader fails reads once ctx is done, so hashing a huge file stops on cancel.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }
 
 // cleanName makes an absolute path of a tar entry name: "./a/", "/a" and

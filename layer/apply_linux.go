@@ -14,6 +14,7 @@ import (
 	"path"
 	"strings"
 
+	"github.com/builderdev/builder/internal/ctxio"
 	"github.com/opencontainers/go-digest"
 	"golang.org/x/sys/unix"
 )
@@ -256,7 +257,7 @@ func (a *applier) file(pfd int, name, base string, hdr *tar.Header, b *body) err
 	if b.sparse != nil {
 		err = a.sparseData(fd, b)
 	} else {
-		_, err = io.CopyBuffer(struct{ io.Writer }{f}, &ctxReader{ctx: a.ctx, r: b.tr}, a.buf)
+		_, err = io.CopyBuffer(struct{ io.Writer }{f}, ctxio.Reader(a.ctx, b.tr), a.buf)
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/builderdev/builder/internal/ctxio"
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 	"github.com/opencontainers/go-digest"
@@ -334,7 +335,7 @@ func (p *packer) file(e *Entry, hdr *tar.Header) error {
 	if err := p.tw.WriteHeader(hdr); err != nil {
 		return err
 	}
-	src := &ctxReader{ctx: p.ctx, r: rc}
+	src := ctxio.Reader(p.ctx, rc)
 	n, err := io.CopyBuffer(p.tw, io.LimitReader(src, e.Size), p.buf)
 	if err != nil {
 		return fmt.Errorf("copy content: %w", err)
@@ -346,19 +347,6 @@ func (p *packer) file(e *Entry, hdr *tar.Header) error {
 		return fmt.Errorf("file grew beyond %d bytes while packing", e.Size)
 	}
 	return nil
-}
-
-// ctxReader stops a long copy once ctx is done.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c *ctxReader) Read(b []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(b)
 }
 
 const paxXattr = "SCHILY.xattr."

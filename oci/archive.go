@@ -12,6 +12,7 @@ import (
 	"path"
 	"strings"
 
+	"github.com/builderdev/builder/internal/ctxio"
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 )
@@ -225,7 +226,7 @@ func (a *archive) each(ctx context.Context, wanted map[string]bool, fn func(name
 			continue
 		}
 		seen++
-		if err := fn(name, ctxReader{ctx, tr}); err != nil {
+		if err := fn(name, ctxio.Reader(ctx, tr)); err != nil {
 			return err
 		}
 	}
@@ -242,17 +243,4 @@ func readError(prev string, err error) error {
 		return fmt.Errorf("read archive: not a tar file: %w", err)
 	}
 	return fmt.Errorf("read archive entry %s: %w", prev, err)
-}
-
-// ctxReader fails reads once ctx is done.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }

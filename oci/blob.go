@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/builderdev/builder/internal/atomicfile"
+	"github.com/builderdev/builder/internal/ctxio"
 	"github.com/opencontainers/go-digest"
 )
 
@@ -176,7 +177,7 @@ func CopyBlob(ctx context.Context, src, dst *Store, d digest.Digest) error {
 		return err
 	}
 	defer w.Close()
-	if _, err := io.Copy(w, ctxReader{ctx, r}); err != nil {
+	if _, err := io.Copy(w, ctxio.Reader(ctx, r)); err != nil {
 		return fmt.Errorf("copy blob %s: %w", d, err)
 	}
 	if _, _, err := w.Commit(d); err != nil && !errors.Is(err, os.ErrExist) {

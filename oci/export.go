@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/builderdev/builder/internal/atomicfile"
+	"github.com/builderdev/builder/internal/ctxio"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -212,7 +213,7 @@ func (s *Store) copyBlob(ctx context.Context, w io.Writer, b ocispec.Descriptor)
 	}
 	defer rc.Close()
 	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(w, h), ctxReader{ctx, rc})
+	n, err := io.Copy(io.MultiWriter(w, h), ctxio.Reader(ctx, rc))
 	if err != nil {
 		return fmt.Errorf("copy blob %s: %w", b.Digest, err)
 	}

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/builderdev/builder/internal/ctxio"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -78,7 +79,7 @@ func (s *Store) VerifyBlob(ctx context.Context, d digest.Digest) error {
 	}
 	defer r.Close()
 	h := sha256.New()
-	if _, err := io.Copy(h, ctxReader{ctx, r}); err != nil {
+	if _, err := io.Copy(h, ctxio.Reader(ctx, r)); err != nil {
 		return fmt.Errorf("read blob %s: %w", d, err)
 	}
 	if got := "sha256:" + hex.EncodeToString(h.Sum(nil)); got != d.String() {

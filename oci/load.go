@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"strings"
 
+	"github.com/builderdev/builder/internal/ctxio"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -192,7 +193,7 @@ func (s *Store) loadLayoutDir(ctx context.Context, dir, base string) ([]namedDes
 			return err
 		}
 		defer f.Close()
-		if _, err := s.ingest(ctx, ctxReader{ctx, f}, d.Digest); err != nil {
+		if _, err := s.ingest(ctx, ctxio.Reader(ctx, f), d.Digest); err != nil {
 			return fmt.Errorf("blob %s: %w", d.Digest, err)
 		}
 		return nil

@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/builderdev/builder/internal/atomicfile"
+	"github.com/builderdev/builder/internal/ctxio"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -259,7 +260,7 @@ func (s *Store) readBlob(ctx context.Context, d digest.Digest) ([]byte, error) {
 		return nil, err
 	}
 	defer rc.Close()
-	data, err := io.ReadAll(io.LimitReader(ctxReader{ctx, rc}, maxJSONSize+1))
+	data, err := io.ReadAll(io.LimitReader(ctxio.Reader(ctx, rc), maxJSONSize+1))
 	if err != nil {
 		return nil, fmt.Errorf("read blob %s: %w", d, err)
 	}

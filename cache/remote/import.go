@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 
 	"github.com/builderdev/builder/cache"
+	"github.com/builderdev/builder/internal/ctxio"
 	"github.com/builderdev/builder/layer"
 	"github.com/builderdev/builder/oci"
 	"github.com/builderdev/builder/oci/registry"
@@ -427,7 +428,7 @@ func (l layoutDir) fetch(ctx context.Context, store *oci.Store, desc ocispec.Des
 		return err
 	}
 	defer w.Close()
-	n, err := io.Copy(io.MultiWriter(w, tap), io.LimitReader(ctxReader{ctx, f}, desc.Size+1))
+	n, err := io.Copy(io.MultiWriter(w, tap), io.LimitReader(ctxio.Reader(ctx, f), desc.Size+1))
 	if err != nil {
 		return err
 	}
@@ -439,16 +440,3 @@ func (l layoutDir) fetch(ctx context.Context, store *oci.Store, desc ocispec.Des
 }
 
 func (l layoutDir) close() {}
-
-// ctxReader stops a copy when ctx is done.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
-}
