@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 
 	"github.com/builderdev/builder/cache"
 	"github.com/builderdev/builder/cache/remote"
@@ -77,36 +78,52 @@ func (c *Client) fetchLayers(ctx context.Context, man ocispec.Descriptor, source
 	return c.fetch(ctx, missing, sources)
 }
 
+// fetchParallel is how many layers fetch downloads at once: each
+// download also decompresses to verify the diffID, one core's work.
+const fetchParallel = 3
+
 // fetch brings each of layers that the store lacks from the first imported
-// cache that has it. It tries them all, so that one rebuild follows every
-// unusable layer found, and returns the first error.
+// cache that has it, a few at a time. It tries them all, so that one
+// rebuild follows every unusable layer found, and returns the first error
+// in layer order.
 func (c *Client) fetch(ctx context.Context, layers []digest.Digest, sources []*remote.Source) error {
-	var first error
-	for _, d := range layers {
+	errs := make([]error, len(layers))
+	sem := make(chan struct{}, fetchParallel)
+	var wg sync.WaitGroup
+	for i, d := range layers {
 		if c.images.Has(ctx, d) {
 			continue
 		}
-		for _, s := range sources {
-			if !s.Has(d) {
-				continue
-			}
-			err := s.Fetch(ctx, d)
-			if err == nil {
-				break
-			}
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			first = cmp.Or(first, err)
-		}
-		if first == nil && !c.images.Has(ctx, d) {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			return fmt.Errorf("layer %s: %w", d, oci.ErrNotFound)
-		}
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			errs[i] = c.fetchOne(ctx, d, sources)
+		})
 	}
-	return first
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return errors.Join(slices.DeleteFunc(errs, func(e error) bool { return e == nil })...)
+}
+
+// fetchOne brings layer d from the first cache that has it and can give it.
+func (c *Client) fetchOne(ctx context.Context, d digest.Digest, sources []*remote.Source) error {
+	var first error
+	for _, s := range sources {
+		if !s.Has(d) {
+			continue
+		}
+		err := s.Fetch(ctx, d)
+		if err == nil {
+			return nil
+		}
+		first = cmp.Or(first, err)
+	}
+	if first != nil {
+		return first
+	}
+	return fmt.Errorf("layer %s: %w", d, oci.ErrNotFound)
 }
 
 // exportCaches writes the --cache-to caches (inline is in the image
