@@ -93,18 +93,18 @@ func debianRootfs(cacheDir string) (string, error) {
 		return "", err
 	}
 	target := filepath.Join(cacheDir, "debootstrap.partial")
-	unmountUnder(target) // a killed earlier run's
+	testutil.UnmountUnder(target) // a killed earlier run's
 	if err := os.RemoveAll(target); err != nil {
 		return "", err
 	}
 	defer func() {
-		unmountUnder(target) // debootstrap mounts proc and sys while it works
+		testutil.UnmountUnder(target) // debootstrap mounts proc and sys while it works
 		os.RemoveAll(target)
 	}()
 	if _, err := run("", "debootstrap", "--variant=minbase", debianSuite, target, mirror); err != nil {
 		return "", fmt.Errorf("debootstrap from %s: %w", mirror, err)
 	}
-	unmountUnder(target)
+	testutil.UnmountUnder(target)
 	partial := out + ".partial"
 	// /dev, /proc and /sys stay empty dirs, as in Docker's debian images.
 	_, err = run("", "tar", "--numeric-owner", "--xattrs", "--exclude=./dev/*", "--exclude=./proc/*", "--exclude=./sys/*",

@@ -38,6 +38,9 @@ func TestBench(t *testing.T) {
 	}
 	start := time.Now()
 	tmp := t.TempDir()
+	// Before the temp dir goes (cleanups run last first): whatever a peer
+	// left mounted in its store under it (buildah's overlay "merged" dirs).
+	t.Cleanup(func() { testutil.UnmountUnder(tmp) })
 	res := &results{Mode: mode, Started: start, Runs: runs, RunSteps: sz.runSteps, Machine: describeMachine(tmp)}
 
 	bin := testutil.BuildBinary(t)

@@ -94,8 +94,8 @@ type cacheTool interface {
 
 // builder's summary lines on stderr (cmd/builder printCacheStats).
 var (
-	cacheImported = regexp.MustCompile(`(?m)^cache: imported (\d+) records from registry (\S+); fetched (\d+) blobs`)
-	cacheExported = regexp.MustCompile(`(?m)^cache: exported (\d+) records to registry (\S+); uploaded (\d+) blobs`)
+	cacheImported = regexp.MustCompile(`(?m)^cache: imported (\d+) records from registry (\S+); fetched (\d+) layers`)
+	cacheExported = regexp.MustCompile(`(?m)^cache: exported (\d+) records to registry (\S+); uploaded (\d+) layers`)
 )
 
 // builderCacheRef is builder's cache reference in repo.

@@ -45,7 +45,8 @@ func TestMain(m *testing.M) {
 		killGroups()
 		os.Exit(130)
 	}()
+	done := testutil.PrivateTempDir("builder-bench-")
 	code := m.Run()
 	testutil.RemoveBuiltBinary()
-	os.Exit(code)
+	os.Exit(done(code))
 }

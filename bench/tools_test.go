@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+
+	"github.com/builderdev/builder/internal/testutil"
 )
 
 // A tool is one image builder under measurement, with a private store.
@@ -119,7 +121,7 @@ func (b *buildahTool) cmd(args ...string) []string {
 
 func (b *buildahTool) wipe() error {
 	_, _ = run("", "buildah", b.cmd("rmi", "--all", "--force")...)
-	unmountUnder(b.dir)
+	testutil.UnmountUnder(b.dir)
 	return os.RemoveAll(b.dir)
 }
 

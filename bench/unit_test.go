@@ -69,14 +69,6 @@ func TestCheckSteps(t *testing.T) {
 	}
 }
 
-func TestUnescapeMount(t *testing.T) {
-	for in, want := range map[string]string{`/a\040b`: "/a b", `/plain`: "/plain", `/x\134y`: `/x\y`, `/end\04`: `/end\04`} {
-		if got := unescapeMount(in); got != want {
-			t.Errorf("unescapeMount(%q) = %q, want %q", in, got, want)
-		}
-	}
-}
-
 func TestAptMirror(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
@@ -315,7 +307,7 @@ func TestJudgeWithoutPeer(t *testing.T) {
 // TestCacheLines reads builder's cache summary lines.
 func TestCacheLines(t *testing.T) {
 	const ref = "127.0.0.1:5000/cache/x:cache"
-	out := "#2 [stage-0 2/2] COPY . /data/ DONE 1.2s\ncache: exported 1 records to registry " + ref + "; uploaded 1 blobs (3.1MB)\n"
+	out := "#2 [stage-0 2/2] COPY . /data/ DONE 1.2s\ncache: exported 1 records to registry " + ref + "; uploaded 1 layers (3.1MB in all)\n"
 	if n, err := uploadedBlobs(out, ref); n != 1 || err != nil {
 		t.Errorf("uploadedBlobs = %d, %v; want 1", n, err)
 	}
@@ -324,7 +316,7 @@ func TestCacheLines(t *testing.T) {
 			t.Errorf("uploadedBlobs(%q): no error", bad)
 		}
 	}
-	in := "cache: imported 3 records from registry " + ref + "; fetched 2 blobs (1.6kB)\nnot kept in the store: ...\n"
+	in := "cache: imported 3 records from registry " + ref + "; fetched 2 layers (1.6kB in all)\nnot kept in the store: ...\n"
 	if n, err := fetchedBlobs(in, ref); n != 2 || err != nil {
 		t.Errorf("fetchedBlobs = %d, %v; want 2", n, err)
 	}

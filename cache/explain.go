@@ -24,11 +24,13 @@ const historyVersion = "builder.history.v1"
 
 // StepRecord is one step of a build as the history keeps it.
 type StepRecord struct {
-	Text   string            `json:"text"`
-	Parent digest.Digest     `json:"parent"`
-	Key    digest.Digest     `json:"key"`
-	Inputs json.RawMessage   `json:"inputs"`          // the stepKey
-	Files  map[string]string `json:"files,omitempty"` // COPY from the context: dest -> short sum
+	Text   string          `json:"text"`
+	Parent digest.Digest   `json:"parent"`
+	Key    digest.Digest   `json:"key"`
+	Inputs json.RawMessage `json:"inputs"` // the stepKey
+	// Files are the short sums of the context files a COPY of this key
+	// selected (SourceSums); kept beside the history, by key, not in it.
+	Files map[string]string `json:"-"`
 }
 
 type historyFile struct {
@@ -83,19 +85,28 @@ func (h *History) Record(pos string, r *StepRecord, hit bool) {
 // Previous is the record of the step at pos in the last build (nil: none).
 func (h *History) Previous(pos string) *StepRecord { return h.previous()[pos] }
 
-// Save writes this build's steps when any missed; a hit keeps the earlier
-// record of the same key (with its file sums).
+// Save writes this build's steps, unless they are the ones the history
+// holds already (a fully cached rebuild writes nothing), and the file sums
+// of the COPY steps that missed, by key.
 func (h *History) Save() error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if !h.missed {
-		return nil
+	for _, r := range h.cur {
+		if r.Files != nil {
+			if err := h.store.saveFiles(r.Key, r.Files); err != nil {
+				return err
+			}
+		}
 	}
 	prev := h.previous()
+	same := !h.missed && len(prev) == len(h.cur)
 	for pos, r := range h.cur {
-		if p := prev[pos]; p != nil && p.Key == r.Key && r.Files == nil {
-			h.cur[pos] = p
+		if p := prev[pos]; p == nil || p.Key != r.Key || p.Text != r.Text {
+			same = false
 		}
+	}
+	if same {
+		return nil
 	}
 	data, err := json.Marshal(historyFile{Version: historyVersion, KeyVersion: Version, Steps: h.cur})
 	if err != nil {
@@ -116,10 +127,28 @@ type Words struct {
 // Word names one field.
 type Word struct{ Field, Text string }
 
+// Parent says how the step before a missing one fared in this build.
+type Parent int
+
+const (
+	FirstOfStage Parent = iota // none: the stage's FROM is the parent
+	ParentMissed               // it ran
+	ParentHit                  // it was a cache hit
+)
+
 // Explain compares the missing step cur with prev, the same step of the
-// last build: the first reason is the one worth a line, the others follow.
-// None when there is no earlier build of this step.
-func Explain(prev, cur *StepRecord, firstOfStage bool, w Words) []string {
+// last build (its file sums read from the store when cur has its own):
+// the first reason is the one worth a line, the others follow. None when
+// there is no earlier build of this step.
+func (h *History) Explain(prev, cur *StepRecord, parent Parent, w Words) []string {
+	if prev != nil && cur.Files != nil && prev.Files == nil {
+		prev.Files = h.store.files(prev.Key)
+	}
+	return Explain(prev, cur, parent, w)
+}
+
+// Explain is History.Explain with the file sums as given.
+func Explain(prev, cur *StepRecord, parent Parent, w Words) []string {
 	if prev == nil {
 		return nil
 	}
@@ -128,10 +157,13 @@ func Explain(prev, cur *StepRecord, firstOfStage bool, w Words) []string {
 	}
 	var out []string
 	if prev.Parent != cur.Parent {
-		if firstOfStage {
+		switch parent {
+		case FirstOfStage:
 			out = append(out, fmt.Sprintf("the image or stage it starts from changed (now %s, was %s)", shortDigest(cur.Parent), shortDigest(prev.Parent)))
-		} else {
+		case ParentMissed:
 			out = append(out, "the step before it missed")
+		default:
+			out = append(out, "the steps before it differ from the last build (they were cached from another one)")
 		}
 	}
 	var a, b map[string]any

@@ -3,11 +3,14 @@ package cache
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"github.com/opencontainers/go-digest"
 )
 
 // maxHistory bounds one history file (a COPY of 100,000 files is ~5 MB).
@@ -46,4 +49,37 @@ func (s *Store) SaveHistory(id string, data []byte) error {
 func (s *Store) historyPath(id string) string {
 	sum := sha256.Sum256([]byte(id))
 	return filepath.Join(s.root, "history", hex.EncodeToString(sum[:16])+".json")
+}
+
+// saveFiles keeps the file sums of a COPY step's key (a hint, like the
+// history).
+func (s *Store) saveFiles(key digest.Digest, files map[string]string) error {
+	if key.Validate() != nil {
+		return nil
+	}
+	data, err := json.Marshal(files)
+	if err != nil {
+		return err
+	}
+	p := filepath.Join(s.root, "history", "files", key.Encoded()+".json")
+	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+		return fmt.Errorf("save file sums: %w", err)
+	}
+	return s.writeFile(p, data, false)
+}
+
+// files reads the file sums saved for key (nil: none).
+func (s *Store) files(key digest.Digest) map[string]string {
+	if key.Validate() != nil {
+		return nil
+	}
+	data, err := os.ReadFile(filepath.Join(s.root, "history", "files", key.Encoded()+".json"))
+	if err != nil || len(data) > maxHistory {
+		return nil
+	}
+	var m map[string]string
+	if json.Unmarshal(data, &m) != nil {
+		return nil
+	}
+	return m
 }

@@ -37,8 +37,8 @@ func remoteContext(t *testing.T, app string) string {
 }
 
 var (
-	importLine = regexp.MustCompile(`(?m)^cache: imported (\d+) records from (\S+ \S+); fetched (\d+) blobs`)
-	exportLine = regexp.MustCompile(`(?m)^cache: exported (\d+) records to (\S+ \S+); uploaded (\d+) blobs`)
+	importLine = regexp.MustCompile(`(?m)^cache: imported (\d+) records from (\S+ \S+); fetched (\d+) layers`)
+	exportLine = regexp.MustCompile(`(?m)^cache: exported (\d+) records to (\S+ \S+); uploaded (\d+) layers`)
 	notKept    = "not kept in the store"
 )
 

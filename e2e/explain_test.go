@@ -95,6 +95,19 @@ func TestExplainMisses(t *testing.T) {
 	if strings.Contains(r.stderr, "RUN echo") && strings.Contains(r.stderr, "RUN echo $VERSION $MODE > /v DONE") {
 		t.Errorf("--expect-cached ran a step after the first miss:\n%s", r.stderr)
 	}
+
+	// A fully cached build of other inputs becomes the last build: a change
+	// after it is explained against it, not against an older build.
+	dir2 := writeContext(t, map[string]string{"Dockerfile": "FROM busybox:latest\nARG V\nRUN echo $V > /v\nCOPY note.txt /n\n", "note.txt": "1\n"})
+	for _, v := range []string{"V=1", "V=2", "V=1"} {
+		e.mustRun("build", "--progress", "plain", dir2, "--build-arg", v)
+	}
+	if err := os.WriteFile(filepath.Join(dir2, "note.txt"), []byte("2\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got := misses(e.mustRun("build", "--progress", "plain", dir2, "--build-arg", "V=1").stderr); strings.Join(got, "|") != "note.txt changed" {
+		t.Errorf("after a fully cached build: misses %q, want [note.txt changed]", got)
+	}
 }
 
 // TestErrorExcerpt: a failed build shows the Dockerfile around the failing
@@ -167,5 +180,26 @@ func TestProgressRawJSONAndMetadata(t *testing.T) {
 	readJSON(t, meta, &m)
 	if m["builder.cache.hits"] != float64(2) || m["builder.steps"] != float64(3) {
 		t.Errorf("rebuild metadata: %v, want 2 hits of 3 steps", m)
+	}
+}
+
+// TestProgressRawJSONFailure: a failed build in rawjson mode is JSON to
+// the last line, the failure an event naming the line.
+func TestProgressRawJSONFailure(t *testing.T) {
+	e := newEnv(t)
+	dir := writeContext(t, map[string]string{"Dockerfile": "FROM busybox:latest\nRUN echo before\nRUN exit 4\n"})
+	r := e.run("build", "--progress", "rawjson", dir)
+	if r.code != 1 {
+		t.Fatalf("exit %d, want 1\n%s", r.code, r.stderr)
+	}
+	lines := strings.Split(strings.TrimSpace(r.stderr), "\n")
+	var last map[string]any
+	for _, l := range lines {
+		if err := json.Unmarshal([]byte(l), &last); err != nil {
+			t.Fatalf("not a JSON line: %q", l)
+		}
+	}
+	if last["kind"] != "failed" || last["line"] != float64(3) || !strings.Contains(last["error"].(string), "exit code 4") {
+		t.Errorf("last event %v, want the failure at line 3", last)
 	}
 }

@@ -1,10 +1,11 @@
 package e2e
 
 import (
-	"github.com/builderdev/builder/internal/testutil"
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/builderdev/builder/internal/testutil"
 
 	"github.com/builderdev/builder/snapshot/sandbox"
 )
@@ -13,12 +14,13 @@ func TestMain(m *testing.M) {
 	if sandbox.IsInit() {
 		sandbox.Main()
 	}
+	done := testutil.PrivateTempDir("builder-e2e-")
 	code := m.Run()
 	testutil.RemoveBuiltBinary()
 	if baseTar != "" {
 		os.RemoveAll(filepath.Dir(baseTar))
 	}
-	os.Exit(code)
+	os.Exit(done(code))
 }
 
 func TestDemoBuilds(t *testing.T) {

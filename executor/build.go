@@ -18,6 +18,7 @@ import (
 	"github.com/builderdev/builder/parser"
 	"github.com/builderdev/builder/snapshot"
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
+	"github.com/moby/buildkit/frontend/dockerfile/linter"
 	"github.com/moby/buildkit/frontend/dockerfile/shell"
 	"github.com/opencontainers/go-digest"
 )
@@ -176,10 +177,30 @@ func (bd *build) warnUnusedArgs() {
 }
 
 // plan expands FROM lines, finds the target and links the stages it needs.
+//
+// Stage names follow BuildKit's dockerfile2llb (dispatchStates): a name
+// may be reused, with a DuplicateStageName warning at the later stage. A
+// FROM names the latest stage of that name before it (the name map holds
+// the stages added so far, keyed as FROM wrote it); --target, COPY
+// --from and RUN --mount from= name the last stage of that name in the
+// whole Dockerfile (looked up once every stage is known, case-folded),
+// which must come before the current stage.
 func (bd *build) plan() (*stage, error) {
+	seen := map[string]bool{}
 	for i := range bd.df.Stages {
 		def := &bd.df.Stages[i]
 		s := &stage{idx: i, def: def, name: strings.ToLower(def.Name), steps: 1}
+		if def.Name != "" {
+			if seen[def.Name] {
+				r := linter.RuleDuplicateStageName
+				line := 0
+				if len(def.Location) > 0 {
+					line = def.Location[0].Start.Line
+				}
+				bd.warn("%s:%d: %s: %s", bd.file, line, r.Name, r.Format(def.Name))
+			}
+			seen[def.Name] = true
+		}
 		base, err := newWordExpander(bd.lex(), bd.global).word(def.BaseName)
 		if err != nil {
 			return nil, bd.errAt(def, err)
@@ -189,7 +210,7 @@ func (bd *build) plan() (*stage, error) {
 		}
 		s.base = base
 		s.steps += countSteps(def.Commands)
-		if prev := bd.stageByName(strings.ToLower(base), i); prev != nil {
+		if prev := bd.stageByName(base, i); prev != nil {
 			s.baseStage = prev
 		}
 		bd.stages = append(bd.stages, s)
@@ -211,6 +232,9 @@ func (bd *build) plan() (*stage, error) {
 			return nil, fmt.Errorf("%w: target stage %q could not be found (%s)", ErrUsage, bd.opts.Target, known)
 		}
 	}
+	// A stage naming a stage that is not before it fails when BuildKit
+	// dispatches it: only if the target needs it.
+	dispatchErr := map[*stage]error{}
 	for _, s := range bd.stages {
 		for _, c := range s.def.Commands {
 			if r, ok := c.(*instructions.RunCommand); ok {
@@ -222,6 +246,9 @@ func (bd *build) plan() (*stage, error) {
 					from, err := newWordExpander(bd.lex(), bd.global).word(m.From)
 					if err != nil {
 						return nil, bd.errAt(r, err)
+					}
+					if later := bd.laterStage(from, s.idx); later != nil && dispatchErr[s] == nil {
+						dispatchErr[s] = bd.errAt(r, fmt.Errorf("cannot mount from stage %q to %q, stage needs to be defined before current command", m.From, m.Target))
 					}
 					if dep := bd.stageRef(from, s.idx); dep != nil {
 						s.deps = append(s.deps, dep)
@@ -238,34 +265,84 @@ func (bd *build) plan() (*stage, error) {
 			if lit, _, err := bd.lex().ProcessWord(cp.From, shell.EnvsFromSlice(nil)); err != nil || lit != cp.From {
 				return nil, bd.errAt(cp, errors.New("variable expansion is not supported for --from, define a new stage with FROM using ARG from global scope as a workaround"))
 			}
-			if later := bd.stageByName(strings.ToLower(cp.From), len(bd.stages)); later != nil && later.idx >= s.idx {
-				return nil, bd.errAt(cp, fmt.Errorf("--from=%s: stage %q needs to be defined before the current stage", cp.From, later.name))
+			if n, err := strconv.Atoi(cp.From); err == nil && (n < 0 || n >= len(bd.stages)) {
+				return nil, bd.errAt(cp, fmt.Errorf("invalid stage index %d", n))
+			}
+			if later := bd.laterStage(cp.From, s.idx); later != nil {
+				name := later.name
+				if name == "" {
+					name = strconv.Itoa(later.idx)
+				}
+				if dispatchErr[s] == nil {
+					dispatchErr[s] = bd.errAt(cp, fmt.Errorf("--from=%s: stage %q needs to be defined before the current stage", cp.From, name))
+				}
+				continue
 			}
 			if dep := bd.stageRef(cp.From, s.idx); dep != nil {
 				s.deps = append(s.deps, dep)
 			}
 		}
 	}
+	if len(dispatchErr) > 0 {
+		needed := map[*stage]bool{}
+		todo := []*stage{target}
+		for len(todo) > 0 {
+			s := todo[len(todo)-1]
+			todo = todo[:len(todo)-1]
+			if s == nil || needed[s] {
+				continue
+			}
+			needed[s] = true
+			todo = append(append(todo, s.baseStage), s.deps...)
+		}
+		for _, s := range bd.stages {
+			if err := dispatchErr[s]; err != nil && needed[s] {
+				return nil, err
+			}
+		}
+	}
 	return target, nil
 }
 
-// stageByName finds a stage named name defined before index before.
+// stageByName finds the last stage named name defined before index
+// before (name as the stage map keys it: lower case, except for FROM).
 func (bd *build) stageByName(name string, before int) *stage {
+	var found *stage
 	for _, s := range bd.stages {
 		if s.idx < before && s.name != "" && s.name == name {
-			return s
+			found = s
 		}
+	}
+	return found
+}
+
+// stageRef resolves a COPY --from (or RUN --mount from=) value: a stage
+// index before cur, or the name of a stage whose last definition is
+// before cur; nil otherwise (an image, or a stage laterStage reports).
+func (bd *build) stageRef(from string, cur int) *stage {
+	if n, err := strconv.Atoi(from); err == nil {
+		if n >= 0 && n < cur && n < len(bd.stages) {
+			return bd.stages[n]
+		}
+		return nil
+	}
+	if s := bd.stageByName(strings.ToLower(from), len(bd.stages)); s != nil && s.idx < cur {
+		return s
 	}
 	return nil
 }
 
-// stageRef resolves a COPY --from value: a stage name or index before cur.
-func (bd *build) stageRef(from string, cur int) *stage {
-	if s := bd.stageByName(strings.ToLower(from), cur); s != nil {
-		return s
+// laterStage is the stage a --from value names when that stage is cur
+// itself or comes after it (BuildKit: not dispatched yet, an error).
+func (bd *build) laterStage(from string, cur int) *stage {
+	if n, err := strconv.Atoi(from); err == nil {
+		if n >= cur && n < len(bd.stages) {
+			return bd.stages[n]
+		}
+		return nil
 	}
-	if n, err := strconv.Atoi(from); err == nil && n >= 0 && n < cur && n < len(bd.stages) {
-		return bd.stages[n]
+	if s := bd.stageByName(strings.ToLower(from), len(bd.stages)); s != nil && s.idx >= cur {
+		return s
 	}
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"strconv"
 	"strings"
 
 	"github.com/builderdev/builder/fileset"
@@ -25,12 +26,14 @@ func (bd *build) copyLayer(ctx context.Context, st *imageState, spec copySpec, i
 
 // copier collects the entries of one COPY/ADD layer, each path once.
 type copier struct {
-	bd     *build
-	root   fileset.ViewFS // the parent rootfs
-	own    *[2]int        // --chown uid, gid
-	chmod  fileset.Chmod  // --chmod, nil: modes kept
-	byName map[string]layer.Entry
-	order  []string
+	bd    *build
+	root  fileset.ViewFS // the parent rootfs
+	own   *[2]int        // --chown uid, gid
+	chmod fileset.Chmod  // --chmod, nil: modes kept
+	// dirPerm is the mode of the directories the copy creates: see newDir.
+	dirPerm fs.FileMode
+	byName  map[string]layer.Entry
+	order   []string
 	// Hardlinks are kept within one source only: BuildKit copies each
 	// source with its own inode map. (item, dev, ino) -> id in this layer.
 	inodes map[[3]uint64]uint64
@@ -44,10 +47,11 @@ func (c *copier) put(e layer.Entry) {
 }
 
 // newDir is a directory the copy creates (a parent, a new destination
-// dir): 0755 and the --chown owner, as fsutil's MkdirAll in BuildKit's
-// copy makes them; --chmod applies to the copied entries only.
+// dir) with the --chown owner and c.dirPerm, as fsutil's MkdirAll in
+// BuildKit's copy makes them (fsutil copy.Copy and prepareTargetDir since
+// BuildKit v0.21): the rwx bits of an octal --chmod, else 0755.
 func (c *copier) newDir(name string) layer.Entry {
-	e := layer.Entry{Name: strings.TrimPrefix(name, "/"), Mode: fs.ModeDir | 0o755, ModTime: c.bd.clock.fileTime()}
+	e := layer.Entry{Name: strings.TrimPrefix(name, "/"), Mode: fs.ModeDir | c.dirPerm, ModTime: c.bd.clock.fileTime()}
 	c.chown(&e)
 	return e
 }
@@ -77,6 +81,7 @@ func (bd *build) copyEntries(ctx context.Context, st *imageState, spec copySpec,
 		c.own = &[2]int{uid, gid}
 	}
 	c.chmod, _ = fileset.ParseChmod(spec.chmod)
+	c.dirPerm = createdDirPerm(spec.chmod, items)
 
 	dest, err := fileset.ResolveDest(root, destAbs)
 	if err != nil {
@@ -138,6 +143,26 @@ func (bd *build) copyEntries(ctx context.Context, st *imageState, spec copySpec,
 		}
 	}
 	return out, nil
+}
+
+// createdDirPerm is the mode BuildKit gives the directories a COPY/ADD
+// creates. The Dockerfile frontend passes an octal --chmod as a numeric
+// mode (a symbolic one as a mode string), and fsutil's copy makes the
+// missing parents and a new destination dir with MkdirAll(numeric mode or
+// 0755); os.Mkdir/Chmod keep only its rwx bits. An ADD archive is
+// unpacked instead, under MkdirAll(dest, 0755); the first source is the
+// one that makes the dirs.
+func createdDirPerm(chmod string, items []copyItem) fs.FileMode {
+	if len(items) > 0 {
+		if _, ok := items[0].src.(*archiveSource); ok {
+			return 0o755
+		}
+	}
+	n, err := strconv.ParseUint(chmod, 8, 32)
+	if chmod == "" || err != nil {
+		return 0o755
+	}
+	return fs.FileMode(n) & fs.ModePerm
 }
 
 // add puts the entries of source i at target.
@@ -218,7 +243,9 @@ func (c *copier) tree(i int, src *treeSource, target string, keepOwner, extracte
 			e.Mode = e.Mode.Type() | src.mode
 		}
 		c.chown(&e)
-		if c.chmod != nil && e.Mode&fs.ModeSymlink == 0 {
+		// BuildKit's unpack (ADD of a local archive) applies --chown
+		// but not --chmod to the extracted entries.
+		if c.chmod != nil && e.Mode&fs.ModeSymlink == 0 && !extracted {
 			e.Mode = c.chmod(e.Mode)
 		}
 		if err := fillSource(&e, src.sel.FS, w); err != nil {

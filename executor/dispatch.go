@@ -76,6 +76,10 @@ func (bd *build) dispatch(ctx context.Context, s *stage, st *imageState, cmd ins
 			args = withShell(st, args)
 		}
 		st.img.Config.Cmd = args
+		// BuildKit's dispatchCmd sets ArgsEscaped on every CMD, shell or
+		// exec form; nothing else (ENTRYPOINT, RUN) sets or clears it,
+		// so it also comes down from a base image or stage.
+		st.img.Config.ArgsEscaped = true //nolint:staticcheck // deprecated in OCI, kept by Docker and BuildKit
 		st.cmdSet = true
 		st.addHistory(fmt.Sprintf("CMD %q", args))
 	case *instructions.EntrypointCommand:

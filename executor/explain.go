@@ -37,7 +37,7 @@ var keyWords = cache.Words{
 }
 
 // explain notes the step in the history and, on a miss, says why.
-func (bd *build) explain(ctx context.Context, sr stepRun, cur *cache.StepRecord, fs fsStep, hit bool) []string {
+func (bd *build) explain(ctx context.Context, sr stepRun, st *imageState, cur *cache.StepRecord, fs fsStep, hit bool) []string {
 	if !hit && len(fs.sources) > 0 {
 		if files, err := bd.st.Cache.SourceSums(ctx, bd.opts.ContextDir, fs.sources); err == nil {
 			cur.Files = files
@@ -47,5 +47,12 @@ func (bd *build) explain(ctx context.Context, sr stepRun, cur *cache.StepRecord,
 	if hit {
 		return nil
 	}
-	return cache.Explain(bd.hist.Previous(sr.pos), cur, sr.first, keyWords)
+	parent := cache.ParentMissed
+	switch {
+	case sr.first:
+		parent = cache.FirstOfStage
+	case st.lastHit:
+		parent = cache.ParentHit
+	}
+	return bd.hist.Explain(bd.hist.Previous(sr.pos), cur, parent, keyWords)
 }

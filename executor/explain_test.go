@@ -46,16 +46,24 @@ func TestMissReasons(t *testing.T) {
 			[]string{"--compression set (zstd)"}},
 	}
 	for _, tt := range tests {
-		got := cache.Explain(base, tt.cur, tt.first, keyWords)
+		got := cache.Explain(base, tt.cur, map[bool]cache.Parent{true: cache.FirstOfStage, false: cache.ParentMissed}[tt.first], keyWords)
 		if !reflect.DeepEqual(got, tt.want) {
 			t.Errorf("%s: %q, want %q", tt.name, got, tt.want)
 		}
 	}
-	if got := cache.Explain(nil, base, false, keyWords); got != nil {
+	if got := cache.Explain(nil, base, cache.ParentMissed, keyWords); got != nil {
 		t.Errorf("no history: %q", got)
 	}
-	first := cache.Explain(base, rec(t, "RUN make", "q", run(same), nil), true, keyWords)
+	first := cache.Explain(base, rec(t, "RUN make", "q", run(same), nil), cache.FirstOfStage, keyWords)
 	if len(first) != 1 || first[0][:44] != "the image or stage it starts from changed (n" {
 		t.Errorf("first step, other base: %q", first)
+	}
+}
+
+func TestMissReasonParentHit(t *testing.T) {
+	k := stepKey{Step: runKey{Op: "RUN", Args: []string{"make"}}}
+	got := cache.Explain(rec(t, "RUN make", "p", k, nil), rec(t, "RUN make", "q", k, nil), cache.ParentHit, keyWords)
+	if len(got) != 1 || got[0] != "the steps before it differ from the last build (they were cached from another one)" {
+		t.Errorf("parent hit: %q", got)
 	}
 }

@@ -37,6 +37,9 @@ type imageState struct {
 	// steps[i] is where layer i came from ("" for the base image's).
 	origin string
 	steps  []string
+	// lastHit: the last filesystem step of this stage was a cache hit
+	// (for explaining why the next one misses).
+	lastHit bool
 	// records are the cache records of the steps that made this state,
 	// stages it was built on included.
 	records []cache.Record
@@ -82,14 +85,55 @@ func (st *imageState) addHistory(createdBy string) {
 	st.img.History = append(st.img.History, ocispec.History{CreatedBy: createdBy, Comment: historyComment, EmptyLayer: true})
 }
 
+// scratchImage is the config a FROM scratch stage starts from: BuildKit's
+// emptyImage (frontend/dockerfile/dockerfile2llb/image.go): the platform's
+// os/architecture/os.version/os.features/variant, rootfs type "layers",
+// WorkingDir "/" and, except on Windows, the default PATH. No history.
 func scratchImage(plat ocispec.Platform) dockerspec.DockerOCIImage {
 	var img dockerspec.DockerOCIImage
 	img.Platform = ocispec.Platform{OS: "linux", Architecture: runtime.GOARCH}
 	if plat.Architecture != "" {
-		img.Platform = ocispec.Platform{OS: plat.OS, Architecture: plat.Architecture, Variant: plat.Variant}
+		img.Platform = ocispec.Platform{OS: plat.OS, Architecture: plat.Architecture, Variant: plat.Variant,
+			OSVersion: plat.OSVersion, OSFeatures: slices.Clone(plat.OSFeatures)}
 	}
-	img.RootFS = ocispec.RootFS{Type: "layers", DiffIDs: []digest.Digest{}}
+	img.RootFS = ocispec.RootFS{Type: "layers"}
+	img.Config.WorkingDir = "/"
+	if img.OS != "windows" {
+		img.Config.Env = []string{"PATH=" + defaultPath}
+	}
 	return img
+}
+
+// configJSON is the image config as BuildKit's exporter writes it
+// (patchImageConfig in exporter/containerimage/writer.go): the config
+// marshalled, then its top-level keys re-marshalled as a map (so sorted),
+// with "rootfs" and "history" always present, as null when empty (an
+// image with no layers has "diff_ids": null, one with no history
+// "history": null).
+func configJSON(img dockerspec.DockerOCIImage) ([]byte, error) {
+	data, err := json.Marshal(img)
+	if err != nil {
+		return nil, err
+	}
+	m := map[string]json.RawMessage{}
+	if err := json.Unmarshal(data, &m); err != nil {
+		return nil, err
+	}
+	var diffIDs []digest.Digest
+	if len(img.RootFS.DiffIDs) > 0 {
+		diffIDs = img.RootFS.DiffIDs
+	}
+	if m["rootfs"], err = json.Marshal(ocispec.RootFS{Type: "layers", DiffIDs: diffIDs}); err != nil {
+		return nil, err
+	}
+	var history []ocispec.History
+	if len(img.History) > 0 {
+		history = img.History
+	}
+	if m["history"], err = json.Marshal(history); err != nil {
+		return nil, err
+	}
+	return json.Marshal(m)
 }
 
 // from makes the initial state of a stage: scratch, an earlier stage, or an
@@ -102,8 +146,9 @@ func (bd *build) from(ctx context.Context, s *stage) (*imageState, error) {
 	st, err := bd.fromBase(ctx, s)
 	if err != nil {
 		err = bd.errAt(s.def, err)
-	} else if _, ok := envScope(st.img.Config.Env).get("PATH"); !ok {
-		// As BuildKit: every stage's image has a PATH.
+	} else if _, ok := envScope(st.img.Config.Env).get("PATH"); !ok && st.img.OS != "windows" {
+		// As BuildKit (dispatchStages): every stage's image has a PATH,
+		// except on Windows.
 		st.img.Config.Env = append(st.img.Config.Env, "PATH="+defaultPath)
 	}
 	bd.rep.Report(Event{Kind: StepDone, ID: id, Name: name, Duration: time.Since(start), Err: err})
@@ -175,11 +220,11 @@ func (bd *build) finish(ctx context.Context, st *imageState) (*Result, error) {
 			img.History[i].Created = &c
 		}
 	}
-	if img.RootFS.DiffIDs == nil {
-		img.RootFS.DiffIDs = []digest.Digest{}
+	cfgData, err := configJSON(img)
+	if err != nil {
+		return nil, fmt.Errorf("write image config: %w", err)
 	}
-	img.RootFS.Type = "layers"
-	cfgDesc, err := bd.st.Images.PutJSON(ctx, ocispec.MediaTypeImageConfig, img)
+	cfgDesc, err := bd.st.Images.PutJSON(ctx, ocispec.MediaTypeImageConfig, json.RawMessage(cfgData))
 	if err != nil {
 		return nil, fmt.Errorf("write image config: %w", err)
 	}

@@ -65,6 +65,7 @@ func (bd *build) runStep(ctx context.Context, s *stage, st *imageState, step *in
 	bd.rep.Report(Event{Kind: StepStart, ID: id, Name: name})
 	sr := stepRun{id: id, name: name, pos: fmt.Sprintf("%d/%d", s.idx, *step), first: *step == 2}
 	cached, from, err := bd.doStep(ctx, st, fs, sr, bd.noCache(s))
+	st.lastHit = cached
 	bd.rep.Report(Event{Kind: StepDone, ID: id, Name: name, Cached: cached, From: from, Duration: time.Since(start), Err: err})
 	return err
 }
@@ -102,7 +103,7 @@ func (bd *build) doStep(ctx context.Context, st *imageState, fs fsStep, sr stepR
 	if !noCache {
 		rec, err := bd.st.Cache.Get(ctx, key)
 		if err == nil && (rec.Layer == "" || bd.blobIntact(ctx, rec)) {
-			bd.explain(ctx, sr, hist, fs, true)
+			bd.explain(ctx, sr, st, hist, fs, true)
 			bd.applyRecord(st, rec, fs.createdBy)
 			st.key = key
 			return true, "", nil
@@ -118,13 +119,13 @@ func (bd *build) doStep(ctx context.Context, st *imageState, fs fsStep, sr stepR
 			if err := bd.remoteHit(ctx, src, rec); err != nil {
 				return false, "", err
 			}
-			bd.explain(ctx, sr, hist, fs, true)
+			bd.explain(ctx, sr, st, hist, fs, true)
 			bd.applyRecord(st, rec, fs.createdBy)
 			st.key = key
 			return true, src.String(), nil
 		}
 	}
-	if err := bd.reportMiss(ctx, sr, hist, fs, noCache); err != nil {
+	if err := bd.reportMiss(ctx, sr, st, hist, fs, noCache); err != nil {
 		return false, "", err
 	}
 	p, err := fs.produce(ctx)
@@ -239,8 +240,8 @@ func (bd *build) writeLayer(ctx context.Context, ents []layer.Entry) (*produced,
 
 // reportMiss says why the step runs (a CacheMiss event, when it is known)
 // and, with ExpectCached, fails it instead.
-func (bd *build) reportMiss(ctx context.Context, sr stepRun, hist *cache.StepRecord, fs fsStep, noCache bool) error {
-	reasons := bd.explain(ctx, sr, hist, fs, false)
+func (bd *build) reportMiss(ctx context.Context, sr stepRun, st *imageState, hist *cache.StepRecord, fs fsStep, noCache bool) error {
+	reasons := bd.explain(ctx, sr, st, hist, fs, false)
 	if noCache {
 		reasons = []string{"--no-cache"}
 	}
@@ -254,7 +255,7 @@ func (bd *build) reportMiss(ctx context.Context, sr stepRun, hist *cache.StepRec
 	if !bd.opts.ExpectCached {
 		return nil
 	}
-	why := "no earlier build of this step"
+	why := "no earlier build of this step in this store"
 	if len(reasons) > 0 {
 		why = strings.Join(reasons, "; ")
 	}

@@ -12,8 +12,11 @@ import (
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 )
 
-// workdir sets WorkingDir and creates the directory (a layer only when it
-// did not exist yet, owned by the current USER, as BuildKit's mkdir does).
+// workdir sets WorkingDir and, as BuildKit's dispatchWorkdir does, makes
+// the directory with a mkdir -p step (mode 0755, owned by the current
+// USER) for any path but "/": that step is always a layer, an empty one
+// when the directory already exists (BuildKit exports every file op as a
+// layer, even with no changes). WORKDIR / is an empty_layer entry.
 func (bd *build) workdir(ctx context.Context, s *stage, st *imageState, c *instructions.WorkdirCommand, step *int) error {
 	wd := c.Path
 	if !path.IsAbs(wd) {
@@ -47,7 +50,7 @@ func (bd *build) workdir(ctx context.Context, s *stage, st *imageState, c *instr
 				if !fi.IsDir() {
 					return nil, fmt.Errorf("%s exists and is not a directory", wd)
 				}
-				return nil, nil
+				return bd.writeMkdirLayer(ctx, nil)
 			}
 			u, err := fileset.ResolveUser(root, user)
 			if err != nil {
@@ -64,7 +67,28 @@ func (bd *build) workdir(ctx context.Context, s *stage, st *imageState, c *instr
 				ents = append(ents, layer.Entry{Name: strings.TrimPrefix(a, "/"), Mode: fs.ModeDir | 0o755,
 					UID: u.UID, GID: u.GID, ModTime: bd.clock.fileTime()})
 			}
-			return bd.writeLayer(ctx, ents)
+			return bd.writeMkdirLayer(ctx, ents)
 		},
 	})
+}
+
+// writeMkdirLayer packs the dirs a WORKDIR made into a layer, an empty one
+// (a tar of only its end marker) when it made none.
+func (bd *build) writeMkdirLayer(ctx context.Context, ents []layer.Entry) (*produced, error) {
+	if len(ents) > 0 {
+		return bd.writeLayer(ctx, ents)
+	}
+	w, err := bd.st.Images.Writer(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer w.Close()
+	packed, err := layer.Pack(ctx, w, nil, layer.PackOptions{Compression: bd.opts.Compression, SourceDateEpoch: bd.clock.packClamp()})
+	if err != nil {
+		return nil, err
+	}
+	if _, _, err := w.Commit(packed.Digest); err != nil {
+		return nil, fmt.Errorf("store layer: %w", err)
+	}
+	return &produced{packed: packed, newest: bd.clock.newest(nil)}, nil
 }

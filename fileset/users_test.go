@@ -35,25 +35,49 @@ var etc = files{
 	"/etc/group":  "root:x:0:\nwheel:x:10:root,www\nwww:x:1000:\nstaff:x:50:www\n",
 }
 
+// TestResolveUser follows BuildKit's executor/oci GetUser + moby/sys/user
+// GetExecUser + ensureAdditionalGids: Groups is what setgroups gets.
 func TestResolveUser(t *testing.T) {
 	tests := []struct {
 		spec string
 		want User
 		err  string
 	}{
-		{"", User{UID: 0, GID: 0, Groups: []int{10}, Home: "/root"}, ""},
-		{"root", User{UID: 0, GID: 0, Groups: []int{10}, Home: "/root"}, ""},
-		{"www", User{UID: 1000, GID: 1000, Groups: []int{10, 50}, Home: "/home/www"}, ""},
-		{"www:staff", User{UID: 1000, GID: 50, Home: "/home/www"}, ""},
-		{"1000", User{UID: 1000, GID: 1000, Groups: []int{10, 50}, Home: "/home/www"}, ""},
-		{"1234:5678", User{UID: 1234, GID: 5678, Home: "/"}, ""},
-		{"ghost", User{}, "unable to find user ghost"},
-		{"www:ghosts", User{}, "unable to find group ghosts"},
+		{"", User{UID: 0, GID: 0, Groups: []int{0, 10}, Home: "/root"}, ""},
+		{"root", User{UID: 0, GID: 0, Groups: []int{0, 10}, Home: "/root"}, ""},
+		{"0", User{UID: 0, GID: 0, Groups: []int{0, 10}, Home: "/root"}, ""},
+		{"www", User{UID: 1000, GID: 1000, Groups: []int{1000, 10, 50}, Home: "/home/www"}, ""},
+		{"1000", User{UID: 1000, GID: 1000, Groups: []int{1000, 10, 50}, Home: "/home/www"}, ""},
+		{"nobody", User{UID: 65534, GID: 65534, Groups: []int{65534}, Home: "/nonexistent"}, ""},
+		// An explicit group: that gid only, whatever the form.
+		{"www:staff", User{UID: 1000, GID: 50, Groups: []int{50}, Home: "/home/www"}, ""},
+		{"www:1000", User{UID: 1000, GID: 1000, Groups: []int{1000}, Home: "/home/www"}, ""},
+		{"1000:www", User{UID: 1000, GID: 1000, Groups: []int{1000}, Home: "/home/www"}, ""},
+		{"1000:50", User{UID: 1000, GID: 50, Groups: []int{50}, Home: "/home/www"}, ""},
+		// "uid:gid" (and "root" for either) is BuildKit's fast path: no
+		// group file lookup, so root:root has no wheel.
+		{"root:root", User{UID: 0, GID: 0, Groups: []int{0}, Home: "/root"}, ""},
+		{"0:0", User{UID: 0, GID: 0, Groups: []int{0}, Home: "/root"}, ""},
+		{"root:10", User{UID: 0, GID: 10, Groups: []int{10}, Home: "/root"}, ""},
+		{"root:wheel", User{UID: 0, GID: 10, Groups: []int{10}, Home: "/root"}, ""},
+		// Ids without entries: gid 0 for a lone uid.
+		{"1234", User{UID: 1234, GID: 0, Groups: []int{0}, Home: "/"}, ""},
+		{"1234:5678", User{UID: 1234, GID: 5678, Groups: []int{5678}, Home: "/"}, ""},
+		{"1234:staff", User{UID: 1234, GID: 50, Groups: []int{50}, Home: "/"}, ""},
+		{"4294967295:1", User{UID: 4294967295, GID: 1, Groups: []int{1}, Home: "/"}, ""},
+		// GetExecUser parses passwd lines loosely: "broken:line" is uid 0.
+		{"broken", User{UID: 0, GID: 0, Groups: []int{0}, Home: "/root"}, ""},
+		{"4294967295", User{}, "uids and gids must be in range 0-2147483647"},
+		{"www:4294967295", User{}, "uids and gids must be in range 0-2147483647"},
+		{"ghost", User{}, "unable to find user ghost: no matching entries in passwd file"},
+		{"ghost:0", User{}, "unable to find user ghost: no matching entries in passwd file"},
+		{"www:ghosts", User{}, "unable to find group ghosts: no matching entries in group file"},
+		{"1234:ghosts", User{}, "unable to find group ghosts: no matching entries in group file"},
 	}
 	for _, tt := range tests {
 		got, err := ResolveUser(etc, tt.spec)
 		if tt.err != "" {
-			if err == nil || !strings.Contains(err.Error(), tt.err) {
+			if err == nil || err.Error() != tt.err {
 				t.Errorf("ResolveUser(%q) err = %v, want %q", tt.spec, err, tt.err)
 			}
 			continue
@@ -61,10 +85,6 @@ func TestResolveUser(t *testing.T) {
 		if err != nil || !reflect.DeepEqual(got, tt.want) {
 			t.Errorf("ResolveUser(%q) = %+v, %v; want %+v", tt.spec, got, err, tt.want)
 		}
-	}
-	// No passwd file at all (FROM scratch): numeric ids still work.
-	if u, err := ResolveUser(files{}, "5:6"); err != nil || u.UID != 5 || u.GID != 6 {
-		t.Errorf("scratch 5:6 = %+v, %v", u, err)
 	}
 }
 
@@ -96,26 +116,31 @@ func TestResolveUserRootfs(t *testing.T) {
 		want User
 		err  string
 	}{
-		// Supplementary groups: every group listing the user, but not its primary one.
-		{"app", User{UID: 1000, GID: 1000, Groups: []int{1, 10, 999}, Home: "/home/app"}, ""},
-		{"1000", User{UID: 1000, GID: 1000, Groups: []int{1, 10, 999}, Home: "/home/app"}, ""},
+		// Supplementary groups: every group listing the name, in file
+		// order, the primary one included (so gid is not prepended); the
+		// "bad" group's unparsable gid counts as 0, as in GetExecUser.
+		{"app", User{UID: 1000, GID: 1000, Groups: []int{1, 1000, 10, 0, 999}, Home: "/home/app"}, ""},
+		{"1000", User{UID: 1000, GID: 1000, Groups: []int{1, 1000, 10, 0, 999}, Home: "/home/app"}, ""},
 		// An explicit group drops the supplementary groups.
-		{"app:tty", User{UID: 1000, GID: 5, Home: "/home/app"}, ""},
-		{"app:4242", User{UID: 1000, GID: 4242, Home: "/home/app"}, ""},
-		{"1000:docker", User{UID: 1000, GID: 999, Home: "/home/app"}, ""},
-		{"daemon", User{UID: 1, GID: 1, Home: "/usr/sbin"}, ""},
-		// The first entry of a uid or name wins; "/" stays for a named root.
-		{"0", User{UID: 0, GID: 0, Groups: []int{10}, Home: "/root"}, ""},
-		{"toor", User{UID: 0, GID: 0, Home: "/"}, ""},
-		{"dup", User{UID: 2000, GID: 2000, Home: "/first"}, ""},
-		{"2001", User{UID: 2001, GID: 2001, Home: "/second"}, ""},
+		{"app:tty", User{UID: 1000, GID: 5, Groups: []int{5}, Home: "/home/app"}, ""},
+		{"app:4242", User{UID: 1000, GID: 4242, Groups: []int{4242}, Home: "/home/app"}, ""},
+		{"1000:docker", User{UID: 1000, GID: 999, Groups: []int{999}, Home: "/home/app"}, ""},
+		{"app:bad", User{UID: 1000, GID: 0, Groups: []int{0}, Home: "/home/app"}, ""},
+		{"daemon", User{UID: 1, GID: 1, Groups: []int{1}, Home: "/usr/sbin"}, ""},
+		// The first entry of a uid or name wins; HOME comes from the first
+		// entry of the resolved uid (runc's LookupUid).
+		{"0", User{UID: 0, GID: 0, Groups: []int{0, 10}, Home: "/root"}, ""},
+		{"toor", User{UID: 0, GID: 0, Groups: []int{0}, Home: "/root"}, ""},
+		{"dup", User{UID: 2000, GID: 2000, Groups: []int{2000}, Home: "/first"}, ""},
+		{"2001", User{UID: 2001, GID: 2001, Groups: []int{2001}, Home: "/second"}, ""},
+		// Loose passwd parsing: missing or bad numbers are 0, missing home "".
+		{"bad", User{UID: 0, GID: 1, Groups: []int{1}, Home: "/root"}, ""},
+		{"short", User{UID: 7, GID: 0, Groups: []int{0}, Home: ""}, ""},
 		// Unknown ids are fine; unknown names are not.
-		{"4242", User{UID: 4242, GID: 0, Home: "/"}, ""},
-		{"4242:app", User{UID: 4242, GID: 1000, Home: "/"}, ""},
-		{"0:4242", User{UID: 0, GID: 4242, Home: "/root"}, ""},
-		{"bad", User{}, "unable to find user bad: no matching entries in passwd file"},
-		{"short", User{}, "unable to find user short: no matching entries in passwd file"},
-		{"app:bad", User{}, "unable to find group bad: no matching entries in group file"},
+		{"4242", User{UID: 4242, GID: 0, Groups: []int{0}, Home: "/"}, ""},
+		{"4242:app", User{UID: 4242, GID: 1000, Groups: []int{1000}, Home: "/"}, ""},
+		{"0:4242", User{UID: 0, GID: 4242, Groups: []int{4242}, Home: "/root"}, ""},
+		{"app:nope", User{}, "unable to find group nope: no matching entries in group file"},
 		{"other", User{}, "unable to find user other: no matching entries in passwd file"},
 	}
 	for _, tt := range tests {
@@ -139,13 +164,19 @@ func TestResolveUserMissingFiles(t *testing.T) {
 		want User
 		err  string
 	}{
-		{files{}, "", User{Home: "/root"}, ""},
-		{files{}, "0", User{Home: "/root"}, ""},
-		{files{}, "5:6", User{UID: 5, GID: 6, Home: "/"}, ""},
+		// No passwd: the default user is root with gid 0, HOME "/".
+		{files{}, "", User{Groups: []int{0}, Home: "/"}, ""},
+		{files{}, "0", User{Groups: []int{0}, Home: "/"}, ""},
+		{files{}, "5", User{UID: 5, Groups: []int{0}, Home: "/"}, ""},
+		{files{}, "5:6", User{UID: 5, GID: 6, Groups: []int{6}, Home: "/"}, ""},
+		{files{}, "root:root", User{Groups: []int{0}, Home: "/"}, ""},
 		{files{}, "root", User{}, "unable to find user root: no matching entries in passwd file"},
 		{files{}, "0:wheel", User{}, "unable to find group wheel: no matching entries in group file"},
 		// passwd without group: no supplementary groups.
-		{files{"/etc/passwd": "app:x:1000:1000::/home/app:/bin/sh\n"}, "app", User{UID: 1000, GID: 1000, Home: "/home/app"}, ""},
+		{files{"/etc/passwd": "app:x:1000:1000::/home/app:/bin/sh\n"}, "app", User{UID: 1000, GID: 1000, Groups: []int{1000}, Home: "/home/app"}, ""},
+		// A default user that cannot be resolved is root, not an error.
+		{files{"/etc/passwd": strings.Repeat("x", 70000)}, "", User{Groups: []int{0}, Home: "/"}, ""},
+		{files{"/etc/passwd": strings.Repeat("x", 70000)}, "1", User{}, "unable to find user 1: bufio.Scanner: token too long"},
 		// A read error other than "missing" fails, even for ids.
 		{failReader{}, "5:6", User{}, "read /etc/passwd: i/o error"},
 		{partial{files{"/etc/passwd": ""}}, "5", User{}, "read /etc/group: i/o error"},

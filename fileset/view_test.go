@@ -147,8 +147,9 @@ func TestViewFS(t *testing.T) {
 		t.Errorf("Walk(lib) = %q", g)
 	}
 
-	// Users resolve through the view's /etc.
-	if u, err := ResolveUser(v, "app"); err != nil || u.UID != 1000 || u.GID != 1000 || u.Home != "/home/app" || !equal(u.Groups, []int{10}) {
+	// Users resolve through the view's /etc (runc's groups: the primary
+	// gid first, then the groups that list the user).
+	if u, err := ResolveUser(v, "app"); err != nil || u.UID != 1000 || u.GID != 1000 || u.Home != "/home/app" || !equal(u.Groups, []int{1000, 10}) {
 		t.Errorf("ResolveUser(view, app) = %+v, %v", u, err)
 	}
 }
@@ -192,7 +193,9 @@ func TestViewEmpty(t *testing.T) {
 			{src: "*", err: "*: no such file", is: ErrNoSource},
 			{src: ".", err: ".: no such file", is: ErrNoSource},
 		})
-		if u, err := ResolveUser(v, ""); err != nil || u.UID != 0 || u.GID != 0 || u.Home != "/root" || u.Groups != nil {
+		// No /etc/passwd: root by ids, HOME "/" and the gid as its only
+		// group, as runc gives it.
+		if u, err := ResolveUser(v, ""); err != nil || u.UID != 0 || u.GID != 0 || u.Home != "/" || !equal(u.Groups, []int{0}) {
 			t.Errorf("%s: ResolveUser = %+v, %v", name, u, err)
 		}
 		if uid, gid, err := ChownIDs(v, "10:20"); uid != 10 || gid != 20 || err != nil {

@@ -88,7 +88,6 @@ func exportRegistry(ctx context.Context, spec Spec, images *oci.Store, recs []ca
 	if err := registry.Push(ctx, images, img, spec.Ref, ro); err != nil {
 		return st, err
 	}
-	st.Bytes += img.Descriptor.Size
 	return st, nil
 }
 

@@ -38,7 +38,7 @@ type Stores struct {
 // Stats count what an import or export moved.
 type Stats struct {
 	Blobs int   // layer blobs transferred (not skipped, not mounted)
-	Bytes int64 // bytes transferred, manifests and records included
+	Bytes int64 // all bytes transferred: those layers, the records, an import's manifest
 }
 
 // BlobError is a layer of an imported cache that could not be used: not

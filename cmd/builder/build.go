@@ -208,7 +208,18 @@ func runBuild(cmd *cobra.Command, g *globalFlags, f *buildFlags, contextDir stri
 	}
 	if err != nil {
 		prog.FailureTail()
+		if jp, ok := prog.(*jsonProgress); ok {
+			// rawjson: the failure is an event too, and nothing else is
+			// written to stderr.
+			jp.Failed(err)
+			return exitError{code: exitFail}
+		}
 		return excerptError{err, opts.Dockerfile}
+	}
+	if opts.Push && !f.quiet && f.progress != "quiet" && !f.checkRepro {
+		for _, t := range opts.Tags {
+			fmt.Fprintf(cmd.ErrOrStderr(), "pushed %s\n", t)
+		}
 	}
 	if f.metadata != "" {
 		if err := writeMetadata(f.metadata, res, hits, time.Since(start)); err != nil {
@@ -240,10 +251,10 @@ func runBuild(cmd *cobra.Command, g *globalFlags, f *buildFlags, contextDir stri
 // why an image is not in the store.
 func printCacheStats(w io.Writer, res *client.BuildResult) {
 	for _, s := range res.CacheImports {
-		fmt.Fprintf(w, "cache: imported %d records from %s; fetched %d blobs (%s)\n", s.Records, s.Name, s.Blobs, humanSize(s.Bytes))
+		fmt.Fprintf(w, "cache: imported %d records from %s; fetched %d layers (%s in all)\n", s.Records, s.Name, s.Blobs, humanSize(s.Bytes))
 	}
 	for _, s := range res.CacheExports {
-		fmt.Fprintf(w, "cache: exported %d records to %s; uploaded %d blobs (%s)\n", s.Records, s.Name, s.Blobs, humanSize(s.Bytes))
+		fmt.Fprintf(w, "cache: exported %d records to %s; uploaded %d layers (%s in all)\n", s.Records, s.Name, s.Blobs, humanSize(s.Bytes))
 	}
 	if res.NotKept {
 		fmt.Fprintln(w, "not kept in the store: some layers are only in the registry of the imported cache (pushed, never downloaded); build without --push to keep it")

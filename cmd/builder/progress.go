@@ -143,6 +143,8 @@ type jsonEvent struct {
 	Image    string   `json:"image,omitempty"`    // result: the image ID
 	Manifest string   `json:"manifest,omitempty"` // result
 	Tags     []string `json:"tags,omitempty"`     // result
+	File     string   `json:"file,omitempty"`     // failed: the Dockerfile
+	Line     int      `json:"line,omitempty"`     // failed: its line
 }
 
 func newJSONProgress(w io.Writer) *jsonProgress {
@@ -193,3 +195,14 @@ func (p *jsonProgress) Summary(res *client.BuildResult, _ time.Duration) {
 }
 
 func (p *jsonProgress) FailureTail() {}
+
+// Failed writes the error that ended the build as the last event, with
+// the Dockerfile line it names.
+func (p *jsonProgress) Failed(err error) {
+	ev := jsonEvent{Kind: "failed", Error: err.Error()}
+	var loc located
+	if errors.As(err, &loc) {
+		ev.File, ev.Line = loc.Position()
+	}
+	p.emit(ev)
+}
