@@ -31,7 +31,7 @@ type build struct {
 	file   string
 	df     *parser.Dockerfile
 	rep    Reporter
-	global scope // automatic platform args + meta ARGs
+	global parser.Vars // automatic platform args + meta ARGs
 	stages []*stage
 	tmp    string
 
@@ -129,26 +129,26 @@ func (bd *build) warn(format string, a ...any) {
 
 // resolveGlobalArgs evaluates the ARGs before the first FROM.
 func (bd *build) resolveGlobalArgs() error {
-	var g scope
-	for _, p := range platformArgs(bd.opts.Platform) {
-		g = g.set(p.k, p.v)
+	var g parser.Vars
+	for _, p := range parser.PlatformArgs(bd.opts.Platform) {
+		g = g.Set(p.K, p.V)
 	}
 	for _, a := range bd.df.MetaArgs {
 		for _, kvp := range a.Args {
 			if v, ok := bd.opts.BuildArgs[kvp.Key]; ok {
-				g = g.set(kvp.Key, v)
+				g = g.Set(kvp.Key, v)
 				bd.markUsed(kvp.Key)
 				continue
 			}
 			if kvp.Value != nil {
-				v, err := newWordExpander(bd.lex(), g).word(*kvp.Value)
+				v, err := parser.NewExpander(bd.lex(), g).Word(*kvp.Value)
 				if err == nil {
-					err = checkScope(g, kv{kvp.Key, v})
+					err = parser.CheckVars(g, parser.Var{K: kvp.Key, V: v})
 				}
 				if err != nil {
 					return bd.errAt(&a, err)
 				}
-				g = g.set(kvp.Key, v)
+				g = g.Set(kvp.Key, v)
 			}
 			// Declared without a value and not given: unset, as in BuildKit.
 		}
@@ -166,7 +166,7 @@ func (bd *build) markUsed(k string) {
 func (bd *build) warnUnusedArgs() {
 	var unused []string
 	for k := range bd.opts.BuildArgs {
-		if !bd.usedArgs[k] && !isProxyArg(k) && k != "SOURCE_DATE_EPOCH" {
+		if !bd.usedArgs[k] && !parser.IsProxyArg(k) && k != "SOURCE_DATE_EPOCH" {
 			unused = append(unused, k)
 		}
 	}
@@ -201,7 +201,7 @@ func (bd *build) plan() (*stage, error) {
 			}
 			seen[def.Name] = true
 		}
-		base, err := newWordExpander(bd.lex(), bd.global).word(def.BaseName)
+		base, err := parser.NewExpander(bd.lex(), bd.global).Word(def.BaseName)
 		if err != nil {
 			return nil, bd.errAt(def, err)
 		}
@@ -243,7 +243,7 @@ func (bd *build) plan() (*stage, error) {
 					if m.From == "" {
 						continue
 					}
-					from, err := newWordExpander(bd.lex(), bd.global).word(m.From)
+					from, err := parser.NewExpander(bd.lex(), bd.global).Word(m.From)
 					if err != nil {
 						return nil, bd.errAt(r, err)
 					}
@@ -263,7 +263,7 @@ func (bd *build) plan() (*stage, error) {
 			// As BuildKit: --from takes no variables (use a stage made with
 			// FROM ${ARG} instead) and names an earlier stage or an image.
 			if lit, _, err := bd.lex().ProcessWord(cp.From, shell.EnvsFromSlice(nil)); err != nil || lit != cp.From {
-				return nil, bd.errAt(cp, errors.New("variable expansion is not supported for --from, define a new stage with FROM using ARG from global scope as a workaround"))
+				return nil, bd.errAt(cp, errors.New("variable expansion is not supported for --from, define a new stage with FROM using ARG from global parser.Vars as a workaround"))
 			}
 			if n, err := strconv.Atoi(cp.From); err == nil && (n < 0 || n >= len(bd.stages)) {
 				return nil, bd.errAt(cp, fmt.Errorf("invalid stage index %d", n))
@@ -400,7 +400,8 @@ func (bd *build) buildStage(ctx context.Context, s *stage) error {
 		return err
 	}
 	cmds := slices.Clone(s.def.Commands)
-	triggers, err := bd.onbuildTriggers(st)
+	triggers, err := parser.Triggers(st.img.Config.OnBuild)
+	st.img.Config.OnBuild = nil
 	if err != nil {
 		return bd.errAt(s.def, err)
 	}
@@ -447,26 +448,6 @@ func countSteps(cmds []instructions.Command) int {
 		}
 	}
 	return n
-}
-
-// onbuildTriggers parses the base image's ONBUILD triggers and clears them.
-func (bd *build) onbuildTriggers(st *imageState) ([]instructions.Command, error) {
-	var cmds []instructions.Command
-	for _, t := range st.img.Config.OnBuild {
-		df, err := parser.Parse(strings.NewReader("FROM scratch\n"+t+"\n"), "ONBUILD")
-		if err != nil {
-			return nil, fmt.Errorf("parse ONBUILD trigger %q: %w", t, err)
-		}
-		for _, c := range df.Stages[0].Commands {
-			switch c.(type) {
-			case *instructions.OnbuildCommand, *instructions.MaintainerCommand:
-				return nil, fmt.Errorf("ONBUILD trigger %q is not allowed", t)
-			}
-			cmds = append(cmds, c)
-		}
-	}
-	st.img.Config.OnBuild = nil
-	return cmds, nil
 }
 
 // errAt locates err at a command's line: "Dockerfile:7: COPY a /: err".

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"net/url"
 	"path"
 	"strings"
 	"time"
@@ -13,6 +12,7 @@ import (
 	"github.com/builderdev/builder/cache"
 	"github.com/builderdev/builder/fileset"
 	"github.com/builderdev/builder/layer"
+	"github.com/builderdev/builder/parser"
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 	"github.com/opencontainers/go-digest"
 )
@@ -198,12 +198,12 @@ func (bd *build) selectSources(ctx context.Context, spec copySpec, sel *fileset.
 		var got []copyItem
 		var err error
 		switch {
-		case isGitURL(src):
+		case parser.IsGitURL(src):
 			return nil, false, fmt.Errorf("%s: git sources are not supported yet", src)
-		case spec.add && isURL(src):
+		case spec.add && parser.IsURL(src):
 			// Remote archives are extracted only with --unpack=true.
 			got, err = bd.download(ctx, src, spec.checksum, spec.unpack != nil && *spec.unpack)
-		case isURL(src) || strings.HasPrefix(src, "git@"):
+		case parser.IsURL(src) || strings.HasPrefix(src, "git@"):
 			return nil, false, fmt.Errorf("%s: remote sources are only supported by ADD over http(s)", src)
 		default:
 			got, err = bd.match(sel, src, spec)
@@ -318,20 +318,4 @@ func (spec copySpec) history() string {
 		parts = append(parts, "<<"+c.Path)
 	}
 	return strings.Join(append(parts, spec.dest, "# buildkit"), " ")
-}
-
-func isURL(s string) bool {
-	return strings.HasPrefix(s, "http://") || strings.HasPrefix(s, "https://") || strings.HasPrefix(s, "git://")
-}
-
-// isGitURL tells git sources (which BuildKit clones) from plain URLs.
-func isGitURL(src string) bool {
-	if strings.HasPrefix(src, "git@") || strings.HasPrefix(src, "git://") {
-		return true
-	}
-	if !strings.HasPrefix(src, "http://") && !strings.HasPrefix(src, "https://") {
-		return false
-	}
-	u, err := url.Parse(src)
-	return err == nil && strings.HasSuffix(u.Path, ".git")
 }

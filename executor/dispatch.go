@@ -26,7 +26,7 @@ func (bd *build) dispatch(ctx context.Context, s *stage, st *imageState, cmd ins
 		msg := "ENV"
 		bd.lintKeyValues(c, c.Env)
 		for _, e := range c.Env {
-			st.img.Config.Env = setEnv(st.img.Config.Env, e.Key, e.Value)
+			st.img.Config.Env = parser.SetEnv(st.img.Config.Env, e.Key, e.Value)
 			delete(st.argWins, e.Key)
 			msg += " " + e.Key + "=" + e.Value
 		}
@@ -120,14 +120,14 @@ func (bd *build) dispatch(ctx context.Context, s *stage, st *imageState, cmd ins
 }
 
 // expandCmd expands the words of cmd in place, within the expansion
-// bounds (expand.go), and returns the scope they saw. ARG values are
+// bounds (expand.go), and returns the parser.Vars they saw. ARG values are
 // expanded as arg sets them.
-func (bd *build) expandCmd(st *imageState, cmd instructions.Command) (scope, error) {
+func (bd *build) expandCmd(st *imageState, cmd instructions.Command) (parser.Vars, error) {
 	env := st.expandEnv()
-	x := newWordExpander(bd.lex(), env)
+	x := parser.NewExpander(bd.lex(), env)
 	if ex, ok := cmd.(instructions.SupportsSingleWordExpansion); ok {
 		if _, isArg := cmd.(*instructions.ArgCommand); !isArg {
-			if err := ex.Expand(x.word); err != nil {
+			if err := ex.Expand(x.Word); err != nil {
 				return nil, err
 			}
 		}
@@ -137,30 +137,30 @@ func (bd *build) expandCmd(st *imageState, cmd instructions.Command) (scope, err
 		// lexer that keeps quotes, whatever the escape directive says.
 		raw := shell.NewLex('\\')
 		raw.SkipProcessQuotes = true
-		x.lex = raw
-		if err := ex.ExpandRaw(x.word); err != nil {
+		x.SetLex(raw)
+		if err := ex.ExpandRaw(x.Word); err != nil {
 			return nil, err
 		}
 	}
 	if c, ok := cmd.(*instructions.EnvCommand); ok && len(c.Env) > 0 {
-		set := make([]kv, 0, len(c.Env))
+		set := make([]parser.Var, 0, len(c.Env))
 		for _, e := range c.Env {
-			set = append(set, kv{e.Key, e.Value})
+			set = append(set, parser.Var{K: e.Key, V: e.Value})
 		}
-		if err := checkScope(env, set...); err != nil {
+		if err := parser.CheckVars(env, set...); err != nil {
 			return nil, err
 		}
 	}
 	return env, nil
 }
 
-// expandEnv is what $VARS see: the image ENV and the ARGs in scope, the
+// expandEnv is what $VARS see: the image ENV and the ARGs in parser.Vars, the
 // later of the two winning for a name both set (BuildKit's build state).
-func (st *imageState) expandEnv() scope {
+func (st *imageState) expandEnv() parser.Vars {
 	out := slices.Clone(st.args)
-	for _, e := range envScope(st.img.Config.Env) {
-		if !st.argWins[e.k] {
-			out = out.set(e.k, e.v)
+	for _, e := range parser.VarsFromEnv(st.img.Config.Env) {
+		if !st.argWins[e.K] {
+			out = out.Set(e.K, e.V)
 		}
 	}
 	return out
@@ -174,7 +174,7 @@ func withShell(st *imageState, args []string) []string {
 	return append(slices.Clone(sh), strings.Join(args, " "))
 }
 
-// arg declares ARGs in the stage scope (BuildKit's dispatchArg rules).
+// arg declares ARGs in the stage parser.Vars (BuildKit's dispatchArg rules).
 func (bd *build) arg(st *imageState, c *instructions.ArgCommand) error {
 	var commit []string
 	for _, a := range c.Args {
@@ -182,21 +182,21 @@ func (bd *build) arg(st *imageState, c *instructions.ArgCommand) error {
 		if v, ok := bd.opts.BuildArgs[a.Key]; ok {
 			val = &v
 		} else if a.Value != nil {
-			v, err := newWordExpander(bd.lex(), st.expandEnv()).word(*a.Value)
+			v, err := parser.NewExpander(bd.lex(), st.expandEnv()).Word(*a.Value)
 			if err != nil {
 				return err
 			}
 			val = &v
-		} else if v, ok := bd.global.get(a.Key); ok {
+		} else if v, ok := bd.global.Get(a.Key); ok {
 			val = &v
 		}
 		bd.markUsed(a.Key)
 		s := a.Key
 		if val != nil {
-			if err := checkScope(st.expandEnv(), kv{a.Key, *val}); err != nil {
+			if err := parser.CheckVars(st.expandEnv(), parser.Var{K: a.Key, V: *val}); err != nil {
 				return err
 			}
-			st.args = st.args.set(a.Key, *val)
+			st.args = st.args.Set(a.Key, *val)
 			if st.argWins == nil {
 				st.argWins = map[string]bool{}
 			}
@@ -204,7 +204,7 @@ func (bd *build) arg(st *imageState, c *instructions.ArgCommand) error {
 			s += "=" + *val
 		}
 		// Without a value the ARG stays unset: ${A-x} gives x, RUN has no A.
-		st.argDefs = append(st.argDefs, kv{a.Key, derefOr(val, "")})
+		st.argDefs = append(st.argDefs, parser.Var{K: a.Key, V: derefOr(val, "")})
 		commit = append(commit, s)
 	}
 	st.addHistory("ARG " + strings.Join(commit, " "))
@@ -218,11 +218,11 @@ func derefOr(p *string, def string) string {
 	return *p
 }
 
-func (bd *build) expose(st *imageState, c *instructions.ExposeCommand, env scope) error {
+func (bd *build) expose(st *imageState, c *instructions.ExposeCommand, env parser.Vars) error {
 	var ports []string
-	x := newWordExpander(bd.lex(), env)
+	x := parser.NewExpander(bd.lex(), env)
 	for _, p := range c.Ports {
-		words, err := x.words(p)
+		words, err := x.Words(p)
 		if err != nil {
 			return err
 		}

@@ -41,7 +41,7 @@ func frontEnd(dockerfile []byte) error {
 				}
 			case *instructions.EnvCommand:
 				for _, e := range c.Env {
-					st.img.Config.Env = setEnv(st.img.Config.Env, e.Key, e.Value)
+					st.img.Config.Env = parser.SetEnv(st.img.Config.Env, e.Key, e.Value)
 					delete(st.argWins, e.Key)
 				}
 			}
@@ -90,7 +90,7 @@ func TestExpansionBounds(t *testing.T) {
 		{"replace all, a literal replacement", "FROM scratch\nARG a=" + big + "\nARG b=${a//?/" + big + "}\n", 3},
 		{"replace all on a list", "FROM scratch\nARG l=" + list + "\nENV L=${l//,/_}\nLABEL x=${l/item/thing}\n", 0},
 		// a0..a20 take 2 MiB, then each ENV one more: the 14th crosses 16 MiB.
-		{"scope of many 1 MiB values", doubling("FROM scratch\n", 20, envLines(40, "${a20}")), 36},
+		{"parser.Vars of many 1 MiB values", doubling("FROM scratch\n", 20, envLines(40, "${a20}")), 36},
 		{"long literal heredoc", "FROM scratch\nCOPY <<EOF /f\n" + strings.Repeat("zzzzzzzzzz\n", 300000) + "EOF\n", 0},
 	}
 	for _, c := range cases {
@@ -110,7 +110,7 @@ func TestExpansionBounds(t *testing.T) {
 				}
 				return
 			}
-			if !errors.Is(err, errExpansion) {
+			if !errors.Is(err, parser.ErrExpansion) {
 				t.Fatalf("err = %v, want an expansion bound", err)
 			}
 			if want := fmt.Sprintf("Dockerfile:%d: ", c.line); !strings.HasPrefix(err.Error(), want) {

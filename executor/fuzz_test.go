@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/builderdev/builder/parser"
 )
 
 // FuzzFrontEnd runs the Dockerfile front end (parse, global ARGs, stage
@@ -19,7 +21,7 @@ func FuzzFrontEnd(f *testing.F) {
 		if d := time.Since(start); d > 2*time.Second {
 			t.Errorf("front end took %v", d)
 		}
-		if errors.Is(err, errExpansion) && !strings.HasPrefix(err.Error(), "Dockerfile:") {
+		if errors.Is(err, parser.ErrExpansion) && !strings.HasPrefix(err.Error(), "Dockerfile:") {
 			t.Errorf("expansion error names no line: %v", err)
 		}
 	})

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/builderdev/builder/cache"
+	"github.com/builderdev/builder/oci"
+	"github.com/builderdev/builder/parser"
 	"github.com/builderdev/builder/snapshot"
 	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
 	"github.com/opencontainers/go-digest"
@@ -27,8 +29,8 @@ type imageState struct {
 	layers    []ocispec.Descriptor
 	chain     digest.Digest   // chain ID of layers, "" when there are none
 	key       digest.Digest   // cache key of the last step (identity of the rootfs)
-	args      scope           // ARGs declared in this stage, with values
-	argDefs   []kv            // declared ARGs in order (for RUN history)
+	args      parser.Vars     // ARGs declared in this stage, with values
+	argDefs   []parser.Var    // declared ARGs in order (for RUN history)
 	argWins   map[string]bool // ARGs set after the last ENV of the same name
 	cmdSet    bool
 	created   *time.Time // time of the newest layer added by this build
@@ -104,38 +106,6 @@ func scratchImage(plat ocispec.Platform) dockerspec.DockerOCIImage {
 	return img
 }
 
-// configJSON is the image config as BuildKit's exporter writes it
-// (patchImageConfig in exporter/containerimage/writer.go): the config
-// marshalled, then its top-level keys re-marshalled as a map (so sorted),
-// with "rootfs" and "history" always present, as null when empty (an
-// image with no layers has "diff_ids": null, one with no history
-// "history": null).
-func configJSON(img dockerspec.DockerOCIImage) ([]byte, error) {
-	data, err := json.Marshal(img)
-	if err != nil {
-		return nil, err
-	}
-	m := map[string]json.RawMessage{}
-	if err := json.Unmarshal(data, &m); err != nil {
-		return nil, err
-	}
-	var diffIDs []digest.Digest
-	if len(img.RootFS.DiffIDs) > 0 {
-		diffIDs = img.RootFS.DiffIDs
-	}
-	if m["rootfs"], err = json.Marshal(ocispec.RootFS{Type: "layers", DiffIDs: diffIDs}); err != nil {
-		return nil, err
-	}
-	var history []ocispec.History
-	if len(img.History) > 0 {
-		history = img.History
-	}
-	if m["history"], err = json.Marshal(history); err != nil {
-		return nil, err
-	}
-	return json.Marshal(m)
-}
-
 // from makes the initial state of a stage: scratch, an earlier stage, or an
 // image of the store.
 func (bd *build) from(ctx context.Context, s *stage) (*imageState, error) {
@@ -146,7 +116,7 @@ func (bd *build) from(ctx context.Context, s *stage) (*imageState, error) {
 	st, err := bd.fromBase(ctx, s)
 	if err != nil {
 		err = bd.errAt(s.def, err)
-	} else if _, ok := envScope(st.img.Config.Env).get("PATH"); !ok && st.img.OS != "windows" {
+	} else if _, ok := parser.VarsFromEnv(st.img.Config.Env).Get("PATH"); !ok && st.img.OS != "windows" {
 		// As BuildKit (dispatchStages): every stage's image has a PATH,
 		// except on Windows.
 		st.img.Config.Env = append(st.img.Config.Env, "PATH="+defaultPath)
@@ -220,7 +190,7 @@ func (bd *build) finish(ctx context.Context, st *imageState) (*Result, error) {
 			img.History[i].Created = &c
 		}
 	}
-	cfgData, err := configJSON(img)
+	cfgData, err := oci.ConfigJSON(img)
 	if err != nil {
 		return nil, fmt.Errorf("write image config: %w", err)
 	}

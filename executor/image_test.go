@@ -3,6 +3,7 @@ package executor
 import (
 	"testing"
 
+	"github.com/builderdev/builder/oci"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
@@ -23,7 +24,7 @@ func TestScratchConfigJSON(t *testing.T) {
 				`"rootfs":{"type":"layers","diff_ids":null}}`},
 	}
 	for _, c := range cases {
-		data, err := configJSON(scratchImage(c.plat))
+		data, err := oci.ConfigJSON(scratchImage(c.plat))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -33,7 +33,7 @@ type runKey struct {
 	User      string            `json:"user,omitempty"`
 	Workdir   string            `json:"workdir,omitempty"`
 	Shell     []string          `json:"shell,omitempty"`
-	BuildArgs map[string]string `json:"buildArgs,omitempty"` // the ARGs in scope
+	BuildArgs map[string]string `json:"buildArgs,omitempty"` // the ARGs in parser.Vars
 	Network   string            `json:"network,omitempty"`
 	Mounts    []mountKey        `json:"mounts,omitempty"`
 	Insecure  bool              `json:"insecure,omitempty"` // --security=insecure: no seccomp, every capability

@@ -29,7 +29,7 @@ func (bd *build) stagePlatform(s *stage) (ocispec.Platform, error) {
 	if s.def.Platform == "" {
 		return bd.targetPlatform(), nil
 	}
-	v, _, err := bd.lex().ProcessWord(s.def.Platform, bd.global.getter())
+	v, _, err := bd.lex().ProcessWord(s.def.Platform, bd.global.Getter())
 	if err != nil {
 		return ocispec.Platform{}, err
 	}
@@ -69,7 +69,7 @@ func (bd *build) findBase(ctx context.Context, ref string, plat ocispec.Platform
 	if !bd.opts.Pull {
 		im, err := bd.st.Images.Resolve(ctx, ref)
 		switch {
-		case err == nil && platformOK(im, plat):
+		case err == nil && registry.Fits(im.Config, plat):
 			if err := checkRefDigest(ctx, bd.st.Images, ref, im); err != nil {
 				return nil, err
 			}
@@ -94,7 +94,7 @@ func (bd *build) findBase(ctx context.Context, ref string, plat ocispec.Platform
 	im, err := registry.Pull(ctx, bd.st.Images, ref, ro)
 	if err != nil {
 		if stored != nil {
-			return nil, fmt.Errorf("the stored %s is for %s, not %s: %w", ref, imagePlatform(stored), registry.FormatPlatform(plat), err)
+			return nil, fmt.Errorf("the stored %s is for %s, not %s: %w", ref, registry.ImagePlatform(stored.Config), registry.FormatPlatform(plat), err)
 		}
 		if !bd.opts.Pull {
 			return nil, fmt.Errorf("base image %q is not in the store and pulling it failed (or add it with `builder load -i FILE`): %w", ref, err)
@@ -106,23 +106,6 @@ func (bd *build) findBase(ctx context.Context, ref string, plat ocispec.Platform
 	}
 	bd.pulls.images[key] = im
 	return im, nil
-}
-
-func imagePlatform(im *oci.Image) string {
-	return registry.FormatPlatform(ocispec.Platform{OS: im.Config.OS, Architecture: im.Config.Architecture, Variant: im.Config.Variant})
-}
-
-// platformOK reports whether a stored image fits the requested platform
-// (zero: any).
-func platformOK(im *oci.Image, plat ocispec.Platform) bool {
-	if plat.Architecture == "" {
-		return true
-	}
-	os := im.Config.OS
-	if os == "" {
-		os = "linux"
-	}
-	return registry.MatchPlatform(plat, ocispec.Platform{OS: os, Architecture: im.Config.Architecture, Variant: im.Config.Variant})
 }
 
 // checkRefDigest checks name@digest against the resolved image: the digest

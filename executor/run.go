@@ -13,6 +13,7 @@ import (
 
 	"github.com/builderdev/builder/fileset"
 	"github.com/builderdev/builder/layer"
+	"github.com/builderdev/builder/parser"
 	"github.com/builderdev/builder/snapshot"
 	"github.com/builderdev/builder/snapshot/sandbox"
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
@@ -48,7 +49,7 @@ func (bd *build) run(ctx context.Context, s *stage, st *imageState, c *instructi
 	}
 	env := bd.runEnv(st)
 	key := runKey{Op: "RUN", Args: cmd.args, Script: cmd.script, Env: env, User: st.img.Config.User,
-		Workdir: st.img.Config.WorkingDir, Shell: st.img.Config.Shell, BuildArgs: st.args.toMap(), Network: network, Insecure: insecure}
+		Workdir: st.img.Config.WorkingDir, Shell: st.img.Config.Shell, BuildArgs: st.args.Map(), Network: network, Insecure: insecure}
 	for _, m := range mounts {
 		key.Mounts = append(key.Mounts, m.key)
 	}
@@ -111,7 +112,7 @@ func runArgs(st *imageState, c *instructions.RunCommand) (runCmd, error) {
 }
 
 // runEnv is RUN's environment as the cache key sees it: the image ENV and
-// the ARGs in scope (an ARG declared after an ENV of the same name wins, as
+// the ARGs in parser.Vars (an ARG declared after an ENV of the same name wins, as
 // in BuildKit, where both set the build state's env in order), and a
 // default PATH. Proxy build args are added by withProxies, outside the key.
 func (bd *build) runEnv(st *imageState) []string {
@@ -120,16 +121,16 @@ func (bd *build) runEnv(st *imageState) []string {
 	for _, e := range st.img.Config.Env {
 		k, _, _ := strings.Cut(e, "=")
 		if st.argWins[k] {
-			v, _ := st.args.get(k)
+			v, _ := st.args.Get(k)
 			e = k + "=" + v
 		}
 		env = append(env, e)
 		have[k] = true
 	}
 	for _, a := range st.args {
-		if !have[a.k] {
-			env = append(env, a.k+"="+a.v)
-			have[a.k] = true
+		if !have[a.K] {
+			env = append(env, a.K+"="+a.V)
+			have[a.K] = true
 		}
 	}
 	if !have["PATH"] {
@@ -143,7 +144,7 @@ func (bd *build) runEnv(st *imageState) []string {
 // not part of the cache key or the history.
 func (bd *build) withProxies(env []string) []string {
 	out := slices.Clone(env)
-	for _, k := range proxyArgs {
+	for _, k := range parser.ProxyArgs {
 		if v, ok := bd.opts.BuildArgs[k]; ok && !hasEnv(out, k) {
 			out = append(out, k+"="+v)
 			bd.markUsed(k)
@@ -158,16 +159,16 @@ func runHistory(args []string, st *imageState) string {
 	seen := map[string]int{}
 	env := st.expandEnv() // as BuildKit: the value RUN sees (ENV wins)
 	for _, a := range st.argDefs {
-		v, ok := env.get(a.k)
+		v, ok := env.Get(a.K)
 		if !ok {
-			v = a.v
+			v = a.V
 		}
-		if i, ok := seen[a.k]; ok {
-			pre[i] = a.k + "=" + v
+		if i, ok := seen[a.K]; ok {
+			pre[i] = a.K + "=" + v
 			continue
 		}
-		seen[a.k] = len(pre)
-		pre = append(pre, a.k+"="+v)
+		seen[a.K] = len(pre)
+		pre = append(pre, a.K+"="+v)
 	}
 	if len(pre) > 0 {
 		pre = append([]string{fmt.Sprintf("|%d", len(pre))}, pre...)

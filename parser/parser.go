@@ -1,6 +1,11 @@
-// Package parser turns Dockerfile bytes into located, typed stages. It is a
-// thin wrapper over BuildKit's parser and instructions packages (exact Docker
-// semantics) that keeps warnings and puts the Dockerfile line on every error.
+// Package parser is the Dockerfile language: it turns Dockerfile bytes into
+// located, typed stages, a thin wrapper over BuildKit's parser,
+// instructions and shell packages (exact Docker semantics) that keeps
+// warnings and puts the Dockerfile line on every error (At). It also holds
+// the language's values the engine needs: variables in scope (Vars, the
+// automatic platform and proxy ARGs), word expansion within bounds
+// (Expander: 1 MiB a word, 8 MiB an instruction, 16 MiB in scope), ONBUILD
+// triggers, EXPOSE and STOPSIGNAL values, and the kinds of ADD sources.
 package parser
 
 import (

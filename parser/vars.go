@@ -1,4 +1,4 @@
-package executor
+package parser
 
 import (
 	"runtime"
@@ -9,18 +9,19 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
-// proxyArgs are predefined: usable in RUN without an ARG line, and kept out
+// ProxyArgs are predefined: usable in RUN without an ARG line, and kept out
 // of the image history (as Docker does).
-var proxyArgs = []string{
+var ProxyArgs = []string{
 	"HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy",
 	"FTP_PROXY", "ftp_proxy", "NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy",
 }
 
-func isProxyArg(k string) bool { return slices.Contains(proxyArgs, k) }
+// IsProxyArg reports whether k is a predefined proxy ARG.
+func IsProxyArg(k string) bool { return slices.Contains(ProxyArgs, k) }
 
-// platformArgs are the automatic platform ARGs of the global scope: TARGET*
+// PlatformArgs are the automatic platform ARGs of the global scope: TARGET*
 // for target (zero: the host), BUILD* for the host.
-func platformArgs(target ocispec.Platform) []kv {
+func PlatformArgs(target ocispec.Platform) []Var {
 	plat := "linux/" + runtime.GOARCH
 	variant := ""
 	if runtime.GOARCH == "arm" {
@@ -35,71 +36,78 @@ func platformArgs(target ocispec.Platform) []kv {
 			tplat += "/" + tvariant
 		}
 	}
-	return []kv{
+	return []Var{
 		{"TARGETPLATFORM", tplat}, {"TARGETOS", tos}, {"TARGETARCH", tarch},
 		{"TARGETVARIANT", tvariant}, {"BUILDPLATFORM", plat}, {"BUILDOS", "linux"},
 		{"BUILDARCH", runtime.GOARCH}, {"BUILDVARIANT", variant},
 	}
 }
 
-type kv struct{ k, v string }
+// Var is one variable: an ARG or ENV name and its value.
+type Var struct{ K, V string }
 
-// scope is an ordered set of variables (later set wins, order kept).
-type scope []kv
+// Vars is an ordered set of variables (a later Set wins, order kept): the
+// ARGs and ENVs a word of the Dockerfile sees.
+type Vars []Var
 
-func (s scope) get(k string) (string, bool) {
+// Get returns the value of k.
+func (s Vars) Get(k string) (string, bool) {
 	for i := len(s) - 1; i >= 0; i-- {
-		if s[i].k == k {
-			return s[i].v, true
+		if s[i].K == k {
+			return s[i].V, true
 		}
 	}
 	return "", false
 }
 
-func (s scope) set(k, v string) scope {
+// Set returns s with k set to v (s itself is not changed).
+func (s Vars) Set(k, v string) Vars {
 	for i := range s {
-		if s[i].k == k {
+		if s[i].K == k {
 			out := slices.Clone(s)
-			out[i].v = v
+			out[i].V = v
 			return out
 		}
 	}
-	return append(slices.Clone(s), kv{k, v})
+	return append(slices.Clone(s), Var{k, v})
 }
 
-func (s scope) env() []string {
+// Env is s as KEY=VALUE strings.
+func (s Vars) Env() []string {
 	out := make([]string, 0, len(s))
 	for _, e := range s {
-		out = append(out, e.k+"="+e.v)
+		out = append(out, e.K+"="+e.V)
 	}
 	return out
 }
 
-func (s scope) getter() shell.EnvGetter { return shell.EnvsFromSlice(s.env()) }
+// Getter is s for shell.Lex.
+func (s Vars) Getter() shell.EnvGetter { return shell.EnvsFromSlice(s.Env()) }
 
-func (s scope) toMap() map[string]string {
+// Map is s as a map (nil when empty).
+func (s Vars) Map() map[string]string {
 	if len(s) == 0 {
 		return nil
 	}
 	m := make(map[string]string, len(s))
 	for _, e := range s {
-		m[e.k] = e.v
+		m[e.K] = e.V
 	}
 	return m
 }
 
-// envScope parses KEY=VALUE strings (image Config.Env) into a scope.
-func envScope(env []string) scope {
-	var s scope
+// VarsFromEnv parses KEY=VALUE strings (an image's Config.Env).
+func VarsFromEnv(env []string) Vars {
+	var s Vars
 	for _, e := range env {
 		k, v, _ := strings.Cut(e, "=")
-		s = s.set(k, v)
+		s = s.Set(k, v)
 	}
 	return s
 }
 
-// setEnv replaces or appends k in a KEY=VALUE list.
-func setEnv(env []string, k, v string) []string {
+// SetEnv replaces or appends k in a KEY=VALUE list.
+func SetEnv(env []string, k, v string) []string {
 	for i, e := range env {
 		if ek, _, _ := strings.Cut(e, "="); ek == k {
 			out := slices.Clone(env)

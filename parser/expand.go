@@ -1,4 +1,4 @@
-package executor
+package parser
 
 import (
 	"errors"
@@ -6,7 +6,6 @@ import (
 	"math"
 	"regexp"
 
-	"github.com/builderdev/builder/parser"
 	"github.com/moby/buildkit/frontend/dockerfile/shell"
 )
 
@@ -25,30 +24,31 @@ const (
 	maxScope       = 16 << 20 // all the ARG and ENV values in scope
 )
 
-// errExpansion is wrapped by the errors of a crossed expansion bound.
-var errExpansion = errors.New("expansion too large")
+// ErrExpansion is wrapped by the errors of a crossed expansion bound.
+var ErrExpansion = errors.New("expansion too large")
 
-// wordExpander expands the words of one instruction within the bounds.
-type wordExpander struct {
+// Expander expands the words of one instruction within the bounds.
+type Expander struct {
 	lex     *shell.Lex
 	env     shell.EnvGetter
 	in, out int64 // bytes of the words given and of their expansions
 }
 
-func newWordExpander(lex *shell.Lex, env scope) *wordExpander {
-	return &wordExpander{lex: lex, env: scopeGetter(env)}
+// NewExpander expands words with lex, seeing env.
+func NewExpander(lex *shell.Lex, env Vars) *Expander {
+	return &Expander{lex: lex, env: scopeGetter(env)}
 }
 
-// scopeGetter looks variables up in a scope as scope.getter does, without
+// scopeGetter looks variables up in a scope as Vars.Getter does, without
 // copying every value into a map first: with values of up to maxWord, a
 // copy per instruction would dominate the cost of a Dockerfile.
-type scopeGetter scope
+type scopeGetter Vars
 
 func (g scopeGetter) Get(key string) (string, bool) {
 	key = shell.NormalizeEnvKey(key)
 	for i := len(g) - 1; i >= 0; i-- {
-		if shell.NormalizeEnvKey(g[i].k) == key {
-			return g[i].v, true
+		if shell.NormalizeEnvKey(g[i].K) == key {
+			return g[i].V, true
 		}
 	}
 	return "", false
@@ -57,13 +57,14 @@ func (g scopeGetter) Get(key string) (string, bool) {
 func (g scopeGetter) Keys() []string {
 	keys := make([]string, len(g))
 	for i, e := range g {
-		keys[i] = e.k
+		keys[i] = e.K
 	}
 	return keys
 }
 
 // word expands one word.
-func (x *wordExpander) word(w string) (string, error) {
+// Word expands one word.
+func (x *Expander) Word(w string) (string, error) {
 	if err := x.check(w); err != nil {
 		return "", err
 	}
@@ -75,7 +76,8 @@ func (x *wordExpander) word(w string) (string, error) {
 }
 
 // words expands and splits one word (EXPOSE).
-func (x *wordExpander) words(w string) ([]string, error) {
+// Words expands w into words (EXPOSE).
+func (x *Expander) Words(w string) ([]string, error) {
 	if err := x.check(w); err != nil {
 		return nil, err
 	}
@@ -92,14 +94,14 @@ func (x *wordExpander) words(w string) ([]string, error) {
 
 // account adds an expansion of n bytes of the word w to the instruction's
 // total and checks both against their bounds.
-func (x *wordExpander) account(w string, n int64) error {
+func (x *Expander) account(w string, n int64) error {
 	if n > maxWord && n > int64(len(w)) {
-		return fmt.Errorf("expand %q: %w: %s, more than the %s a word may take", short(w), errExpansion, mib(n), mib(maxWord))
+		return fmt.Errorf("expand %q: %w: %s, more than the %s a word may take", short(w), ErrExpansion, mib(n), mib(maxWord))
 	}
 	x.in += int64(len(w))
 	x.out += n
 	if x.out > maxInstruction && x.out > x.in {
-		return fmt.Errorf("expand %q: %w: the instruction's words take %s, more than %s", short(w), errExpansion, mib(x.out), mib(maxInstruction))
+		return fmt.Errorf("expand %q: %w: the instruction's words take %s, more than %s", short(w), ErrExpansion, mib(x.out), mib(maxInstruction))
 	}
 	return nil
 }
@@ -114,7 +116,7 @@ var varRef = regexp.MustCompile(`\$(\{)?([\p{L}_][\p{L}\p{Nd}_]*|\p{Nd}+|[@*#?$!
 // result is at most the word plus every value it refers to. A replace-all
 // of a value v by repl gives at most |v| + (|v|+1)·|repl|, where repl is
 // made of the rest of the word and the rest of its values.
-func (x *wordExpander) check(w string) error {
+func (x *Expander) check(w string) error {
 	refs := varRef.FindAllStringSubmatch(w, -1)
 	if len(refs) == 0 {
 		return nil
@@ -140,23 +142,23 @@ func (x *wordExpander) check(w string) error {
 		}
 	}
 	if bound-int64(len(w)) > maxInstruction {
-		return fmt.Errorf("expand %q: %w: the values it names could make it %s, more than %s", short(w), errExpansion, mib(bound), mib(maxInstruction))
+		return fmt.Errorf("expand %q: %w: the values it names could make it %s, more than %s", short(w), ErrExpansion, mib(bound), mib(maxInstruction))
 	}
 	return nil
 }
 
-// checkScope refuses to set variables (an ARG or ENV line) when the values
+// CheckVars refuses to set variables (an ARG or ENV line) when the values
 // in scope would take more than maxScope, however many lines set them.
-func checkScope(s scope, set ...kv) error {
+func CheckVars(s Vars, set ...Var) error {
 	var n int64
 	for _, e := range s {
-		n += int64(len(e.k) + len(e.v))
+		n += int64(len(e.K) + len(e.V))
 	}
 	for _, e := range set {
-		n += int64(len(e.k) + len(e.v))
+		n += int64(len(e.K) + len(e.V))
 	}
 	if n > maxScope {
-		return fmt.Errorf("set %s: %w: the variables in scope would take %s, more than %s", set[0].k, errExpansion, mib(n), mib(maxScope))
+		return fmt.Errorf("set %s: %w: the variables in scope would take %s, more than %s", set[0].K, ErrExpansion, mib(n), mib(maxScope))
 	}
 	return nil
 }
@@ -176,7 +178,7 @@ func mulSat(a, b int64) int64 {
 }
 
 // short is a word as an error quotes it.
-func short(w string) string { return parser.Shorten(w) }
+func short(w string) string { return Shorten(w) }
 
 // mib prints a size for an expansion error.
 func mib(n int64) string {
@@ -185,3 +187,7 @@ func mib(n int64) string {
 	}
 	return fmt.Sprintf("%d bytes", n)
 }
+
+// SetLex makes x expand the words that follow with lex (heredoc bodies use
+// a lexer of their own) within the same bounds.
+func (x *Expander) SetLex(lex *shell.Lex) { x.lex = lex }
