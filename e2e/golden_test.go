@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/builderdev/builder/internal/fsmode"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files of TestGolden")
@@ -284,7 +286,7 @@ func listTree(t *testing.T, root string) []treeEntry {
 		case m&fs.ModeSocket != 0:
 			typ = "s"
 		}
-		line := fmt.Sprintf("%s %04o %d:%d %s %s%s", typ, unixPerm(m), st.Uid, st.Gid, size, rel, link)
+		line := fmt.Sprintf("%s %04o %d:%d %s %s%s", typ, fsmode.ToUnix(m), st.Uid, st.Gid, size, rel, link)
 		out = append(out, treeEntry{path: rel, line: line, content: content})
 		return nil
 	})
@@ -293,21 +295,6 @@ func listTree(t *testing.T, root string) []treeEntry {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].path < out[j].path })
 	return out
-}
-
-// unixPerm is the permission bits of m with setuid/setgid/sticky in octal.
-func unixPerm(m fs.FileMode) uint32 {
-	p := uint32(m.Perm())
-	if m&fs.ModeSetuid != 0 {
-		p |= 0o4000
-	}
-	if m&fs.ModeSetgid != 0 {
-		p |= 0o2000
-	}
-	if m&fs.ModeSticky != 0 {
-		p |= 0o1000
-	}
-	return p
 }
 
 // addedFiles lists what rootfs has beyond busybox:latest: new or changed

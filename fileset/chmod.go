@@ -5,6 +5,8 @@ import (
 	"io/fs"
 	"strconv"
 	"strings"
+
+	"github.com/builderdev/builder/internal/fsmode"
 )
 
 // Chmod maps a copied entry's mode to its new mode (type bits kept).
@@ -42,19 +44,7 @@ func ParseChmod(s string) (Chmod, error) {
 
 // FromOctal converts Unix permission bits (0o7777: setuid, setgid, sticky
 // and rwx) to fs.FileMode bits.
-func FromOctal(n uint32) fs.FileMode {
-	m := fs.FileMode(n & 0o777)
-	if n&0o4000 != 0 {
-		m |= fs.ModeSetuid
-	}
-	if n&0o2000 != 0 {
-		m |= fs.ModeSetgid
-	}
-	if n&0o1000 != 0 {
-		m |= fs.ModeSticky
-	}
-	return m
-}
+func FromOctal(n uint32) fs.FileMode { return fsmode.FromUnix(n) }
 
 // parseClause reads one "[ugoa]*[+-=][rwxXst]*" clause (several op/perm
 // pairs may follow the who part: "u+x-w").
@@ -87,7 +77,7 @@ func parseClause(c string) (func(fs.FileMode) fs.FileMode, error) {
 		return nil, fmt.Errorf("bad clause %q", c)
 	}
 	return func(m fs.FileMode) fs.FileMode {
-		cur := toOctal(m)
+		cur := fsmode.ToUnix(m)
 		for _, o := range ops {
 			var bits uint32
 			for _, p := range o.perms {
@@ -120,19 +110,4 @@ func parseClause(c string) (func(fs.FileMode) fs.FileMode, error) {
 		}
 		return m.Type() | FromOctal(cur)
 	}, nil
-}
-
-// toOctal converts fs.FileMode permission and special bits to Unix bits.
-func toOctal(m fs.FileMode) uint32 {
-	n := uint32(m.Perm())
-	if m&fs.ModeSetuid != 0 {
-		n |= 0o4000
-	}
-	if m&fs.ModeSetgid != 0 {
-		n |= 0o2000
-	}
-	if m&fs.ModeSticky != 0 {
-		n |= 0o1000
-	}
-	return n
 }

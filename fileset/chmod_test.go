@@ -3,6 +3,8 @@ package fileset
 import (
 	"io/fs"
 	"testing"
+
+	"github.com/builderdev/builder/internal/fsmode"
 )
 
 func TestParseChmod(t *testing.T) {
@@ -107,8 +109,8 @@ func TestFromOctal(t *testing.T) {
 		if got := FromOctal(tt.in); got != tt.want {
 			t.Errorf("FromOctal(%#o) = %v, want %v", tt.in, got, tt.want)
 		}
-		if tt.in <= 0o7777 && toOctal(tt.want) != tt.in {
-			t.Errorf("toOctal(%v) = %#o, want %#o", tt.want, toOctal(tt.want), tt.in)
+		if tt.in <= 0o7777 && fsmode.ToUnix(tt.want) != tt.in {
+			t.Errorf("fsmode.ToUnix(%v) = %#o, want %#o", tt.want, fsmode.ToUnix(tt.want), tt.in)
 		}
 	}
 }

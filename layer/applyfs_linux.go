@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/builderdev/builder/internal/fsmode"
 	"golang.org/x/sys/unix"
 )
 
@@ -103,7 +104,7 @@ func (a *applier) implicitDir(pfd int, name, base string) error {
 			if st, ok := fi.Sys().(*syscall.Stat_t); ok {
 				uid, gid = int(st.Uid), int(st.Gid)
 			}
-			mode, mtime = uint32(tarMode(fi.Mode())), fi.ModTime()
+			mode, mtime = fsmode.ToUnix(fi.Mode()), fi.ModTime()
 		}
 	}
 	if err := unix.Fchownat(pfd, base, uid, gid, unix.AT_SYMLINK_NOFOLLOW); err != nil && a.euid == 0 &&

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/builderdev/builder/internal/ctxio"
+	"github.com/builderdev/builder/internal/fsmode"
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 	"github.com/opencontainers/go-digest"
@@ -249,7 +250,7 @@ func (p *packer) header(e *Entry) (*tar.Header, error) {
 	}
 	hdr := &tar.Header{
 		Name:    e.Name,
-		Mode:    tarMode(e.Mode),
+		Mode:    int64(fsmode.ToUnix(e.Mode)),
 		Uid:     e.UID,
 		Gid:     e.GID,
 		ModTime: p.mtime(e.ModTime),
@@ -350,19 +351,3 @@ func (p *packer) file(e *Entry, hdr *tar.Header) error {
 }
 
 const paxXattr = "SCHILY.xattr."
-
-// tarMode maps Go mode bits to the tar mode field (perm plus
-// setuid/setgid/sticky; the type lives in Typeflag).
-func tarMode(m fs.FileMode) int64 {
-	mode := int64(m.Perm())
-	if m&fs.ModeSetuid != 0 {
-		mode |= 0o4000
-	}
-	if m&fs.ModeSetgid != 0 {
-		mode |= 0o2000
-	}
-	if m&fs.ModeSticky != 0 {
-		mode |= 0o1000
-	}
-	return mode
-}
