@@ -27,7 +27,11 @@ type StepRecord struct {
 	Text   string          `json:"text"`
 	Parent digest.Digest   `json:"parent"`
 	Key    digest.Digest   `json:"key"`
-	Inputs json.RawMessage `json:"inputs"` // the stepKey
+	Inputs json.RawMessage `json:"inputs"` // the step's key inputs (Step, encoded when needed)
+	// Step is the struct Inputs encodes. The engine sets it; it is encoded
+	// only when the history is written or a miss explained, never on a
+	// fully cached build's hot path.
+	Step any `json:"-"`
 	// Files are the short sums of the context files a COPY of this key
 	// selected (SourceSums); kept beside the history, by key, not in it.
 	Files map[string]string `json:"-"`
@@ -108,6 +112,9 @@ func (h *History) Save() error {
 	if same {
 		return nil
 	}
+	for _, r := range h.cur {
+		r.inputs()
+	}
 	data, err := json.Marshal(historyFile{Version: historyVersion, KeyVersion: Version, Steps: h.cur})
 	if err != nil {
 		return err
@@ -126,6 +133,14 @@ type Words struct {
 
 // Word names one field.
 type Word struct{ Field, Text string }
+
+// inputs is Inputs, encoding Step first when that was not done yet.
+func (r *StepRecord) inputs() json.RawMessage {
+	if r.Inputs == nil && r.Step != nil {
+		r.Inputs, _ = json.Marshal(r.Step)
+	}
+	return r.Inputs
+}
 
 // Parent says how the step before a missing one fared in this build.
 type Parent int
@@ -167,7 +182,7 @@ func Explain(prev, cur *StepRecord, parent Parent, w Words) []string {
 		}
 	}
 	var a, b map[string]any
-	if json.Unmarshal(prev.Inputs, &a) != nil || json.Unmarshal(cur.Inputs, &b) != nil {
+	if json.Unmarshal(prev.inputs(), &a) != nil || json.Unmarshal(cur.inputs(), &b) != nil {
 		return append(out, "its inputs changed")
 	}
 	out = append(out, inputDiffs(flatten("", a), flatten("", b), prev.Files, cur.Files, w)...)
@@ -187,14 +202,14 @@ func inputDiffs(a, b map[string]any, fa, fb map[string]string, w Words) []string
 	for _, m := range w.Maps {
 		am, _ := a[m.Field].(map[string]any)
 		bm, _ := b[m.Field].(map[string]any)
-		for _, k := range unionKeys(am, bm) {
+		for _, k := range differingKeys(am, bm) {
 			seen[k] = true
 			out = append(out, changeText(m.Text+" "+k, am[k], bm[k]))
 		}
 	}
 	for _, e := range w.Env {
 		ea, eb := envMap(a[e.Field]), envMap(b[e.Field])
-		for _, k := range unionKeys(ea, eb) {
+		for _, k := range differingKeys(ea, eb) {
 			if !seen[k] {
 				out = append(out, changeText(e.Text+" "+k, ea[k], eb[k]))
 			}
@@ -222,7 +237,7 @@ func fileChanges(fa, fb map[string]string) []string {
 		return []string{"the copied files changed"}
 	}
 	var changed, added, removed []string
-	for _, k := range unionKeys(fa, fb) {
+	for _, k := range differingKeys(fa, fb) {
 		av, aok := fa[k]
 		bv, bok := fb[k]
 		switch {
@@ -308,7 +323,8 @@ func jsonText(v any) string {
 	return string(b)
 }
 
-func unionKeys[V any](a, b map[string]V) []string {
+// differingKeys returns the keys of a and b whose values differ, sorted.
+func differingKeys[V any](a, b map[string]V) []string {
 	keys := slices.Collect(maps.Keys(a))
 	for k := range b {
 		if _, ok := a[k]; !ok {

@@ -2,7 +2,6 @@ package executor
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -98,8 +97,7 @@ func (bd *build) noCache(s *stage) bool {
 func (bd *build) doStep(ctx context.Context, st *imageState, fs fsStep, sr stepRun, noCache bool) (bool, string, error) {
 	sk := bd.stepKey(fs.key)
 	key := cache.Key(cache.Inputs{Parent: st.key, Step: sk})
-	inputs, _ := json.Marshal(sk)
-	hist := &cache.StepRecord{Text: fs.text, Parent: st.key, Key: key, Inputs: inputs}
+	hist := &cache.StepRecord{Text: fs.text, Parent: st.key, Key: key, Step: sk}
 	if !noCache {
 		rec, err := bd.st.Cache.Get(ctx, key)
 		if err == nil && (rec.Layer == "" || bd.blobIntact(ctx, rec)) {
