@@ -218,6 +218,11 @@ func (c *Client) tagIfKept(ctx context.Context, out *BuildResult, tags []string)
 		}
 	}
 	out.NotKept = false
+	if len(tags) == 0 {
+		// Untagged, as `docker build` without -t: the ID it prints names
+		// the image for inspect, tag, save and run until a prune.
+		return c.images.Keep(ctx, out.Manifest)
+	}
 	for _, name := range tags {
 		if err := c.images.Tag(ctx, name, out.Manifest); err != nil {
 			return fmt.Errorf("tag %s: %w", name, err)

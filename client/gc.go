@@ -16,8 +16,9 @@ import (
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
-// PruneOptions select what Prune removes. The zero value removes the cache
-// records, snapshots and blobs that no image of index.json needs.
+// PruneOptions select what Prune removes. The zero value removes the
+// untagged images, and the cache records, snapshots and blobs that no
+// tagged image needs.
 type PruneOptions struct {
 	All         bool          // also records of layers that images use, and every snapshot
 	KeepStorage int64         // keep up to this many bytes of cache blobs (oldest go first)
@@ -27,6 +28,7 @@ type PruneOptions struct {
 // PruneReport says what Prune removed.
 type PruneReport struct {
 	Records, Snapshots, Blobs int
+	Images                    int // untagged images dropped from index.json
 	Mounts                    int // RUN --mount=type=cache dirs (--all only)
 	Reclaimed                 int64
 }
@@ -39,6 +41,11 @@ func (c *Client) Prune(ctx context.Context, opts PruneOptions) (PruneReport, err
 		return rep, err
 	}
 	defer unlock()
+	// Untagged images (a build without -t) go first, as docker's prune
+	// removes dangling images; their blobs then go with the cache.
+	if rep.Images, err = c.images.DropUntagged(ctx); err != nil {
+		return rep, err
+	}
 	used, err := c.images.InUse(ctx)
 	if err != nil {
 		return rep, err

@@ -1,10 +1,13 @@
 package client
 
 import (
+	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"os"
 
+	"github.com/builderdev/builder/internal/atomicfile"
 	"github.com/builderdev/builder/layer"
 	"github.com/builderdev/builder/oci"
 	"github.com/builderdev/builder/oci/registry"
@@ -13,9 +16,12 @@ import (
 
 // Output is one export of a built image.
 type Output struct {
-	Type string // "oci", "docker", "oci-layout", "local", "image"
-	Dest string // path; for "image", the name to tag (and push)
+	Type string // "oci", "docker", "oci-layout", "local", "tar", "image"
+	Dest string // path ("-": W); for "image", the name to tag (and push)
 	Push bool   // "image" only: push Dest to its registry
+	// W receives the archive when Dest is "-" (types oci, docker, tar):
+	// the CLI's stdout, which it has checked is not a terminal.
+	W io.Writer
 }
 
 // PublishOptions say what happens to an image once it is built.
@@ -56,7 +62,14 @@ func (c *Client) export(ctx context.Context, img *oci.Image, o Output, ro Regist
 	if o.Dest == "" {
 		return fmt.Errorf("%w: output type=%s needs dest=", ErrUsage, o.Type)
 	}
+	if o.Dest == "-" {
+		return c.exportStream(ctx, img, o)
+	}
 	switch o.Type {
+	case "tar":
+		return atomicfile.Write(o.Dest, 0o644, func(w io.Writer) error {
+			return c.exportRootfsTar(ctx, img, w)
+		}, atomicfile.Options{})
 	case "oci":
 		return c.images.Export(ctx, o.Dest, oci.FormatOCI, []*oci.Image{img})
 	case "docker":
@@ -79,6 +92,47 @@ func (c *Client) export(ctx context.Context, img *oci.Image, o Output, ro Regist
 		return registry.Push(ctx, c.images, img, o.Dest, ro)
 	}
 	return fmt.Errorf("%w: unknown output type %q", ErrUsage, o.Type)
+}
+
+// exportStream writes an archive output to o.W.
+func (c *Client) exportStream(ctx context.Context, img *oci.Image, o Output) error {
+	if o.W == nil {
+		return fmt.Errorf("%w: output type=%s has no writer for dest=-", ErrUsage, o.Type)
+	}
+	switch o.Type {
+	case "oci":
+		return c.images.ExportTo(ctx, o.W, oci.FormatOCI, []*oci.Image{img})
+	case "docker":
+		return c.images.ExportTo(ctx, o.W, oci.FormatDocker, []*oci.Image{img})
+	case "tar":
+		bw := bufio.NewWriterSize(o.W, 1<<20)
+		if err := c.exportRootfsTar(ctx, img, bw); err != nil {
+			return err
+		}
+		return bw.Flush()
+	}
+	return fmt.Errorf("%w: output type=%s cannot write to dest=-", ErrUsage, o.Type)
+}
+
+// exportRootfsTar writes the flattened rootfs of img as one plain tar, as
+// BuildKit's type=tar output: the layers are applied in a work dir of the
+// store, which is then packed (in Pack order, times as the layers had
+// them) and removed.
+func (c *Client) exportRootfsTar(ctx context.Context, img *oci.Image, w io.Writer) error {
+	dir, err := c.images.TempDir("rootfs-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	if err := c.exportRootfs(ctx, img, dir); err != nil {
+		return err
+	}
+	entries, err := layer.DirEntries(dir)
+	if err != nil {
+		return err
+	}
+	_, err = layer.Pack(ctx, w, entries, layer.PackOptions{Compression: layer.Uncompressed})
+	return err
 }
 
 // exportRootfs writes the flattened rootfs of img into dir (created when

@@ -17,6 +17,9 @@ type Compression string
 const (
 	Gzip Compression = "gzip"
 	Zstd Compression = "zstd"
+	// Uncompressed writes the plain tar (a rootfs export, not a layer blob
+	// for a registry).
+	Uncompressed Compression = "uncompressed"
 )
 
 // Entry is one file of a layer. Name is slash-separated, relative to the

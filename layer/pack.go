@@ -115,10 +115,16 @@ func newCompressor(w io.Writer, c Compression) (io.WriteCloser, string, error) {
 			return nil, "", fmt.Errorf("create zstd writer: %w", err)
 		}
 		return zw, ocispec.MediaTypeImageLayerZstd, nil
+	case Uncompressed:
+		return nopCloser{w}, ocispec.MediaTypeImageLayer, nil
 	default:
 		return nil, "", fmt.Errorf("pack layer: unknown compression %q", c)
 	}
 }
+
+type nopCloser struct{ io.Writer }
+
+func (nopCloser) Close() error { return nil }
 
 type countWriter struct {
 	w io.Writer

@@ -62,6 +62,27 @@ func (s *Store) Export(ctx context.Context, dest string, format Format, images [
 	return nil
 }
 
+// ExportTo writes images as an archive (FormatOCI or FormatDocker) to w,
+// as Export writes a file: `-o type=oci,dest=-` streams to stdout.
+func (s *Store) ExportTo(ctx context.Context, w io.Writer, format Format, images []*Image) error {
+	plan, err := s.plan(images)
+	if err != nil {
+		return fmt.Errorf("export: %w", err)
+	}
+	switch format {
+	case FormatOCI:
+		plan.docker = nil
+	case FormatDocker:
+	default:
+		return fmt.Errorf("export: format %q cannot be streamed", format)
+	}
+	bw := bufio.NewWriterSize(w, 1<<20)
+	if err := s.writeTar(ctx, bw, plan); err != nil {
+		return fmt.Errorf("export: %w", err)
+	}
+	return bw.Flush()
+}
+
 func (s *Store) plan(images []*Image) (exportPlan, error) {
 	p := exportPlan{index: ocispec.Index{MediaType: ocispec.MediaTypeImageIndex, Manifests: []ocispec.Descriptor{}}}
 	p.index.SchemaVersion = 2

@@ -156,6 +156,28 @@ func (s *Store) setTags(ctx context.Context, entries []namedDesc) error {
 	})
 }
 
+// Keep records the manifest desc in index.json without a name (an
+// untagged image, as `docker build` without -t leaves): it resolves by its
+// ID or digest until a tag replaces the entry or Prune drops it. A manifest
+// that already has an entry is left as it is.
+func (s *Store) Keep(ctx context.Context, desc ocispec.Descriptor) error {
+	return s.setTags(ctx, []namedDesc{{desc: desc}})
+}
+
+// DropUntagged removes the unnamed entries of index.json and returns how
+// many it removed; their blobs stay until a prune deletes what no entry
+// needs.
+func (s *Store) DropUntagged(ctx context.Context) (int, error) {
+	n := 0
+	err := s.updateIndex(ctx, func(idx *ocispec.Index) error {
+		before := len(idx.Manifests)
+		idx.Manifests = slices.DeleteFunc(idx.Manifests, func(d ocispec.Descriptor) bool { return refName(d) == "" })
+		n = before - len(idx.Manifests)
+		return nil
+	})
+	return n, err
+}
+
 // Untag removes ref from index.json. The manifest's blobs stay (prune
 // removes them); an untagged manifest leaves index.json with its last name.
 func (s *Store) Untag(ctx context.Context, ref string) error {

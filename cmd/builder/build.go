@@ -131,6 +131,11 @@ func runBuild(cmd *cobra.Command, g *globalFlags, f *buildFlags, contextDir stri
 		if err != nil {
 			return err
 		}
+		if out.Dest == "-" {
+			if out.W, err = stdoutForArchive(cmd, f.quiet, opts.Outputs); err != nil {
+				return err
+			}
+		}
 		opts.Outputs = append(opts.Outputs, out)
 	}
 	if opts.SourceDateEpoch, err = sourceDateEpoch(f.epoch, opts.BuildArgs); err != nil {
@@ -312,8 +317,29 @@ func parseKVs(flag string, in []string) (map[string]string, error) {
 	return out, nil
 }
 
+// stdoutForArchive is where an output with dest=- writes: stdout, when it
+// is not a terminal and nothing else writes there.
+func stdoutForArchive(cmd *cobra.Command, quiet bool, earlier []client.Output) (io.Writer, error) {
+	for _, o := range earlier {
+		if o.Dest == "-" {
+			return nil, usagef("only one --output can write to dest=- (stdout)")
+		}
+	}
+	if quiet {
+		return nil, usagef("--quiet prints the image ID on stdout: it cannot be combined with an --output to dest=-")
+	}
+	w := cmd.OutOrStdout()
+	if f, ok := w.(*os.File); ok && isTerminal(f) {
+		return nil, usagef("refusing to write an archive to a terminal: redirect stdout (--output ...,dest=- > out.tar) or give dest=FILE")
+	}
+	return w, nil
+}
+
 // parseOutput reads "type=oci,dest=out.tar" (or a bare path: local).
 func parseOutput(s string) (client.Output, error) {
+	if s == "-" {
+		return client.Output{Type: "tar", Dest: "-"}, nil // buildx: -o - is the rootfs tar on stdout
+	}
 	if !strings.Contains(s, "=") {
 		return client.Output{Type: "local", Dest: s}, nil
 	}
@@ -339,7 +365,7 @@ func parseOutput(s string) (client.Output, error) {
 		}
 	}
 	switch o.Type {
-	case "oci", "docker", "oci-layout", "local":
+	case "oci", "docker", "oci-layout", "local", "tar":
 	case "image", "registry":
 		o.Type = "image"
 		if o.Dest == "" {
@@ -349,7 +375,10 @@ func parseOutput(s string) (client.Output, error) {
 			o.Push = true // BuildKit: type=registry is type=image,push=true
 		}
 	default:
-		return o, usagef("--output %q: type must be oci, docker, oci-layout, local, image or registry", s)
+		return o, usagef("--output %q: type must be oci, docker, oci-layout, local, tar, image or registry", s)
+	}
+	if o.Dest == "-" && o.Type != "oci" && o.Type != "docker" && o.Type != "tar" {
+		return o, usagef("--output %q: only type=oci, docker or tar can write to dest=- (stdout)", s)
 	}
 	if o.Push && o.Type != "image" {
 		return o, usagef("--output %q: push= is only for type=image", s)

@@ -17,7 +17,7 @@ func newPruneCmd(g *globalFlags) *cobra.Command {
 	var filters []string
 	cmd := &cobra.Command{
 		Use:   "prune",
-		Short: "Remove cache records, snapshots and blobs that no image needs",
+		Short: "Remove untagged images, and cache records, snapshots and blobs that no image needs",
 		Args:  exactArgs(0),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			opts := client.PruneOptions{All: all}
@@ -49,6 +49,9 @@ func newPruneCmd(g *globalFlags) *cobra.Command {
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "removed %d cache records, %d snapshots, %d blobs, %d cache mounts; reclaimed %s\n",
 				rep.Records, rep.Snapshots, rep.Blobs, rep.Mounts, humanSize(rep.Reclaimed))
+			if rep.Images > 0 {
+				fmt.Fprintf(cmd.OutOrStdout(), "removed %d untagged images\n", rep.Images)
+			}
 			return nil
 		},
 	}
