@@ -231,3 +231,41 @@ func TestSecretAsEnv(t *testing.T) {
 		t.Error("secret value in the image config or history")
 	}
 }
+
+// A cache mount with from= and source= starts from that content of the
+// stage (owners kept), persists what RUNs write to it, and is another
+// cache when the stage's content changes (which is also a miss).
+func TestCacheMountFromStage(t *testing.T) {
+	e := newEnv(t)
+	df := func(seed string) string {
+		return "FROM busybox AS seed\n" +
+			"RUN mkdir -p /seed/sub && echo " + seed + " > /seed/sub/f && chown -R 1000:1000 /seed\n" +
+			"FROM busybox\n" +
+			"RUN --mount=type=cache,target=/c,from=seed,source=/seed cat /c/sub/f > /out && stat -c %u:%g /c/sub/f >> /out && echo more > /c/new\n" +
+			"RUN --mount=type=cache,target=/c,from=seed,source=/seed ls /c > /ls\n" +
+			"RUN --mount=type=cache,target=/e ls -A /e > /empty\n"
+	}
+	ctx := writeContext(t, map[string]string{"Dockerfile": df("seeded")})
+	out := t.TempDir()
+	e.mustRun("build", ctx, "-o", "type=local,dest="+out)
+	for file, want := range map[string]string{"out": "seeded\n1000:1000\n", "ls": "new\nsub\n", "empty": ""} {
+		got, err := os.ReadFile(filepath.Join(out, file))
+		if err != nil || string(got) != want {
+			t.Fatalf("/%s = %q, %v; want %q", file, got, err, want)
+		}
+	}
+	// Another seed: the mount's base changed, so the RUN misses and its
+	// cache starts from the new content (no "new" from the first build).
+	if err := os.WriteFile(filepath.Join(ctx, "Dockerfile"), []byte(df("again")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out2 := t.TempDir()
+	e.mustRun("build", ctx, "-o", "type=local,dest="+out2)
+	if got, _ := os.ReadFile(filepath.Join(out2, "out")); string(got) != "again\n1000:1000\n" {
+		t.Fatalf("after the seed changed, /out = %q", got)
+	}
+	// The seed's files in its snapshot are untouched by the RUN's writes.
+	if r := e.mustRun("build", ctx, "-o", "type=local,dest="+t.TempDir()); countLines(r.stderr, "CACHED") < 4 {
+		t.Fatalf("unchanged rebuild is not cached:\n%s", r.stderr)
+	}
+}

@@ -59,7 +59,7 @@ func (bd *build) runMounts(ctx context.Context, s *stage, st *imageState, c *ins
 		var err error
 		switch m.Type {
 		case instructions.MountTypeCache:
-			rm, err = bd.cacheMount(m, target)
+			rm, err = bd.cacheMount(ctx, s, m, target)
 		case instructions.MountTypeTmpfs:
 			rm = tmpfsMount(m, target)
 		case instructions.MountTypeBind:
@@ -115,7 +115,7 @@ func fileOpts(m *instructions.Mount, perm fs.FileMode) (fs.FileMode, int, int) {
 	return perm, uid, gid
 }
 
-func (bd *build) cacheMount(m *instructions.Mount, target string) (runMount, error) {
+func (bd *build) cacheMount(ctx context.Context, s *stage, m *instructions.Mount, target string) (runMount, error) {
 	id := m.CacheID
 	if id == "" {
 		id = target
@@ -130,11 +130,60 @@ func (bd *build) cacheMount(m *instructions.Mount, target string) (runMount, err
 	// when the first is busy) holds an exclusive lock on it while the RUN
 	// runs; shared lets concurrent RUNs use it at once.
 	key := mountKey{Type: "cache", Target: target, ID: id, UID: uid, GID: gid, Mode: uint32(perm), ReadOnly: m.ReadOnly}
+	base, err := bd.cacheBase(ctx, s, m, &key)
+	if err != nil {
+		return runMount{}, err
+	}
 	locked := m.CacheSharing == instructions.MountSharingLocked || m.CacheSharing == instructions.MountSharingPrivate
 	return runMount{locked: locked, key: key, mount: func(string) (snapshot.Mount, error) {
-		dir, err := bd.st.Cache.MountDir(id, perm, uid, gid)
+		dir, err := bd.st.Cache.MountDir(id, perm, uid, gid, base(ctx))
 		return snapshot.Mount{Type: "bind", Source: dir, Target: target, Options: opts}, err
 	}}, nil
+}
+
+// cacheBase is what a cache mount with from= starts from, as BuildKit
+// has it: the content of source= in that stage or image (its key is part
+// of the step's key and of the dir's name, so another base is another
+// dir); with no source, the whole rootfs, unless uid, gid or mode ask for
+// a fresh dir. Without from=, a cache mount starts empty (nil base).
+func (bd *build) cacheBase(ctx context.Context, s *stage, m *instructions.Mount, key *mountKey) (func(context.Context) *cache.MountBase, error) {
+	none := func(context.Context) *cache.MountBase { return nil }
+	if m.From == "" {
+		return none, nil
+	}
+	from, err := bd.fromState(ctx, s, m.From)
+	if err != nil {
+		return nil, err
+	}
+	src := path.Clean("/" + m.Source)
+	key.From, key.Source = from.key, src
+	if src == "/" && (m.UID != nil || m.GID != nil || m.Mode != nil) {
+		return none, nil
+	}
+	return func(ctx context.Context) *cache.MountBase {
+		return &cache.MountBase{Key: from.key.String() + src, Fill: func(dir string) error {
+			view, err := bd.rootfs(ctx, from)
+			if err != nil {
+				return err
+			}
+			r, err := view.Resolve(src)
+			var fi fs.FileInfo
+			if err == nil {
+				fi, err = view.Lstat(r)
+			}
+			if err != nil {
+				return fmt.Errorf("--mount source %s: %w", m.Source, fileset.ErrNoSource)
+			}
+			if !fi.IsDir() {
+				return fmt.Errorf("--mount source %s: not a directory", m.Source)
+			}
+			ws, err := (&fileset.Selection{FS: view}).Walk(fileset.Match{Path: r, Info: fi})
+			if err != nil {
+				return err
+			}
+			return fileset.CopyTree(ws, view, dir)
+		}}
+	}, nil
 }
 
 func tmpfsMount(m *instructions.Mount, target string) runMount {

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -16,6 +17,18 @@ import (
 // narrowed by the umask, and what it makes (dirs, symlinks, copies) gets
 // the source's times, as a plain bind mount of the tree shows them.
 func Materialize(ws []Walked, fsys FS, dir string) error {
+	return materialize(ws, fsys, dir, false)
+}
+
+// CopyTree lays the walked files of fsys out under dir, an empty directory,
+// as copies a writer may change without touching fsys: regular files are
+// always copied, and every entry keeps the source's owner, mode and times
+// (the start of a cache mount that begins from a stage's content).
+func CopyTree(ws []Walked, fsys FS, dir string) error {
+	return materialize(ws, fsys, dir, true)
+}
+
+func materialize(ws []Walked, fsys FS, dir string, owned bool) error {
 	if err := StatAll(ws); err != nil {
 		return err
 	}
@@ -26,7 +39,11 @@ func Materialize(ws []Walked, fsys FS, dir string) error {
 		dst := filepath.Join(dir, filepath.FromSlash(w.Rel))
 		if w.Rel == "" {
 			// The root keeps the context's mode, not MkdirTemp's 0700.
-			if err := os.Chmod(dst, w.Info.Mode().Perm()); err != nil {
+			err := os.Chmod(dst, w.Info.Mode().Perm())
+			if err == nil && owned {
+				err = chownLike(dst, w.Info)
+			}
+			if err != nil {
 				return fmt.Errorf("prepare bind mount: %w", err)
 			}
 			stamp = append(stamp, w)
@@ -47,10 +64,17 @@ func Materialize(ws []Walked, fsys FS, dir string) error {
 				err = os.Symlink(target, dst)
 			}
 		case w.Info.Mode().IsRegular():
-			if err = os.Link(host, dst); err == nil {
-				continue
+			if !owned {
+				if err = os.Link(host, dst); err == nil {
+					continue
+				}
 			}
 			err = copyFile(host, dst, w.Info.Mode().Perm())
+		default:
+			continue // devices, fifos, sockets: not part of a copy
+		}
+		if err == nil && owned {
+			err = chownLike(dst, w.Info)
 		}
 		if err != nil {
 			return fmt.Errorf("prepare bind mount: %w", err)
@@ -65,6 +89,22 @@ func Materialize(ws []Walked, fsys FS, dir string) error {
 		}
 	}
 	return nil
+}
+
+// chownLike gives dst (not followed) the owner of fi, and again the
+// mode bits, which a chown clears for setuid/setgid files.
+func chownLike(dst string, fi fs.FileInfo) error {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return nil
+	}
+	if err := os.Lchown(dst, int(st.Uid), int(st.Gid)); err != nil {
+		return err
+	}
+	if fi.Mode()&fs.ModeSymlink != 0 {
+		return nil
+	}
+	return os.Chmod(dst, FromOctal(st.Mode&0o7777))
 }
 
 func copyFile(src, dst string, perm fs.FileMode) error {
