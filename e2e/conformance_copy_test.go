@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -95,5 +97,34 @@ RUN --mount=from=a,target=/m echo "copy=$(cat /copied)" && echo "mount=$(cat /m/
 	r = e.run("build", ctx, "--target", "b")
 	if r.code != 1 || !strings.Contains(r.stderr, "Dockerfile:3") || !strings.Contains(r.stderr, "needs to be defined before") {
 		t.Errorf("--target b: exit %d, want 1 at Dockerfile:3:\n%s", r.code, r.stderr)
+	}
+}
+
+// COPY --link makes its layer as if onto an empty tree (new parent dirs
+// 0755 root, whatever the base has there), so a new base keeps the step
+// cached and the same layer is only rebased; with --chmod BuildKit falls
+// back to a plain copy, which depends on its parent.
+func TestConformanceCopyLink(t *testing.T) {
+	e := newEnv(t)
+	ctx := writeContext(t, map[string]string{
+		"f": "linked\n",
+		"Dockerfile": "ARG BASE=one\nFROM busybox AS one\nFROM busybox AS two\nRUN mkdir -m 700 /app && echo two > /two\n" +
+			"FROM ${BASE}\nCOPY --link f /app/\nCOPY --link --chmod=600 f /plain/\nRUN stat -c %a /app > /mode\n",
+	})
+	e.mustRun("build", ctx, "-t", "link:one")
+	r := e.mustRun("build", "--progress", "plain", "--build-arg", "BASE=two", ctx, "-t", "link:two")
+	if !strings.Contains(r.stderr, "COPY --link f /app/") || countLines(r.stderr, "CACHED") != 1 {
+		t.Fatalf("on a new base, only COPY --link should be cached:\n%s", r.stderr)
+	}
+	_, one := e.manifestLayers(t, "link:one")
+	_, two := e.manifestLayers(t, "link:two")
+	if len(one) != 4 || len(two) != 5 || one[1] != two[2] {
+		t.Fatalf("the --link layer is not the same layer on both bases:\none %v\ntwo %v", one, two)
+	}
+	out := t.TempDir()
+	e.mustRun("build", "--build-arg", "BASE=two", ctx, "-o", "type=local,dest="+out)
+	// The linked layer's /app (0755) replaces the base's 0700 one.
+	if got, _ := os.ReadFile(filepath.Join(out, "mode")); string(got) != "755\n" {
+		t.Fatalf("/app after COPY --link onto a 0700 /app: mode %q, want 755", got)
 	}
 }

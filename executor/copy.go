@@ -32,6 +32,10 @@ type copySpec struct {
 	checksum string
 	unpack   *bool
 	parents  bool // COPY --parents: keep the source's path below dest
+	// link: COPY/ADD --link without --chmod (BuildKit falls back to a plain
+	// copy with --chmod): the layer is made as if onto an empty tree, so
+	// it and its cache record do not depend on the parent.
+	link bool
 }
 
 // copyItem is one source of a COPY/ADD and where it lands.
@@ -97,13 +101,14 @@ func (d *downloadSource) base() string { return d.file.base() }
 
 func (bd *build) copy(ctx context.Context, s *stage, st *imageState, c *instructions.CopyCommand, step *int) error {
 	return bd.doCopy(ctx, s, st, copySpec{name: "COPY", text: c.String(), srcs: c.SourcePaths, contents: c.SourceContents,
-		dest: c.DestPath, from: c.From, chown: c.Chown, chmod: c.Chmod, excludes: c.ExcludePatterns, parents: c.Parents}, step)
+		dest: c.DestPath, from: c.From, chown: c.Chown, chmod: c.Chmod, excludes: c.ExcludePatterns, parents: c.Parents,
+		link: c.Link && c.Chmod == ""}, step)
 }
 
 func (bd *build) add(ctx context.Context, s *stage, st *imageState, c *instructions.AddCommand, step *int) error {
 	return bd.doCopy(ctx, s, st, copySpec{name: "ADD", text: c.String(), srcs: c.SourcePaths, contents: c.SourceContents,
 		dest: c.DestPath, chown: c.Chown, chmod: c.Chmod, excludes: c.ExcludePatterns, add: true,
-		checksum: c.Checksum, unpack: c.Unpack}, step)
+		checksum: c.Checksum, unpack: c.Unpack, link: c.Link && c.Chmod == ""}, step)
 }
 
 func (bd *build) doCopy(ctx context.Context, s *stage, st *imageState, spec copySpec, step *int) error {
@@ -145,7 +150,7 @@ func (bd *build) doCopy(ctx context.Context, s *stage, st *imageState, spec copy
 		}
 		sel.FS, sel.Ignore, sel.Context = fsys, ig, true
 	}
-	fstep := fsStep{text: spec.text, createdBy: spec.history(), start: start}
+	fstep := fsStep{text: spec.text, createdBy: spec.history(), start: start, linked: spec.link}
 	if fromSt != nil && len(spec.contents) == 0 {
 		// The source stage's key and the source arguments identify what
 		// COPY --from copies: the sources are only selected (and the

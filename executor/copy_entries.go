@@ -68,9 +68,12 @@ func (bd *build) copyEntries(ctx context.Context, st *imageState, spec copySpec,
 	if len(items) == 0 {
 		return nil, nil // only wildcards that matched nothing
 	}
-	root, err := bd.rootfs(ctx, st)
-	if err != nil {
-		return nil, err
+	root := fileset.View(nil) // --link: as if onto an empty tree
+	if !spec.link {
+		var err error
+		if root, err = bd.rootfs(ctx, st); err != nil {
+			return nil, err
+		}
 	}
 	c := &copier{bd: bd, root: root, byName: map[string]layer.Entry{}, inodes: map[[3]uint64]uint64{}}
 	if spec.chown != "" {

@@ -28,6 +28,9 @@ type fsStep struct {
 	// sources are the context files a COPY/ADD selected (for explaining
 	// a miss file by file).
 	sources []cache.Source
+	// linked: the layer does not depend on the parent (COPY --link), so
+	// its record is keyed without it and a new base only rebases it.
+	linked bool
 }
 
 // stepRun is one run of a step: its progress ID and name, and where it
@@ -98,12 +101,18 @@ func (bd *build) doStep(ctx context.Context, st *imageState, fs fsStep, sr stepR
 	sk := bd.stepKey(fs.key)
 	key := cache.Key(cache.Inputs{Parent: st.key, Step: sk})
 	hist := &cache.StepRecord{Text: fs.text, Parent: st.key, Key: key, Step: sk}
+	// The state after the step always depends on the parent; a linked
+	// step's record does not (its layer is the same on any parent).
+	next := key
+	if fs.linked {
+		key = cache.Key(cache.Inputs{Step: sk})
+	}
 	if !noCache {
 		rec, err := bd.st.Cache.Get(ctx, key)
 		if err == nil && (rec.Layer == "" || bd.blobIntact(ctx, rec)) {
 			bd.explain(ctx, sr, st, hist, fs, true)
 			bd.applyRecord(st, rec, fs.createdBy)
-			st.key = key
+			st.key = next
 			return true, "", nil
 		}
 		if err != nil && !errors.Is(err, cache.ErrNotFound) {
@@ -119,7 +128,7 @@ func (bd *build) doStep(ctx context.Context, st *imageState, fs fsStep, sr stepR
 			}
 			bd.explain(ctx, sr, st, hist, fs, true)
 			bd.applyRecord(st, rec, fs.createdBy)
-			st.key = key
+			st.key = next
 			return true, src.String(), nil
 		}
 	}
@@ -147,7 +156,7 @@ func (bd *build) doStep(ctx context.Context, st *imageState, fs fsStep, sr stepR
 		return false, "", fmt.Errorf("record cache: %w", err)
 	}
 	bd.applyRecord(st, rec, fs.createdBy)
-	st.key = key
+	st.key = next
 	return false, "", nil
 }
 
