@@ -108,7 +108,7 @@ func TestRunLayerChanges(t *testing.T) {
 		},
 		{
 			run:   "rm /gone /kd/gone2",
-			names: []string{".wh.gone", "kd", "kd/.wh.gone2"},
+			names: []string{".wh.gone", "kd/.wh.gone2"}, // kd: only its mtime changed
 		},
 		{
 			run:   "rm -rf /d && mkdir /d && echo n >/d/new",
@@ -161,7 +161,9 @@ func TestRunLayerChanges(t *testing.T) {
 		// The sandbox's mount points and bound files never reach the layer.
 		{run: "true"},
 		{run: "echo changed >/etc/hosts && echo x >/etc/hostname && echo nameserver 10.9.9.9 >/etc/resolv.conf && ls /dev /proc /sys >/dev/null"},
-		{run: "touch /etc/foo", names: []string{"etc", "etc/foo"}},
+		// As BuildKit's differ: a directory copied up only because
+		// something under it changed (same mode and owner) is left out.
+		{run: "touch /etc/foo", names: []string{"etc/foo"}},
 	}
 	var df strings.Builder
 	df.WriteString("FROM busybox\n")

@@ -297,13 +297,22 @@ func (bd *build) execRun(ctx context.Context, st *imageState, cmd runCmd, env []
 		}
 		return nil, err // *sandbox.ExitError reads "exit code N"
 	}
-	ents, err := layer.Changes(a.Upper, func(name string) (bool, error) {
-		_, err := root.Lstat("/" + name)
+	changeOpts := layer.ChangeOptions{UserXattr: snapshot.InUserNS()}
+	if bd.clock.stampsRun() {
+		// A dir left out of the layer keeps the time below, on disk too.
+		changeOpts.SameDir = func(name string, below fs.FileInfo) error { return setTime(a.Upper, name, below.ModTime()) }
+	}
+	ents, err := layer.Changes(a.Upper, func(name string) (fs.FileInfo, string, error) {
+		fi, err := root.Lstat("/" + name)
 		if errors.Is(err, fs.ErrNotExist) {
-			return false, nil
+			return nil, "", nil
 		}
-		return err == nil, err
-	}, snapshot.InUserNS())
+		if err != nil {
+			return nil, "", err
+		}
+		host, err := root.HostPath("/" + name)
+		return fi, host, err
+	}, changeOpts)
 	if err != nil {
 		return nil, fmt.Errorf("diff upper dir: %w", err)
 	}

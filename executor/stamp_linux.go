@@ -29,16 +29,7 @@ import (
 func stampRunTimes(upper string, ents []layer.Entry, since time.Time, newest int64, below func(p string) (fs.FileInfo, error)) error {
 	to := time.Unix(newest+1, 0)
 	cut := since.Add(-time.Second)
-	set := func(name string, t time.Time) error {
-		// The sandbox is gone: nothing changes upper while we walk it, and
-		// Changes lists no entry below a symlink.
-		ts := unix.NsecToTimespec(t.UnixNano())
-		p := filepath.Join(upper, filepath.FromSlash(name))
-		if err := unix.UtimesNanoAt(unix.AT_FDCWD, p, []unix.Timespec{ts, ts}, unix.AT_SYMLINK_NOFOLLOW); err != nil {
-			return fmt.Errorf("set time of /%s: %w", name, err)
-		}
-		return nil
-	}
+	set := func(name string, t time.Time) error { return setTime(upper, name, t) }
 	// Dirs the step made: nothing under them is below, no lookup needed
 	// (entries come parents first), so npm install costs one lookup.
 	made := map[string]bool{}
@@ -71,4 +62,16 @@ func stampRunTimes(upper string, ents []layer.Entry, since time.Time, newest int
 		root = fi.ModTime()
 	}
 	return set("", root)
+}
+
+// setTime sets the times of the entry name of upper (not followed). The
+// sandbox is gone: nothing changes upper meanwhile, and Changes lists no
+// entry below a symlink.
+func setTime(upper, name string, t time.Time) error {
+	ts := unix.NsecToTimespec(t.UnixNano())
+	p := filepath.Join(upper, filepath.FromSlash(name))
+	if err := unix.UtimesNanoAt(unix.AT_FDCWD, p, []unix.Timespec{ts, ts}, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return fmt.Errorf("set time of /%s: %w", name, err)
+	}
+	return nil
 }

@@ -3,10 +3,16 @@
 package layer
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
+	"io"
 	"io/fs"
+	"os"
 	"path"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // Changes lists the changes an overlay upperdir holds, read from upper
@@ -14,14 +20,15 @@ import (
 // (dropped when below says the path does not exist in the lower layers),
 // directories with trusted.overlay.opaque=y become Opaque entries followed
 // by their contents, everything else is described as DirEntries does, minus
-// the trusted.overlay.* attributes. below is asked with layer names
-// ("a/b"). Upperdirs written with redirect_dir or metacopy are refused:
-// their changes are not all in upper. userXattr says the overlay was
-// mounted with userxattr (in a user namespace): its marks are user.overlay.*,
-// which otherwise are a file's own attributes.
-func Changes(upper string, below func(name string) (exists bool, err error), userXattr bool) ([]Entry, error) {
+// the trusted.overlay.* attributes. An entry that is the same as the one
+// below is left out, as BuildKit's overlay differ leaves it out: a
+// directory copied up only because something under it changed, a file
+// opened for writing but not changed (see unchanged). Upperdirs written
+// with redirect_dir or metacopy are refused: their changes are not all in
+// upper.
+func Changes(upper string, below Below, opts ChangeOptions) ([]Entry, error) {
 	opaqueKey, prefix := overlayOpaque, overlayPrefix
-	if userXattr {
+	if opts.UserXattr {
 		opaqueKey, prefix = userOverlayOpaque, userOverlayPrefix
 	}
 	var out []Entry
@@ -31,11 +38,11 @@ func Changes(upper string, below func(name string) (exists bool, err error), use
 			if underOpaque(opaque, name) {
 				return nil
 			}
-			ok, err := below(name)
+			bi, _, err := below(name)
 			if err != nil {
 				return fmt.Errorf("look up %q below upperdir: %w", name, err)
 			}
-			if ok {
+			if bi != nil {
 				out = append(out, Entry{Name: name, Whiteout: true})
 			}
 			return nil
@@ -49,16 +56,29 @@ func Changes(upper string, below func(name string) (exists bool, err error), use
 				return fmt.Errorf("read upperdir %s: %q has %s (mount with redirect_dir=off,metacopy=off)", upper, name, k)
 			}
 		}
-		// trusted.* as root of the host, user.* in a user namespace: the
-		// layer is the same either way.
-		if e.Mode.IsDir() && e.Xattrs[opaqueKey] == "y" {
-			ok, err := below(name)
-			if err != nil {
+		var bi fs.FileInfo
+		var bhost string
+		if !underOpaque(opaque, name) {
+			if bi, bhost, err = below(name); err != nil {
 				return fmt.Errorf("look up %q below upperdir: %w", name, err)
 			}
-			if ok {
-				e.Opaque = true
-				opaque[name] = true
+		}
+		// trusted.* as root of the host, user.* in a user namespace: the
+		// layer is the same either way.
+		if e.Mode.IsDir() && e.Xattrs[opaqueKey] == "y" && bi != nil {
+			e.Opaque = true
+			opaque[name] = true
+		}
+		if !e.Opaque && bi != nil {
+			same, err := unchanged(bi, bhost, info, full)
+			if err != nil {
+				return fmt.Errorf("compare %q with the layers below: %w", name, err)
+			}
+			if same && e.Mode.IsDir() && opts.SameDir != nil {
+				err = opts.SameDir(name, bi)
+			}
+			if same || err != nil {
+				return err
 			}
 		}
 		e.Xattrs = filterXattrs(e.Xattrs, prefix)
@@ -69,6 +89,88 @@ func Changes(upper string, below func(name string) (exists bool, err error), use
 		return nil, err
 	}
 	return out, nil
+}
+
+// unchanged reports whether the upper entry (upper, at host path up) is
+// the same as the lower one, by BuildKit's rules (its overlay differ's
+// sameDirent): the same type and mode, owner, device number and
+// security.capability; for what is not a directory also the same size and
+// mtime to the second, and then the same nanoseconds, or, when both have
+// none (a time truncated by a tar), the same content or link target.
+func unchanged(lower fs.FileInfo, low string, upper fs.FileInfo, up string) (bool, error) {
+	ls, ok1 := lower.Sys().(*syscall.Stat_t)
+	us, ok2 := upper.Sys().(*syscall.Stat_t)
+	if !ok1 || !ok2 || ls.Mode != us.Mode || ls.Uid != us.Uid || ls.Gid != us.Gid || ls.Rdev != us.Rdev {
+		return false, nil
+	}
+	lc, err := capability(low)
+	if err != nil {
+		return false, err
+	}
+	uc, err := capability(up)
+	if err != nil || !bytes.Equal(lc, uc) {
+		return false, err
+	}
+	if upper.IsDir() {
+		return true, nil
+	}
+	lt, ut := lower.ModTime(), upper.ModTime()
+	if lower.Size() != upper.Size() || lt.Unix() != ut.Unix() || lt.Nanosecond() != ut.Nanosecond() {
+		return false, nil
+	}
+	if lt.Nanosecond() != 0 {
+		return true, nil
+	}
+	switch {
+	case upper.Mode()&fs.ModeSymlink != 0:
+		a, err1 := os.Readlink(low)
+		b, err2 := os.Readlink(up)
+		return err1 == nil && err2 == nil && a == b, errors.Join(err1, err2)
+	case !upper.Mode().IsRegular() || upper.Size() == 0:
+		return true, nil
+	}
+	return sameFileContent(low, up)
+}
+
+// capability is the security.capability attribute of path (none where the
+// file system has no such attributes).
+func capability(path string) ([]byte, error) {
+	v, _, err := getXattr(path, "security.capability")
+	if errors.Is(err, unix.ENOTSUP) {
+		return nil, nil
+	}
+	return v, err
+}
+
+// sameFileContent compares two regular files byte by byte.
+func sameFileContent(a, b string) (bool, error) {
+	fa, err := os.Open(a)
+	if err != nil {
+		return false, err
+	}
+	defer fa.Close()
+	fb, err := os.Open(b)
+	if err != nil {
+		return false, err
+	}
+	defer fb.Close()
+	ba, bb := make([]byte, 64<<10), make([]byte, 64<<10)
+	for {
+		na, erra := io.ReadFull(fa, ba)
+		nb, errb := io.ReadFull(fb, bb)
+		if na != nb || !bytes.Equal(ba[:na], bb[:nb]) {
+			return false, nil
+		}
+		if erra == io.EOF || erra == io.ErrUnexpectedEOF {
+			return errb == io.EOF || errb == io.ErrUnexpectedEOF, nil
+		}
+		if erra != nil {
+			return false, erra
+		}
+		if errb != nil {
+			return false, errb
+		}
+	}
 }
 
 // isWhiteoutDevice reports an overlay whiteout: a 0/0 char device.

@@ -5,6 +5,6 @@ package layer
 import "errors"
 
 // Changes lists the changes an overlay upperdir holds. It needs Linux.
-func Changes(upper string, below func(name string) (exists bool, err error), userXattr bool) ([]Entry, error) {
+func Changes(upper string, below Below, opts ChangeOptions) ([]Entry, error) {
 	return nil, errors.ErrUnsupported
 }

@@ -48,13 +48,14 @@ func (o *overlay) unmount() {
 }
 
 // belowIn answers Changes' question from a lower directory.
-func belowIn(lower string) func(string) (bool, error) {
-	return func(name string) (bool, error) {
-		_, err := os.Lstat(filepath.Join(lower, filepath.FromSlash(name)))
+func belowIn(lower string) Below {
+	return func(name string) (fs.FileInfo, string, error) {
+		p := filepath.Join(lower, filepath.FromSlash(name))
+		fi, err := os.Lstat(p)
 		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, unix.ENOTDIR) {
-			return false, nil
+			return nil, "", nil
 		}
-		return err == nil, err
+		return fi, p, err
 	}
 }
 
@@ -105,7 +106,7 @@ func TestChangesMatchOverlay(t *testing.T) {
 			copyTree(t, o.merged, mergedCopy)
 			o.unmount()
 
-			changes, err := Changes(o.upper, belowIn(lower), false)
+			changes, err := Changes(o.upper, belowIn(lower), ChangeOptions{})
 			if err != nil {
 				t.Fatalf("Changes: %v", err)
 			}
@@ -368,8 +369,10 @@ func TestChangesWhiteoutsAndOpaque(t *testing.T) {
 		must(err)
 		return unix.UtimesNanoAt(unix.AT_FDCWD, p, []unix.Timespec{{Sec: 7}, {Sec: 1234567890}}, unix.AT_SYMLINK_NOFOLLOW)
 	}))
-	below := map[string]bool{"gone": true, "opq": true, "opq/inner": true}
-	es, err := Changes(upper, func(n string) (bool, error) { return below[n], nil }, false)
+	lower := t.TempDir()
+	must(os.WriteFile(filepath.Join(lower, "gone"), nil, 0o644))
+	must(os.MkdirAll(filepath.Join(lower, "opq/inner"), 0o700))
+	es, err := Changes(upper, belowIn(lower), ChangeOptions{})
 	must(err)
 	got := describe(es)
 	want := "  gone ---------- wh=true opq=false\n" +
@@ -385,7 +388,7 @@ func TestChangesWhiteoutsAndOpaque(t *testing.T) {
 	blob, _ := pack(t, es, PackOptions{})
 	checkGolden(t, "changes_listing.golden", listing(tarHeaders(t, blob)))
 
-	_, err = Changes(upper, func(string) (bool, error) { return false, errors.New("boom") }, false)
+	_, err = Changes(upper, func(string) (fs.FileInfo, string, error) { return nil, "", errors.New("boom") }, ChangeOptions{})
 	if err == nil || !strings.Contains(err.Error(), "boom") {
 		t.Errorf("below error not returned: %v", err)
 	}
@@ -402,7 +405,7 @@ func TestChangesRefusesRedirectAndMetacopy(t *testing.T) {
 		if err := unix.Lsetxattr(p, x, []byte("/elsewhere"), 0); err != nil {
 			t.Fatal(err)
 		}
-		_, err := Changes(upper, func(string) (bool, error) { return true, nil }, false)
+		_, err := Changes(upper, belowIn(t.TempDir()), ChangeOptions{})
 		if err == nil || !strings.Contains(err.Error(), x) || !strings.Contains(err.Error(), `"d"`) {
 			t.Errorf("%s: err = %v", x, err)
 		}
@@ -462,5 +465,53 @@ func TestDiff(t *testing.T) {
 	flat := flatten(t, lower, es)
 	if d := diffStates(treeState(t, newer, true), treeState(t, flat, true)); d != "" {
 		t.Errorf("lower + Diff != newer:\n%s", d)
+	}
+}
+
+// An upper entry equal to the one below is left out, by BuildKit's rules:
+// a directory copied up with another mtime, a file copied up unchanged
+// (times without nanoseconds: the content decides), the same symlink.
+func TestChangesSkipsUnchanged(t *testing.T) {
+	requireRoot(t)
+	lower, upper := t.TempDir(), t.TempDir()
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, root := range []string{lower, upper} {
+		must(os.MkdirAll(filepath.Join(root, "d"), 0o755))
+		must(os.WriteFile(filepath.Join(root, "d/same"), []byte("same"), 0o644))
+		must(os.Symlink("same", filepath.Join(root, "d/link")))
+		must(os.WriteFile(filepath.Join(root, "d/owner"), []byte("o"), 0o644))
+		must(os.MkdirAll(filepath.Join(root, "mode"), 0o755))
+	}
+	must(os.WriteFile(filepath.Join(lower, "d/content"), []byte("aaaa"), 0o644))
+	must(os.WriteFile(filepath.Join(upper, "d/content"), []byte("bbbb"), 0o644))
+	must(os.WriteFile(filepath.Join(lower, "d/touched"), []byte("t"), 0o644))
+	must(os.WriteFile(filepath.Join(upper, "d/touched"), []byte("t"), 0o644))
+	must(os.WriteFile(filepath.Join(upper, "d/new"), []byte("n"), 0o644))
+	must(os.Lchown(filepath.Join(upper, "d/owner"), 1, 1))
+	must(os.Chmod(filepath.Join(upper, "mode"), 0o700))
+	// Same times everywhere (whole seconds), but for the touched file and
+	// the directory d, whose mtime differs and does not count.
+	for _, root := range []string{lower, upper} {
+		must(filepath.WalkDir(root, func(p string, _ fs.DirEntry, err error) error {
+			must(err)
+			return unix.UtimesNanoAt(unix.AT_FDCWD, p, []unix.Timespec{{Sec: 7}, {Sec: 1000}}, unix.AT_SYMLINK_NOFOLLOW)
+		}))
+	}
+	must(unix.UtimesNanoAt(unix.AT_FDCWD, filepath.Join(upper, "d/touched"), []unix.Timespec{{Sec: 7}, {Sec: 2000}}, 0))
+	must(unix.UtimesNanoAt(unix.AT_FDCWD, filepath.Join(upper, "d"), []unix.Timespec{{Sec: 7}, {Sec: 2000}}, 0))
+	es, err := Changes(upper, belowIn(lower), ChangeOptions{})
+	must(err)
+	var got []string
+	for _, e := range es {
+		got = append(got, e.Name)
+	}
+	want := []string{"d/content", "d/new", "d/owner", "d/touched", "mode"}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Fatalf("changes %q, want %q", got, want)
 	}
 }

@@ -61,6 +61,23 @@ type Packed struct {
 	MediaType string
 }
 
+// Below describes what the lower layers hold at a layer name ("a/b"):
+// its stat and a host path to read it (nil Info: nothing there).
+type Below func(name string) (info fs.FileInfo, host string, err error)
+
+// ChangeOptions tune Changes.
+type ChangeOptions struct {
+	// UserXattr says the overlay was mounted with userxattr (in a user
+	// namespace): its marks are user.overlay.*, which otherwise are a
+	// file's own attributes.
+	UserXattr bool
+	// SameDir, when set, is called for each directory of the upper dir
+	// left out as the same as the one below (only its mtime may differ),
+	// so that the caller can give the upper dir the time the layer
+	// implies.
+	SameDir func(name string, below fs.FileInfo) error
+}
+
 // WhiteoutMode says how Apply treats OCI whiteouts.
 type WhiteoutMode int
 
