@@ -61,6 +61,7 @@ func (c *child) setup() (string, error) {
 		{"bind etc files", c.bindEtc},
 		{"mount dev", c.mountDev},
 		{"mount extra", c.mountExtra},
+		{"make rootfs read-only", c.readOnlyRoot},
 		{"pivot root", c.pivotRoot},
 		{"set hostname", c.setHostname},
 		{"mask paths", c.maskPaths},
@@ -162,6 +163,9 @@ func (c *child) loopback() error {
 // that fails, chdirLate tries again as the user (as runc does).
 func (c *child) chdirEarly() error {
 	c.cwdErr = unix.Chdir(c.spec.Cwd)
+	if errors.Is(c.cwdErr, unix.ENOENT) && c.spec.MakeCwd {
+		return c.makeCwd()
+	}
 	return nil
 }
 

@@ -44,6 +44,8 @@ type spec struct {
 	Hosts    []byte           `json:"hosts"`
 	Resolv   []byte           `json:"resolv"` // null = leave the rootfs's file alone
 	Insecure bool             `json:"insecure,omitempty"`
+	ReadOnly bool             `json:"readonly,omitempty"`
+	MakeCwd  bool             `json:"makecwd,omitempty"`
 }
 
 // report is one message of the child on reportFD: the placeholders it made,
@@ -106,11 +108,17 @@ func run(ctx context.Context, cfg Config) (retErr error) {
 	cmd.Args = []string{initArg0}
 	cmd.ExtraFiles = []*os.File{specR, reportW}     // fds 3 and 4
 	cmd.Stdout, cmd.Stderr = cfg.Stdout, cfg.Stderr // nil: /dev/null
+	cmd.Stdin = cfg.Stdin
 	cmd.SysProcAttr = &syscall.SysProcAttr{
 		Cloneflags: cloneFlags(s.Network),
 		Pdeathsig:  syscall.SIGKILL,
 		Setpgid:    true,
 	}
+	term, err := attachTTY(cmd, cfg)
+	if err != nil {
+		return err
+	}
+	defer term.close()
 	// Pdeathsig fires when the forking thread exits, not the process: keep
 	// this goroutine on that thread until the child is reaped.
 	runtime.LockOSThread()
@@ -123,6 +131,8 @@ func run(ctx context.Context, cfg Config) (retErr error) {
 	}
 	specR.Close()
 	reportW.Close()
+	term.started(cfg)
+	stopSignals := forwardSignals(cmd.Process, cfg.Signals)
 	// The child sets up while the parent moves it into its cgroup (a move
 	// waits for an RCU grace period: milliseconds), and execs only once it
 	// has read the go-ahead byte that follows the spec.
@@ -139,6 +149,8 @@ func run(ctx context.Context, cfg Config) (retErr error) {
 	specW.Close()
 	created, setupErr := readReports(reportR)
 	waitErr := cmd.Wait()
+	stopSignals()
+	term.wait()
 	cleanErr := removePlaceholders(s.Upper, created)
 
 	switch {
@@ -201,6 +213,8 @@ func newSpec(cfg Config) (*spec, error) {
 		Hosts:    cfg.Hosts,
 		Resolv:   cfg.Resolv,
 		Insecure: cfg.Insecure,
+		ReadOnly: cfg.ReadOnly,
+		MakeCwd:  cfg.MakeCwd,
 	}
 	if s.Cwd == "" {
 		s.Cwd = "/"

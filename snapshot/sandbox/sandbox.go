@@ -73,6 +73,24 @@ type Config struct {
 	Insecure bool
 	// Limits bound what the command's process tree may use.
 	Limits Limits
+
+	// What builder run adds to a RUN (run_io_linux.go).
+	//
+	// Stdin is the command's stdin (nil: /dev/null). TTY gives the command
+	// a new pseudo-terminal as stdin, stdout, stderr and controlling
+	// terminal, of TTYSize (rows, columns; zero: 24x80): Stdin is copied to
+	// it and its output to Stdout. ReadOnly mounts the rootfs read-only
+	// (Mounts, /dev, /proc and the /etc files stay writable, as docker run
+	// --read-only). Signals are sent to the command, PID 1 of its
+	// namespace, as they come (docker run's signal proxy); the end of ctx
+	// still kills the whole tree.
+	// MakeCwd creates Cwd when missing, owned by UID:GID (docker run -w).
+	Stdin    io.Reader
+	MakeCwd  bool
+	TTY      bool
+	TTYSize  [2]uint16
+	ReadOnly bool
+	Signals  <-chan os.Signal
 }
 
 // Limits are docker run's --memory, --cpus and --pids-limit, enforced by a
