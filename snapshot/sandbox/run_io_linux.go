@@ -171,7 +171,12 @@ func (c *child) readOnlyRoot() error {
 // through the overlay, which copies up what it changes), owned by the user,
 // and enters it.
 func (c *child) makeCwd() error {
-	cwd := c.spec.Cwd
+	// Past pivot_root "/" is the rootfs: resolveIn follows the symlinks
+	// of Cwd inside it, so MkdirAll meets none.
+	cwd, err := resolveIn("/", c.spec.Cwd)
+	if err != nil {
+		return fmt.Errorf("create working directory: %w", err)
+	}
 	if err := os.MkdirAll(cwd, 0o755); err != nil {
 		return fmt.Errorf("create working directory: %w", err)
 	}
