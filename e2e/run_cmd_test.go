@@ -287,8 +287,8 @@ func TestRunCmdSignals(t *testing.T) {
 
 func TestRunCmdTTY(t *testing.T) {
 	e := boundedEnv(t)
-	r := e.run("run", "-t", "busybox", "sh", "-c", "test -t 0 && test -t 1 && echo tty; stty size")
-	if r.code != 0 || !strings.HasPrefix(r.stdout, "tty\r\n24 80") {
+	r := e.run("run", "-t", "-u", "1000", "busybox", "sh", "-c", "test -t 0 && test -t 1 && echo tty; stty size; tty; stat -c %u $(tty)")
+	if r.code != 0 || r.stdout != "tty\r\n24 80\r\n/dev/pts/0\r\n1000\r\n" {
 		t.Errorf("-t: exit %d, stdout %q\n%s", r.code, r.stdout, r.stderr)
 	}
 	r = e.runEnv(nil, "piped\n", "run", "-i", "busybox", "sh", "-c", "test -t 0 || cat")

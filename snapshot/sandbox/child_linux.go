@@ -60,6 +60,7 @@ func (c *child) setup() (string, error) {
 		{"mount sys", c.mountSys},
 		{"bind etc files", c.bindEtc},
 		{"mount dev", c.mountDev},
+		{"open terminal", c.openTerminal},
 		{"mount extra", c.mountExtra},
 		{"make rootfs read-only", c.readOnlyRoot},
 		{"pivot root", c.pivotRoot},

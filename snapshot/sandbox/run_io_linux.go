@@ -6,7 +6,6 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"strconv"
 	"sync"
 
 	"golang.org/x/sys/unix"
@@ -15,83 +14,49 @@ import (
 // What builder run adds to a RUN: a pseudo-terminal, signals passed on to
 // the command and a read-only rootfs.
 
-// terminal is the pseudo-terminal of one run: the child gets the slave as
-// stdin, stdout, stderr and controlling terminal; the parent copies
-// Config.Stdin to the master and the master to Config.Stdout.
+// The terminal of Config.TTY is a pseudo-terminal of the container's own
+// /dev/pts (as runc's console socket gives it): the child opens it once
+// /dev is mounted, makes it its controlling terminal and its stdin, stdout
+// and stderr, and passes the master back over a socket on consoleFD; the
+// parent copies Config.Stdin to the master and the master to Config.Stdout.
+// So the command's tty is /dev/pts/0 of its own devpts, which ttyname(3)
+// finds.
+
+// consoleFD is the child's end of the console socket (TTY only).
+const consoleFD = 5
+
+// terminal is the parent's side of the pseudo-terminal of one run.
 type terminal struct {
-	master, slave *os.File
-	out           sync.WaitGroup
+	child, sock *os.File // the two ends of the console socket
+	out         sync.WaitGroup
 }
 
-// attachTTY opens a pseudo-terminal for cmd when cfg asks for one (nil
-// otherwise), making the child a session leader that owns it.
+// attachTTY makes the console socket when cfg asks for a terminal (nil
+// otherwise): the child is not made a process group leader, so that it can
+// start a session of its own.
 func attachTTY(cmd *exec.Cmd, cfg Config) (*terminal, error) {
 	if !cfg.TTY {
 		return nil, nil
 	}
-	master, slave, err := openPTY()
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
-		return nil, fmt.Errorf("sandbox: open pseudo-terminal: %w", err)
+		return nil, fmt.Errorf("sandbox: console socket: %w", err)
 	}
-	rows, cols := cfg.TTYSize[0], cfg.TTYSize[1]
-	if rows == 0 || cols == 0 {
-		rows, cols = 24, 80
-	}
-	if err := unix.IoctlSetWinsize(int(slave.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: rows, Col: cols}); err != nil {
-		master.Close()
-		slave.Close()
-		return nil, fmt.Errorf("sandbox: set terminal size: %w", err)
-	}
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
-	attr := cmd.SysProcAttr
-	attr.Setpgid = false // a new session instead: setpgid would fail in it
-	attr.Setsid, attr.Setctty, attr.Ctty = true, true, 0
-	return &terminal{master: master, slave: slave}, nil
+	t := &terminal{sock: os.NewFile(uintptr(fds[0]), "console"), child: os.NewFile(uintptr(fds[1]), "console")}
+	cmd.ExtraFiles = append(cmd.ExtraFiles, t.child) // consoleFD
+	cmd.Stdin = nil                                  // the terminal's
+	cmd.SysProcAttr.Setpgid = false
+	return t, nil
 }
 
-// openPTY opens a new pseudo-terminal pair of /dev/ptmx.
-func openPTY() (master, slave *os.File, err error) {
-	fd, err := unix.Open("/dev/ptmx", unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return nil, nil, err
-	}
-	master = os.NewFile(uintptr(fd), "/dev/ptmx")
-	if err := unix.IoctlSetPointerInt(fd, unix.TIOCSPTLCK, 0); err != nil {
-		master.Close()
-		return nil, nil, fmt.Errorf("unlock: %w", err)
-	}
-	// TIOCGPTPEER opens the slave without a path lookup (Linux 4.13+).
-	sfd, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), unix.TIOCGPTPEER, uintptr(unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC))
-	if errno == 0 {
-		return master, os.NewFile(sfd, "pty"), nil
-	}
-	n, err := unix.IoctlGetUint32(fd, unix.TIOCGPTN)
-	if err != nil {
-		master.Close()
-		return nil, nil, fmt.Errorf("get pty number: %w", err)
-	}
-	name := "/dev/pts/" + strconv.Itoa(int(n))
-	sfdi, err := unix.Open(name, unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		master.Close()
-		return nil, nil, err
-	}
-	return master, os.NewFile(uintptr(sfdi), name), nil
-}
-
-// started runs once the child is started: the parent's slave is closed (so
-// the master reads EIO once the command's tree is gone) and the copying
-// begins.
+// started runs once the child is started: it waits for the master and
+// copies until the command's tree is gone (EIO once every slave is closed).
 func (t *terminal) started(cfg Config) {
 	if t == nil {
 		return
 	}
-	t.slave.Close()
-	t.slave = nil
-	if cfg.Stdin != nil {
-		// Not waited for: a read of the caller's stdin may block forever.
-		go func() { _, _ = io.Copy(t.master, cfg.Stdin) }()
-	}
+	t.child.Close()
+	t.child = nil
 	out := cfg.Stdout
 	if out == nil {
 		out = io.Discard
@@ -99,8 +64,16 @@ func (t *terminal) started(cfg Config) {
 	t.out.Add(1)
 	go func() {
 		defer t.out.Done()
-		_, err := io.Copy(out, t.master)
-		_ = err // EIO: every slave is closed, the command's tree is gone
+		master, err := recvFD(t.sock)
+		if err != nil {
+			return // the child failed before: its report says why
+		}
+		defer master.Close()
+		if cfg.Stdin != nil {
+			// Not waited for: a read of the caller's stdin may block forever.
+			go func() { _, _ = io.Copy(master, cfg.Stdin) }()
+		}
+		_, _ = io.Copy(out, master)
 	}()
 }
 
@@ -115,10 +88,79 @@ func (t *terminal) close() {
 	if t == nil {
 		return
 	}
-	if t.slave != nil {
-		t.slave.Close()
+	if t.child != nil {
+		t.child.Close()
 	}
-	t.master.Close()
+	t.sock.Close()
+}
+
+// recvFD receives one file descriptor over the unix socket s.
+func recvFD(s *os.File) (*os.File, error) {
+	buf := make([]byte, 1)
+	oob := make([]byte, unix.CmsgSpace(4))
+	_, oobn, _, _, err := unix.Recvmsg(int(s.Fd()), buf, oob, unix.MSG_CMSG_CLOEXEC)
+	if err != nil {
+		return nil, err
+	}
+	msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
+	if err != nil || len(msgs) != 1 {
+		return nil, fmt.Errorf("no console fd (%v)", err)
+	}
+	fds, err := unix.ParseUnixRights(&msgs[0])
+	if err != nil || len(fds) != 1 {
+		return nil, fmt.Errorf("no console fd (%v)", err)
+	}
+	return os.NewFile(uintptr(fds[0]), "ptmx"), nil
+}
+
+// openTerminal (child) opens a pseudo-terminal of the container's devpts,
+// sized as asked, makes it the controlling terminal of a new session and
+// fds 0, 1 and 2, and sends the master to the parent.
+func (c *child) openTerminal() error {
+	if !c.spec.TTY {
+		return nil
+	}
+	sock := os.NewFile(consoleFD, "console")
+	defer sock.Close()
+	mfd, err := unix.Open(c.dev+"/pts/ptmx", unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("open ptmx: %w", err)
+	}
+	defer unix.Close(mfd)
+	if err := unix.IoctlSetPointerInt(mfd, unix.TIOCSPTLCK, 0); err != nil {
+		return fmt.Errorf("unlock pty: %w", err)
+	}
+	sfd, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(mfd), unix.TIOCGPTPEER, uintptr(unix.O_RDWR|unix.O_NOCTTY))
+	if errno != 0 {
+		return fmt.Errorf("open pty slave: %w", errno)
+	}
+	slave := int(sfd)
+	size := unix.Winsize{Row: c.spec.TTYSize[0], Col: c.spec.TTYSize[1]}
+	if size.Row == 0 || size.Col == 0 {
+		size.Row, size.Col = 24, 80
+	}
+	if err := unix.IoctlSetWinsize(slave, unix.TIOCSWINSZ, &size); err != nil {
+		return fmt.Errorf("set terminal size: %w", err)
+	}
+	if err := unix.Fchown(slave, int(c.spec.UID), -1); err != nil {
+		return fmt.Errorf("chown terminal: %w", err) // the user's, as runc's
+	}
+	if _, err := unix.Setsid(); err != nil {
+		return fmt.Errorf("setsid: %w", err)
+	}
+	if err := unix.IoctlSetInt(slave, unix.TIOCSCTTY, 0); err != nil {
+		return fmt.Errorf("set controlling terminal: %w", err)
+	}
+	for fd := 0; fd < 3; fd++ {
+		if err := unix.Dup3(slave, fd, 0); err != nil {
+			return fmt.Errorf("dup terminal: %w", err)
+		}
+	}
+	unix.Close(slave)
+	if err := unix.Sendmsg(consoleFD, []byte{0}, unix.UnixRights(mfd), nil, 0); err != nil {
+		return fmt.Errorf("send console: %w", err)
+	}
+	return nil
 }
 
 // forwardSignals sends what comes on sigs to p until the returned stop is

@@ -46,6 +46,8 @@ type spec struct {
 	Insecure bool             `json:"insecure,omitempty"`
 	ReadOnly bool             `json:"readonly,omitempty"`
 	MakeCwd  bool             `json:"makecwd,omitempty"`
+	TTY      bool             `json:"tty,omitempty"`
+	TTYSize  [2]uint16        `json:"ttysize,omitzero"`
 }
 
 // report is one message of the child on reportFD: the placeholders it made,
@@ -215,6 +217,8 @@ func newSpec(cfg Config) (*spec, error) {
 		Insecure: cfg.Insecure,
 		ReadOnly: cfg.ReadOnly,
 		MakeCwd:  cfg.MakeCwd,
+		TTY:      cfg.TTY,
+		TTYSize:  cfg.TTYSize,
 	}
 	if s.Cwd == "" {
 		s.Cwd = "/"
