@@ -34,6 +34,10 @@ import (
 // with the limit it reached if any.
 type ExitError = sandbox.ExitError
 
+// ErrExec marks (wrapped, with its errno) a command that could not be
+// executed: not found (fs.ErrNotExist), not executable.
+var ErrExec = sandbox.ErrExec
+
 // Limits are docker run's --memory, --cpus and --pids-limit.
 type Limits = sandbox.Limits
 

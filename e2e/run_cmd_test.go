@@ -104,6 +104,13 @@ func TestRunCmd(t *testing.T) {
 		if r := e.run("run", "run-cmd", "test", "-e", "/written"); r.code != 1 {
 			t.Errorf("a file written by a container is in the next one (exit %d)", r.code)
 		}
+		// Made before the rootfs turns read-only, as docker creates it.
+		if r := e.run("run", "--read-only", "-w", "/made", "run-cmd", "pwd"); r.code != 0 || r.stdout != "/made\n" {
+			t.Errorf("--read-only -w /made: exit %d, %q\n%s", r.code, r.stdout, r.stderr)
+		}
+		if r := e.run("run", "run-cmd", "/etc/passwd"); r.code != 126 {
+			t.Errorf("not executable: exit %d, want 126\n%s", r.code, r.stderr)
+		}
 		if r := e.run("run", "run-cmd", "no-such-command"); r.code != 127 {
 			t.Errorf("missing command: exit %d, want 127\n%s", r.code, r.stderr)
 		}

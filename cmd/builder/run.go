@@ -202,9 +202,9 @@ func runExit(err error, killedWhy string) error {
 			msg = "builder run: " + ee.Error()
 		}
 		return containerExit{ee.Code, msg}
-	case errors.Is(err, fs.ErrNotExist) && !errors.Is(err, client.ErrNotFound):
+	case errors.Is(err, client.ErrExec) && errors.Is(err, fs.ErrNotExist):
 		return containerExit{exitNotFound, "error: " + err.Error()}
-	case errors.Is(err, fs.ErrPermission):
+	case errors.Is(err, client.ErrExec):
 		return containerExit{exitCannotRun, "error: " + err.Error()}
 	}
 	return containerExit{exitRunFailed, "error: " + err.Error()}

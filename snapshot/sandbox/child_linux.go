@@ -62,6 +62,7 @@ func (c *child) setup() (string, error) {
 		{"mount dev", c.mountDev},
 		{"open terminal", c.openTerminal},
 		{"mount extra", c.mountExtra},
+		{"create working directory", c.makeCwd},
 		{"make rootfs read-only", c.readOnlyRoot},
 		{"pivot root", c.pivotRoot},
 		{"set hostname", c.setHostname},
@@ -164,9 +165,6 @@ func (c *child) loopback() error {
 // that fails, chdirLate tries again as the user (as runc does).
 func (c *child) chdirEarly() error {
 	c.cwdErr = unix.Chdir(c.spec.Cwd)
-	if errors.Is(c.cwdErr, unix.ENOENT) && c.spec.MakeCwd {
-		return c.makeCwd()
-	}
 	return nil
 }
 

@@ -4,8 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"sync"
 
 	"golang.org/x/sys/unix"
@@ -209,22 +211,28 @@ func (c *child) readOnlyRoot() error {
 	return nil
 }
 
-// makeCwd creates the missing Cwd in the new root (parents as root,
-// through the overlay, which copies up what it changes), owned by the user,
-// and enters it.
+// makeCwd creates the missing Cwd (MakeCwd) in the rootfs before it may
+// be made read-only, as docker does when it creates the container: its
+// symlinks resolved inside the rootfs, parents as root (through the
+// overlay, which copies up what it changes), the dir itself the user's.
 func (c *child) makeCwd() error {
-	// Past pivot_root "/" is the rootfs: resolveIn follows the symlinks
-	// of Cwd inside it, so MkdirAll meets none.
-	cwd, err := resolveIn("/", c.spec.Cwd)
+	if !c.spec.MakeCwd {
+		return nil
+	}
+	rel, err := resolveIn(c.spec.Root, c.spec.Cwd)
 	if err != nil {
-		return fmt.Errorf("create working directory: %w", err)
+		return err
 	}
-	if err := os.MkdirAll(cwd, 0o755); err != nil {
-		return fmt.Errorf("create working directory: %w", err)
+	dir := filepath.Join(c.spec.Root, rel)
+	if _, err := os.Lstat(dir); !errors.Is(err, fs.ErrNotExist) {
+		return nil // there, or chdir says why not
 	}
-	if err := os.Lchown(cwd, int(c.spec.UID), int(c.spec.GID)); err != nil {
-		return fmt.Errorf("create working directory: %w", err)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
 	}
-	c.cwdErr = unix.Chdir(cwd)
-	return nil
+	err = os.Lchown(dir, int(c.spec.UID), int(c.spec.GID))
+	if errors.Is(err, unix.EINVAL) {
+		return nil // a user namespace without that id: root's, then
+	}
+	return err
 }

@@ -67,11 +67,15 @@ type setupError struct {
 
 func (e *setupError) Error() string { return "sandbox: " + e.step + ": " + e.msg }
 
-func (e *setupError) Unwrap() error {
-	if e.errno == 0 {
-		return nil
+func (e *setupError) Unwrap() []error {
+	var errs []error
+	if e.errno != 0 {
+		errs = append(errs, e.errno)
 	}
-	return e.errno
+	if e.step == "exec" {
+		errs = append(errs, ErrExec)
+	}
+	return errs
 }
 
 func run(ctx context.Context, cfg Config) (retErr error) {

@@ -36,6 +36,7 @@ package sandbox
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -126,6 +127,10 @@ func (e *ExitError) Error() string {
 	}
 	return fmt.Sprintf("exit code %d: %s", e.Code, e.Limit)
 }
+
+// ErrExec marks (wrapped, with the errno: fs.ErrNotExist, fs.ErrPermission,
+// ...) a command the child could not execute.
+var ErrExec = errors.New("cannot execute the command")
 
 // initArg0 is the argv[0] that marks the re-executed sandbox child.
 const initArg0 = "builder-sandbox"
