@@ -119,6 +119,32 @@ func TestRunCmd(t *testing.T) {
 		}
 	})
 
+	t.Run("Sandbox", func(t *testing.T) {
+		// The escapes a hostile RUN tries, tried by a container: the same
+		// namespaces, capabilities, seccomp filter and masked paths.
+		script := `echo "pid=$$"
+echo "seccomp=$(grep Seccomp: /proc/self/status | cut -f2)"
+echo "nnp=$(grep NoNewPrivs: /proc/self/status | cut -f2)"
+echo "capeff=$(grep CapEff: /proc/self/status | cut -f2)"
+echo "userns=$(unshare -r true 2>&1)"
+mount -t tmpfs none /mnt 2>/dev/null; echo "mount=$?"
+echo 1 > /proc/sysrq-trigger 2>/dev/null; echo "sysrq=$?"
+touch /sys/x 2>/dev/null; echo "sysrw=$?"
+echo x > /proc/sys/kernel/domainname 2>/dev/null; echo "procsys=$?"
+[ "$(ls /proc | grep -c '^[0-9]')" -le 4 ] && echo "fewprocs=yes"
+echo "netdevs=$(tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' ' | tr '\n' ,)"`
+		r := e.mustRun("run", "--network", "none", "busybox", "sh", "-c", script)
+		for k, want := range map[string]string{
+			"pid": "1", "seccomp": "2", "nnp": "1", "capeff": "00000000a80425fb",
+			"userns": "unshare: unshare(0x10000000): Operation not permitted",
+			"mount":  "1", "sysrq": "1", "sysrw": "1", "procsys": "1", "fewprocs": "yes", "netdevs": "lo,",
+		} {
+			if !strings.Contains(r.stdout, "\n"+k+"="+want+"\n") && !strings.HasPrefix(r.stdout, k+"="+want+"\n") {
+				t.Errorf("%s: want %q in\n%s", k, want, r.stdout)
+			}
+		}
+	})
+
 	t.Run("Volumes", func(t *testing.T) {
 		host := t.TempDir()
 		e.mustRun("run", "-v", host+":/data", "run-cmd", "sh", "-c", "echo from-container > /data/out")

@@ -29,6 +29,12 @@
 // upper dir before the run is not cleaned up: it is left as an empty
 // placeholder rather than resurrecting the lower file.
 //
+// builder run adds (run_io_linux.go): a pseudo-terminal of the container's
+// own /dev/pts as the command's stdio and controlling terminal, its master
+// passed back over a console socket (fd 5); signals passed on to the
+// command; a read-only rootfs, remounted once every mount point exists; a
+// working dir made when missing.
+//
 // /etc/hosts, /etc/resolv.conf and /etc/hostname are bind mounts of files on
 // a tmpfs private to the sandbox: the command may write them, as in Docker,
 // but what it writes never reaches the layer and nothing is left on the host.
