@@ -13,6 +13,7 @@ import (
 
 	"github.com/builderdev/builder/executor"
 	"github.com/builderdev/builder/fileset"
+	"github.com/builderdev/builder/oci"
 	"github.com/builderdev/builder/snapshot"
 	"github.com/builderdev/builder/snapshot/sandbox"
 )
@@ -21,7 +22,8 @@ import (
 // of RUN, in the foreground: the image's rootfs is an overlay of its
 // snapshots (unpacked first when missing) with a throwaway upper dir,
 // removed when the command's process tree is gone, whatever happened (as
-// docker run --rm). No container outlives the call.
+// docker run --rm), after --commit made it an image if asked. No
+// container outlives the call.
 //
 // Locks. Run holds the store lock shared for the whole run, so no prune
 // removes the image's snapshots or blobs under it (a prune waits for the
@@ -59,6 +61,9 @@ type RunOptions struct {
 	ReadOnly   bool
 	Mounts     []RunMount
 	Limits     Limits
+	// Commit, when set, tags the container's rootfs as a new image once
+	// the command has exited 0 (docker commit): the image plus one layer.
+	Commit string
 
 	Stdin          io.Reader // nil: /dev/null
 	Stdout, Stderr io.Writer
@@ -155,7 +160,7 @@ func (c *Client) Run(ctx context.Context, opts RunOptions) error {
 	for _, g := range u.Groups {
 		groups = append(groups, uint32(g))
 	}
-	return sandbox.Run(ctx, sandbox.Config{
+	err = sandbox.Run(ctx, sandbox.Config{
 		Rootfs:   a.Mounts(rootDir),
 		RootDir:  rootDir,
 		Mounts:   mounts,
@@ -178,6 +183,17 @@ func (c *Client) Run(ctx context.Context, opts RunOptions) error {
 		Signals:  opts.Signals,
 		Limits:   opts.Limits,
 	})
+	if err != nil || opts.Commit == "" {
+		return err
+	}
+	desc, err := executor.Commit(ctx, c.stores(), img, a.Upper, a.Lowers, strings.Join(argv, " "))
+	if err != nil {
+		return fmt.Errorf("commit container: %w", err)
+	}
+	if err := c.images.Tag(ctx, opts.Commit, desc); err != nil {
+		return fmt.Errorf("tag %s: %w", opts.Commit, err)
+	}
+	return nil
 }
 
 // checkRunOptions rejects what no run can do, before any lock is taken.
@@ -194,6 +210,13 @@ func checkRunOptions(o *RunOptions) error {
 	}
 	if o.Name != "" && !nameRE.MatchString(o.Name) {
 		return fmt.Errorf("%w: invalid container name %q: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed", ErrUsage, o.Name)
+	}
+	if o.Commit != "" {
+		name, err := oci.NormalizeRef(o.Commit)
+		if err != nil {
+			return fmt.Errorf("%w: --commit %q: %v", ErrUsage, o.Commit, err)
+		}
+		o.Commit = name
 	}
 	if o.Workdir != "" && !path.IsAbs(o.Workdir) {
 		return fmt.Errorf("%w: the working directory %q is not an absolute path", ErrUsage, o.Workdir)

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -178,6 +179,25 @@ echo "netdevs=$(tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' ' | tr '\n' ,)"
 			"echo x > /scratch/f && echo x > /anon/f && echo ok; echo x > /root/f")
 		if r.code == 0 || r.stdout != "ok\n" || !strings.Contains(r.stderr, "Read-only file system") {
 			t.Errorf("--read-only: exit %d, stdout %q\n%s", r.code, r.stdout, r.stderr)
+		}
+	})
+
+	t.Run("Commit", func(t *testing.T) {
+		// The layer holds what the command changed: no mount point, no
+		// generated /etc file, nothing of the volumes.
+		host := t.TempDir()
+		e.mustRun("run", "--commit", "run-committed:v1", "-v", host+":/data", "--tmpfs", "/scratch", "-w", "/work",
+			"run-cmd", "sh", "-c", "echo hi > f; echo x > /data/x; rm /etc/group")
+		_, layers := e.manifestLayers(t, "run-committed:v1")
+		out, err := exec.Command("tar", "tzf", e.blobPath(layers[len(layers)-1])).Output()
+		if got := strings.Fields(string(out)); err != nil || !slices.Equal(got, []string{"etc/", "etc/.wh.group", "work/", "work/f"}) {
+			t.Errorf("committed layer: %q, %v", got, err)
+		}
+		if r := e.run("run", "run-committed:v1"); r.code != 0 || r.stdout != "cmd\n" {
+			t.Errorf("committed image keeps the config: exit %d, %q\n%s", r.code, r.stdout, r.stderr)
+		}
+		if r := e.run("run", "--commit", "run-failed:v1", "run-cmd", "false"); r.code != 1 || e.run("inspect", "run-failed:v1").code == 0 {
+			t.Errorf("a failed command: exit %d, and committed", r.code)
 		}
 	})
 

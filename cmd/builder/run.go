@@ -38,6 +38,7 @@ type runFlags struct {
 	env, envFiles             []string
 	workdir, user, entrypoint string
 	hostname, name, network   string
+	commit                    string
 	rm, readOnly, interactive bool
 	tty                       bool
 	volumes, tmpfs, mounts    []string
@@ -59,8 +60,8 @@ image's layers.
 The command is the image's Entrypoint followed by COMMAND [ARG...], or by the
 image's Cmd when none is given; --entrypoint replaces the Entrypoint and drops
 the image's Cmd. The container's changes to its filesystem are always
-discarded when it exits (--rm is the default and only mode); use volumes to
-keep files. There are no detached containers, no restart policies and no port
+discarded when it exits (--rm is the default and only mode): use volumes to
+keep files, or --commit NAME to keep the filesystem as a new image. There are no detached containers, no restart policies and no port
 publishing: --network host (the default) shares the host's network, --network
 none gives a loopback only.
 
@@ -89,6 +90,7 @@ found.`,
 	fl.StringVar(&f.name, "name", "", "name the container; a second run of the same name fails while this one runs")
 	fl.StringVar(&f.network, "network", "host", "network: host or none (no port publishing)")
 	fl.BoolVar(&f.rm, "rm", true, "remove the container when it exits (always: builder keeps no containers)")
+	fl.StringVar(&f.commit, "commit", "", "once the command exits 0, keep the container's filesystem as a new image of this name (docker commit)")
 	fl.BoolVar(&f.readOnly, "read-only", false, "mount the container's root filesystem read-only")
 	fl.BoolVarP(&f.interactive, "interactive", "i", false, "keep stdin attached")
 	fl.BoolVarP(&f.tty, "tty", "t", false, "allocate a pseudo-terminal")
@@ -213,7 +215,7 @@ func runExit(err error, killedWhy string) error {
 // options turns the flags and arguments into client.RunOptions.
 func (f *runFlags) options(cmd *cobra.Command, args []string) (client.RunOptions, error) {
 	opts := client.RunOptions{Image: args[0], Args: args[1:], Workdir: f.workdir, User: f.user,
-		Hostname: f.hostname, Name: f.name, Network: f.network, ReadOnly: f.readOnly}
+		Hostname: f.hostname, Name: f.name, Network: f.network, ReadOnly: f.readOnly, Commit: f.commit}
 	if len(opts.Args) > 0 && opts.Args[0] == "--" {
 		opts.Args = opts.Args[1:]
 	}
