@@ -109,7 +109,7 @@ func (f *runFlags) run(cmd *cobra.Command, g *globalFlags, args []string) error 
 	if err != nil {
 		return containerExit{exitRunFailed, "error: " + err.Error()}
 	}
-	if f.tty && f.interactive && !isTerminal(os.Stdin) {
+	if f.tty && f.interactive && !ttyFile(os.Stdin) {
 		return containerExit{exitRunFailed, "error: the input device is not a TTY (drop -t, or run builder in a terminal)"}
 	}
 	if f.interactive {

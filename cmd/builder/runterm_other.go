@@ -7,7 +7,7 @@ import (
 	"os"
 )
 
-func isTerminal(f *os.File) bool { return false }
+func ttyFile(f *os.File) bool { return false }
 
 func termSize(f *os.File) [2]uint16 { return [2]uint16{} }
 
