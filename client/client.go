@@ -10,7 +10,7 @@
 //
 //	shared     Build (with its reproducibility check and its outputs),
 //	           Publish, Images, Inspect, Tag, Save, Load, Pull, Push,
-//	           DiskUsage, Check, Diff
+//	           DiskUsage, Check, Diff, Run (for the container's whole life)
 //	exclusive  Prune, Untag
 //
 // so a prune or an rmi never runs while anything reads or writes blobs, and
@@ -19,6 +19,9 @@
 // blobs as unreferenced waits for the load to finish. The lock is an flock
 // on <root>/lock, shared by every builder process of the root; a verb
 // waits for it until its ctx is done.
+//
+// Named volumes of Run are not in the store and have their own locks
+// (volume.go), so a prune of images neither waits for nor touches them.
 //
 // The verbs that take no store (Login, Logout) are plain functions.
 package client

@@ -47,6 +47,7 @@ func TestLockPolicy(t *testing.T) {
 		{"DiskUsage", false, func(ctx context.Context) error { _, err := c.DiskUsage(ctx); return err }},
 		{"Check", false, func(ctx context.Context) error { _, err := c.Check(ctx); return err }},
 		{"Diff", false, func(ctx context.Context) error { _, err := c.Diff(ctx, "x", "y"); return err }},
+		{"Run", false, func(ctx context.Context) error { return c.Run(ctx, RunOptions{Image: "x"}) }},
 		{"Prune", true, func(ctx context.Context) error { _, err := c.Prune(ctx, PruneOptions{}); return err }},
 		{"Untag", true, func(ctx context.Context) error { _, err := c.Untag(ctx, "y:1"); return err }},
 	}

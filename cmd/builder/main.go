@@ -51,6 +51,13 @@ func run(args []string) int {
 	if err == nil {
 		return exitOK
 	}
+	var ce containerExit // builder run: the container's status, signals or not
+	if errors.As(err, &ce) {
+		if ce.msg != "" {
+			fmt.Fprintln(os.Stderr, ce.msg)
+		}
+		return ce.code
+	}
 	var ee exitError
 	if errors.As(err, &ee) && ctx.Err() == nil {
 		if ee.err != nil {
@@ -122,7 +129,8 @@ func newRootCmd(g *globalFlags) *cobra.Command {
 	cmd.AddCommand(newBuildCmd(g), newImagesCmd(g), newInspectCmd(g), newTagCmd(g), newRmiCmd(g),
 		newSaveCmd(g), newLoadCmd(g), newPruneCmd(g), newDfCmd(g), newCheckCmd(g),
 		newPullCmd(g), newPushCmd(g), newLoginCmd(), newLogoutCmd(), // registry.go
-		newDiffCmd(g)) // diff.go
+		newDiffCmd(g),                 // diff.go
+		newRunCmd(g), newVolumeCmd(g)) // run.go, volume.go
 	return cmd
 }
 

@@ -31,7 +31,9 @@ var graph = map[string][]string{
 	// The stores it opens, the engine, imagediff; and two edges the text
 	// does not spell out: oci/registry (pull, push, login as verbs) and
 	// layer (a type=local output applies the layers; compression names).
-	"client":      {"executor", "imagediff", "cache/remote", "oci", "oci/registry", "snapshot", "cache", "layer"},
+	// builder run: sandbox (the same child as RUN, with the image's
+	// config) and fileset (the image's user, as RUN resolves it).
+	"client":      {"executor", "imagediff", "cache/remote", "oci", "oci/registry", "snapshot", "cache", "layer", "snapshot/sandbox", "fileset"},
 	"cmd/builder": {"client", "snapshot/sandbox"}, // sandbox: the re-exec entry in main
 }
 

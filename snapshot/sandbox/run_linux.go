@@ -44,6 +44,10 @@ type spec struct {
 	Hosts    []byte           `json:"hosts"`
 	Resolv   []byte           `json:"resolv"` // null = leave the rootfs's file alone
 	Insecure bool             `json:"insecure,omitempty"`
+	ReadOnly bool             `json:"readonly,omitempty"`
+	MakeCwd  bool             `json:"makecwd,omitempty"`
+	TTY      bool             `json:"tty,omitempty"`
+	TTYSize  [2]uint16        `json:"ttysize,omitzero"`
 }
 
 // report is one message of the child on reportFD: the placeholders it made,
@@ -63,11 +67,15 @@ type setupError struct {
 
 func (e *setupError) Error() string { return "sandbox: " + e.step + ": " + e.msg }
 
-func (e *setupError) Unwrap() error {
-	if e.errno == 0 {
-		return nil
+func (e *setupError) Unwrap() []error {
+	var errs []error
+	if e.errno != 0 {
+		errs = append(errs, e.errno)
 	}
-	return e.errno
+	if e.step == "exec" {
+		errs = append(errs, ErrExec)
+	}
+	return errs
 }
 
 func run(ctx context.Context, cfg Config) (retErr error) {
@@ -106,11 +114,17 @@ func run(ctx context.Context, cfg Config) (retErr error) {
 	cmd.Args = []string{initArg0}
 	cmd.ExtraFiles = []*os.File{specR, reportW}     // fds 3 and 4
 	cmd.Stdout, cmd.Stderr = cfg.Stdout, cfg.Stderr // nil: /dev/null
+	cmd.Stdin = cfg.Stdin
 	cmd.SysProcAttr = &syscall.SysProcAttr{
 		Cloneflags: cloneFlags(s.Network),
 		Pdeathsig:  syscall.SIGKILL,
 		Setpgid:    true,
 	}
+	term, err := attachTTY(cmd, cfg)
+	if err != nil {
+		return err
+	}
+	defer term.close()
 	// Pdeathsig fires when the forking thread exits, not the process: keep
 	// this goroutine on that thread until the child is reaped.
 	runtime.LockOSThread()
@@ -123,6 +137,8 @@ func run(ctx context.Context, cfg Config) (retErr error) {
 	}
 	specR.Close()
 	reportW.Close()
+	term.started(cfg)
+	stopSignals := forwardSignals(cmd.Process, cfg.Signals)
 	// The child sets up while the parent moves it into its cgroup (a move
 	// waits for an RCU grace period: milliseconds), and execs only once it
 	// has read the go-ahead byte that follows the spec.
@@ -139,6 +155,8 @@ func run(ctx context.Context, cfg Config) (retErr error) {
 	specW.Close()
 	created, setupErr := readReports(reportR)
 	waitErr := cmd.Wait()
+	stopSignals()
+	term.wait()
 	cleanErr := removePlaceholders(s.Upper, created)
 
 	switch {
@@ -201,6 +219,10 @@ func newSpec(cfg Config) (*spec, error) {
 		Hosts:    cfg.Hosts,
 		Resolv:   cfg.Resolv,
 		Insecure: cfg.Insecure,
+		ReadOnly: cfg.ReadOnly,
+		MakeCwd:  cfg.MakeCwd,
+		TTY:      cfg.TTY,
+		TTYSize:  cfg.TTYSize,
 	}
 	if s.Cwd == "" {
 		s.Cwd = "/"

@@ -29,6 +29,12 @@
 // upper dir before the run is not cleaned up: it is left as an empty
 // placeholder rather than resurrecting the lower file.
 //
+// builder run adds (run_io_linux.go): a pseudo-terminal of the container's
+// own /dev/pts as the command's stdio and controlling terminal, its master
+// passed back over a console socket (fd 5); signals passed on to the
+// command; a read-only rootfs, remounted once every mount point exists; a
+// working dir made when missing.
+//
 // /etc/hosts, /etc/resolv.conf and /etc/hostname are bind mounts of files on
 // a tmpfs private to the sandbox: the command may write them, as in Docker,
 // but what it writes never reaches the layer and nothing is left on the host.
@@ -36,6 +42,7 @@ package sandbox
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -73,6 +80,24 @@ type Config struct {
 	Insecure bool
 	// Limits bound what the command's process tree may use.
 	Limits Limits
+
+	// What builder run adds to a RUN (run_io_linux.go).
+	//
+	// Stdin is the command's stdin (nil: /dev/null). TTY gives the command
+	// a new pseudo-terminal as stdin, stdout, stderr and controlling
+	// terminal, of TTYSize (rows, columns; zero: 24x80): Stdin is copied to
+	// it and its output to Stdout. ReadOnly mounts the rootfs read-only
+	// (Mounts, /dev, /proc and the /etc files stay writable, as docker run
+	// --read-only). Signals are sent to the command, PID 1 of its
+	// namespace, as they come (docker run's signal proxy); the end of ctx
+	// still kills the whole tree.
+	// MakeCwd creates Cwd when missing, owned by UID:GID (docker run -w).
+	Stdin    io.Reader
+	MakeCwd  bool
+	TTY      bool
+	TTYSize  [2]uint16
+	ReadOnly bool
+	Signals  <-chan os.Signal
 }
 
 // Limits are docker run's --memory, --cpus and --pids-limit, enforced by a
@@ -108,6 +133,10 @@ func (e *ExitError) Error() string {
 	}
 	return fmt.Sprintf("exit code %d: %s", e.Code, e.Limit)
 }
+
+// ErrExec marks (wrapped, with the errno: fs.ErrNotExist, fs.ErrPermission,
+// ...) a command the child could not execute.
+var ErrExec = errors.New("cannot execute the command")
 
 // initArg0 is the argv[0] that marks the re-executed sandbox child.
 const initArg0 = "builder-sandbox"
