@@ -57,6 +57,8 @@ type BuildOptions struct {
 	// OnBuilt, when set, is called once the image is built and tagged,
 	// before the check and the outputs; an error stops the build there.
 	OnBuilt func(*BuildResult) error
+	// SSH are the agents RUN --mount=type=ssh may use (--ssh).
+	SSH []SSHSpec
 }
 
 // BuildResult is a built image.
@@ -127,6 +129,14 @@ func (c *Client) Build(ctx context.Context, opts BuildOptions) (*BuildResult, er
 		return nil, err
 	}
 	defer unlock()
+	agents, err := c.openSSH(ctx, opts.SSH)
+	if err != nil {
+		return nil, err
+	}
+	if agents != nil {
+		defer agents.Close()
+		opts.Options.SSH = agents
+	}
 	sources := c.importCaches(ctx, opts)
 	defer func() {
 		for _, s := range sources {
