@@ -24,6 +24,8 @@ var graph = map[string][]string{
 	// Lends SSH agents to RUN --mount=type=ssh; the engine sees it only
 	// through executor.SSHAgents.
 	"sshforward": nil,
+	// SLSA provenance statements (pure data; client stores them).
+	"provenance": nil,
 
 	"snapshot/sandbox": {"snapshot"}, // for the Mount type
 	"oci/registry":     {"oci"},
@@ -34,7 +36,7 @@ var graph = map[string][]string{
 	// The stores it opens, the engine, imagediff; and two edges the text
 	// does not spell out: oci/registry (pull, push, login as verbs) and
 	// layer (a type=local output applies the layers; compression names).
-	"client":      {"executor", "imagediff", "cache/remote", "oci", "oci/registry", "snapshot", "cache", "layer", "sshforward"},
+	"client":      {"executor", "imagediff", "cache/remote", "oci", "oci/registry", "snapshot", "cache", "layer", "sshforward", "provenance"},
 	"cmd/builder": {"client", "snapshot/sandbox"}, // sandbox: the re-exec entry in main
 }
 
