@@ -260,11 +260,12 @@ func isAttestation(d ocispec.Descriptor) bool {
 }
 
 // readTop reads what publishing top sends: the image, and, when top is an
-// index the store holds whole (one built here with its attestations), that
-// index as an export (Descriptor the index, Manifest the image's, Extra
-// every blob under it). An index the store holds in part (pulled: one
-// platform is here) is published as the image alone (index nil), as a
-// name that points at it always was.
+// index of one image and its attestation manifests (one built here with
+// --provenance) whose manifests the store holds, that index as an export
+// (Descriptor the index, Manifest the image's, Extra the blobs under it;
+// the image's layers may be in a registry only, as for any push). Any
+// other index (pulled or loaded, of several platforms) is published as the
+// image alone (index nil), as a name pointing at one always was.
 func (c *Client) readTop(ctx context.Context, top ocispec.Descriptor) (img, index *oci.Image, err error) {
 	if top.MediaType != ocispec.MediaTypeImageIndex && top.MediaType != mediaTypeDockerList {
 		img = &oci.Image{Descriptor: top}
@@ -281,38 +282,28 @@ func (c *Client) readTop(ctx context.Context, top ocispec.Descriptor) (img, inde
 	var images []*oci.Image
 	for _, m := range idx.Manifests {
 		var mf ocispec.Manifest
-		if !c.images.Has(ctx, m.Digest) || c.images.GetJSON(ctx, m.Digest, &mf) != nil || !c.holds(ctx, mf) {
+		if !c.images.Has(ctx, m.Digest) || c.images.GetJSON(ctx, m.Digest, &mf) != nil {
 			index = nil
 			break
 		}
-		index.Extra = append(append(index.Extra, m, mf.Config), mf.Layers...)
 		if !isAttestation(m) {
 			images = append(images, &oci.Image{Descriptor: m, Manifest: mf})
+			index.Extra = append(index.Extra, m) // its config and layers: Manifest
+			continue
 		}
+		index.Extra = append(append(index.Extra, m, mf.Config), mf.Layers...)
 	}
-	if index != nil && len(images) == 1 {
+	if index != nil && len(images) == 1 && len(idx.Manifests) > 1 {
 		img = images[0]
-	} else if img, err = c.images.Resolve(ctx, top.Digest.String()); err != nil {
-		return nil, nil, err
-	}
-	if index != nil {
 		index.Manifest = img.Manifest
+		return img, index, nil
 	}
-	return img, index, nil
+	img, err = c.images.Resolve(ctx, top.Digest.String())
+	return img, nil, err
 }
 
 // mediaTypeDockerList is docker's image index.
 const mediaTypeDockerList = "application/vnd.docker.distribution.manifest.list.v2+json"
-
-// holds reports whether the store has the config and layers of m.
-func (c *Client) holds(ctx context.Context, m ocispec.Manifest) bool {
-	for _, d := range append([]ocispec.Descriptor{m.Config}, m.Layers...) {
-		if !c.images.Has(ctx, d.Digest) {
-			return false
-		}
-	}
-	return true
-}
 
 // Provenance returns the provenance statement attached to an image of the
 // store (name, digest or ID), as stored.
