@@ -207,6 +207,13 @@ func TestSSHMountMissing(t *testing.T) {
 	if r.code != 1 || !strings.Contains(r.stderr, `ssh agent "gh" is required`) || !strings.Contains(r.stderr, "Dockerfile:3") {
 		t.Errorf("missing required agent: exit %d\n%s", r.code, r.stderr)
 	}
+	// Bad --ssh values are usage errors.
+	if r := e.runEnv([]string{"SSH_AUTH_SOCK="}, "", "build", "--ssh", "default", ctx); r.code != 2 || !strings.Contains(r.stderr, "SSH_AUTH_SOCK is not set") {
+		t.Errorf("--ssh default with no agent: exit %d\n%s", r.code, r.stderr)
+	}
+	if r := e.run("build", "--ssh", "gh=/nonexistent/key", ctx); r.code == 0 || !strings.Contains(r.stderr, "--ssh gh") {
+		t.Errorf("--ssh with a missing key file: exit %d\n%s", r.code, r.stderr)
+	}
 	ctx = writeContext(t, map[string]string{"Dockerfile": "FROM busybox\nRUN --mount=type=ssh test ! -e /run/buildkit/ssh_agent.0 && echo \"sock=$SSH_AUTH_SOCK\"\n"})
 	r = e.run("build", "--progress", "plain", ctx)
 	if r.code != 0 || !strings.Contains(r.stderr, "sock=/run/buildkit/ssh_agent.0") {
