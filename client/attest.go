@@ -203,7 +203,13 @@ func (c *Client) statement(ctx context.Context, opts BuildOptions, out *BuildRes
 		b.Bases = append(b.Bases, provenance.Base{Ref: name, Platform: p, Digest: im.Descriptor.Digest})
 	}
 	sub := map[string]string{out.ManifestDigest.Algorithm().String(): out.ManifestDigest.Encoded()}
-	for _, t := range opts.Tags {
+	names := slices.Clone(opts.Tags)
+	for _, o := range opts.Outputs {
+		if o.Type == "image" {
+			names = append(names, o.Dest) // the exporter's names, as BuildKit's subjects
+		}
+	}
+	for _, t := range names {
 		if name, err := oci.NormalizeRef(t); err == nil {
 			b.Subjects = append(b.Subjects, provenance.Subject{Name: provenance.PURL(name, out.Manifest.Platform), Digest: sub})
 		}
