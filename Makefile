@@ -8,7 +8,7 @@ DEMO_DIR ?= $(CURDIR)/.demo
 # debootstrap for the Debian base image, GNU time for peak RSS; uidmap
 # (newuidmap, newgidmap) for the tests of builds by an unprivileged user.
 TEST_DEBS := skopeo umoci busybox-static docker-registry apache2-utils ca-certificates xz-utils bzip2 zstd \
-	buildah debootstrap time uidmap
+	buildah debootstrap time uidmap openssh-client
 export CGO_ENABLED := 0
 
 .PHONY: all build demo test unit e2e lint deps bench fuzz clean

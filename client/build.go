@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/builderdev/builder/cache/remote"
 	"github.com/builderdev/builder/executor"
@@ -57,6 +58,12 @@ type BuildOptions struct {
 	// OnBuilt, when set, is called once the image is built and tagged,
 	// before the check and the outputs; an error stops the build there.
 	OnBuilt func(*BuildResult) error
+	// SSH are the agents RUN --mount=type=ssh may use (--ssh).
+	SSH []SSHSpec
+	// Provenance, when set, attaches a provenance attestation: the image
+	// is then published as an image index (attest.go).
+	Provenance  *Provenance
+	Annotations []Annotation // --annotation
 }
 
 // BuildResult is a built image.
@@ -69,6 +76,9 @@ type BuildResult struct {
 	// the registry an imported cache came from (mounted there, never
 	// downloaded), so the store does not keep it.
 	NotKept bool
+	// Index is the image index that holds the image and its attestations
+	// (BuildOptions.Provenance): what is tagged, exported and pushed.
+	Index *ocispec.Descriptor
 	// Check is the comparison with the second build (CheckReproducible).
 	Check *DiffReport
 	// CacheImports and CacheExports say what each --cache-from and
@@ -122,11 +132,20 @@ func (c *Client) Build(ctx context.Context, opts BuildOptions) (*BuildResult, er
 	if err := checkCacheTo(opts); err != nil {
 		return nil, err
 	}
+	started := time.Now()
 	unlock, err := c.shared(ctx)
 	if err != nil {
 		return nil, err
 	}
 	defer unlock()
+	agents, err := c.openSSH(ctx, opts.SSH)
+	if err != nil {
+		return nil, err
+	}
+	if agents != nil {
+		defer agents.Close()
+		opts.Options.SSH = agents
+	}
 	sources := c.importCaches(ctx, opts)
 	defer func() {
 		for _, s := range sources {
@@ -163,6 +182,9 @@ func (c *Client) Build(ctx context.Context, opts BuildOptions) (*BuildResult, er
 		}
 		out.Manifest, out.ManifestDigest = desc, desc.Digest
 	}
+	if err := c.attach(ctx, opts, out, started); err != nil {
+		return nil, err
+	}
 	if err := c.tagIfKept(ctx, out, tags); err != nil {
 		return nil, err
 	}
@@ -185,13 +207,13 @@ func (c *Client) Build(ctx context.Context, opts BuildOptions) (*BuildResult, er
 			return out, nil
 		}
 	}
-	po := PublishOptions{Outputs: opts.Outputs, Push: opts.Push, Registry: opts.Registry}
-	err = c.publish(ctx, out.Manifest, tags, po)
+	po := PublishOptions{Outputs: opts.Outputs, Push: opts.Push, Registry: opts.Registry, Reporter: opts.Reporter}
+	err = c.publish(ctx, out.top(), tags, po)
 	if errors.Is(err, oci.ErrNotFound) && opts.Push {
 		// A layer could not be mounted from the cache's repository (the
 		// push goes to another registry): download it and push again.
 		if err = c.fetchLayers(ctx, out.Manifest, sources); err == nil {
-			err = c.publish(ctx, out.Manifest, tags, po)
+			err = c.publish(ctx, out.top(), tags, po)
 		}
 	}
 	if err != nil {
@@ -203,6 +225,14 @@ func (c *Client) Build(ctx context.Context, opts BuildOptions) (*BuildResult, er
 		}
 	}
 	return out, c.exportCaches(ctx, opts, out, sources)
+}
+
+// top is what is tagged and published: the index when there is one.
+func (r *BuildResult) top() ocispec.Descriptor {
+	if r.Index != nil {
+		return *r.Index
+	}
+	return r.Manifest
 }
 
 // tagIfKept tags the image when the store holds all its blobs.
@@ -224,7 +254,7 @@ func (c *Client) tagIfKept(ctx context.Context, out *BuildResult, tags []string)
 		return c.images.Keep(ctx, out.Manifest)
 	}
 	for _, name := range tags {
-		if err := c.images.Tag(ctx, name, out.Manifest); err != nil {
+		if err := c.images.Tag(ctx, name, out.top()); err != nil {
 			return fmt.Errorf("tag %s: %w", name, err)
 		}
 	}
@@ -248,7 +278,11 @@ func (c *Client) Publish(ctx context.Context, image string, opts PublishOptions)
 	if img.Name != "" {
 		refs = []string{img.Name}
 	}
-	return c.publish(ctx, img.Descriptor, refs, opts)
+	top := img.Descriptor
+	if img.Index != nil {
+		top = *img.Index // published whole when the store holds it whole (readTop)
+	}
+	return c.publish(ctx, top, refs, opts)
 }
 
 // errNoName is a push of an image that has no name to push to.

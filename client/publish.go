@@ -29,20 +29,26 @@ type PublishOptions struct {
 	Outputs  []Output
 	Push     bool // push to every tag of the image
 	Registry RegistryOptions
+	Reporter Reporter // warnings (nil: none)
 }
 
 // publish runs the outputs, then the push to refs, of the image man
 // (caller holds the shared lock).
+// man is the image manifest, or an image index that holds it with its
+// attestations (readTop).
 func (c *Client) publish(ctx context.Context, man ocispec.Descriptor, refs []string, opts PublishOptions) error {
-	img := &oci.Image{Descriptor: man}
-	if err := c.images.GetJSON(ctx, man.Digest, &img.Manifest); err != nil {
-		return fmt.Errorf("read manifest: %w", err)
+	img, index, err := c.readTop(ctx, man)
+	if err != nil {
+		return err
 	}
 	if len(refs) > 0 {
 		img.Name = refs[0]
+		if index != nil {
+			index.Name = refs[0]
+		}
 	}
 	for _, o := range opts.Outputs {
-		if err := c.export(ctx, img, o, opts.Registry); err != nil {
+		if err := c.export(ctx, img, index, o, opts); err != nil {
 			return fmt.Errorf("export %s to %s: %w", o.Type, o.Dest, err)
 		}
 	}
@@ -50,20 +56,33 @@ func (c *Client) publish(ctx context.Context, man ocispec.Descriptor, refs []str
 		return nil
 	}
 	for _, ref := range refs {
-		if err := registry.Push(ctx, c.images, img, ref, opts.Registry); err != nil {
+		if err := c.push(ctx, img, index, ref, opts.Registry); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// export runs one output for img.
-func (c *Client) export(ctx context.Context, img *oci.Image, o Output, ro RegistryOptions) error {
+// push pushes the index when there is one, else the image.
+func (c *Client) push(ctx context.Context, img, index *oci.Image, ref string, ro RegistryOptions) error {
+	if index != nil {
+		return registry.PushIndex(ctx, c.images, index.Descriptor, ref, ro)
+	}
+	return registry.Push(ctx, c.images, img, ref, ro)
+}
+
+// export runs one output for img (or index, when not nil: OCI outputs
+// hold it whole; a docker archive cannot hold attestations).
+func (c *Client) export(ctx context.Context, img, index *oci.Image, o Output, po PublishOptions) error {
 	if o.Dest == "" {
 		return fmt.Errorf("%w: output type=%s needs dest=", ErrUsage, o.Type)
 	}
+	whole := img
+	if index != nil {
+		whole = index
+	}
 	if o.Dest == "-" {
-		return c.exportStream(ctx, img, o)
+		return c.exportStream(ctx, img, whole, o)
 	}
 	switch o.Type {
 	case "tar":
@@ -71,11 +90,14 @@ func (c *Client) export(ctx context.Context, img *oci.Image, o Output, ro Regist
 			return c.exportRootfsTar(ctx, img, w)
 		}, atomicfile.Options{})
 	case "oci":
-		return c.images.Export(ctx, o.Dest, oci.FormatOCI, []*oci.Image{img})
+		return c.images.Export(ctx, o.Dest, oci.FormatOCI, []*oci.Image{whole})
 	case "docker":
+		if index != nil {
+			warn(po.Reporter, "output type=docker cannot hold attestations: %s is written without its provenance", o.Dest)
+		}
 		return c.images.Export(ctx, o.Dest, oci.FormatDocker, []*oci.Image{img})
 	case "oci-layout":
-		return c.images.Export(ctx, o.Dest, oci.FormatOCILayout, []*oci.Image{img})
+		return c.images.Export(ctx, o.Dest, oci.FormatOCILayout, []*oci.Image{whole})
 	case "local":
 		return c.exportRootfs(ctx, img, o.Dest)
 	case "image":
@@ -83,25 +105,26 @@ func (c *Client) export(ctx context.Context, img *oci.Image, o Output, ro Regist
 		if err != nil {
 			return fmt.Errorf("%w: output name %q: %v", ErrUsage, o.Dest, err)
 		}
-		if err := c.images.Tag(ctx, name, img.Descriptor); err != nil {
+		if err := c.images.Tag(ctx, name, whole.Descriptor); err != nil {
 			return err
 		}
 		if !o.Push {
 			return nil
 		}
-		return registry.Push(ctx, c.images, img, o.Dest, ro)
+		return c.push(ctx, img, index, o.Dest, po.Registry)
 	}
 	return fmt.Errorf("%w: unknown output type %q", ErrUsage, o.Type)
 }
 
-// exportStream writes an archive output to o.W.
-func (c *Client) exportStream(ctx context.Context, img *oci.Image, o Output) error {
+// exportStream writes an archive output to o.W (an OCI archive holds
+// whole, the image or its index).
+func (c *Client) exportStream(ctx context.Context, img, whole *oci.Image, o Output) error {
 	if o.W == nil {
 		return fmt.Errorf("%w: output type=%s has no writer for dest=-", ErrUsage, o.Type)
 	}
 	switch o.Type {
 	case "oci":
-		return c.images.ExportTo(ctx, o.W, oci.FormatOCI, []*oci.Image{img})
+		return c.images.ExportTo(ctx, o.W, oci.FormatOCI, []*oci.Image{whole})
 	case "docker":
 		return c.images.ExportTo(ctx, o.W, oci.FormatDocker, []*oci.Image{img})
 	case "tar":

@@ -3,9 +3,7 @@ package executor
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io/fs"
 	"time"
 
 	"github.com/builderdev/builder/layer"
@@ -27,13 +25,7 @@ func Commit(ctx context.Context, st Stores, img *oci.Image, upper string, lowers
 		return ocispec.Descriptor{}, fmt.Errorf("read config of %s: %w", img.Descriptor.Digest, err)
 	}
 	below := viewOf(lowers)
-	ents, err := layer.Changes(upper, func(name string) (bool, error) {
-		_, err := below.Lstat("/" + name)
-		if errors.Is(err, fs.ErrNotExist) {
-			return false, nil
-		}
-		return err == nil, err
-	}, snapshot.InUserNS())
+	ents, err := layer.Changes(upper, belowIn(below), layer.ChangeOptions{UserXattr: snapshot.InUserNS()})
 	if err != nil {
 		return ocispec.Descriptor{}, fmt.Errorf("diff container: %w", err)
 	}

@@ -19,6 +19,7 @@ package executor
 import (
 	"context"
 	"errors"
+	"io/fs"
 	"time"
 
 	"github.com/builderdev/builder/cache"
@@ -73,6 +74,8 @@ type Options struct {
 	// it never enters a layer, a cache key or the history, and is on disk
 	// (in the store's tmp) only while a RUN that mounts it runs.
 	Secrets map[string][]byte
+	// SSH lends agents to RUN --mount=type=ssh (--ssh); nil: none.
+	SSH SSHAgents
 	// CacheFrom are imported caches, asked in order after the local cache
 	// misses (not with NoCache).
 	CacheFrom []CacheSource
@@ -99,6 +102,15 @@ type CacheSource interface {
 	String() string // "registry REF", for progress
 	Lookup(key digest.Digest) (cache.Record, bool)
 	Fetch(ctx context.Context, layer digest.Digest) error
+}
+
+// SSHAgents are the SSH agents a build may forward, by id (package
+// sshforward). Listen makes a socket under dir, owned by uid:gid with mode
+// perm, that forwards to agent id until stop; the RUN sees that socket,
+// never a key.
+type SSHAgents interface {
+	Has(id string) bool
+	Listen(id, dir string, uid, gid int, perm fs.FileMode) (path string, stop func() error, err error)
 }
 
 // Result of a successful build: an image in Stores.Images, not yet tagged.

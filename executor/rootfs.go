@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	"github.com/builderdev/builder/fileset"
 	"github.com/builderdev/builder/layer"
@@ -65,6 +66,21 @@ func (bd *build) fromState(ctx context.Context, s *stage, from string) (*imageSt
 func (bd *build) rootfs(ctx context.Context, st *imageState) (fileset.ViewFS, error) {
 	lowers, err := bd.lowers(ctx, st)
 	return viewOf(lowers), err
+}
+
+// belowIn answers layer.Changes from the merged tree below an upper dir.
+func belowIn(v fileset.ViewFS) layer.Below {
+	return func(name string) (fs.FileInfo, string, error) {
+		fi, err := v.Lstat("/" + name)
+		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
+			return nil, "", nil
+		}
+		if err != nil {
+			return nil, "", err
+		}
+		host, err := v.HostPath("/" + name)
+		return fi, host, err
+	}
 }
 
 // viewOf is the merged tree of lowers (top first); none: the empty tree.

@@ -234,11 +234,18 @@ func (bd *build) execRun(ctx context.Context, st *imageState, cmd runCmd, env []
 	out := &logWriter{bd: bd, id: stepID(ctx)}
 	extra := make([]snapshot.Mount, 0, len(mounts))
 	var secretFiles []string
-	defer func() {
+	release := func() {
 		for _, f := range secretFiles {
 			_ = os.Remove(f)
 		}
-	}()
+		secretFiles = nil
+		for _, m := range mounts {
+			if m.release != nil {
+				m.release() // ssh sockets
+			}
+		}
+	}
+	defer release()
 	for _, m := range mounts {
 		if m.env != "" {
 			env = append(env, m.env) // RUN's environment only: not key, not history
@@ -280,10 +287,7 @@ func (bd *build) execRun(ctx context.Context, st *imageState, cmd runCmd, env []
 		Insecure: insecure,
 		Limits:   bd.opts.Limits,
 	})
-	for _, f := range secretFiles {
-		_ = os.Remove(f) // now, not after packing the layer
-	}
-	secretFiles = nil
+	release() // now, not after packing the layer
 	if scriptHost != "" {
 		if rerr := os.Remove(scriptHost); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) && err == nil {
 			err = fmt.Errorf("remove heredoc script: %w", rerr)
@@ -302,17 +306,7 @@ func (bd *build) execRun(ctx context.Context, st *imageState, cmd runCmd, env []
 		// A dir left out of the layer keeps the time below, on disk too.
 		changeOpts.SameDir = func(name string, below fs.FileInfo) error { return setTime(a.Upper, name, below.ModTime()) }
 	}
-	ents, err := layer.Changes(a.Upper, func(name string) (fs.FileInfo, string, error) {
-		fi, err := root.Lstat("/" + name)
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil, "", nil
-		}
-		if err != nil {
-			return nil, "", err
-		}
-		host, err := root.HostPath("/" + name)
-		return fi, host, err
-	}, changeOpts)
+	ents, err := layer.Changes(a.Upper, belowIn(root), changeOpts)
 	if err != nil {
 		return nil, fmt.Errorf("diff upper dir: %w", err)
 	}

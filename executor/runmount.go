@@ -29,6 +29,9 @@ type runMount struct {
 	target string
 	key    mountKey
 	mount  func(tmp string) (snapshot.Mount, error)
+	// release, when set, ends what mount started (an ssh socket); it is
+	// called once the run ends, and may be called more than once.
+	release func()
 }
 
 // runMounts reads the RUN --mount flags. Cache, tmpfs and secret mounts
@@ -40,8 +43,15 @@ func (bd *build) runMounts(ctx context.Context, s *stage, st *imageState, c *ins
 	if workdir == "" {
 		workdir = "/"
 	}
+	nssh := 0
 	for i, m := range instructions.GetMounts(c) {
 		target := m.Target
+		if m.Type == instructions.MountTypeSSH {
+			if target == "" {
+				target = fmt.Sprintf("/run/buildkit/ssh_agent.%d", nssh) // as BuildKit
+			}
+			nssh++
+		}
 		if m.Type == instructions.MountTypeSecret && target == "" && m.Env == nil {
 			target = "/run/secrets/" + path.Base(secretID(m))
 		}
@@ -69,6 +79,8 @@ func (bd *build) runMounts(ctx context.Context, s *stage, st *imageState, c *ins
 			if errors.Is(err, errSkipMount) {
 				continue
 			}
+		case instructions.MountTypeSSH:
+			rm, err = bd.sshMount(m, target, nssh == 1 && !hasEnv(bd.runEnv(st), "SSH_AUTH_SOCK"))
 		default:
 			err = fmt.Errorf("--mount type=%s is not supported yet", m.Type)
 		}

@@ -121,7 +121,7 @@ func (s *Store) plan(images []*Image) (exportPlan, error) {
 			entry.Annotations = map[string]string{ocispec.AnnotationRefName: name, annotationContainerdName: r.qualified()}
 		}
 		p.index.Manifests = append(p.index.Manifests, entry)
-		for _, b := range append([]ocispec.Descriptor{entry, img.Manifest.Config}, img.Manifest.Layers...) {
+		for _, b := range slices.Concat([]ocispec.Descriptor{entry, img.Manifest.Config}, img.Manifest.Layers, img.Extra) {
 			if _, err := parseDigest(string(b.Digest)); err != nil {
 				return p, err
 			}

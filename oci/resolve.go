@@ -181,6 +181,7 @@ func (s *Store) scan(ctx context.Context, idx ocispec.Index, fn func(top ocispec
 // for this platform) and its config.
 func (s *Store) image(ctx context.Context, name string, desc ocispec.Descriptor) (*Image, error) {
 	desc.Annotations = without(desc.Annotations, ocispec.AnnotationRefName)
+	var top *ocispec.Descriptor
 	for range maxIndexDepth {
 		raw, err := s.readBlob(ctx, desc.Digest)
 		if err != nil {
@@ -201,10 +202,14 @@ func (s *Store) image(ctx context.Context, name string, desc ocispec.Descriptor)
 			if err != nil {
 				return nil, fmt.Errorf("index %s: %w", desc.Digest, err)
 			}
+			if top == nil {
+				t := desc
+				top = &t
+			}
 			desc = child
 			desc.Annotations = without(desc.Annotations, ocispec.AnnotationRefName)
 		case isManifestType(mt):
-			img := &Image{Name: name, Descriptor: desc}
+			img := &Image{Name: name, Descriptor: desc, Index: top}
 			if err := json.Unmarshal(raw, &img.Manifest); err != nil {
 				return nil, fmt.Errorf("decode manifest %s: %w", desc.Digest, err)
 			}
@@ -242,8 +247,11 @@ func sniffMediaType(raw []byte) string {
 	return ""
 }
 
-// pickPlatform returns the first manifest of an index for os/arch.
+// pickPlatform returns the first manifest of an index for os/arch, or the
+// only image of an index that holds one image and its attestation
+// manifests (platform unknown/unknown), whatever its platform.
 func pickPlatform(manifests []ocispec.Descriptor, os, arch string) (ocispec.Descriptor, error) {
+	var images []ocispec.Descriptor
 	for _, m := range manifests {
 		if p := m.Platform; p != nil && p.OS == os && p.Architecture == arch {
 			if _, err := parseDigest(string(m.Digest)); err != nil {
@@ -251,6 +259,15 @@ func pickPlatform(manifests []ocispec.Descriptor, os, arch string) (ocispec.Desc
 			}
 			return m, nil
 		}
+		if p := m.Platform; p == nil || p.OS != "unknown" {
+			images = append(images, m)
+		}
+	}
+	if len(images) == 1 && len(images) < len(manifests) {
+		if _, err := parseDigest(string(images[0].Digest)); err != nil {
+			return ocispec.Descriptor{}, err
+		}
+		return images[0], nil
 	}
 	return ocispec.Descriptor{}, fmt.Errorf("no manifest for %s/%s: %w", os, arch, ErrNotFound)
 }

@@ -286,6 +286,13 @@ type Image struct {
 	Descriptor ocispec.Descriptor
 	Manifest   ocispec.Manifest
 	Config     ocispec.Image
+	// Index is the image index the ref named, when it named one
+	// (Descriptor is then the entry picked from it).
+	Index *ocispec.Descriptor
+	// Extra, for an export whose Descriptor is an index, are the blobs it
+	// holds besides Manifest's config and layers: its manifests, and their
+	// configs and layers (an attestation manifest and its statement).
+	Extra []ocispec.Descriptor
 }
 
 // Format of an export.

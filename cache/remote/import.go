@@ -128,6 +128,15 @@ func (s *Source) importRegistry(ctx context.Context, ro registry.Options) ([]cac
 		return nil, err
 	}
 	s.bytesN.Add(int64(len(raw)))
+	if desc.MediaType == ocispec.MediaTypeImageIndex {
+		// An image pushed with its attestations (--provenance): the
+		// inline cache is in the image's manifest.
+		if desc, raw, err = imageOfIndex(ctx, repo, raw); err != nil {
+			repo.Close()
+			return nil, fmt.Errorf("%s: %w", s.spec.Ref, err)
+		}
+		s.bytesN.Add(int64(len(raw)))
+	}
 	var m ocispec.Manifest
 	if err := json.Unmarshal(raw, &m); err != nil || (m.MediaType != "" && m.MediaType != ocispec.MediaTypeImageManifest &&
 		m.MediaType != "application/vnd.docker.distribution.manifest.v2+json") {
@@ -166,6 +175,25 @@ func (s *Source) importRegistry(ctx context.Context, ro registry.Options) ([]cac
 	registry.RecordSources(s.st.Images, repo.Name(), descs)
 	s.blobs = registryBlobs{repo}
 	return recs, nil
+}
+
+// imageOfIndex fetches the one image manifest of an index that holds an
+// image and its attestation manifests (vnd.docker.reference.type).
+func imageOfIndex(ctx context.Context, repo *registry.Repo, raw []byte) (ocispec.Descriptor, []byte, error) {
+	var idx ocispec.Index
+	if err := json.Unmarshal(raw, &idx); err != nil {
+		return ocispec.Descriptor{}, nil, fmt.Errorf("decode index: %w", err)
+	}
+	var images []ocispec.Descriptor
+	for _, m := range idx.Manifests {
+		if m.Annotations["vnd.docker.reference.type"] == "" {
+			images = append(images, m)
+		}
+	}
+	if len(images) != 1 {
+		return ocispec.Descriptor{}, nil, fmt.Errorf("an index of %d images, not a cache or an image with an inline cache", len(images))
+	}
+	return repo.ManifestByDigest(ctx, images[0].Digest)
 }
 
 func (s *Source) importLocal() ([]cache.Record, error) {

@@ -28,6 +28,9 @@ type buildFlags struct {
 	noCache     bool
 	noCacheFilt []string
 	secrets     []string
+	ssh         []string
+	provenance  string
+	annotations []string
 	network     string
 	epoch       string
 	checkRepro  bool
@@ -65,6 +68,9 @@ func newBuildCmd(g *globalFlags) *cobra.Command {
 	fl.BoolVar(&f.noCache, "no-cache", false, "do not use the step cache")
 	fl.StringArrayVar(&f.noCacheFilt, "no-cache-filter", nil, "do not use the step cache for this stage (repeatable)")
 	fl.StringArrayVar(&f.secrets, "secret", nil, "secret for RUN --mount=type=secret: id=ID,src=FILE or id=ID,env=VAR (repeatable)")
+	fl.StringArrayVar(&f.ssh, "ssh", nil, "SSH agent for RUN --mount=type=ssh: default (the $SSH_AUTH_SOCK agent) or ID=SOCKET|KEYFILE[,KEYFILE] (repeatable)")
+	fl.StringVar(&f.provenance, "provenance", "", "attach a SLSA provenance attestation: true, false, mode=min|max[,builder-id=URI] (default mode=min when pushing)")
+	fl.StringArrayVar(&f.annotations, "annotation", nil, "annotation [TYPE:]KEY=VALUE, TYPE manifest (default), index or manifest-descriptor (repeatable)")
 	fl.StringVar(&f.network, "network", "host", "network for RUN: host or none")
 	fl.StringVar(&f.epoch, "source-date-epoch", "", "seconds since 1970: the image's created time and the newest file mtime (default $SOURCE_DATE_EPOCH)")
 	fl.BoolVar(&f.checkRepro, "check-reproducible", false, "build again with no cache in a temporary store and compare (exit 1 when they differ)")
@@ -83,6 +89,9 @@ func runBuild(cmd *cobra.Command, g *globalFlags, f *buildFlags, contextDir stri
 	opts.Explain, opts.ExpectCached = f.explain, f.expectCache
 	var err error
 	if opts.Secrets, err = parseSecrets(f.secrets); err != nil {
+		return err
+	}
+	if opts.SSH, err = parseSSH(f.ssh); err != nil {
 		return err
 	}
 	st, err := os.Stat(contextDir)
@@ -169,6 +178,9 @@ func runBuild(cmd *cobra.Command, g *globalFlags, f *buildFlags, contextDir stri
 	hits := &stepCounter{Reporter: prog}
 	opts.Reporter = hits
 	if err := f.reg.apply(&opts, progressWriter(cmd, f)); err != nil {
+		return err
+	}
+	if err := attestFlags(&opts, f.provenance, cmd.Flags().Changed("provenance"), f.annotations); err != nil {
 		return err
 	}
 	if err := f.lim.apply(cmd, &opts, prog); err != nil {

@@ -58,7 +58,8 @@ func humanSize(n int64) string {
 }
 
 func newInspectCmd(g *globalFlags) *cobra.Command {
-	return &cobra.Command{
+	var prov bool
+	cmd := &cobra.Command{
 		Use:   "inspect IMAGE",
 		Short: "Print an image's manifest and config as JSON",
 		Args:  exactArgs(1),
@@ -66,6 +67,9 @@ func newInspectCmd(g *globalFlags) *cobra.Command {
 			c, err := openClient(cmd, g)
 			if err != nil {
 				return err
+			}
+			if prov {
+				return printProvenance(cmd, c, args[0])
 			}
 			out, err := c.Inspect(cmd.Context(), args[0])
 			if err != nil {
@@ -76,6 +80,8 @@ func newInspectCmd(g *globalFlags) *cobra.Command {
 			return enc.Encode(out)
 		},
 	}
+	cmd.Flags().BoolVar(&prov, "provenance", false, "print the image's SLSA provenance statement (in-toto JSON) instead")
+	return cmd
 }
 
 func newTagCmd(g *globalFlags) *cobra.Command {

@@ -21,6 +21,11 @@ var graph = map[string][]string{
 	"layer":    nil,
 	"snapshot": nil,
 	"oci":      nil,
+	// Lends SSH agents to RUN --mount=type=ssh; the engine sees it only
+	// through executor.SSHAgents.
+	"sshforward": nil,
+	// SLSA provenance statements (pure data; client stores them).
+	"provenance": nil,
 
 	"snapshot/sandbox": {"snapshot"}, // for the Mount type
 	"oci/registry":     {"oci"},
@@ -33,7 +38,7 @@ var graph = map[string][]string{
 	// layer (a type=local output applies the layers; compression names).
 	// builder run: sandbox (the same child as RUN, with the image's
 	// config) and fileset (the image's user, as RUN resolves it).
-	"client":      {"executor", "imagediff", "cache/remote", "oci", "oci/registry", "snapshot", "cache", "layer", "snapshot/sandbox", "fileset"},
+	"client":      {"executor", "imagediff", "cache/remote", "oci", "oci/registry", "snapshot", "cache", "layer", "snapshot/sandbox", "fileset", "sshforward", "provenance"},
 	"cmd/builder": {"client", "snapshot/sandbox"}, // sandbox: the re-exec entry in main
 }
 

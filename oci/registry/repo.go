@@ -54,6 +54,23 @@ func (r *Repo) Manifest(ctx context.Context) (ocispec.Descriptor, []byte, error)
 	return desc, raw, nil
 }
 
+// ManifestByDigest fetches a manifest of the repository by digest (an
+// entry of the index Manifest returned), verified.
+func (r *Repo) ManifestByDigest(ctx context.Context, d digest.Digest) (ocispec.Descriptor, []byte, error) {
+	if err := checkDigest(d); err != nil {
+		return ocispec.Descriptor{}, nil, err
+	}
+	p := &puller{opts: r.opts, ref: r.ref.String(), repo: r.ref.Context(), c: r.c}
+	desc, raw, err := p.manifest(ctx, d.String(), "")
+	if err == nil && desc.Digest != d {
+		err = fmt.Errorf("digest mismatch: registry sent %s", desc.Digest)
+	}
+	if err != nil {
+		return ocispec.Descriptor{}, nil, fmt.Errorf("read %s@%s: %w", r.ref.Context(), d, err)
+	}
+	return desc, raw, nil
+}
+
 // ReadBlob reads a small blob (at most maxManifestSize bytes), verified.
 func (r *Repo) ReadBlob(ctx context.Context, desc ocispec.Descriptor) ([]byte, error) {
 	if err := checkDigest(desc.Digest); err != nil {
