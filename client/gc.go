@@ -28,6 +28,7 @@ type PruneOptions struct {
 type PruneReport struct {
 	Records, Snapshots, Blobs int
 	Mounts                    int // RUN --mount=type=cache dirs (--all only)
+	GitTrees                  int // fetched git trees (cache/git)
 	Reclaimed                 int64
 }
 
@@ -134,6 +135,14 @@ func (c *Client) Prune(ctx context.Context, opts PruneOptions) (PruneReport, err
 		rep.Reclaimed += n
 	}
 	if _, err := c.snaps.RemoveOrphans(ctx); err != nil {
+		return rep, err
+	}
+	// Fetched git trees are a cache of the network, never referenced by
+	// an image or a record: every prune drops them.
+	trees, freed, err := c.git.Remove()
+	rep.GitTrees += trees
+	rep.Reclaimed += freed
+	if err != nil {
 		return rep, err
 	}
 	if opts.All {

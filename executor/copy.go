@@ -13,6 +13,7 @@ import (
 	"github.com/builderdev/builder/fileset"
 	"github.com/builderdev/builder/layer"
 	"github.com/builderdev/builder/parser"
+	"github.com/builderdev/builder/source/git"
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 	"github.com/opencontainers/go-digest"
 )
@@ -31,7 +32,9 @@ type copySpec struct {
 	add      bool
 	checksum string
 	unpack   *bool
-	parents  bool // COPY --parents: keep the source's path below dest
+	// keepGitDir is ADD --keep-git-dir (git sources only).
+	keepGitDir *bool
+	parents    bool // COPY --parents: keep the source's path below dest
 }
 
 // copyItem is one source of a COPY/ADD and where it lands.
@@ -103,7 +106,7 @@ func (bd *build) copy(ctx context.Context, s *stage, st *imageState, c *instruct
 func (bd *build) add(ctx context.Context, s *stage, st *imageState, c *instructions.AddCommand, step *int) error {
 	return bd.doCopy(ctx, s, st, copySpec{name: "ADD", text: c.String(), srcs: c.SourcePaths, contents: c.SourceContents,
 		dest: c.DestPath, chown: c.Chown, chmod: c.Chmod, excludes: c.ExcludePatterns, add: true,
-		checksum: c.Checksum, unpack: c.Unpack}, step)
+		checksum: c.Checksum, unpack: c.Unpack, keepGitDir: c.KeepGitDir}, step)
 }
 
 func (bd *build) doCopy(ctx context.Context, s *stage, st *imageState, spec copySpec, step *int) error {
@@ -196,10 +199,11 @@ func (bd *build) selectSources(ctx context.Context, spec copySpec, sel *fileset.
 	var items []copyItem
 	for _, src := range spec.srcs {
 		var got []copyItem
-		var err error
+		gref, isGit, err := git.Parse(src)
 		switch {
-		case parser.IsGitURL(src):
-			return nil, false, fmt.Errorf("%s: git sources are not supported yet", src)
+		case isGit && err == nil:
+			got, err = bd.gitItems(ctx, spec, src, gref)
+		case isGit:
 		case spec.add && parser.IsURL(src):
 			// Remote archives are extracted only with --unpack=true.
 			got, err = bd.download(ctx, src, spec.checksum, spec.unpack != nil && *spec.unpack)
@@ -271,6 +275,12 @@ func (bd *build) keyItems(ctx context.Context, key *copyKey, items []copyItem) (
 		switch src := it.src.(type) {
 		case *heredocSource:
 			key.Items = append(key.Items, itemKey{Kind: "heredoc", Dest: it.destRel, Content: digest.FromString(src.data)})
+		case *gitSource:
+			key.Items = append(key.Items, itemKey{Kind: "git", Dest: it.destRel, URL: src.ref.String(), KeepGitDir: src.ref.KeepGitDir})
+			if key.Git == nil {
+				key.Git = map[string]string{}
+			}
+			key.Git[src.ref.String()] = src.commit
 		case *downloadSource:
 			key.Items = append(key.Items, itemKey{Kind: "url", Dest: it.destRel, URL: src.url, Content: src.content,
 				Mtime: src.mtime.UTC().Format(time.RFC3339)})

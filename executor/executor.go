@@ -27,6 +27,7 @@ import (
 	"github.com/builderdev/builder/oci/registry"
 	"github.com/builderdev/builder/snapshot"
 	"github.com/builderdev/builder/snapshot/sandbox"
+	"github.com/builderdev/builder/source/git"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -40,6 +41,7 @@ type Stores struct {
 	Images    *oci.Store      // blobs, manifests, configs (base images and results)
 	Snapshots *snapshot.Store // unpacked layers by chain ID
 	Cache     *cache.Store    // step records, context stat caches, cache mounts
+	Git       *git.Store      // fetched git trees by commit (nil: no git sources)
 }
 
 // Options of one build. ContextDir and Dockerfile are required; every other

@@ -18,7 +18,7 @@ func historyID(opts Options) string {
 // keyWords say the fields of stepKey (keys.go) in the words of the
 // Dockerfile, for cache.Explain.
 var keyWords = cache.Words{
-	Maps:  []cache.Word{{Field: "step.buildArgs", Text: "build arg"}},
+	Maps:  []cache.Word{{Field: "step.buildArgs", Text: "build arg"}, {Field: "step.git", Text: "git source"}},
 	Env:   []cache.Word{{Field: "step.env", Text: "ENV"}},
 	Files: "step.sources",
 	Fields: []cache.Word{

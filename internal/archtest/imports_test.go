@@ -21,18 +21,21 @@ var graph = map[string][]string{
 	"layer":    nil,
 	"snapshot": nil,
 	"oci":      nil,
+	// A source of trees: git sources fetched with the git binary, kept
+	// by commit (a leaf like fileset, which then reads the trees).
+	"source/git": nil,
 
 	"snapshot/sandbox": {"snapshot"}, // for the Mount type
 	"oci/registry":     {"oci"},
 	"imagediff":        {"layer"}, // decompression
 	// Imports verify a layer's diffID as it downloads (layer: decompression).
 	"cache/remote": {"cache", "layer", "oci", "oci/registry"},
-	"executor":     {"parser", "fileset", "cache", "layer", "snapshot", "snapshot/sandbox", "oci", "oci/registry"},
+	"executor":     {"parser", "fileset", "cache", "layer", "snapshot", "snapshot/sandbox", "oci", "oci/registry", "source/git"},
 	// The stores it opens, the engine, imagediff; and two edges the text
 	// does not spell out: oci/registry (pull, push, login as verbs) and
 	// layer (a type=local output applies the layers; compression names).
-	"client":      {"executor", "imagediff", "cache/remote", "oci", "oci/registry", "snapshot", "cache", "layer"},
-	"cmd/builder": {"client", "snapshot/sandbox"}, // sandbox: the re-exec entry in main
+	"client":      {"executor", "imagediff", "cache/remote", "oci", "oci/registry", "snapshot", "cache", "layer", "source/git"}, // source/git: the store it opens
+	"cmd/builder": {"client", "snapshot/sandbox"},                                                                               // sandbox: the re-exec entry in main
 }
 
 // helpers are internal packages any package may import (small shared code
