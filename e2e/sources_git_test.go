@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/json"
 	"net"
 	"net/http"
 	"net/http/cgi"
@@ -13,6 +14,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/builderdev/builder/internal/testutil"
 )
 
 // gitServer serves the bare repositories under root over git's smart HTTP
@@ -268,4 +271,85 @@ func TestGitSources(t *testing.T) {
 			t.Errorf("the token is somewhere under the state dir")
 		}
 	})
+}
+
+// TestBuildContexts: every kind of --build-context (a directory, a
+// docker-image, an oci-layout, an http tarball, a git URL) seen by FROM,
+// COPY --from and RUN --mount=from; a context named like a stage replaces
+// it; a rebuild is all hits, and a changed file of a directory context a
+// miss (its own stat cache, its own .dockerignore).
+func TestBuildContexts(t *testing.T) {
+	e := newEnv(t)
+	g := newGitServer(t)
+	g.repo("repo", map[string]string{"dir/b.txt": "git\n", "top.txt": "top\n"})
+
+	e.mustRun("build", writeContext(t, map[string]string{"Dockerfile": "FROM busybox\nRUN echo img > /marker\n"}), "-t", "marked:v1")
+	layout := filepath.Join(t.TempDir(), "layout")
+	e.mustRun("build", writeContext(t, map[string]string{"Dockerfile": "FROM scratch\nCOPY m /marker\n", "m": "lay\n"}),
+		"-o", "type=oci-layout,dest="+layout)
+	var idx struct {
+		Manifests []struct {
+			Digest string `json:"digest"`
+		} `json:"manifests"`
+	}
+	if data, err := os.ReadFile(filepath.Join(layout, "index.json")); err != nil || json.Unmarshal(data, &idx) != nil || len(idx.Manifests) == 0 {
+		t.Fatalf("layout index: %v", err)
+	}
+	tarball := testutil.TarBytes(t, testutil.TarFile("t.txt", "tar\n"))
+	tsrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write(tarball) }))
+	defer tsrv.Close()
+	dir := writeContext(t, map[string]string{"d.txt": "dir\n", "secret.txt": "no\n", ".dockerignore": "secret.txt\n"})
+
+	df := "FROM dir AS fdir\nFROM img AS fimg\nFROM lay AS flay\nFROM tar AS ftar\nFROM gitc AS fgit\n" +
+		"FROM busybox AS over\nRUN false\n" +
+		"FROM busybox\n" +
+		"COPY --from=fdir /d.txt /from/dir\nCOPY --from=fimg /marker /from/img\nCOPY --from=flay /marker /from/lay\n" +
+		"COPY --from=ftar /t.txt /from/tar\nCOPY --from=fgit /b.txt /from/git\n" +
+		"COPY --from=dir / /copy/dir/\nCOPY --from=img /marker /copy/img\nCOPY --from=lay /marker /copy/lay\n" +
+		"COPY --from=tar /t.txt /copy/tar\nCOPY --from=gitc /b.txt /copy/git\nCOPY --from=over /marker /copy/over\n" +
+		"RUN --mount=from=dir,target=/m/dir --mount=from=img,target=/m/img --mount=from=lay,target=/m/lay " +
+		"--mount=from=tar,target=/m/tar --mount=from=gitc,source=b.txt,target=/m/git " +
+		"cat /m/dir/d.txt /m/img/marker /m/lay/marker /m/tar/t.txt /m/git > /all && ls -A /m/dir > /dirls\n"
+	ctx := writeContext(t, map[string]string{"Dockerfile": df})
+	args := []string{"build", "--progress", "plain", ctx, "-t", "ctx:1",
+		"--build-context", "dir=" + dir, "--build-context", "img=docker-image://marked:v1",
+		"--build-context", "lay=oci-layout://" + layout + "@" + idx.Manifests[0].Digest,
+		"--build-context", "tar=" + tsrv.URL + "/ctx.tar", "--build-context", "gitc=" + g.url + "/repo.git#main:dir",
+		"--build-context", "over=docker-image://marked:v1"}
+	out := filepath.Join(t.TempDir(), "rootfs")
+	e.mustRun(append(args, "-o", "type=local,dest="+out)...)
+	for p, want := range map[string]string{
+		"from/dir": "dir\n", "from/img": "img\n", "from/lay": "lay\n", "from/tar": "tar\n", "from/git": "git\n",
+		"copy/dir/d.txt": "dir\n", "copy/img": "img\n", "copy/lay": "lay\n", "copy/tar": "tar\n", "copy/git": "git\n",
+		"copy/over": "img\n", "all": "dir\nimg\nlay\ntar\ngit\n", "dirls": ".dockerignore\nd.txt\n",
+	} {
+		if got := readOut(t, out, p); got != want {
+			t.Errorf("%s = %q, want %q", p, got, want)
+		}
+	}
+	if _, err := os.Lstat(filepath.Join(out, "copy/dir/secret.txt")); err == nil {
+		t.Error("the directory context's .dockerignore was not applied")
+	}
+
+	before := g.posts.Load()
+	r := e.mustRun(args...)
+	if n := strings.Count(r.stderr+r.stdout, " CACHED "); n < 11 {
+		t.Errorf("rebuild: %d cached steps, want every one:\n%s", n, r.stderr)
+	}
+	if n := g.posts.Load() - before; n != 1 {
+		t.Errorf("rebuild: %d upload-pack requests, want 1 (ls-remote only)", n)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "d.txt"), []byte("dir2\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out2 := filepath.Join(t.TempDir(), "rootfs")
+	e.mustRun(append(args, "-o", "type=local,dest="+out2)...)
+	if got := readOut(t, out2, "copy/dir/d.txt"); got != "dir2\n" {
+		t.Errorf("changed file of a directory context: %q", got)
+	}
+
+	bad := e.run("build", ctx, "--build-context", "x=target:foo")
+	if bad.code != 2 || !strings.Contains(bad.stderr, "--build-context x=target:foo") {
+		t.Errorf("target: context: exit %d\n%s", bad.code, bad.stderr)
+	}
 }

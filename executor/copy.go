@@ -137,7 +137,13 @@ func (bd *build) doCopy(ctx context.Context, s *stage, st *imageState, spec copy
 	var fromSt *imageState
 	switch {
 	case spec.from != "":
-		var err error
+		tc, err := bd.contextTree(ctx, spec.from)
+		if err != nil {
+			return err
+		}
+		if tc != nil {
+			return bd.copyFromTree(ctx, s, st, spec, tc, key, destAbs, destIsDir, step, start)
+		}
 		if fromSt, err = bd.fromState(ctx, s, spec.from); err != nil {
 			return err
 		}
@@ -271,6 +277,7 @@ func (bd *build) match(sel *fileset.Selection, src string, spec copySpec) ([]cop
 // source.
 func (bd *build) keyItems(ctx context.Context, key *copyKey, items []copyItem) ([]cache.Source, error) {
 	var srcs []cache.Source
+	dir := bd.opts.ContextDir // or a named context's (copyFromTree)
 	for _, it := range items {
 		switch src := it.src.(type) {
 		case *heredocSource:
@@ -296,6 +303,9 @@ func (bd *build) keyItems(ctx context.Context, key *copyKey, items []copyItem) (
 			if err != nil {
 				return nil, err
 			}
+			if d, ok := src.sel.FS.(fileset.DirFS); ok {
+				dir = d.Root()
+			}
 			src.walked = ws
 			for _, w := range ws {
 				srcs = append(srcs, cache.Source{Path: strings.TrimPrefix(w.Src, "/"), Dest: path.Join(it.destRel, w.Rel)})
@@ -305,7 +315,7 @@ func (bd *build) keyItems(ctx context.Context, key *copyKey, items []copyItem) (
 	if len(srcs) == 0 {
 		return nil, nil
 	}
-	d, err := bd.st.Cache.HashSources(ctx, bd.opts.ContextDir, srcs)
+	d, err := bd.st.Cache.HashSources(ctx, dir, srcs)
 	if err != nil {
 		return nil, err
 	}

@@ -90,6 +90,10 @@ type Options struct {
 	// and no seccomp filter (--allow security.insecure); without it such a
 	// RUN is an error.
 	AllowInsecure bool
+	// Contexts are the named contexts (--build-context NAME=VALUE, as
+	// docker buildx): a directory, docker-image://REF,
+	// oci-layout://DIR[:TAG|@DIGEST], an http(s) tarball or a git URL.
+	Contexts map[string]string
 }
 
 // CacheSource is an imported cache (package cache/remote): another place

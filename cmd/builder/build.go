@@ -28,6 +28,7 @@ type buildFlags struct {
 	noCache     bool
 	noCacheFilt []string
 	secrets     []string
+	contexts    []string
 	network     string
 	epoch       string
 	checkRepro  bool
@@ -65,6 +66,7 @@ func newBuildCmd(g *globalFlags) *cobra.Command {
 	fl.BoolVar(&f.noCache, "no-cache", false, "do not use the step cache")
 	fl.StringArrayVar(&f.noCacheFilt, "no-cache-filter", nil, "do not use the step cache for this stage (repeatable)")
 	fl.StringArrayVar(&f.secrets, "secret", nil, "secret for RUN --mount=type=secret: id=ID,src=FILE or id=ID,env=VAR (repeatable)")
+	fl.StringArrayVar(&f.contexts, "build-context", nil, "named context NAME=VALUE: a directory, docker-image://REF, oci-layout://DIR[:TAG|@DIGEST], an https tarball or a git URL (repeatable)")
 	fl.StringVar(&f.network, "network", "host", "network for RUN: host or none")
 	fl.StringVar(&f.epoch, "source-date-epoch", "", "seconds since 1970: the image's created time and the newest file mtime (default $SOURCE_DATE_EPOCH)")
 	fl.BoolVar(&f.checkRepro, "check-reproducible", false, "build again with no cache in a temporary store and compare (exit 1 when they differ)")
@@ -83,6 +85,9 @@ func runBuild(cmd *cobra.Command, g *globalFlags, f *buildFlags, contextDir stri
 	opts.Explain, opts.ExpectCached = f.explain, f.expectCache
 	var err error
 	if opts.Secrets, err = parseSecrets(f.secrets); err != nil {
+		return err
+	}
+	if opts.Contexts, err = parseBuildContexts(f.contexts); err != nil {
 		return err
 	}
 	st, err := os.Stat(contextDir)
