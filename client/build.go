@@ -127,6 +127,9 @@ func (c *Client) Build(ctx context.Context, opts BuildOptions) (*BuildResult, er
 		return nil, err
 	}
 	defer unlock()
+	if err := c.gitContext(ctx, &opts.Options); err != nil {
+		return nil, err
+	}
 	sources := c.importCaches(ctx, opts)
 	defer func() {
 		for _, s := range sources {

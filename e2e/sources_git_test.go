@@ -151,8 +151,13 @@ func TestGitSources(t *testing.T) {
 	g := newGitServer(t)
 	subWT := g.repo("sub", map[string]string{"m.txt": "module\n"})
 	_ = subWT
-	wt := g.repo("repo", map[string]string{"a.txt": "v1\n", "dir/b.txt": "b\n"})
+	wt := g.repo("repo", map[string]string{"a.txt": "v1\n", "dir/b.txt": "b\n", "dir/Dockerfile": "FROM busybox\nCOPY b.txt /ctx-b\n"})
 	g.git(wt, "-c", "protocol.file.allow=always", "submodule", "add", "-q", g.url+"/sub.git", "mod")
+	// A hostile link: copied as a link, never followed out of the tree.
+	if err := os.Symlink("/etc", filepath.Join(wt, "evil")); err != nil {
+		t.Fatal(err)
+	}
+	g.git(wt, "add", "-A")
 	g.git(wt, "commit", "-q", "-m", "submodule")
 	g.git(wt, "tag", "-a", "v1", "-m", "v1")
 	v1 := g.git(wt, "rev-parse", "HEAD")
@@ -198,6 +203,27 @@ func TestGitSources(t *testing.T) {
 		}
 		if got := readOut(t, out, "pinned/a.txt"); got != "v1\n" {
 			t.Errorf("pinned/a.txt = %q", got)
+		}
+		if l, err := os.Readlink(filepath.Join(out, "tag/evil")); err != nil || l != "/etc" {
+			t.Errorf("tag/evil: %q, %v; want the link as it is", l, err)
+		}
+		for _, df := range []string{"ADD " + repo + "#v1:evil /x/", "COPY --from=ev / /x/"} {
+			ctx := writeContext(t, map[string]string{"Dockerfile": "FROM busybox\n" + df + "\n"})
+			r := e.run("build", ctx, "--build-context", "ev="+repo+"#v1:evil")
+			if r.code != 1 || !strings.Contains(r.stderr, "Dockerfile:2:") || !strings.Contains(r.stderr, "not a directory of the repository") {
+				t.Errorf("%s with a subdir that links out: exit %d\n%s", df, r.code, r.stderr)
+			}
+		}
+	})
+
+	t.Run("main context", func(t *testing.T) {
+		out := filepath.Join(t.TempDir(), "rootfs")
+		e.mustRun("build", repo+"#v1:dir", "-o", "type=local,dest="+out)
+		if got := readOut(t, out, "ctx-b"); got != "b\n" {
+			t.Errorf("ctx-b = %q", got)
+		}
+		if r := e.run("build", repo+"#v1:evil"); r.code == 0 || !strings.Contains(r.stderr, "not a directory of the repository") {
+			t.Errorf("a context subdir that links out: exit %d\n%s", r.code, r.stderr)
 		}
 	})
 
@@ -306,7 +332,7 @@ func TestBuildContexts(t *testing.T) {
 		"COPY --from=fdir /d.txt /from/dir\nCOPY --from=fimg /marker /from/img\nCOPY --from=flay /marker /from/lay\n" +
 		"COPY --from=ftar /t.txt /from/tar\nCOPY --from=fgit /b.txt /from/git\n" +
 		"COPY --from=dir / /copy/dir/\nCOPY --from=img /marker /copy/img\nCOPY --from=lay /marker /copy/lay\n" +
-		"COPY --from=tar /t.txt /copy/tar\nCOPY --from=gitc /b.txt /copy/git\nCOPY --from=over /marker /copy/over\n" +
+		"COPY --from=tar /t.txt /copy/tar\nCOPY --from=gitc /b.txt /copy/git\nCOPY --from=over /marker /copy/over\nCOPY Dockerfile /df\n" +
 		"RUN --mount=from=dir,target=/m/dir --mount=from=img,target=/m/img --mount=from=lay,target=/m/lay " +
 		"--mount=from=tar,target=/m/tar --mount=from=gitc,source=b.txt,target=/m/git " +
 		"cat /m/dir/d.txt /m/img/marker /m/lay/marker /m/tar/t.txt /m/git > /all && ls -A /m/dir > /dirls\n"
@@ -329,6 +355,10 @@ func TestBuildContexts(t *testing.T) {
 	}
 	if _, err := os.Lstat(filepath.Join(out, "copy/dir/secret.txt")); err == nil {
 		t.Error("the directory context's .dockerignore was not applied")
+	}
+	// The main context and the directory context: a stat cache each.
+	if ents, err := os.ReadDir(filepath.Join(e.root, "cache", "contexts")); err != nil || len(ents) < 2 {
+		t.Errorf("stat caches: %d, %v; want one for the main context and one for %s", len(ents), err, dir)
 	}
 
 	before := g.posts.Load()

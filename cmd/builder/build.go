@@ -91,10 +91,14 @@ func runBuild(cmd *cobra.Command, g *globalFlags, f *buildFlags, contextDir stri
 		return err
 	}
 	st, err := os.Stat(contextDir)
-	if err != nil || !st.IsDir() {
+	gitCtx := err != nil && client.IsGitContext(contextDir)
+	if !gitCtx && (err != nil || !st.IsDir()) {
 		return usagef("context %q is not a directory", contextDir)
 	}
 	switch {
+	case gitCtx && f.file != "-":
+		// A path in the repository, read once it is fetched.
+		opts.DockerfileName = f.file
 	case f.file == "-":
 		data, err := io.ReadAll(os.Stdin)
 		if err != nil {
