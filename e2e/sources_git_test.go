@@ -307,7 +307,7 @@ func TestGitSources(t *testing.T) {
 func TestBuildContexts(t *testing.T) {
 	e := newEnv(t)
 	g := newGitServer(t)
-	g.repo("repo", map[string]string{"dir/b.txt": "git\n", "top.txt": "top\n"})
+	gwt := g.repo("repo", map[string]string{"dir/b.txt": "git\n", "top.txt": "top\n"})
 
 	e.mustRun("build", writeContext(t, map[string]string{"Dockerfile": "FROM busybox\nRUN echo img > /marker\n"}), "-t", "marked:v1")
 	layout := filepath.Join(t.TempDir(), "layout")
@@ -376,6 +376,13 @@ func TestBuildContexts(t *testing.T) {
 	e.mustRun(append(args, "-o", "type=local,dest="+out2)...)
 	if got := readOut(t, out2, "copy/dir/d.txt"); got != "dir2\n" {
 		t.Errorf("changed file of a directory context: %q", got)
+	}
+	old := g.git(gwt, "rev-parse", "main")
+	moved := g.commit(gwt, map[string]string{"dir/b.txt": "git2\n"}, "move")
+	g.push(gwt, "main")
+	r = e.mustRun(append(args, "--explain", "-o", "type=local,dest="+filepath.Join(t.TempDir(), "rootfs3"))...)
+	if want := "git source " + g.url + "/repo.git#main:dir changed (" + old + " -> " + moved + ")"; !strings.Contains(r.stderr+r.stdout, want) {
+		t.Errorf("moved branch of a git context: want %q in\n%s", want, r.stderr)
 	}
 
 	bad := e.run("build", ctx, "--build-context", "x=target:foo")

@@ -54,6 +54,9 @@ type treeContext struct {
 	key  digest.Digest
 	ig   *fileset.Ignore // a directory's own .dockerignore
 	open func(ctx context.Context) (fileset.DirFS, error)
+	// git is a git context's commit by source (copyKey.Git): a COPY
+	// --from it that misses after the branch moved names the new commit.
+	git map[string]string
 }
 
 // parseContexts checks the --build-context values (a usage error names the
@@ -172,6 +175,7 @@ func (bd *build) gitContext(ctx context.Context, r git.Ref) (*treeContext, error
 	var oerr error
 	return &treeContext{
 		key: contextKey{Kind: "git", Source: r.Remote, Commit: commit, Subdir: r.Subdir, KeepGitDir: r.KeepGitDir}.digest(),
+		git: map[string]string{r.String(): commit},
 		open: func(ctx context.Context) (fileset.DirFS, error) {
 			once.Do(func() {
 				var t *treeSource
@@ -318,7 +322,7 @@ func (bd *build) copyFromTree(ctx context.Context, s *stage, st *imageState, spe
 	spec.from = ""
 	fstep := fsStep{text: spec.text, createdBy: spec.history(), start: start}
 	if tc.key != "" {
-		key.DestIsDir, key.From, key.Srcs, key.Excludes = destIsDir, tc.key, spec.srcs, spec.excludes
+		key.DestIsDir, key.From, key.Srcs, key.Excludes, key.Git = destIsDir, tc.key, spec.srcs, spec.excludes, tc.git
 		fstep.key = key
 		fstep.produce = func(ctx context.Context) (*produced, error) {
 			fsys, err := tc.open(ctx)
