@@ -65,7 +65,7 @@ func (c *Client) gitContext(ctx context.Context, opts *executor.Options) error {
 		}
 		opts.Dockerfile, opts.DockerfileName = data, path.Base(filepath.ToSlash(name))
 	}
-	opts.ContextDir = dir
+	opts.ContextSource, opts.ContextDir = opts.ContextDir, dir
 	return nil
 }
 

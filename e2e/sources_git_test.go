@@ -225,6 +225,16 @@ func TestGitSources(t *testing.T) {
 		if r := e.run("build", repo+"#v1:evil"); r.code == 0 || !strings.Contains(r.stderr, "not a directory of the repository") {
 			t.Errorf("a context subdir that links out: exit %d\n%s", r.code, r.stderr)
 		}
+		// A ref that moves: the context's history spans its commits.
+		e.mustRun("build", repo+"#dev:dir")
+		g.git(wt, "checkout", "-q", "dev")
+		g.commit(wt, map[string]string{"dir/b.txt": "b2\n"}, "dev moves")
+		g.git(wt, "checkout", "-q", "main")
+		g.push(wt, "dev")
+		r := e.mustRun("build", "--progress", "plain", repo+"#dev:dir", "-o", "type=local,dest="+out)
+		if !strings.Contains(r.stderr, "cache miss: b.txt changed") || readOut(t, out, "ctx-b") != "b2\n" {
+			t.Errorf("moved context ref: want the miss explained by b.txt:\n%s", r.stderr)
+		}
 	})
 
 	t.Run("checksum mismatch", func(t *testing.T) {

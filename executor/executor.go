@@ -94,6 +94,10 @@ type Options struct {
 	// docker buildx): a directory, docker-image://REF,
 	// oci-layout://DIR[:TAG|@DIGEST], an http(s) tarball or a git URL.
 	Contexts map[string]string
+	// ContextSource, when set, is where ContextDir came from (a git URL
+	// fetched into it): it names the history of this build, which then
+	// spans the commits the URL's ref moves through.
+	ContextSource string
 }
 
 // CacheSource is an imported cache (package cache/remote): another place

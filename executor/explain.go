@@ -10,6 +10,9 @@ import (
 // historyID names the history of this build's Dockerfile and target.
 func historyID(opts Options) string {
 	abs, _ := filepath.Abs(opts.ContextDir)
+	if opts.ContextSource != "" {
+		abs = opts.ContextSource
+	}
 	return cache.Key(cache.Inputs{Version: "builder.history.v1", Step: struct {
 		Context, Dockerfile, Target string
 	}{abs, opts.DockerfileName, opts.Target}}).String()
