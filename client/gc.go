@@ -214,6 +214,8 @@ type Usage struct {
 	ImageBytes, CacheBytes            int64 // blobs of images; blobs only the cache needs
 	SnapshotBytes, OtherBytes         int64 // unpacked snapshots; blobs nothing needs
 	MountBytes                        int64 // cache mount content (prune --all frees it)
+	GitTrees                          int   // fetched git trees (every prune frees them)
+	GitBytes                          int64
 	Reclaimable                       int64 // what `prune` would free
 }
 
@@ -278,6 +280,11 @@ func (c *Client) DiskUsage(ctx context.Context) (Usage, error) {
 	}
 	u.Reclaimable += u.CacheBytes + u.OtherBytes
 	u.Mounts, u.MountBytes, err = c.cache.Mounts()
+	if err != nil {
+		return u, err
+	}
+	u.GitTrees, u.GitBytes, err = c.git.Usage()
+	u.Reclaimable += u.GitBytes
 	return u, err
 }
 

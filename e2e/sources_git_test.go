@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -281,6 +282,9 @@ func TestGitSources(t *testing.T) {
 		trees, _ := os.ReadDir(filepath.Join(e.root, "cache", "git", "trees"))
 		if len(trees) == 0 {
 			t.Fatal("no git tree kept under cache/git/trees")
+		}
+		if df := e.mustRun("df").stdout; !regexp.MustCompile(`Git trees\s+[1-9]`).MatchString(df) {
+			t.Errorf("df does not count the git trees:\n%s", df)
 		}
 		e.mustRun("prune")
 		if trees, _ := os.ReadDir(filepath.Join(e.root, "cache", "git", "trees")); len(trees) != 0 {
