@@ -238,6 +238,19 @@ func TestGitSources(t *testing.T) {
 		}
 	})
 
+	t.Run("submodules in the key", func(t *testing.T) {
+		for _, c := range []struct {
+			src  string
+			want bool
+		}{{repo + "#v1", true}, {repo + "?ref=v1&submodules=false", false}} {
+			out := filepath.Join(t.TempDir(), "rootfs")
+			e.mustRun("build", writeContext(t, map[string]string{"Dockerfile": "FROM busybox\nADD " + c.src + " /s/\n"}), "-o", "type=local,dest="+out)
+			if _, err := os.Stat(filepath.Join(out, "s/mod/m.txt")); (err == nil) != c.want {
+				t.Errorf("ADD %s: s/mod/m.txt exists: %v, want %v", c.src, err == nil, c.want)
+			}
+		}
+	})
+
 	t.Run("checksum mismatch", func(t *testing.T) {
 		ctx := writeContext(t, map[string]string{"Dockerfile": "FROM busybox\nRUN true\nADD --checksum=0123456789abcdef " + repo + "#main /x/\n"})
 		r := e.run("build", ctx)

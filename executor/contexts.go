@@ -157,8 +157,9 @@ type contextKey struct {
 	Commit string `json:"commit,omitempty"`
 	Subdir string `json:"subdir,omitempty"`
 	// KeepGitDir: the tree has its .git dir.
-	KeepGitDir bool          `json:"keepGitDir,omitempty"`
-	Content    digest.Digest `json:"content,omitempty"`
+	KeepGitDir   bool          `json:"keepGitDir,omitempty"`
+	NoSubmodules bool          `json:"noSubmodules,omitempty"`
+	Content      digest.Digest `json:"content,omitempty"`
 }
 
 func (k contextKey) digest() digest.Digest {
@@ -174,7 +175,8 @@ func (bd *build) gitContext(ctx context.Context, r git.Ref) (*treeContext, error
 	var fsys fileset.DirFS
 	var oerr error
 	return &treeContext{
-		key: contextKey{Kind: "git", Source: r.Remote, Commit: commit, Subdir: r.Subdir, KeepGitDir: r.KeepGitDir}.digest(),
+		key: contextKey{Kind: "git", Source: r.Remote, Commit: commit, Subdir: r.Subdir, KeepGitDir: r.KeepGitDir,
+			NoSubmodules: !r.Submodules}.digest(),
 		git: map[string]string{r.String(): commit},
 		open: func(ctx context.Context) (fileset.DirFS, error) {
 			once.Do(func() {

@@ -283,7 +283,9 @@ func (bd *build) keyItems(ctx context.Context, key *copyKey, items []copyItem) (
 		case *heredocSource:
 			key.Items = append(key.Items, itemKey{Kind: "heredoc", Dest: it.destRel, Content: digest.FromString(src.data)})
 		case *gitSource:
-			key.Items = append(key.Items, itemKey{Kind: "git", Dest: it.destRel, URL: src.ref.String(), KeepGitDir: src.ref.KeepGitDir})
+			key.Items = append(key.Items, itemKey{Kind: "git", Dest: it.destRel, URL: src.ref.String(), KeepGitDir: src.ref.KeepGitDir,
+				NoSubmodules: !src.ref.Submodules})
+			key.Excludes = src.excludes // they select in the tree
 			if key.Git == nil {
 				key.Git = map[string]string{}
 			}

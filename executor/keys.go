@@ -87,8 +87,10 @@ type itemKey struct {
 	URL     string        `json:"url,omitempty"`
 	Content digest.Digest `json:"content,omitempty"` // heredoc or download bytes
 	Mtime   string        `json:"mtime,omitempty"`   // download
-	// KeepGitDir: a git source keeps its .git dir.
-	KeepGitDir bool `json:"keepGitDir,omitempty"`
+	// KeepGitDir: a git source keeps its .git dir; NoSubmodules: it
+	// leaves its submodules out.
+	KeepGitDir   bool `json:"keepGitDir,omitempty"`
+	NoSubmodules bool `json:"noSubmodules,omitempty"`
 }
 
 // workdirKey identifies a WORKDIR that creates its dir.
