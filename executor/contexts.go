@@ -59,6 +59,23 @@ type treeContext struct {
 	git map[string]string
 }
 
+// hostPath is the host file or dir of src in the tree (for a bind mount).
+func (tc *treeContext) hostPath(ctx context.Context, src string) ([]string, error) {
+	t, err := tc.open(ctx)
+	if err != nil {
+		return nil, err
+	}
+	r, err := t.Resolve(src)
+	if err == nil {
+		_, err = t.Lstat(r)
+	}
+	if err != nil {
+		return nil, fileset.ErrNoSource
+	}
+	h, err := t.HostPath(r)
+	return []string{h}, err
+}
+
 // parseContexts checks the --build-context values (a usage error names the
 // bad one); nothing is fetched yet.
 func parseContexts(in map[string]string) (map[string]*namedContext, error) {
@@ -126,7 +143,7 @@ func (bd *build) namedContext(name string) *namedContext {
 	return nil
 }
 
-// resolve does the one-time work of a context: imports an oci-layout
+// resolveContext does the one-time work of a context: imports an oci-layout
 // image, resolves a git ref (one ls-remote), downloads a tarball, reads a
 // directory's .dockerignore.
 func (bd *build) resolveContext(ctx context.Context, nc *namedContext) error {

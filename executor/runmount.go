@@ -184,21 +184,7 @@ func (bd *build) bindMount(ctx context.Context, s *stage, m *instructions.Mount,
 		case tc.key != "":
 			// An immutable tree context: keyed by what identifies it,
 			// opened only when the step runs.
-			return mk(mountKey{From: tc.key, Source: src}, func(string) ([]string, error) {
-				t, err := tc.open(ctx)
-				if err != nil {
-					return nil, err
-				}
-				r, err := t.Resolve(src)
-				if err == nil {
-					_, err = t.Lstat(r)
-				}
-				if err != nil {
-					return nil, fileset.ErrNoSource
-				}
-				h, err := t.HostPath(r)
-				return []string{h}, err
-			}), nil
+			return mk(mountKey{From: tc.key, Source: src}, func(string) ([]string, error) { return tc.hostPath(ctx, src) }), nil
 		}
 		// A directory context: hashed like the main context.
 		if fsys, err = tc.open(ctx); err != nil {
