@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"strings"
 
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -12,7 +13,8 @@ import (
 // ImportLayoutImage brings one image of the OCI layout dir into the store,
 // untagged (--build-context NAME=oci-layout://DIR[:TAG|@DIGEST]): the
 // manifest or index of index.json whose digest is dgst, else the one named
-// tag (org.opencontainers.image.ref.name), else the only one. Its blobs
+// tag (org.opencontainers.image.ref.name: the tag itself, or NAME:tag as
+// builder and skopeo write it), else the only one. Its blobs
 // are verified as Load verifies them; nothing names them, so a prune drops
 // them once no image or record needs them. It returns the digest to
 // Resolve.
@@ -32,7 +34,8 @@ func (s *Store) ImportLayoutImage(ctx context.Context, dir, tag string, dgst dig
 	var pick *ocispec.Descriptor
 	for i, m := range idx.Manifests {
 		switch {
-		case dgst != "" && m.Digest == dgst, dgst == "" && tag != "" && refName(m) == tag:
+		case dgst != "" && m.Digest == dgst,
+			dgst == "" && tag != "" && pick == nil && (refName(m) == tag || strings.HasSuffix(refName(m), ":"+tag)):
 			pick = &idx.Manifests[i]
 		}
 	}
