@@ -6,9 +6,10 @@ DEMO_DIR ?= $(CURDIR)/.demo
 # base image, a real registry; and for the benchmark harness (which `make
 # test` runs once in QUICK mode): buildah, the peer it measures us against,
 # debootstrap for the Debian base image, GNU time for peak RSS; uidmap
-# (newuidmap, newgidmap) for the tests of builds by an unprivileged user.
+# (newuidmap, newgidmap) for the tests of builds by an unprivileged user;
+# git (with http-backend and daemon) for git sources, which builder runs too.
 TEST_DEBS := skopeo umoci busybox-static docker-registry apache2-utils ca-certificates xz-utils bzip2 zstd \
-	buildah debootstrap time uidmap openssh-client
+	buildah debootstrap time uidmap openssh-client git
 export CGO_ENABLED := 0
 
 .PHONY: all build demo test unit e2e lint deps bench fuzz clean
@@ -35,7 +36,7 @@ lint:
 # namespaces), and end-to-end tests that run the real binary.
 test: deps lint
 	$(GO) test -count=1 -timeout 20m ./...
-	CGO_ENABLED=1 $(GO) test -count=1 -race -timeout 10m ./parser/... ./fileset/... ./cache/... ./oci/... ./layer/... ./executor/... ./client/... ./snapshot/... ./imagediff/... ./internal/atomicfile/... ./internal/ctxio/... ./internal/fsmode/...
+	CGO_ENABLED=1 $(GO) test -count=1 -race -timeout 10m ./parser/... ./fileset/... ./cache/... ./oci/... ./layer/... ./executor/... ./client/... ./snapshot/... ./imagediff/... ./internal/atomicfile/... ./internal/ctxio/... ./internal/fsmode/... ./source/...
 
 # The benchmark harness (bench/): every workload and scenario for builder
 # and buildah side by side; prints the table, writes bench/results/ and, on

@@ -146,6 +146,9 @@ func (c *Client) Build(ctx context.Context, opts BuildOptions) (*BuildResult, er
 		defer agents.Close()
 		opts.Options.SSH = agents
 	}
+	if err := c.gitContext(ctx, &opts.Options); err != nil {
+		return nil, err
+	}
 	sources := c.importCaches(ctx, opts)
 	defer func() {
 		for _, s := range sources {

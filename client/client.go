@@ -36,6 +36,7 @@ import (
 	"github.com/builderdev/builder/executor"
 	"github.com/builderdev/builder/oci"
 	"github.com/builderdev/builder/snapshot"
+	"github.com/builderdev/builder/source/git"
 )
 
 // ErrUsage marks errors caused by bad arguments (exit code 2).
@@ -51,6 +52,7 @@ type Client struct {
 	images *oci.Store
 	snaps  *snapshot.Store
 	cache  *cache.Store
+	git    *git.Store
 }
 
 // Open opens (creating when missing) the state directory root.
@@ -76,7 +78,12 @@ func Open(ctx context.Context, root string) (*Client, error) {
 		images.Close()
 		return nil, err
 	}
-	return &Client{root: root, images: images, snaps: snaps, cache: c}, nil
+	g, err := git.Open(filepath.Join(root, "cache", "git"))
+	if err != nil {
+		images.Close()
+		return nil, err
+	}
+	return &Client{root: root, images: images, snaps: snaps, cache: c, git: g}, nil
 }
 
 // Root is the state directory.
@@ -87,7 +94,7 @@ func (c *Client) Root() string { return c.root }
 func (c *Client) Close() error { return c.images.Close() }
 
 func (c *Client) stores() executor.Stores {
-	return executor.Stores{Images: c.images, Snapshots: c.snaps, Cache: c.cache}
+	return executor.Stores{Images: c.images, Snapshots: c.snaps, Cache: c.cache, Git: c.git}
 }
 
 // shared takes the store lock shared (builds, reads, loads, pushes).

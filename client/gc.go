@@ -30,6 +30,7 @@ type PruneReport struct {
 	Records, Snapshots, Blobs int
 	Images                    int // untagged images dropped from index.json
 	Mounts                    int // RUN --mount=type=cache dirs (--all only)
+	GitTrees                  int // fetched git trees (cache/git)
 	Reclaimed                 int64
 }
 
@@ -143,6 +144,14 @@ func (c *Client) Prune(ctx context.Context, opts PruneOptions) (PruneReport, err
 	if _, err := c.snaps.RemoveOrphans(ctx); err != nil {
 		return rep, err
 	}
+	// Fetched git trees are a cache of the network, never referenced by
+	// an image or a record: every prune drops them.
+	trees, freed, err := c.git.Remove()
+	rep.GitTrees += trees
+	rep.Reclaimed += freed
+	if err != nil {
+		return rep, err
+	}
 	if opts.All {
 		n, size, err := c.cache.RemoveMounts()
 		rep.Mounts += n
@@ -212,6 +221,8 @@ type Usage struct {
 	ImageBytes, CacheBytes            int64 // blobs of images; blobs only the cache needs
 	SnapshotBytes, OtherBytes         int64 // unpacked snapshots; blobs nothing needs
 	MountBytes                        int64 // cache mount content (prune --all frees it)
+	GitTrees                          int   // fetched git trees (every prune frees them)
+	GitBytes                          int64
 	Reclaimable                       int64 // what `prune` would free
 }
 
@@ -276,6 +287,11 @@ func (c *Client) DiskUsage(ctx context.Context) (Usage, error) {
 	}
 	u.Reclaimable += u.CacheBytes + u.OtherBytes
 	u.Mounts, u.MountBytes, err = c.cache.Mounts()
+	if err != nil {
+		return u, err
+	}
+	u.GitTrees, u.GitBytes, err = c.git.Usage()
+	u.Reclaimable += u.GitBytes
 	return u, err
 }
 

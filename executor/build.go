@@ -36,7 +36,8 @@ type build struct {
 	tmp    string
 
 	ctxFS     fileset.DirFS
-	ctxIgnore *fileset.Ignore // non-nil once contextFS ran
+	ctxIgnore *fileset.Ignore          // non-nil once contextFS ran
+	contexts  map[string]*namedContext // --build-context (contexts.go)
 
 	mu       sync.Mutex
 	usedArgs map[string]bool
@@ -100,6 +101,9 @@ func Build(ctx context.Context, st Stores, opts Options) (*Result, error) {
 	}
 	if snapshot.SingleID() {
 		bd.warn("this user namespace maps one id only: files of other owners in base images are unpacked as root, and a chown to another id in RUN fails")
+	}
+	if bd.contexts, err = parseContexts(opts.Contexts); err != nil {
+		return nil, err
 	}
 	if err := bd.resolveGlobalArgs(); err != nil {
 		return nil, err
@@ -389,6 +393,9 @@ func (bd *build) runDeps(ctx context.Context, s *stage) error {
 
 // buildStage builds the stages s needs, then s itself.
 func (bd *build) buildStage(ctx context.Context, s *stage) error {
+	if done, err := bd.overrideStage(ctx, s); done {
+		return err
+	}
 	if err := bd.runDeps(ctx, s); err != nil {
 		return err
 	}

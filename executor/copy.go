@@ -13,6 +13,7 @@ import (
 	"github.com/builderdev/builder/fileset"
 	"github.com/builderdev/builder/layer"
 	"github.com/builderdev/builder/parser"
+	"github.com/builderdev/builder/source/git"
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 	"github.com/opencontainers/go-digest"
 )
@@ -31,7 +32,9 @@ type copySpec struct {
 	add      bool
 	checksum string
 	unpack   *bool
-	parents  bool // COPY --parents: keep the source's path below dest
+	// keepGitDir is ADD --keep-git-dir (git sources only).
+	keepGitDir *bool
+	parents    bool // COPY --parents: keep the source's path below dest
 	// link: COPY/ADD --link without --chmod (BuildKit falls back to a plain
 	// copy with --chmod): the layer is made as if onto an empty tree, so
 	// it and its cache record do not depend on the parent.
@@ -108,7 +111,7 @@ func (bd *build) copy(ctx context.Context, s *stage, st *imageState, c *instruct
 func (bd *build) add(ctx context.Context, s *stage, st *imageState, c *instructions.AddCommand, step *int) error {
 	return bd.doCopy(ctx, s, st, copySpec{name: "ADD", text: c.String(), srcs: c.SourcePaths, contents: c.SourceContents,
 		dest: c.DestPath, chown: c.Chown, chmod: c.Chmod, excludes: c.ExcludePatterns, add: true,
-		checksum: c.Checksum, unpack: c.Unpack, link: c.Link && c.Chmod == ""}, step)
+		checksum: c.Checksum, unpack: c.Unpack, keepGitDir: c.KeepGitDir, link: c.Link && c.Chmod == ""}, step)
 }
 
 func (bd *build) doCopy(ctx context.Context, s *stage, st *imageState, spec copySpec, step *int) error {
@@ -139,7 +142,13 @@ func (bd *build) doCopy(ctx context.Context, s *stage, st *imageState, spec copy
 	var fromSt *imageState
 	switch {
 	case spec.from != "":
-		var err error
+		tc, err := bd.contextTree(ctx, spec.from)
+		if err != nil {
+			return err
+		}
+		if tc != nil {
+			return bd.copyFromTree(ctx, s, st, spec, tc, key, destAbs, destIsDir, step, start)
+		}
 		if fromSt, err = bd.fromState(ctx, s, spec.from); err != nil {
 			return err
 		}
@@ -201,10 +210,11 @@ func (bd *build) selectSources(ctx context.Context, spec copySpec, sel *fileset.
 	var items []copyItem
 	for _, src := range spec.srcs {
 		var got []copyItem
-		var err error
+		gref, isGit, err := git.Parse(src)
 		switch {
-		case parser.IsGitURL(src):
-			return nil, false, fmt.Errorf("%s: git sources are not supported yet", src)
+		case isGit && err == nil:
+			got, err = bd.gitItems(ctx, spec, src, gref)
+		case isGit:
 		case spec.add && parser.IsURL(src):
 			// Remote archives are extracted only with --unpack=true.
 			got, err = bd.download(ctx, src, spec.checksum, spec.unpack != nil && *spec.unpack)
@@ -272,10 +282,19 @@ func (bd *build) match(sel *fileset.Selection, src string, spec copySpec) ([]cop
 // source.
 func (bd *build) keyItems(ctx context.Context, key *copyKey, items []copyItem) ([]cache.Source, error) {
 	var srcs []cache.Source
+	dir := bd.opts.ContextDir // or a named context's (copyFromTree)
 	for _, it := range items {
 		switch src := it.src.(type) {
 		case *heredocSource:
 			key.Items = append(key.Items, itemKey{Kind: "heredoc", Dest: it.destRel, Content: digest.FromString(src.data)})
+		case *gitSource:
+			key.Items = append(key.Items, itemKey{Kind: "git", Dest: it.destRel, URL: src.ref.String(), KeepGitDir: src.ref.KeepGitDir,
+				NoSubmodules: !src.ref.Submodules})
+			key.Excludes = src.excludes // they select in the tree
+			if key.Git == nil {
+				key.Git = map[string]string{}
+			}
+			key.Git[src.ref.String()] = src.commit
 		case *downloadSource:
 			key.Items = append(key.Items, itemKey{Kind: "url", Dest: it.destRel, URL: src.url, Content: src.content,
 				Mtime: src.mtime.UTC().Format(time.RFC3339)})
@@ -291,6 +310,9 @@ func (bd *build) keyItems(ctx context.Context, key *copyKey, items []copyItem) (
 			if err != nil {
 				return nil, err
 			}
+			if d, ok := src.sel.FS.(fileset.DirFS); ok {
+				dir = d.Root()
+			}
 			src.walked = ws
 			for _, w := range ws {
 				srcs = append(srcs, cache.Source{Path: strings.TrimPrefix(w.Src, "/"), Dest: path.Join(it.destRel, w.Rel)})
@@ -300,7 +322,7 @@ func (bd *build) keyItems(ctx context.Context, key *copyKey, items []copyItem) (
 	if len(srcs) == 0 {
 		return nil, nil
 	}
-	d, err := bd.st.Cache.HashSources(ctx, bd.opts.ContextDir, srcs)
+	d, err := bd.st.Cache.HashSources(ctx, dir, srcs)
 	if err != nil {
 		return nil, err
 	}

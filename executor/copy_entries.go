@@ -184,6 +184,12 @@ func (c *copier) add(ctx context.Context, i int, src source, target string, keep
 		return nil
 	case *downloadSource:
 		return c.add(ctx, i, src.file, target, keepOwner)
+	case *gitSource:
+		tree, err := c.bd.gitTree(ctx, src)
+		if err != nil {
+			return err
+		}
+		return c.tree(i, tree, target, false, false)
 	case *archiveSource:
 		dir, err := c.bd.extractArchive(ctx, src)
 		if err != nil {

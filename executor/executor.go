@@ -28,6 +28,7 @@ import (
 	"github.com/builderdev/builder/oci/registry"
 	"github.com/builderdev/builder/snapshot"
 	"github.com/builderdev/builder/snapshot/sandbox"
+	"github.com/builderdev/builder/source/git"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -41,6 +42,7 @@ type Stores struct {
 	Images    *oci.Store      // blobs, manifests, configs (base images and results)
 	Snapshots *snapshot.Store // unpacked layers by chain ID
 	Cache     *cache.Store    // step records, context stat caches, cache mounts
+	Git       *git.Store      // fetched git trees by commit (nil: no git sources)
 }
 
 // Options of one build. ContextDir and Dockerfile are required; every other
@@ -91,6 +93,14 @@ type Options struct {
 	// and no seccomp filter (--allow security.insecure); without it such a
 	// RUN is an error.
 	AllowInsecure bool
+	// Contexts are the named contexts (--build-context NAME=VALUE, as
+	// docker buildx): a directory, docker-image://REF,
+	// oci-layout://DIR[:TAG|@DIGEST], an http(s) tarball or a git URL.
+	Contexts map[string]string
+	// ContextSource, when set, is where ContextDir came from (a git URL
+	// fetched into it): it names the history of this build, which then
+	// spans the commits the URL's ref moves through.
+	ContextSource string
 }
 
 // CacheSource is an imported cache (package cache/remote): another place

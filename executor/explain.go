@@ -10,6 +10,9 @@ import (
 // historyID names the history of this build's Dockerfile and target.
 func historyID(opts Options) string {
 	abs, _ := filepath.Abs(opts.ContextDir)
+	if opts.ContextSource != "" {
+		abs = opts.ContextSource
+	}
 	return cache.Key(cache.Inputs{Version: "builder.history.v1", Step: struct {
 		Context, Dockerfile, Target string
 	}{abs, opts.DockerfileName, opts.Target}}).String()
@@ -18,7 +21,7 @@ func historyID(opts Options) string {
 // keyWords say the fields of stepKey (keys.go) in the words of the
 // Dockerfile, for cache.Explain.
 var keyWords = cache.Words{
-	Maps:  []cache.Word{{Field: "step.buildArgs", Text: "build arg"}},
+	Maps:  []cache.Word{{Field: "step.buildArgs", Text: "build arg"}, {Field: "step.git", Text: "git source"}},
 	Env:   []cache.Word{{Field: "step.env", Text: "ENV"}},
 	Files: "step.sources",
 	Fields: []cache.Word{

@@ -138,6 +138,9 @@ func (bd *build) fromBase(ctx context.Context, s *stage) (*imageState, error) {
 	case strings.EqualFold(s.base, "scratch"):
 		return &imageState{img: scratchImage(plat), key: digest.FromString("scratch")}, nil
 	}
+	if nc := bd.namedContext(s.base); nc != nil {
+		return bd.contextState(ctx, nc, plat)
+	}
 	img, err := bd.resolveImage(ctx, s.base, plat)
 	if err != nil {
 		return nil, err

@@ -74,16 +74,23 @@ type copyKey struct {
 	// Sources is the content digest of the context files selected.
 	Sources digest.Digest `json:"sources,omitempty"`
 	Items   []itemKey     `json:"items,omitempty"`
+	// Git maps each git source (remote#ref:subdir) to the commit its ref
+	// resolved to: a moved branch is a miss that names the new commit.
+	Git map[string]string `json:"git,omitempty"`
 }
 
 // itemKey is one source of a COPY/ADD that the context digest does not cover.
 type itemKey struct {
-	Kind    string        `json:"kind"` // "heredoc", "url", "archive", "stage"
+	Kind    string        `json:"kind"` // "heredoc", "url", "archive", "stage", "git"
 	Dest    string        `json:"dest,omitempty"`
 	Src     string        `json:"src,omitempty"` // archive or stage path
 	URL     string        `json:"url,omitempty"`
 	Content digest.Digest `json:"content,omitempty"` // heredoc or download bytes
 	Mtime   string        `json:"mtime,omitempty"`   // download
+	// KeepGitDir: a git source keeps its .git dir; NoSubmodules: it
+	// leaves its submodules out.
+	KeepGitDir   bool `json:"keepGitDir,omitempty"`
+	NoSubmodules bool `json:"noSubmodules,omitempty"`
 }
 
 // workdirKey identifies a WORKDIR that creates its dir.

@@ -40,6 +40,9 @@ func (bd *build) contextFS() (fileset.DirFS, *fileset.Ignore, error) {
 // fromState resolves COPY --from: a stage name or index, else an image.
 // Nothing is unpacked: rootfs does that when the files are needed.
 func (bd *build) fromState(ctx context.Context, s *stage, from string) (*imageState, error) {
+	if nc := bd.namedContext(from); nc != nil {
+		return bd.contextState(ctx, nc, bd.targetPlatform())
+	}
 	if dep := bd.stageRef(from, s.idx); dep != nil {
 		// Usually built already (a planned dependency); an ONBUILD trigger
 		// may name a stage the plan did not see: build it now (once).

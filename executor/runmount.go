@@ -226,21 +226,37 @@ func (bd *build) bindMount(ctx context.Context, s *stage, m *instructions.Mount,
 			return snapshot.LayersMount(ls, target, rw, tmp)
 		}}
 	}
+	fsys, ig, err := bd.contextFS()
+	if err != nil {
+		return runMount{}, err
+	}
 	if m.From != "" {
-		from, err := bd.fromState(ctx, s, m.From)
+		tc, err := bd.contextTree(ctx, m.From)
 		if err != nil {
 			return runMount{}, err
 		}
-		return mk(mountKey{From: from.key, Source: src}, func(string) ([]string, error) { return bd.stageLayers(ctx, from, src) }), nil
-	}
-	fsys, _, err := bd.contextFS()
-	if err != nil {
-		return runMount{}, err
+		switch {
+		case tc == nil:
+			from, err := bd.fromState(ctx, s, m.From)
+			if err != nil {
+				return runMount{}, err
+			}
+			return mk(mountKey{From: from.key, Source: src}, func(string) ([]string, error) { return bd.stageLayers(ctx, from, src) }), nil
+		case tc.key != "":
+			// An immutable tree context: keyed by what identifies it,
+			// opened only when the step runs.
+			return mk(mountKey{From: tc.key, Source: src}, func(string) ([]string, error) { return tc.hostPath(ctx, src) }), nil
+		}
+		// A directory context: hashed like the main context.
+		if fsys, err = tc.open(ctx); err != nil {
+			return runMount{}, err
+		}
+		ig = tc.ig
 	}
 	if c := path.Clean(m.Source); c == ".." || strings.HasPrefix(c, "../") {
 		return runMount{}, fmt.Errorf("--mount source %s: %w", m.Source, fileset.ErrOutside)
 	}
-	sel := &fileset.Selection{FS: fsys, Ignore: bd.ctxIgnore, Context: true}
+	sel := &fileset.Selection{FS: fsys, Ignore: ig, Context: true}
 	r, err := fsys.Resolve(src)
 	var fi fs.FileInfo
 	if err == nil {
@@ -257,11 +273,11 @@ func (bd *build) bindMount(ctx context.Context, s *stage, m *instructions.Mount,
 	for _, w := range ws {
 		srcs = append(srcs, cache.Source{Path: strings.TrimPrefix(w.Src, "/"), Dest: w.Rel})
 	}
-	d, err := bd.st.Cache.HashSources(ctx, bd.opts.ContextDir, srcs)
+	d, err := bd.st.Cache.HashSources(ctx, fsys.Root(), srcs)
 	if err != nil {
 		return runMount{}, err
 	}
-	if fi.IsDir() && !bd.ctxIgnore.Empty() {
+	if fi.IsDir() && !ig.Empty() {
 		// The context as BuildKit sends it: without ignored files.
 		return mk(mountKey{Content: d}, func(tmp string) ([]string, error) {
 			dir, err := os.MkdirTemp(tmp, "bind-")

@@ -169,7 +169,13 @@ func (s *Store) loadLayoutDir(ctx context.Context, dir, base string) ([]namedDes
 	if err != nil {
 		return nil, err
 	}
-	fetch := func(d ocispec.Descriptor) error {
+	return s.loadIndex(ctx, idx, base, s.layoutFetch(ctx, dir))
+}
+
+// layoutFetch ingests (verified) the blobs of the layout dir that the
+// store lacks.
+func (s *Store) layoutFetch(ctx context.Context, dir string) func(ocispec.Descriptor) error {
+	return func(d ocispec.Descriptor) error {
 		if s.Has(ctx, d.Digest) {
 			return nil
 		}
@@ -198,7 +204,6 @@ func (s *Store) loadLayoutDir(ctx context.Context, dir, base string) ([]namedDes
 		}
 		return nil
 	}
-	return s.loadIndex(ctx, idx, base, fetch)
 }
 
 func readSmallFile(p string) ([]byte, error) {

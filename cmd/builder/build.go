@@ -31,6 +31,7 @@ type buildFlags struct {
 	ssh         []string
 	provenance  string
 	annotations []string
+	contexts    []string
 	network     string
 	epoch       string
 	checkRepro  bool
@@ -71,6 +72,7 @@ func newBuildCmd(g *globalFlags) *cobra.Command {
 	fl.StringArrayVar(&f.ssh, "ssh", nil, "SSH agent for RUN --mount=type=ssh: default (the $SSH_AUTH_SOCK agent) or ID=SOCKET|KEYFILE[,KEYFILE] (repeatable)")
 	fl.StringVar(&f.provenance, "provenance", "", "attach a SLSA provenance attestation: true, false, mode=min|max[,builder-id=URI] (default mode=min when pushing)")
 	fl.StringArrayVar(&f.annotations, "annotation", nil, "annotation [TYPE:]KEY=VALUE, TYPE manifest (default), index or manifest-descriptor (repeatable)")
+	fl.StringArrayVar(&f.contexts, "build-context", nil, "named context NAME=VALUE: a directory, docker-image://REF, oci-layout://DIR[:TAG|@DIGEST], an https tarball or a git URL (repeatable)")
 	fl.StringVar(&f.network, "network", "host", "network for RUN: host or none")
 	fl.StringVar(&f.epoch, "source-date-epoch", "", "seconds since 1970: the image's created time and the newest file mtime (default $SOURCE_DATE_EPOCH)")
 	fl.BoolVar(&f.checkRepro, "check-reproducible", false, "build again with no cache in a temporary store and compare (exit 1 when they differ)")
@@ -94,11 +96,18 @@ func runBuild(cmd *cobra.Command, g *globalFlags, f *buildFlags, contextDir stri
 	if opts.SSH, err = parseSSH(f.ssh); err != nil {
 		return err
 	}
+	if opts.Contexts, err = parseBuildContexts(f.contexts); err != nil {
+		return err
+	}
 	st, err := os.Stat(contextDir)
-	if err != nil || !st.IsDir() {
+	gitCtx := err != nil && client.IsGitContext(contextDir)
+	if !gitCtx && (err != nil || !st.IsDir()) {
 		return usagef("context %q is not a directory", contextDir)
 	}
 	switch {
+	case gitCtx && f.file != "-":
+		// A path in the repository, read once it is fetched.
+		opts.DockerfileName = f.file
 	case f.file == "-":
 		data, err := io.ReadAll(os.Stdin)
 		if err != nil {

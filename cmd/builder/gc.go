@@ -102,6 +102,7 @@ func newDfCmd(g *globalFlags) *cobra.Command {
 			fmt.Fprintf(tw, "Build cache\t%d\t%s\n", u.Records, humanSize(u.CacheBytes))
 			fmt.Fprintf(tw, "Snapshots\t%d\t%s\n", u.Snapshots, humanSize(u.SnapshotBytes))
 			fmt.Fprintf(tw, "Cache mounts\t%d\t%s\n", u.Mounts, humanSize(u.MountBytes))
+			fmt.Fprintf(tw, "Git trees\t%d\t%s\n", u.GitTrees, humanSize(u.GitBytes))
 			fmt.Fprintf(tw, "Unreferenced blobs\t-\t%s\n", humanSize(u.OtherBytes))
 			fmt.Fprintf(tw, "Reclaimable\t\t%s\n", humanSize(u.Reclaimable))
 			return tw.Flush()

@@ -26,19 +26,23 @@ var graph = map[string][]string{
 	"sshforward": nil,
 	// SLSA provenance statements (pure data; client stores them).
 	"provenance": nil,
+	// A source of trees: git sources fetched with the git binary, kept
+	// by commit (a leaf like fileset, which then reads the trees).
+	"source/git": nil,
 
 	"snapshot/sandbox": {"snapshot"}, // for the Mount type
 	"oci/registry":     {"oci"},
 	"imagediff":        {"layer"}, // decompression
 	// Imports verify a layer's diffID as it downloads (layer: decompression).
 	"cache/remote": {"cache", "layer", "oci", "oci/registry"},
-	"executor":     {"parser", "fileset", "cache", "layer", "snapshot", "snapshot/sandbox", "oci", "oci/registry"},
+	"executor":     {"parser", "fileset", "cache", "layer", "snapshot", "snapshot/sandbox", "oci", "oci/registry", "source/git"},
 	// The stores it opens, the engine, imagediff; and two edges the text
 	// does not spell out: oci/registry (pull, push, login as verbs) and
 	// layer (a type=local output applies the layers; compression names).
 	// builder run: sandbox (the same child as RUN, with the image's
-	// config) and fileset (the image's user, as RUN resolves it).
-	"client":      {"executor", "imagediff", "cache/remote", "oci", "oci/registry", "snapshot", "cache", "layer", "snapshot/sandbox", "fileset", "sshforward", "provenance"},
+	// config) and fileset (the image's user, as RUN resolves it);
+	// source/git: the store of git trees it opens.
+	"client":      {"executor", "imagediff", "cache/remote", "oci", "oci/registry", "snapshot", "cache", "layer", "snapshot/sandbox", "fileset", "sshforward", "provenance", "source/git"},
 	"cmd/builder": {"client", "snapshot/sandbox"}, // sandbox: the re-exec entry in main
 }
 
