@@ -16,8 +16,9 @@ import (
 type Ignore struct {
 	// mu serializes matching: patternmatcher compiles each pattern on its
 	// first use.
-	mu sync.Mutex
-	pm *patternmatcher.PatternMatcher
+	mu       sync.Mutex
+	pm       *patternmatcher.PatternMatcher
+	patterns []string
 }
 
 // NewIgnore compiles .dockerignore patterns (as ignorefile.ReadAll returns
@@ -30,7 +31,15 @@ func NewIgnore(patterns []string) (*Ignore, error) {
 	if err != nil {
 		return nil, fmt.Errorf("parse .dockerignore: %w", err)
 	}
-	return &Ignore{pm: pm}, nil
+	return &Ignore{pm: pm, patterns: patterns}, nil
+}
+
+// Patterns are the patterns as given (the build checks read them).
+func (ig *Ignore) Patterns() []string {
+	if ig == nil {
+		return nil
+	}
+	return ig.patterns
 }
 
 // ReadIgnore reads and compiles the .dockerignore file at the host path p.
