@@ -27,7 +27,7 @@ type Dockerfile struct {
 	MetaArgs []instructions.ArgCommand // ARGs before the first FROM
 	Escape   rune
 
-	data []byte            // the Dockerfile, for its `# check=` directive
+	data []byte           // the Dockerfile, for its `# check=` directive
 	res  *bkparser.Result // the syntax tree and the parser's warnings (Check)
 }
 

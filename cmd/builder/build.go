@@ -36,7 +36,7 @@ type buildFlags struct {
 	explain     bool
 	metadata    string
 	expectCache bool
-	check       bool // check.go
+	check       bool
 	reg         buildRegistryFlags // registry.go
 	lim         limitFlags         // limits.go
 }

@@ -32,7 +32,8 @@ type plainProgress struct {
 	partial map[int][]byte
 	tail    map[int][]string // the last lines of each step's output
 	failed  int              // the step whose error ended the build
-	checks  []client.CheckWarning // the build checks' warnings, for CheckSummary
+	// checks are the build checks' warnings, for CheckSummary (check.go).
+	checks []client.CheckWarning
 }
 
 // tailLines is how many lines of a failed RUN's output are shown again.
