@@ -110,7 +110,7 @@ func TestCheckDispatchRules(t *testing.T) {
 		{name: "WorkdirRelativePath", df: "FROM busybox\nWORKDIR app\nWORKDIR sub\n", want: []string{"WorkdirRelativePath:2"}},
 		{name: "WorkdirRelativePath after absolute", df: "FROM busybox AS a\nWORKDIR /app\nFROM a\nWORKDIR sub\n", want: nil},
 		{name: "ExposeProtoCasing", df: "FROM busybox\nEXPOSE 80/TCP 81/udp\n", want: []string{"ExposeProtoCasing:2"}},
-		{name: "ExposeInvalidFormat", df: "FROM busybox\nEXPOSE 127.0.0.1:80:80 8080:80 443\n", want: []string{"ExposeInvalidFormat:2", "ExposeInvalidFormat:2"}},
+		{name: "ExposeInvalidFormat", df: "FROM busybox\nEXPOSE 127.0.0.1:80:80 8080:80 443 :81\n", want: []string{"ExposeInvalidFormat:2", "ExposeInvalidFormat:2"}},
 		{name: "ExposeInvalidFormat expanded", df: "FROM busybox\nARG P=\"80 90:90\"\nEXPOSE $P\n", want: []string{"ExposeInvalidFormat:3"}},
 		{name: "CopyIgnoredFile", df: "FROM busybox\nCOPY secret.txt /\nADD logs/x.log /\nCOPY app.go /\nCOPY --from=busybox secret.txt /\n", opts: ig("secret.txt", "logs"), want: []string{"CopyIgnoredFile:2", "CopyIgnoredFile:3"}},
 		{name: "CopyIgnoredFile expanded source", df: "FROM busybox\nARG F=secret.txt\nCOPY $F /\n", opts: ig("secret.txt"), want: []string{"CopyIgnoredFile:3"}},

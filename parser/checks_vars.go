@@ -344,7 +344,15 @@ func isAbs(p, os string) bool {
 // (no port, unknown proto) is left to it.
 func exposeRules(lint *linter.Linter, spec string, loc []bkparser.Range) {
 	parts := strings.Split(spec, ":")
-	port, proto, _ := strings.Cut(parts[len(parts)-1], "/")
+	n := len(parts)
+	var ip, hostPort string
+	switch {
+	case n == 2:
+		hostPort = parts[0]
+	case n > 2:
+		ip, hostPort = strings.Join(parts[:n-2], ":"), parts[n-2]
+	}
+	port, proto, _ := strings.Cut(parts[n-1], "/")
 	if port == "" {
 		return
 	}
@@ -356,7 +364,7 @@ func exposeRules(lint *linter.Linter, spec string, loc []bkparser.Range) {
 	if proto != strings.ToLower(proto) {
 		lint.Run(&linter.RuleExposeProtoCasing, loc, linter.RuleExposeProtoCasing.Format(spec))
 	}
-	if len(parts) > 1 {
+	if ip != "" || hostPort != "" {
 		lint.Run(&linter.RuleExposeInvalidFormat, loc, linter.RuleExposeInvalidFormat.Format(spec))
 	}
 }
