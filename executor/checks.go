@@ -68,7 +68,7 @@ func (bd *build) checkBase(ctx context.Context, s *stage) (parser.BaseImage, err
 	}
 	cfg := st.img
 	return parser.BaseImage{Env: cfg.Config.Env, Shell: cfg.Config.Shell, Platform: cfg.Platform, Wanted: plat,
-		Empty: len(cfg.RootFS.DiffIDs) == 0}, nil
+		Empty: len(cfg.RootFS.DiffIDs) == 0, OnBuild: cfg.Config.OnBuild}, nil
 }
 
 // neededStages are the stages a build of target runs, in Dockerfile order.

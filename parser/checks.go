@@ -79,6 +79,8 @@ type BaseImage struct {
 	Platform, Wanted ocispec.Platform
 	// Empty: an image without layers, which BuildKit takes as scratch.
 	Empty bool
+	// OnBuild are its ONBUILD triggers (run first in the stage).
+	OnBuild []string
 }
 
 // checker is one run of the checks.

@@ -126,6 +126,10 @@ func TestCheckDispatchRules(t *testing.T) {
 		{name: "UndefinedVar same instruction ENV", df: "FROM busybox\nENV A=1 B=$A\n", want: []string{"UndefinedVar:2"}},
 		{name: "UndefinedVar unknown base", df: "FROM busybox\nCOPY $FROM_IMAGE /\n", opts: CheckOptions{Bases: map[int]BaseImage{}}, want: nil},
 		{name: "UndefinedVar heredoc", df: "FROM busybox\nCOPY <<EOF /f\n$NOPE\nEOF\n", want: []string{"UndefinedVar:2"}},
+		{name: "ONBUILD of the base image at FROM", df: "FROM busybox\nCMD [\"x\"]\n",
+			opts: CheckOptions{Bases: map[int]BaseImage{0: {Platform: hostPlatform(), OnBuild: []string{"ENV A 1", "COPY $A$B /"}}}},
+			want: []string{"LegacyKeyValueFormat:1", "UndefinedVar:1"}},
+		{name: "ONBUILD of the parent stage", df: "FROM busybox AS a\nONBUILD CMD echo hi\nFROM a\n", want: []string{"JSONArgsRecommended:3"}},
 		{name: "UndefinedVar scratch", df: "FROM scratch\nCOPY $PATH$X /\n", want: []string{"UndefinedVar:2"}},
 	})
 }

@@ -63,8 +63,26 @@ func (c *checker) dispatchRules() {
 					shell: parent.shell, os: parent.os, workdirSet: parent.workdirSet}
 			}
 		}
-		for _, cmd := range c.d.Stages[i].Commands {
-			c.dispatch(sc, cmd, ignore)
+		// ONBUILD triggers run first, located at the FROM line: the base
+		// image's, or the ONBUILD instructions of the stage it is built on.
+		st := c.d.Stages[i]
+		var triggers []string
+		if p := c.baseStage(i); p >= 0 {
+			for _, cmd := range c.d.Stages[p].Commands {
+				if ob, ok := cmd.(*instructions.OnbuildCommand); ok {
+					triggers = append(triggers, ob.Expression)
+				}
+			}
+		} else {
+			triggers = c.opts.Bases[i].OnBuild
+		}
+		if cmds, err := Triggers(triggers); err == nil {
+			for _, cmd := range cmds {
+				c.dispatch(sc, cmd, st.Location, ignore)
+			}
+		}
+		for _, cmd := range st.Commands {
+			c.dispatch(sc, cmd, cmd.Location(), ignore)
 		}
 		final[i] = sc
 	}
@@ -129,10 +147,9 @@ func platformOS(p ocispec.Platform) string {
 	return p.OS
 }
 
-// dispatch checks one instruction and applies it to sc.
-func (c *checker) dispatch(sc *scope, cmd instructions.Command, ignore *patternmatcher.PatternMatcher) {
+// dispatch checks one instruction, located at loc, and applies it to sc.
+func (c *checker) dispatch(sc *scope, cmd instructions.Command, loc []bkparser.Range, ignore *patternmatcher.PatternMatcher) {
 	lint := c.lint.WithMergedConfigFromComments(cmd.Comments())
-	loc := cmd.Location()
 	x := NewExpander(c.d.Lex(), sc.env)
 	// expand is a word as the instruction will see it, reporting the
 	// names it uses that are neither set nor declared.
@@ -198,7 +215,7 @@ func (c *checker) dispatch(sc *scope, cmd instructions.Command, ignore *patternm
 			}
 		}
 	case *instructions.ArgCommand:
-		c.arg(sc, cmd, lint)
+		c.arg(sc, cmd, loc, lint)
 	case *instructions.CmdCommand:
 		usedOnce(lint, &sc.cmd, name, loc)
 		c.shellForm(sc, lint, cmd.PrependShell, name, loc)
@@ -258,8 +275,7 @@ func (c *checker) undefined(sc *scope, unset map[string]struct{}, loc []bkparser
 // arg declares the ARGs of cmd in sc as BuildKit's dispatchArg does: a
 // build arg's value, else the default (expanded in the scope so far:
 // UndefinedVar), else the global ARG of that name.
-func (c *checker) arg(sc *scope, cmd *instructions.ArgCommand, lint *linter.Linter) {
-	loc := cmd.Location()
+func (c *checker) arg(sc *scope, cmd *instructions.ArgCommand, loc []bkparser.Range, lint *linter.Linter) {
 	for _, a := range cmd.Args {
 		c.secret(lint, "ARG", a.Key, loc)
 		var val *string
