@@ -88,6 +88,7 @@ type checker struct {
 	d      *Dockerfile
 	opts   CheckOptions
 	lint   *linter.Linter
+	lex    *shell.Lex // one for the whole run: a Lex is not safe for concurrent use, the checks run in one goroutine
 	out    []Warning
 	global Vars            // the global scope: automatic platform ARGs, then the meta ARGs
 	metaed map[string]bool // names of the meta ARGs (declared, with a value or not)
@@ -105,7 +106,7 @@ func (d *Dockerfile) Check(opts CheckOptions) ([]Warning, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &checker{d: d, opts: opts}
+	c := &checker{d: d, opts: opts, lex: d.Lex()}
 	cfg.Warn = c.warn
 	c.lint = linter.New(cfg)
 	c.parseRules()
@@ -255,7 +256,7 @@ func (c *checker) metaArgs(g Vars, buildArgs map[string]string) (Vars, bool) {
 			if kv.Value == nil {
 				continue
 			}
-			v, err := NewExpander(c.d.Lex(), g).Word(*kv.Value)
+			v, err := NewExpander(c.lex, g).Word(*kv.Value)
 			if err != nil || CheckVars(g, Var{kv.Key, v}) != nil {
 				return g, false
 			}
@@ -285,7 +286,7 @@ func (c *checker) defaultArgRules() {
 		return
 	}
 	for _, st := range c.d.Stages {
-		v, err := NewExpander(c.d.Lex(), g).Word(st.BaseName)
+		v, err := NewExpander(c.lex, g).Word(st.BaseName)
 		if err != nil {
 			return // as BuildKit: the build reports it
 		}
@@ -317,7 +318,7 @@ func (c *checker) fromRules() {
 	}
 	for _, st := range c.d.Stages {
 		lint := c.lint.WithMergedConfigFromComments(st.Comments)
-		x := NewExpander(c.d.Lex(), c.global)
+		x := NewExpander(c.lex, c.global)
 		res, err := x.matches(st.BaseName)
 		undeclared(res.Unmatched, st.Location, lint)
 		if err != nil || st.Platform == "" {

@@ -90,7 +90,7 @@ func (c *checker) dispatchRules() {
 
 // baseStage is the index of the earlier stage stage i is built on, or -1.
 func (c *checker) baseStage(i int) int {
-	base, err := NewExpander(c.d.Lex(), c.global).Word(c.d.Stages[i].BaseName)
+	base, err := NewExpander(c.lex, c.global).Word(c.d.Stages[i].BaseName)
 	if err != nil {
 		return -1
 	}
@@ -110,7 +110,7 @@ func (c *checker) baseScope(i int) *scope {
 		return nil
 	}
 	st := c.d.Stages[i]
-	base, _ := NewExpander(c.d.Lex(), c.global).Word(st.BaseName)
+	base, _ := NewExpander(c.lex, c.global).Word(st.BaseName)
 	if base == "scratch" {
 		return &scope{known: true, env: Vars{{"PATH", defaultPath}}, os: platformOS(c.opts.Platform)}
 	}
@@ -150,7 +150,7 @@ func platformOS(p ocispec.Platform) string {
 // dispatch checks one instruction, located at loc, and applies it to sc.
 func (c *checker) dispatch(sc *scope, cmd instructions.Command, loc []bkparser.Range, ignore *patternmatcher.PatternMatcher) {
 	lint := c.lint.WithMergedConfigFromComments(cmd.Comments())
-	x := NewExpander(c.d.Lex(), sc.env)
+	x := NewExpander(c.lex, sc.env)
 	// expand is a word as the instruction will see it, reporting the
 	// names it uses that are neither set nor declared.
 	expand := func(w string) (string, error) {
@@ -176,14 +176,14 @@ func (c *checker) dispatch(sc *scope, cmd instructions.Command, loc []bkparser.R
 		raw.SkipProcessQuotes = true
 		x.SetLex(raw)
 		err := ex.ExpandRaw(keep)
-		x.SetLex(c.d.Lex())
+		x.SetLex(c.lex)
 		if err != nil {
 			return
 		}
 	}
 	// Values below are expanded silently: Expand above reported them.
 	quiet := func(w string) string {
-		v, _, err := NewExpander(c.d.Lex(), sc.env).word(w)
+		v, _, err := NewExpander(c.lex, sc.env).word(w)
 		if err != nil {
 			return w
 		}
@@ -282,7 +282,7 @@ func (c *checker) arg(sc *scope, cmd *instructions.ArgCommand, loc []bkparser.Ra
 		if v, ok := c.opts.BuildArgs[a.Key]; ok {
 			val = &v
 		} else if a.Value != nil {
-			v, unset, err := NewExpander(c.d.Lex(), sc.env).word(*a.Value)
+			v, unset, err := NewExpander(c.lex, sc.env).word(*a.Value)
 			if err != nil {
 				sc.known = false
 				return
