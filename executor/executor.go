@@ -124,7 +124,8 @@ type Result struct {
 	// --cache-to mode=min exports); StageRecords those of the other
 	// stages built (mode=max adds them).
 	Records, StageRecords []cache.Record
-	// Checks are the build checks' warnings (also reported as Lint events).
+	// Checks are the build checks' warnings, with Options.Check (a build
+	// reports them as Lint events).
 	Checks []CheckWarning
 }
 
@@ -157,7 +158,8 @@ type Event struct {
 	Err      error
 	Data     []byte // StepLog
 	Text     string // Warning
-	Check    *CheckWarning
+	// Check is the warning of a Lint event.
+	Check *CheckWarning
 }
 
 type nopReporter struct{}

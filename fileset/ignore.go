@@ -16,9 +16,10 @@ import (
 type Ignore struct {
 	// mu serializes matching: patternmatcher compiles each pattern on its
 	// first use.
-	mu       sync.Mutex
-	pm       *patternmatcher.PatternMatcher
-	patterns []string
+	mu sync.Mutex
+	pm *patternmatcher.PatternMatcher
+
+	patterns []string // as given (Patterns)
 }
 
 // NewIgnore compiles .dockerignore patterns (as ignorefile.ReadAll returns
