@@ -111,7 +111,7 @@ func (c *checker) baseScope(i int) *scope {
 	}
 	st := c.d.Stages[i]
 	base, _ := NewExpander(c.lex, c.global).Word(st.BaseName)
-	if base == "scratch" {
+	if strings.EqualFold(base, "scratch") { // as the engine
 		return &scope{known: true, env: Vars{{"PATH", defaultPath}}, os: platformOS(c.opts.Platform)}
 	}
 	img, ok := c.opts.Bases[i]
@@ -250,8 +250,8 @@ func (c *checker) dispatch(sc *scope, cmd instructions.Command, loc []bkparser.R
 		}
 	case *instructions.AddCommand:
 		for _, src := range cmd.SourcePaths {
-			if !IsURL(src) && !IsGitURL(src) {
-				copyIgnored(lint, ignore, "Add", quiet(src), loc)
+			if src = quiet(src); !IsURL(src) && !IsGitURL(src) {
+				copyIgnored(lint, ignore, "Add", src, loc)
 			}
 		}
 	}
