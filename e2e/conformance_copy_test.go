@@ -76,13 +76,13 @@ RUN --mount=from=a,target=/m echo "copy=$(cat /copied)" && echo "mount=$(cat /m/
 	ctx := writeContext(t, map[string]string{"Dockerfile": df})
 	r := e.mustRun("build", "--no-cache", ctx)
 	wantOutputs(t, r.stderr, map[string]string{"from": "two", "copy": "three", "mount": "three", "via": "two"})
-	for _, line := range []string{"Dockerfile:3", "Dockerfile:7"} {
-		want := line + `: DuplicateStageName: Duplicate stage name "a", stage names should be unique`
+	for _, line := range []string{"3", "7"} {
+		want := `WARNING: DuplicateStageName: Duplicate stage name "a", stage names should be unique (line ` + line + ")"
 		if !strings.Contains(r.stderr, want) {
 			t.Errorf("stderr lacks %q:\n%s", want, r.stderr)
 		}
 	}
-	if n := strings.Count(r.stderr, "DuplicateStageName"); n != 2 {
+	if n := strings.Count(r.stderr, "WARNING: DuplicateStageName"); n != 2 {
 		t.Errorf("%d DuplicateStageName warnings, want 2:\n%s", n, r.stderr)
 	}
 	r = e.mustRun("build", "--no-cache", ctx, "--target", "a")

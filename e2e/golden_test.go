@@ -31,7 +31,7 @@ var update = flag.Bool("update", false, "rewrite the golden files of TestGolden"
 //	files.golden        what the build added to its base: "type mode uid:gid size path [-> link]"
 //	contents.golden     contents of the small text files among them (when any)
 //	warnings.golden     WARNING lines the build must print (when any; it may
-//	                    print more: not all of BuildKit's lint rules are here)
+//	                    print more)
 //
 // Each case is tagged cases/<name>; a Dockerfile that names cases/<other>
 // (FROM, --from) gets that case built first. Files git cannot hold

@@ -18,7 +18,6 @@ import (
 	"github.com/builderdev/builder/parser"
 	"github.com/builderdev/builder/snapshot"
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
-	"github.com/moby/buildkit/frontend/dockerfile/linter"
 	"github.com/moby/buildkit/frontend/dockerfile/shell"
 	"github.com/opencontainers/go-digest"
 )
@@ -96,9 +95,6 @@ func Build(ctx context.Context, st Stores, opts Options) (*Result, error) {
 
 	bd := &build{st: st, opts: opts, clock: newClock(opts.SourceDateEpoch), file: opts.DockerfileName,
 		df: df, rep: opts.Reporter, tmp: tmp, usedArgs: map[string]bool{}, hist: st.Cache.OpenHistory(historyID(opts))}
-	for _, w := range df.Warnings {
-		bd.warn("%s:%s", bd.file, strings.TrimPrefix(w.String(), "line "))
-	}
 	if snapshot.SingleID() {
 		bd.warn("this user namespace maps one id only: files of other owners in base images are unpacked as root, and a chown to another id in RUN fails")
 	}
@@ -114,6 +110,9 @@ func Build(ctx context.Context, st Stores, opts Options) (*Result, error) {
 	}
 	if _, _, err := bd.contextFS(); err != nil {
 		return nil, err
+	}
+	if checks, err := bd.runChecks(ctx, target); err != nil || opts.Check {
+		return &Result{Checks: checks}, err // checks.go
 	}
 	if err := bd.runStage(ctx, target); err != nil {
 		return nil, err
@@ -170,7 +169,7 @@ func (bd *build) markUsed(k string) {
 func (bd *build) warnUnusedArgs() {
 	var unused []string
 	for k := range bd.opts.BuildArgs {
-		if !bd.usedArgs[k] && !parser.IsProxyArg(k) && k != "SOURCE_DATE_EPOCH" {
+		if !bd.usedArgs[k] && !parser.IsProxyArg(k) && k != "SOURCE_DATE_EPOCH" && k != "BUILDKIT_DOCKERFILE_CHECK" {
 			unused = append(unused, k)
 		}
 	}
@@ -183,28 +182,16 @@ func (bd *build) warnUnusedArgs() {
 // plan expands FROM lines, finds the target and links the stages it needs.
 //
 // Stage names follow BuildKit's dockerfile2llb (dispatchStates): a name
-// may be reused, with a DuplicateStageName warning at the later stage. A
+// may be reused (the DuplicateStageName check warns at the later stage). A
 // FROM names the latest stage of that name before it (the name map holds
 // the stages added so far, keyed as FROM wrote it); --target, COPY
 // --from and RUN --mount from= name the last stage of that name in the
 // whole Dockerfile (looked up once every stage is known, case-folded),
 // which must come before the current stage.
 func (bd *build) plan() (*stage, error) {
-	seen := map[string]bool{}
 	for i := range bd.df.Stages {
 		def := &bd.df.Stages[i]
 		s := &stage{idx: i, def: def, name: strings.ToLower(def.Name), steps: 1}
-		if def.Name != "" {
-			if seen[def.Name] {
-				r := linter.RuleDuplicateStageName
-				line := 0
-				if len(def.Location) > 0 {
-					line = def.Location[0].Start.Line
-				}
-				bd.warn("%s:%d: %s: %s", bd.file, line, r.Name, r.Format(def.Name))
-			}
-			seen[def.Name] = true
-		}
 		base, err := parser.NewExpander(bd.lex(), bd.global).Word(def.BaseName)
 		if err != nil {
 			return nil, bd.errAt(def, err)

@@ -9,7 +9,6 @@ import (
 
 	"github.com/builderdev/builder/parser"
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
-	"github.com/moby/buildkit/frontend/dockerfile/linter"
 	"github.com/moby/buildkit/frontend/dockerfile/shell"
 	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
 )
@@ -24,7 +23,6 @@ func (bd *build) dispatch(ctx context.Context, s *stage, st *imageState, cmd ins
 	switch c := cmd.(type) {
 	case *instructions.EnvCommand:
 		msg := "ENV"
-		bd.lintKeyValues(c, c.Env)
 		for _, e := range c.Env {
 			st.img.Config.Env = parser.SetEnv(st.img.Config.Env, e.Key, e.Value)
 			delete(st.argWins, e.Key)
@@ -33,7 +31,6 @@ func (bd *build) dispatch(ctx context.Context, s *stage, st *imageState, cmd ins
 		st.addHistory(msg)
 	case *instructions.LabelCommand:
 		msg := "LABEL"
-		bd.lintKeyValues(c, c.Labels)
 		if st.img.Config.Labels == nil {
 			st.img.Config.Labels = map[string]string{}
 		}
@@ -71,7 +68,6 @@ func (bd *build) dispatch(ctx context.Context, s *stage, st *imageState, cmd ins
 		st.addHistory(fmt.Sprintf("SHELL %v", c.Shell))
 	case *instructions.CmdCommand:
 		args := c.CmdLine
-		bd.lintShellForm(c, c.PrependShell, st)
 		if c.PrependShell {
 			args = withShell(st, args)
 		}
@@ -84,7 +80,6 @@ func (bd *build) dispatch(ctx context.Context, s *stage, st *imageState, cmd ins
 		st.addHistory(fmt.Sprintf("CMD %q", args))
 	case *instructions.EntrypointCommand:
 		args := c.CmdLine
-		bd.lintShellForm(c, c.PrependShell, st)
 		if c.PrependShell {
 			args = withShell(st, args)
 		}
@@ -242,28 +237,4 @@ func (bd *build) expose(st *imageState, c *instructions.ExposeCommand, env parse
 	}
 	st.addHistory(fmt.Sprintf("EXPOSE %v", ports))
 	return nil
-}
-
-// lint prints one of BuildKit's build checks, with its rule name and line.
-func (bd *build) lint(cmd instructions.Command, rule, msg string) {
-	bd.warn("%s:%d: %s: %s", bd.file, parser.Line(cmd), rule, msg)
-}
-
-// lintKeyValues flags the legacy "ENV key value" form, as BuildKit does.
-func (bd *build) lintKeyValues(cmd instructions.Command, kvs instructions.KeyValuePairs) {
-	for _, kv := range kvs {
-		if kv.NoDelim {
-			r := linter.RuleLegacyKeyValueFormat
-			bd.lint(cmd, r.Name, r.Format(strings.ToUpper(cmd.Name())))
-			return
-		}
-	}
-}
-
-// lintShellForm flags CMD/ENTRYPOINT in shell form with the default shell.
-func (bd *build) lintShellForm(cmd instructions.Command, shellForm bool, st *imageState) {
-	if shellForm && len(st.img.Config.Shell) == 0 {
-		r := linter.RuleJSONArgsRecommended
-		bd.lint(cmd, r.Name, r.Format(strings.ToUpper(cmd.Name())))
-	}
 }

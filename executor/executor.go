@@ -26,6 +26,7 @@ import (
 	"github.com/builderdev/builder/layer"
 	"github.com/builderdev/builder/oci"
 	"github.com/builderdev/builder/oci/registry"
+	"github.com/builderdev/builder/parser"
 	"github.com/builderdev/builder/snapshot"
 	"github.com/builderdev/builder/snapshot/sandbox"
 	"github.com/builderdev/builder/source/git"
@@ -101,7 +102,14 @@ type Options struct {
 	// fetched into it): it names the history of this build, which then
 	// spans the commits the URL's ref moves through.
 	ContextSource string
+	// Check runs the build checks only (`build --check`): the checks of
+	// every stage (of the target's, with Target), base images resolved,
+	// nothing built; Result.Checks holds the warnings.
+	Check bool
 }
+
+// CheckWarning is a build check's warning (parser.Dockerfile.Check).
+type CheckWarning = parser.Warning
 
 // CacheSource is an imported cache (package cache/remote): another place
 // to look a step's key up. A hit appends the step's layer without its
@@ -138,6 +146,9 @@ type Result struct {
 	// --cache-to mode=min exports); StageRecords those of the other
 	// stages built (mode=max adds them).
 	Records, StageRecords []cache.Record
+	// Checks are the build checks' warnings, with Options.Check (a build
+	// reports them as Lint events).
+	Checks []CheckWarning
 }
 
 // Reporter receives progress events. Implementations must be safe for
@@ -155,6 +166,7 @@ const (
 	StepLog                    // output of a RUN
 	Warning                    // a build warning (Text)
 	CacheMiss                  // why a step runs (Text), before it runs
+	Lint                       // a build check's warning (Check), before any step
 )
 
 // Event is one progress event.
@@ -168,6 +180,8 @@ type Event struct {
 	Err      error
 	Data     []byte // StepLog
 	Text     string // Warning
+	// Check is the warning of a Lint event.
+	Check *CheckWarning
 }
 
 type nopReporter struct{}

@@ -18,6 +18,8 @@ type Ignore struct {
 	// first use.
 	mu sync.Mutex
 	pm *patternmatcher.PatternMatcher
+
+	patterns []string // as given (Patterns)
 }
 
 // NewIgnore compiles .dockerignore patterns (as ignorefile.ReadAll returns
@@ -30,7 +32,15 @@ func NewIgnore(patterns []string) (*Ignore, error) {
 	if err != nil {
 		return nil, fmt.Errorf("parse .dockerignore: %w", err)
 	}
-	return &Ignore{pm: pm}, nil
+	return &Ignore{pm: pm, patterns: patterns}, nil
+}
+
+// Patterns are the patterns as given (the build checks read them).
+func (ig *Ignore) Patterns() []string {
+	if ig == nil {
+		return nil
+	}
+	return ig.patterns
 }
 
 // ReadIgnore reads and compiles the .dockerignore file at the host path p.

@@ -62,20 +62,25 @@ func (g scopeGetter) Keys() []string {
 	return keys
 }
 
-// word expands one word.
 // Word expands one word.
 func (x *Expander) Word(w string) (string, error) {
-	if err := x.check(w); err != nil {
-		return "", err
-	}
-	v, _, err := x.lex.ProcessWord(w, x.env)
-	if err != nil {
-		return "", err
-	}
-	return v, x.account(w, int64(len(v)))
+	v, _, err := x.word(w)
+	return v, err
 }
 
-// words expands and splits one word (EXPOSE).
+// word expands one word and returns the names it refers to that are not
+// set (the build checks' UndefinedVar).
+func (x *Expander) word(w string) (string, map[string]struct{}, error) {
+	if err := x.check(w); err != nil {
+		return "", nil, err
+	}
+	v, unset, err := x.lex.ProcessWord(w, x.env)
+	if err != nil {
+		return "", nil, err
+	}
+	return v, unset, x.account(w, int64(len(v)))
+}
+
 // Words expands w into words (EXPOSE).
 func (x *Expander) Words(w string) ([]string, error) {
 	if err := x.check(w); err != nil {

@@ -26,21 +26,9 @@ type Dockerfile struct {
 	Stages   []instructions.Stage
 	MetaArgs []instructions.ArgCommand // ARGs before the first FROM
 	Escape   rune
-	Warnings []Warning
-}
 
-// Warning is a parser or lint warning with its line (0 when unknown).
-type Warning struct {
-	Line    int
-	Rule    string
-	Message string
-}
-
-func (w Warning) String() string {
-	if w.Line > 0 {
-		return fmt.Sprintf("line %d: %s", w.Line, w.Message)
-	}
-	return w.Message
+	data []byte           // the Dockerfile, for its `# check=` directive
+	res  *bkparser.Result // the syntax tree and the parser's warnings (Check)
 }
 
 // Error is an error located at a Dockerfile line.
@@ -77,21 +65,13 @@ func Parse(r io.Reader, file string) (*Dockerfile, error) {
 	if err != nil {
 		return nil, locate(file, err)
 	}
-	df := &Dockerfile{Escape: res.EscapeToken}
-	for _, w := range res.Warnings {
-		line := 0
-		if w.Location != nil {
-			line = w.Location.Start.Line
-		}
-		df.Warnings = append(df.Warnings, Warning{Line: line, Rule: "EmptyContinuation", Message: w.Short})
-	}
-	lint := linter.New(&linter.Config{Warn: func(rule, _, _, msg string, loc []bkparser.Range) {
-		df.Warnings = append(df.Warnings, Warning{Line: firstLine(loc), Rule: rule, Message: msg})
-	}})
+	df := &Dockerfile{Escape: res.EscapeToken, data: data, res: res}
 	if len(res.AST.Children) == 0 {
 		return nil, &Error{File: file, Err: ErrEmpty}
 	}
-	stages, metaArgs, err := instructions.Parse(res.AST, lint)
+	// The build checks BuildKit runs while it parses run in Check. A nil
+	// linter would panic on a `# check=` comment before an instruction.
+	stages, metaArgs, err := instructions.Parse(res.AST, linter.New(&linter.Config{}))
 	if err != nil {
 		return nil, locate(file, err)
 	}

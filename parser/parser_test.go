@@ -39,8 +39,12 @@ func dump(df *Dockerfile, err error) string {
 			}
 		}
 	}
-	for _, w := range df.Warnings {
-		fmt.Fprintf(&b, "warning: %s (%s)\n", w, w.Rule)
+	ws, err := df.Check(CheckOptions{})
+	for _, w := range ws {
+		fmt.Fprintf(&b, "warning: %s\n", w.Short())
+	}
+	if err != nil {
+		fmt.Fprintf(&b, "check error: %v\n", err)
 	}
 	return b.String()
 }

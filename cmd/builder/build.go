@@ -40,6 +40,7 @@ type buildFlags struct {
 	explain     bool
 	metadata    string
 	expectCache bool
+	check       bool
 	reg         buildRegistryFlags // registry.go
 	lim         limitFlags         // limits.go
 }
@@ -80,6 +81,7 @@ func newBuildCmd(g *globalFlags) *cobra.Command {
 	fl.BoolVar(&f.explain, "explain", false, "say every input that differs from the last build for each step that misses (default: the first)")
 	fl.BoolVar(&f.expectCache, "expect-cached", false, "fail (exit 1) at the first step that would run, saying why it is not cached")
 	fl.StringArrayVar(&f.cacheFrom, "cache-from", nil, "import a build cache: type=registry,ref=REF | type=local,src=DIR | REF (repeatable, tried in order)")
+	fl.BoolVar(&f.check, "check", false, "run the build checks only: print their warnings and exit (1 when there are any) without building")
 	f.reg.register(cmd)
 	f.lim.register(cmd)
 	return cmd
@@ -199,6 +201,10 @@ func runBuild(cmd *cobra.Command, g *globalFlags, f *buildFlags, contextDir stri
 	if err != nil {
 		return err
 	}
+	if f.check {
+		return runCheck(cmd, c, opts)
+	}
+	defer prog.CheckSummary(g.debug, opts.DockerfileName, opts.Dockerfile)
 	start := time.Now()
 	opts.OnBuilt = func(res *client.BuildResult) error {
 		if f.iidfile != "" {

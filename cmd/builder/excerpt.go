@@ -24,16 +24,23 @@ func writeExcerpt(w io.Writer, err error, dockerfile []byte) {
 		return
 	}
 	file, line := loc.Position()
+	writeExcerptLines(w, file, line, line, dockerfile)
+}
+
+// writeExcerptLines shows the Dockerfile around lines start..end (one
+// instruction), those marked; nothing when start is not a line of it.
+func writeExcerptLines(w io.Writer, file string, start, end int, dockerfile []byte) {
 	lines := strings.Split(strings.TrimSuffix(string(dockerfile), "\n"), "\n")
-	if line < 1 || line > len(lines) {
+	if start < 1 || start > len(lines) {
 		return
 	}
+	end = min(max(end, start), len(lines))
 	var b bytes.Buffer
-	fmt.Fprintf(&b, "%s:%d\n--------------------\n", file, line)
-	width := len(fmt.Sprint(min(line+excerptLines, len(lines))))
-	for n := max(1, line-excerptLines); n <= min(len(lines), line+excerptLines); n++ {
+	fmt.Fprintf(&b, "%s:%d\n--------------------\n", file, start)
+	width := len(fmt.Sprint(min(end+excerptLines, len(lines))))
+	for n := max(1, start-excerptLines); n <= min(len(lines), end+excerptLines); n++ {
 		mark := "    "
-		if n == line {
+		if n >= start && n <= end {
 			mark = ">>> "
 		}
 		fmt.Fprintf(&b, " %*d | %s%s\n", width, n, mark, strings.TrimRight(lines[n-1], "\r"))

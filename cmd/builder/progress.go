@@ -18,6 +18,8 @@ type progress interface {
 	client.Reporter
 	Summary(res *client.BuildResult, d time.Duration)
 	FailureTail()
+	// CheckSummary lists the build checks' warnings at the end (check.go).
+	CheckSummary(debug bool, file string, dockerfile []byte)
 }
 
 // plainProgress prints one line per finished step ("#3 [build 2/5] COPY a /b
@@ -30,6 +32,8 @@ type plainProgress struct {
 	partial map[int][]byte
 	tail    map[int][]string // the last lines of each step's output
 	failed  int              // the step whose error ended the build
+	// checks are the build checks' warnings, for CheckSummary (check.go).
+	checks []client.CheckWarning
 }
 
 // tailLines is how many lines of a failed RUN's output are shown again.
@@ -86,6 +90,9 @@ func (p *plainProgress) Report(e client.Event) {
 		fmt.Fprintf(p.w, "#%d cache miss: %s\n", e.ID, e.Text)
 	case client.Warning:
 		fmt.Fprintf(p.w, "WARNING: %s\n", e.Text)
+	case client.Lint:
+		fmt.Fprintf(p.w, "WARNING: %s\n", e.Check.Short())
+		p.checks = append(p.checks, *e.Check)
 	}
 }
 
@@ -171,6 +178,8 @@ func (p *jsonProgress) Report(e client.Event) {
 		je.Kind, je.Data = "miss", e.Text
 	case client.Warning:
 		je.Kind, je.Data = "warning", e.Text
+	case client.Lint:
+		je.Kind, je.Data, je.Line = "warning", e.Check.Short(), e.Check.Line
 	case client.StepDone:
 		d := e.Duration.Seconds()
 		je.Duration = &d
@@ -195,6 +204,8 @@ func (p *jsonProgress) Summary(res *client.BuildResult, _ time.Duration) {
 }
 
 func (p *jsonProgress) FailureTail() {}
+
+func (p *jsonProgress) CheckSummary(bool, string, []byte) {}
 
 // Failed writes the error that ended the build as the last event, with
 // the Dockerfile line it names.

@@ -1,0 +1,4 @@
+# check=error=true
+FROM busybox
+RUN echo ran
+CMD echo hi
