@@ -28,6 +28,9 @@ type PublishOptions struct {
 // publish runs the outputs, then the push to refs, of the image man
 // (caller holds the shared lock).
 func (c *Client) publish(ctx context.Context, man ocispec.Descriptor, refs []string, opts PublishOptions) error {
+	if man.MediaType == ocispec.MediaTypeImageIndex {
+		return c.publishIndex(ctx, man, refs, opts)
+	}
 	img := &oci.Image{Descriptor: man}
 	if err := c.images.GetJSON(ctx, man.Digest, &img.Manifest); err != nil {
 		return fmt.Errorf("read manifest: %w", err)

@@ -31,7 +31,9 @@ var graph = map[string][]string{
 	// The stores it opens, the engine, imagediff; and two edges the text
 	// does not spell out: oci/registry (pull, push, login as verbs) and
 	// layer (a type=local output applies the layers; compression names).
-	"client":      {"executor", "imagediff", "cache/remote", "oci", "oci/registry", "snapshot", "cache", "layer"},
+	// snapshot/sandbox: which platforms this host can run RUN steps for
+	// (the Platforms verb).
+	"client":      {"executor", "imagediff", "cache/remote", "oci", "oci/registry", "snapshot", "snapshot/sandbox", "cache", "layer"},
 	"cmd/builder": {"client", "snapshot/sandbox"}, // sandbox: the re-exec entry in main
 }
 
