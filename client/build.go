@@ -254,6 +254,10 @@ func (c *Client) Publish(ctx context.Context, image string, opts PublishOptions)
 	if img.Name != "" {
 		refs = []string{img.Name}
 	}
+	docker := slices.ContainsFunc(opts.Outputs, func(o Output) bool { return o.Type == "docker" })
+	if !docker && c.wholeIndex(ctx, img.Index) {
+		return c.publishIndex(ctx, *img.Index, refs, opts) // a multi-platform image
+	}
 	return c.publish(ctx, img.Descriptor, refs, opts)
 }
 

@@ -124,6 +124,26 @@ func (c *Client) layersOf(ctx context.Context, desc ocispec.Descriptor) ([]ocisp
 	return out, nil
 }
 
+// wholeIndex reports whether idx is an image index the store holds every
+// manifest of (one that a build made, or loaded whole): Publish pushes
+// and exports it as an index. A pulled index has only the platform that
+// was pulled: its manifest is published alone.
+func (c *Client) wholeIndex(ctx context.Context, idx *ocispec.Descriptor) bool {
+	if idx == nil || idx.MediaType != ocispec.MediaTypeImageIndex {
+		return false
+	}
+	mans, err := c.manifestsOf(ctx, *idx)
+	if err != nil || len(mans) == 0 {
+		return false
+	}
+	for _, m := range mans {
+		if m.MediaType != ocispec.MediaTypeImageManifest || !c.images.Has(ctx, m.Digest) {
+			return false
+		}
+	}
+	return true
+}
+
 // publishIndex runs the outputs, then the push to refs, of the image
 // index idx (caller holds the shared lock).
 func (c *Client) publishIndex(ctx context.Context, idx ocispec.Descriptor, refs []string, opts PublishOptions) error {

@@ -1,3 +1,5 @@
+//go:build linux
+
 package e2e
 
 import (
@@ -123,7 +125,9 @@ func layerFile(t *testing.T, layout, name string) string {
 	var idx struct {
 		Manifests []struct{ Digest string } `json:"manifests"`
 	}
-	blob := func(d string) string { return filepath.Join(layout, "blobs", "sha256", strings.TrimPrefix(d, "sha256:")) }
+	blob := func(d string) string {
+		return filepath.Join(layout, "blobs", "sha256", strings.TrimPrefix(d, "sha256:"))
+	}
 	readJSON := func(p string, v any) {
 		data, err := os.ReadFile(p)
 		if err == nil {
@@ -223,6 +227,20 @@ func TestPlatformIndex(t *testing.T) {
 		r := e.mustRun("build", dir, "--platform", "linux/amd64,linux/arm64", "--expect-cached", "-t", "again:v1")
 		if n := strings.Count(r.stderr, "CACHED"); n != 2 {
 			t.Errorf("%d CACHED steps, want 2 (the RUN of each platform):\n%s", n, r.stderr)
+		}
+	})
+	t.Run("tag and push", func(t *testing.T) {
+		// A stored index is tagged, saved and pushed whole.
+		ref2 := reg + "/plat:v2"
+		e.mustRun("tag", ref, ref2)
+		e.mustRun("push", ref2)
+		if a, b := regSkopeo(t, "inspect", "--raw", "--tls-verify=false", "docker://"+ref2), regSkopeo(t, "inspect", "--raw", "--tls-verify=false", "docker://"+ref); a != b {
+			t.Errorf("pushed again, the index differs:\n%s\n%s", a, b)
+		}
+		saved := filepath.Join(t.TempDir(), "saved.tar")
+		e.mustRun("save", "--format", "oci", "-o", saved, ref2)
+		if raw := regSkopeo(t, "inspect", "--raw", "oci-archive:"+saved); !strings.Contains(raw, `"architecture":"arm64"`) {
+			t.Errorf("save wrote no index:\n%s", raw)
 		}
 	})
 	t.Run("docker refuses", func(t *testing.T) {

@@ -219,6 +219,7 @@ func (s *Store) ResolvePlatform(ctx context.Context, ref string, pick func([]oci
 // imageFor is image, with pick choosing the entry of an index.
 func (s *Store) imageFor(ctx context.Context, name string, desc ocispec.Descriptor, pick func([]ocispec.Descriptor) (ocispec.Descriptor, error)) (*Image, error) {
 	desc.Annotations = without(desc.Annotations, ocispec.AnnotationRefName)
+	var top *ocispec.Descriptor
 	for range maxIndexDepth {
 		raw, err := s.readBlob(ctx, desc.Digest)
 		if err != nil {
@@ -242,10 +243,14 @@ func (s *Store) imageFor(ctx context.Context, name string, desc ocispec.Descript
 			if err != nil {
 				return nil, fmt.Errorf("index %s: %w", desc.Digest, err)
 			}
+			if top == nil {
+				d := desc
+				top = &d
+			}
 			desc = child
 			desc.Annotations = without(desc.Annotations, ocispec.AnnotationRefName)
 		case isManifestType(mt):
-			img := &Image{Name: name, Descriptor: desc}
+			img := &Image{Name: name, Descriptor: desc, Index: top}
 			if err := json.Unmarshal(raw, &img.Manifest); err != nil {
 				return nil, fmt.Errorf("decode manifest %s: %w", desc.Digest, err)
 			}

@@ -286,6 +286,9 @@ type Image struct {
 	Descriptor ocispec.Descriptor
 	Manifest   ocispec.Manifest
 	Config     ocispec.Image
+	// Index, when the ref named an image index, is the index the
+	// manifest was picked from (the first one, when nested).
+	Index *ocispec.Descriptor
 }
 
 // Format of an export.
