@@ -6,10 +6,8 @@ import (
 	"archive/tar"
 	"compress/gzip"
 	"encoding/json"
-	"errors"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -25,11 +23,7 @@ import (
 // user-mode emulation (Debian's qemu-user-static, through binfmt_misc),
 // on a busybox image whose arm64 half is Debian's arm64 busybox-static.
 
-const (
-	binfmtDir  = "/proc/sys/fs/binfmt_misc"
-	qemuConf   = "/usr/lib/binfmt.d/qemu-aarch64.conf" // qemu-user-static
-	multiImage = "busybox:multi"
-)
+const multiImage = "busybox:multi"
 
 var (
 	multiOnce sync.Once
@@ -38,20 +32,15 @@ var (
 )
 
 // multiBusybox returns an OCI archive tagging busybox:multi, an image
-// index of the host's busybox (amd64) and Debian's arm64 busybox-static
-// (downloaded once by scripts/foreign-busybox.sh with apt's multiarch).
+// index of the host's busybox (amd64) and Debian's arm64 busybox-static,
+// on a host that now runs arm64 binaries (testutil.ForeignBusybox).
 func multiBusybox(t *testing.T) string {
 	t.Helper()
+	arm64 := testutil.ForeignBusybox(t, "arm64")
+	if _, err := sandbox.CanRun("arm64"); err != nil {
+		t.Fatalf("after registering qemu-aarch64: %v", err)
+	}
 	multiOnce.Do(func() {
-		out, err := exec.Command("../scripts/foreign-busybox.sh", "arm64").Output()
-		if err != nil {
-			var ee *exec.ExitError
-			if errors.As(err, &ee) {
-				err = errors.New(string(ee.Stderr))
-			}
-			multiErr = err
-			return
-		}
 		dir, err := os.MkdirTemp("", "builder-e2e-multi-")
 		if err != nil {
 			multiErr = err
@@ -59,7 +48,7 @@ func multiBusybox(t *testing.T) string {
 		}
 		multiTar = filepath.Join(dir, "busybox-multi.tar")
 		multiErr = testutil.WriteBusyboxImage(multiTar, testutil.BusyboxOptions{Name: multiImage, Tag: "multi",
-			Others: []testutil.BusyboxPlatform{{Arch: "arm64", Busybox: strings.TrimSpace(string(out))}}})
+			Others: []testutil.BusyboxPlatform{{Arch: "arm64", Busybox: arm64}}})
 	})
 	if multiErr != nil {
 		t.Fatalf("make the multi-platform busybox image: %v", multiErr)
@@ -67,52 +56,10 @@ func multiBusybox(t *testing.T) string {
 	return multiTar
 }
 
-// needEmulation makes sure this host runs arm64 binaries (under QEMU, when
-// it is not arm64): it mounts binfmt_misc and registers qemu-aarch64 with
-// the line qemu-user-static ships, and undoes both after the test. It
-// skips only when the kernel has no binfmt_misc.
-func needEmulation(t *testing.T) {
-	t.Helper()
-	testutil.RequiresRoot(t)
-	if _, err := sandbox.CanRun("arm64"); err == nil {
-		return
-	}
-	if _, err := os.Stat(qemuConf); err != nil {
-		t.Fatalf("qemu-user-static is not installed (make deps installs it): %v", err)
-	}
-	if _, err := os.Stat(filepath.Join(binfmtDir, "register")); err != nil {
-		if out, err := exec.Command("mount", "-t", "binfmt_misc", "binfmt_misc", binfmtDir).CombinedOutput(); err != nil {
-			t.Skipf("skipping: this kernel has no binfmt_misc to run arm64 binaries under QEMU (mount: %v: %s)", err, out)
-		}
-		t.Cleanup(func() { _ = exec.Command("umount", binfmtDir).Run() })
-	}
-	handler := filepath.Join(binfmtDir, "qemu-aarch64")
-	if _, err := os.Stat(handler); err != nil {
-		line, err := os.ReadFile(qemuConf)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(binfmtDir, "register"), line, 0); err != nil {
-			t.Skipf("skipping: cannot register qemu-aarch64 with binfmt_misc: %v", err)
-		}
-		// Before the unmount (cleanups run last first).
-		t.Cleanup(func() { _ = os.WriteFile(handler, []byte("-1"), 0) })
-	} else if data, _ := os.ReadFile(handler); strings.HasPrefix(string(data), "disabled") {
-		if err := os.WriteFile(handler, []byte("1"), 0); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = os.WriteFile(handler, []byte("0"), 0) })
-	}
-	if _, err := sandbox.CanRun("arm64"); err != nil {
-		t.Fatalf("after registering qemu-aarch64: %v", err)
-	}
-}
-
 // multiEnv is a fresh store with busybox:multi loaded, on a host that runs
 // arm64 binaries.
 func multiEnv(t *testing.T) *env {
 	t.Helper()
-	needEmulation(t)
 	e := regEmptyEnv(t)
 	e.mustRun("load", "-i", multiBusybox(t))
 	return e
