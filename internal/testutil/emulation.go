@@ -27,28 +27,58 @@ var foreign struct {
 	paths map[string]string
 }
 
+// ErrNoBinfmt: the kernel has no binfmt_misc (or refuses a handler), so
+// foreign binaries cannot run here.
+var ErrNoBinfmt = errors.New("no binfmt_misc")
+
 // ForeignBusybox returns a static busybox of the Debian architecture arch
-// ("arm64") that this host runs, emulated: it mounts binfmt_misc and
-// registers QEMU's handler for arch (the line qemu-user-static ships in
-// /usr/lib/binfmt.d) when they are missing, and undoes what it did when t
-// ends. It skips t only when the kernel has no binfmt_misc. Root only.
+// ("arm64") that this host runs, emulated (see Emulate); what Emulate set
+// up is undone when t ends. It skips t only when the kernel has no
+// binfmt_misc. Root only.
 func ForeignBusybox(t testing.TB, arch string) string {
 	t.Helper()
 	RequiresRoot(t)
+	bb, undo, err := Emulate(arch)
+	t.Cleanup(undo)
+	if errors.Is(err, ErrNoBinfmt) {
+		t.Skipf("skipping: %v", err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bb
+}
+
+// Emulate returns a static busybox of the Debian architecture arch
+// ("arm64") and makes this host run it under QEMU: it mounts binfmt_misc
+// and registers QEMU's handler for arch (the line qemu-user-static ships
+// in /usr/lib/binfmt.d) when they are missing. undo (never nil) puts the
+// host back as it found it. The error wraps ErrNoBinfmt when the kernel
+// cannot do it. Root only.
+func Emulate(arch string) (busybox string, undo func(), err error) {
+	var undos []func()
+	undo = func() {
+		for i := len(undos) - 1; i >= 0; i-- {
+			undos[i]()
+		}
+	}
 	q, ok := qemuNames[arch]
 	if !ok {
-		t.Fatalf("ForeignBusybox: unknown architecture %q", arch)
+		return "", undo, fmt.Errorf("emulate: unknown architecture %q", arch)
 	}
-	bb := foreignBinary(t, arch)
+	bb, err := foreignBinary(arch)
+	if err != nil {
+		return "", undo, err
+	}
 	conf := "/usr/lib/binfmt.d/qemu-" + q + ".conf"
 	if _, err := os.Stat(conf); err != nil {
-		t.Fatalf("qemu-user-static is not installed (make deps installs it): %v", err)
+		return "", undo, fmt.Errorf("qemu-user-static is not installed (make deps installs it): %w", err)
 	}
 	if _, err := os.Stat(filepath.Join(binfmtDir, "register")); err != nil {
 		if out, err := exec.Command("mount", "-t", "binfmt_misc", "binfmt_misc", binfmtDir).CombinedOutput(); err != nil {
-			t.Skipf("skipping: this kernel has no binfmt_misc to run %s binaries under QEMU (mount: %v: %s)", arch, err, out)
+			return "", undo, fmt.Errorf("%w: this kernel cannot run %s binaries under QEMU (mount: %v: %s)", ErrNoBinfmt, arch, err, out)
 		}
-		t.Cleanup(func() { _ = exec.Command("umount", binfmtDir).Run() })
+		undos = append(undos, func() { _ = exec.Command("umount", binfmtDir).Run() })
 	}
 	handler := filepath.Join(binfmtDir, "qemu-"+q)
 	data, err := os.ReadFile(handler)
@@ -56,38 +86,36 @@ func ForeignBusybox(t testing.TB, arch string) string {
 	case errors.Is(err, os.ErrNotExist):
 		line, err := os.ReadFile(conf)
 		if err != nil {
-			t.Fatal(err)
+			return "", undo, err
 		}
 		if err := os.WriteFile(filepath.Join(binfmtDir, "register"), line, 0); err != nil {
-			t.Skipf("skipping: cannot register qemu-%s with binfmt_misc: %v", q, err)
+			return "", undo, fmt.Errorf("%w: cannot register qemu-%s: %v", ErrNoBinfmt, q, err)
 		}
-		// Before the unmount (cleanups run last first).
-		t.Cleanup(func() { _ = os.WriteFile(handler, []byte("-1"), 0) })
+		undos = append(undos, func() { _ = os.WriteFile(handler, []byte("-1"), 0) })
 	case err != nil:
-		t.Fatal(err)
+		return "", undo, err
 	case strings.HasPrefix(string(data), "disabled"):
 		if err := os.WriteFile(handler, []byte("1"), 0); err != nil {
-			t.Fatal(err)
+			return "", undo, err
 		}
-		t.Cleanup(func() { _ = os.WriteFile(handler, []byte("0"), 0) })
+		undos = append(undos, func() { _ = os.WriteFile(handler, []byte("0"), 0) })
 	}
 	if out, err := exec.Command(bb, "true").CombinedOutput(); err != nil {
-		t.Fatalf("%s busybox does not run under QEMU: %v: %s", arch, err, out)
+		return "", undo, fmt.Errorf("%s busybox does not run under QEMU: %v: %s", arch, err, out)
 	}
-	return bb
+	return bb, undo, nil
 }
 
 // foreignBinary runs scripts/foreign-busybox.sh once per arch and process.
-func foreignBinary(t testing.TB, arch string) string {
-	t.Helper()
+func foreignBinary(arch string) (string, error) {
 	foreign.Lock()
 	defer foreign.Unlock()
 	if p := foreign.paths[arch]; p != "" {
-		return p
+		return p, nil
 	}
 	root, err := moduleRoot()
 	if err != nil {
-		t.Fatal(err)
+		return "", err
 	}
 	out, err := exec.Command(filepath.Join(root, "scripts", "foreign-busybox.sh"), arch).Output()
 	if err != nil {
@@ -95,11 +123,11 @@ func foreignBinary(t testing.TB, arch string) string {
 		if errors.As(err, &ee) {
 			err = fmt.Errorf("%w: %s", err, ee.Stderr)
 		}
-		t.Fatalf("get the %s busybox: %v", arch, err)
+		return "", fmt.Errorf("get the %s busybox: %w", arch, err)
 	}
 	if foreign.paths == nil {
 		foreign.paths = map[string]string{}
 	}
 	foreign.paths[arch] = strings.TrimSpace(string(out))
-	return foreign.paths[arch]
+	return foreign.paths[arch], nil
 }
