@@ -85,7 +85,7 @@ func (f *flight) finish(st *imageState, err error) {
 // st. In a multi-platform build the step is the leader's vertex and is not
 // reported again; in a single build (two stages with the same step) it is
 // reported as cached.
-func (bd *build) follow(ctx context.Context, s *stage, st *imageState, step int, fs fsStep, f *flight) error {
+func (bd *build) follow(ctx context.Context, s *stage, st *imageState, step int, fs fsStep, f *flight, key digest.Digest) error {
 	id, name, start := 0, "", fs.start
 	if !bd.sh.multi {
 		id, name = bd.nextStepID(), s.stepName("", step, fs.text)
@@ -103,7 +103,7 @@ func (bd *build) follow(ctx context.Context, s *stage, st *imageState, step int,
 	}
 	if err == nil {
 		bd.applyRecord(st, f.rec, fs.createdBy)
-		st.key = f.rec.Key
+		st.key = key
 		st.lastHit = true
 	}
 	if !bd.sh.multi {
@@ -127,6 +127,9 @@ func (sh *shared) firstFrom(name string) bool {
 func (bd *build) stagePrefix(s *stage) string {
 	if !bd.sh.multi {
 		return ""
+	}
+	if s.baseStage != nil {
+		return bd.stagePrefix(s.baseStage) // FROM a stage: that stage's platform
 	}
 	p, err := bd.stagePlatform(s)
 	if err != nil || p.Architecture == "" {

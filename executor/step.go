@@ -54,9 +54,10 @@ type produced struct {
 // appends its layer (or empty history) to st.
 func (bd *build) runStep(ctx context.Context, s *stage, st *imageState, step *int, fs fsStep) error {
 	*step++
-	f, leader := bd.sh.join(bd.key(st.key, fs.key))
+	key := bd.key(st.key, fs.key)
+	f, leader := bd.sh.join(key)
 	if !leader {
-		return bd.follow(ctx, s, st, *step, fs, f)
+		return bd.follow(ctx, s, st, *step, fs, f, key)
 	}
 	id := bd.nextStepID()
 	name := s.stepName(bd.platformPrefix(st), *step, fs.text)
