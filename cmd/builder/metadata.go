@@ -40,6 +40,10 @@ func writeMetadata(path string, res *client.BuildResult, n *stepCounter, d time.
 		"builder.cache.hits":  n.hits.Load(),
 		"builder.duration.ms": d.Milliseconds(),
 	}
+	if len(res.Platforms) > 0 {
+		// An image index (as buildx): no config of its own.
+		delete(m, "containerimage.config.digest")
+	}
 	if len(res.Tags) > 0 {
 		m["image.name"] = strings.Join(res.Tags, ",")
 	}
