@@ -228,11 +228,22 @@ func BuildPlatforms(ctx context.Context, st Stores, opts Options, plats []ocispe
 	defer cancel()
 	out := make([]*Result, len(plats))
 	errs := make([]error, len(plats))
+	// As many platforms at a time as there are cores (at least two). A
+	// waiting build leads no step, so the builds it would follow are
+	// running: no deadlock.
+	slots := make(chan struct{}, max(runtime.NumCPU(), 2))
 	var wg sync.WaitGroup
 	for i, p := range plats {
 		o := opts
 		o.Platform = p
 		wg.Go(func() {
+			select {
+			case slots <- struct{}{}:
+				defer func() { <-slots }()
+			case <-ctx.Done():
+				errs[i] = ctx.Err()
+				return
+			}
 			if out[i], errs[i] = buildOne(ctx, st, o, sh); errs[i] != nil {
 				cancel()
 			}
