@@ -7,9 +7,11 @@ DEMO_DIR ?= $(CURDIR)/.demo
 # test` runs once in QUICK mode): buildah, the peer it measures us against,
 # debootstrap for the Debian base image, GNU time for peak RSS; uidmap
 # (newuidmap, newgidmap) for the tests of builds by an unprivileged user;
-# git (with http-backend and daemon) for git sources, which builder runs too.
+# git (with http-backend and daemon) for git sources, which builder runs too;
+# qemu-user-static for RUN of other platforms (the multi-platform tests
+# also fetch Debian's arm64 busybox-static: scripts/foreign-busybox.sh).
 TEST_DEBS := skopeo umoci busybox-static docker-registry apache2-utils ca-certificates xz-utils bzip2 zstd \
-	buildah debootstrap time uidmap openssh-client git
+	buildah debootstrap time uidmap openssh-client git qemu-user-static
 export CGO_ENABLED := 0
 
 .PHONY: all build demo test unit e2e lint deps bench fuzz clean

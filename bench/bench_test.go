@@ -52,6 +52,16 @@ func TestBench(t *testing.T) {
 		t.Fatal(err)
 	}
 	wls := selected(t)
+	// The multi-platform scenarios (platforms_test.go), when QEMU can run
+	// arm64 binaries here.
+	multiBase, undoEmulation, err := pushMultiBusybox(bin, prep, tmp, reg)
+	defer undoEmulation()
+	switch {
+	case errors.Is(err, testutil.ErrNoBinfmt):
+		logf("no multi-platform scenarios: %v", err)
+	case err != nil:
+		t.Fatal(err)
+	}
 	if slices.ContainsFunc(wls, func(w workload) bool { return w.base == "debian" }) {
 		logf("making the Debian %s base (debootstrap, cached under bench/%s for a week)", debianSuite, workloadDir)
 		if bases["debian"], err = pushDebian(bin, prep, tmp, workloadDir, reg); err != nil {
@@ -82,6 +92,11 @@ func TestBench(t *testing.T) {
 		wr, err := runWorkload(tools, w, ctx, bases[w.base], reg, sz, runs, tmp, freshFor(w.name, *fullRun, *freshOpt))
 		if err != nil {
 			t.Fatal(err)
+		}
+		if multiBase != "" {
+			if err := runPlatforms(tools[0].(*builderTool), w, multiBase, sz, runs, tmp, &wr); err != nil {
+				t.Fatal(err)
+			}
 		}
 		res.Workloads = append(res.Workloads, wr)
 		if w.name == "copy-big" {

@@ -60,7 +60,7 @@ type targetResult struct {
 }
 
 // scenarios in table order; "peak RSS" is read from the cold samples.
-var scenarios = append([]string{"pull", "cold", "warm", "one-change", "export"}, freshScenarios...)
+var scenarios = slices.Concat([]string{"pull", "cold", "warm", "one-change", "export"}, platformScenarios, freshScenarios)
 
 type machine struct {
 	CPU    string `json:"cpu"`
@@ -215,6 +215,7 @@ func (r *results) judge() {
 		add(fmt.Sprintf("copy-big one-change: under %.0f s", oneChangeMaxMS/1000), fmtMS(ours), ours < oneChangeMaxMS, true, "")
 	}
 	r.judgeFresh(add)
+	r.judgePlatforms(add)
 }
 
 // judgeFresh adds the fresh-runner targets.

@@ -13,7 +13,7 @@ import (
 
 // Version tags every key; bump it when step semantics or the shape of a
 // step's inputs change.
-const Version = "builder.step.v5"
+const Version = "builder.step.v6"
 
 // Inputs identify a step. Key() is the digest of their canonical JSON.
 //

@@ -125,6 +125,14 @@ func annotations(as []Annotation, kind string) map[string]string {
 // manifest that a new image index lists next to the image (out.Index).
 // Without provenance the image stays a single manifest.
 func (c *Client) attach(ctx context.Context, opts BuildOptions, out *BuildResult, started time.Time) error {
+	if len(out.Platforms) > 0 {
+		// A multi-platform index: attestations per platform are not made
+		// yet (BuildKit adds one attestation manifest per platform).
+		if opts.Provenance != nil || len(opts.Annotations) > 0 {
+			warn(opts.Reporter, "provenance and annotations are not attached to multi-platform images yet: %s is pushed without them", out.Manifest.Digest)
+		}
+		return nil
+	}
 	if ma := annotations(opts.Annotations, "manifest"); ma != nil {
 		var m ocispec.Manifest
 		if err := c.images.GetJSON(ctx, out.Manifest.Digest, &m); err != nil {

@@ -55,6 +55,10 @@ type BuildOptions struct {
 	// cache; the engine's Options.CacheFrom is filled from them), CacheTo
 	// the caches to export once the image is published.
 	CacheFrom, CacheTo []CacheSpec
+	// Platforms, when more than one, makes a multi-platform image: one
+	// manifest per platform in an image index (index.go); one is
+	// Options.Platform.
+	Platforms []ocispec.Platform
 	// OnBuilt, when set, is called once the image is built and tagged,
 	// before the check and the outputs; an error stops the build there.
 	OnBuilt func(*BuildResult) error
@@ -81,6 +85,9 @@ type BuildResult struct {
 	Index *ocispec.Descriptor
 	// Check is the comparison with the second build (CheckReproducible).
 	Check *DiffReport
+	// Platforms are the images of a multi-platform build, in the order
+	// asked (Result then describes their index).
+	Platforms []executor.Result
 	// CacheImports and CacheExports say what each --cache-from and
 	// --cache-to moved.
 	CacheImports, CacheExports []CacheStats
@@ -133,6 +140,9 @@ func (c *Client) Build(ctx context.Context, opts BuildOptions) (*BuildResult, er
 		return nil, err
 	}
 	started := time.Now()
+	if err := checkPlatforms(opts); err != nil {
+		return nil, err
+	}
 	unlock, err := c.shared(ctx)
 	if err != nil {
 		return nil, err
@@ -161,9 +171,10 @@ func (c *Client) Build(ctx context.Context, opts BuildOptions) (*BuildResult, er
 	}
 	fetchAll := !opts.Push || len(opts.Outputs) > 0 || opts.CheckReproducible
 	var res *executor.Result
+	var plats []executor.Result
 	maxRebuilds := 2*len(sources) + 1
 	for attempt := 1; ; attempt++ {
-		res, err = executor.Build(ctx, c.stores(), eopts)
+		res, plats, err = c.buildEngine(ctx, eopts, opts.Platforms)
 		if err == nil && fetchAll {
 			err = c.fetchLayers(ctx, res.Manifest, sources)
 		}
@@ -176,7 +187,7 @@ func (c *Client) Build(ctx context.Context, opts BuildOptions) (*BuildResult, er
 	if err != nil {
 		return nil, err
 	}
-	out := &BuildResult{Result: *res}
+	out := &BuildResult{Result: *res, Platforms: plats}
 	defer func() { out.CacheImports = importStats(sources) }()
 	if slices.ContainsFunc(opts.CacheTo, func(s CacheSpec) bool { return s.Type == "inline" }) {
 		desc, err := remote.Inline(ctx, c.images, res.Manifest, res.Records)
@@ -240,11 +251,11 @@ func (r *BuildResult) top() ocispec.Descriptor {
 
 // tagIfKept tags the image when the store holds all its blobs.
 func (c *Client) tagIfKept(ctx context.Context, out *BuildResult, tags []string) error {
-	var m ocispec.Manifest
-	if err := c.images.GetJSON(ctx, out.Manifest.Digest, &m); err != nil {
-		return fmt.Errorf("read manifest: %w", err)
+	layers, err := c.layersOf(ctx, out.Manifest)
+	if err != nil {
+		return err
 	}
-	for _, l := range m.Layers {
+	for _, l := range layers {
 		if !c.images.Has(ctx, l.Digest) {
 			out.NotKept = true
 			return ctx.Err()
@@ -283,7 +294,7 @@ func (c *Client) Publish(ctx context.Context, image string, opts PublishOptions)
 	}
 	top := img.Descriptor
 	if img.Index != nil {
-		top = *img.Index // published whole when the store holds it whole (readTop)
+		top = *img.Index // published whole when the store holds it whole (publish)
 	}
 	return c.publish(ctx, top, refs, opts)
 }

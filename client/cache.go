@@ -67,12 +67,12 @@ func (c *Client) importCaches(ctx context.Context, opts BuildOptions) []*remote.
 // fetchLayers brings the layers of the manifest man that are only in an
 // imported cache into the store.
 func (c *Client) fetchLayers(ctx context.Context, man ocispec.Descriptor, sources []*remote.Source) error {
-	var m ocispec.Manifest
-	if err := c.images.GetJSON(ctx, man.Digest, &m); err != nil {
-		return fmt.Errorf("read manifest: %w", err)
+	layers, err := c.layersOf(ctx, man)
+	if err != nil {
+		return err
 	}
 	var missing []digest.Digest
-	for _, l := range m.Layers {
+	for _, l := range layers {
 		missing = append(missing, l.Digest)
 	}
 	return c.fetch(ctx, missing, sources)

@@ -91,6 +91,9 @@ func (c *Client) Tag(ctx context.Context, src, target string) error {
 	if err != nil {
 		return err
 	}
+	if c.wholeIndex(ctx, im.Index) {
+		return c.images.Tag(ctx, name, *im.Index) // every platform
+	}
 	return c.images.Tag(ctx, name, im.Descriptor)
 }
 
@@ -141,6 +144,9 @@ func (c *Client) Save(ctx context.Context, dest string, format Format, refs ...s
 		im, err := c.images.Resolve(ctx, r)
 		if err != nil {
 			return err
+		}
+		if format != oci.FormatDocker && c.wholeIndex(ctx, im.Index) {
+			im = &oci.Image{Name: im.Name, Descriptor: *im.Index} // every platform
 		}
 		imgs = append(imgs, im)
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 
 	"github.com/builderdev/builder/internal/atomicfile"
 	"github.com/builderdev/builder/layer"
@@ -40,6 +41,14 @@ func (c *Client) publish(ctx context.Context, man ocispec.Descriptor, refs []str
 	img, index, err := c.readTop(ctx, man)
 	if err != nil {
 		return err
+	}
+	if index == nil && man.MediaType == ocispec.MediaTypeImageIndex {
+		// A multi-platform image: whole, unless the store lacks some of
+		// it or the output is a docker archive (one platform: img).
+		docker := slices.ContainsFunc(opts.Outputs, func(o Output) bool { return o.Type == "docker" })
+		if !docker && c.wholeIndex(ctx, &man) {
+			return c.publishIndex(ctx, man, refs, opts)
+		}
 	}
 	if len(refs) > 0 {
 		img.Name = refs[0]

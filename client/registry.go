@@ -56,6 +56,9 @@ func (c *Client) Push(ctx context.Context, image, ref string, opts RegistryOptio
 			return fmt.Errorf("%w: push %s: %v", ErrUsage, image, errNoName)
 		}
 	}
+	if c.wholeIndex(ctx, img.Index) {
+		return registry.PushIndex(ctx, c.images, *img.Index, ref, opts) // multi-platform
+	}
 	return registry.Push(ctx, c.images, img, ref, opts)
 }
 

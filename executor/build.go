@@ -19,7 +19,6 @@ import (
 	"github.com/builderdev/builder/snapshot"
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 	"github.com/moby/buildkit/frontend/dockerfile/shell"
-	"github.com/opencontainers/go-digest"
 )
 
 // build is the state of one Build call.
@@ -33,6 +32,7 @@ type build struct {
 	global parser.Vars // automatic platform args + meta ARGs
 	stages []*stage
 	tmp    string
+	sh     *shared // with the builds of the other platforms (platforms.go)
 
 	ctxFS     fileset.DirFS
 	ctxIgnore *fileset.Ignore          // non-nil once contextFS ran
@@ -40,12 +40,8 @@ type build struct {
 
 	mu       sync.Mutex
 	usedArgs map[string]bool
-	pulls    pullCache             // base images pulled by this build (registry.go)
 	bases    map[string]*oci.Image // store images resolved by reference
-	stepSeq  int
-	// remote maps the layers of imported-cache hits to their cache, until
-	// fetched; records are those of every step of every stage, in order.
-	remote  map[digest.Digest]CacheSource
+	// records are those of every step of every stage, in order.
 	records []cache.Record
 	hist    *cache.History // what the last build of this Dockerfile and target did
 }
@@ -68,6 +64,12 @@ type stage struct {
 // Build builds opts' Dockerfile into an image of st.Images and returns it
 // untagged. It takes no lock: the caller keeps prune away meanwhile.
 func Build(ctx context.Context, st Stores, opts Options) (*Result, error) {
+	return buildOne(ctx, st, opts, newShared(false))
+}
+
+// buildOne is Build, with what it shares with the builds of other
+// platforms (BuildPlatforms).
+func buildOne(ctx context.Context, st Stores, opts Options, sh *shared) (*Result, error) {
 	if opts.Reporter == nil {
 		opts.Reporter = nopReporter{}
 	}
@@ -94,7 +96,7 @@ func Build(ctx context.Context, st Stores, opts Options) (*Result, error) {
 	defer os.RemoveAll(tmp)
 
 	bd := &build{st: st, opts: opts, clock: newClock(opts.SourceDateEpoch), file: opts.DockerfileName,
-		df: df, rep: opts.Reporter, tmp: tmp, usedArgs: map[string]bool{}, hist: st.Cache.OpenHistory(historyID(opts))}
+		df: df, rep: opts.Reporter, tmp: tmp, sh: sh, usedArgs: map[string]bool{}, hist: st.Cache.OpenHistory(historyID(opts, sh.multi))}
 	if snapshot.SingleID() {
 		bd.warn("this user namespace maps one id only: files of other owners in base images are unpacked as root, and a chown to another id in RUN fails")
 	}
@@ -447,18 +449,14 @@ func countSteps(cmds []instructions.Command) int {
 // errAt locates err at a command's line: "Dockerfile:7: COPY a /: err".
 func (bd *build) errAt(cmd any, err error) error { return parser.At(bd.file, cmd, err) }
 
-func (bd *build) nextStepID() int {
-	bd.mu.Lock()
-	defer bd.mu.Unlock()
-	bd.stepSeq++
-	return bd.stepSeq
-}
+func (bd *build) nextStepID() int { return bd.sh.nextStepID() }
 
-// stepName is BuildKit's "[stage 2/5] COPY a /b" progress name.
-func (s *stage) stepName(n int, text string) string {
+// stepName is BuildKit's "[stage 2/5] COPY a /b" progress name, after the
+// platform (platformPrefix) when the build has more than one.
+func (s *stage) stepName(prefix string, n int, text string) string {
 	name := s.name
 	if name == "" {
 		name = "stage-" + strconv.Itoa(s.idx)
 	}
-	return fmt.Sprintf("[%s %d/%d] %s", name, n, s.steps, parser.Shorten(text))
+	return fmt.Sprintf("[%s%s %d/%d] %s", prefix, name, n, s.steps, parser.Shorten(text))
 }

@@ -5,17 +5,24 @@ import (
 	"path/filepath"
 
 	"github.com/builderdev/builder/cache"
+	"github.com/builderdev/builder/oci/registry"
 )
 
-// historyID names the history of this build's Dockerfile and target.
-func historyID(opts Options) string {
+// historyID names the history of this build's Dockerfile and target (and
+// platform, when one build makes several).
+func historyID(opts Options, multi bool) string {
 	abs, _ := filepath.Abs(opts.ContextDir)
 	if opts.ContextSource != "" {
 		abs = opts.ContextSource
 	}
+	plat := ""
+	if multi {
+		plat = registry.FormatPlatform(opts.Platform)
+	}
 	return cache.Key(cache.Inputs{Version: "builder.history.v1", Step: struct {
 		Context, Dockerfile, Target string
-	}{abs, opts.DockerfileName, opts.Target}}).String()
+		Platform                    string `json:",omitempty"`
+	}{abs, opts.DockerfileName, opts.Target, plat}}).String()
 }
 
 // keyWords say the fields of stepKey (keys.go) in the words of the
@@ -28,7 +35,7 @@ var keyWords = cache.Words{
 		{Field: "step.args", Text: "the command changed"}, {Field: "step.script", Text: "the heredoc script changed"},
 		{Field: "step.user", Text: "USER"}, {Field: "step.workdir", Text: "WORKDIR"}, {Field: "step.shell", Text: "SHELL"},
 		{Field: "step.network", Text: "--network"}, {Field: "step.mounts", Text: "a --mount changed"},
-		{Field: "step.insecure", Text: "--security"},
+		{Field: "step.insecure", Text: "--security"}, {Field: "step.platform", Text: "the platform"},
 		{Field: "step.items", Text: "a heredoc, URL or archive source changed"},
 		{Field: "step.from", Text: "the --from stage or image changed"},
 		{Field: "step.srcs", Text: "the sources changed"}, {Field: "step.excludes", Text: "--exclude"},

@@ -111,8 +111,12 @@ func scratchImage(plat ocispec.Platform) dockerspec.DockerOCIImage {
 func (bd *build) from(ctx context.Context, s *stage) (*imageState, error) {
 	start := time.Now()
 	id := bd.nextStepID()
-	name := s.stepName(1, "FROM "+s.base)
-	bd.rep.Report(Event{Kind: StepStart, ID: id, Name: name})
+	name := s.stepName(bd.stagePrefix(s), 1, "FROM "+s.base)
+	rep := bd.rep
+	if !bd.sh.firstFrom(name) {
+		rep = nopReporter{} // the same FROM of another platform's build: one vertex
+	}
+	rep.Report(Event{Kind: StepStart, ID: id, Name: name})
 	st, err := bd.fromBase(ctx, s)
 	if err != nil {
 		err = bd.errAt(s.def, err)
@@ -121,7 +125,7 @@ func (bd *build) from(ctx context.Context, s *stage) (*imageState, error) {
 		// except on Windows.
 		st.img.Config.Env = append(st.img.Config.Env, "PATH="+defaultPath)
 	}
-	bd.rep.Report(Event{Kind: StepDone, ID: id, Name: name, Duration: time.Since(start), Err: err})
+	rep.Report(Event{Kind: StepDone, ID: id, Name: name, Duration: time.Since(start), Err: err})
 	return st, err
 }
 

@@ -37,6 +37,7 @@ type runKey struct {
 	Network   string            `json:"network,omitempty"`
 	Mounts    []mountKey        `json:"mounts,omitempty"`
 	Insecure  bool              `json:"insecure,omitempty"` // --security=insecure: no seccomp, every capability
+	Platform  string            `json:"platform,omitempty"` // what the binaries run for (execPlatform)
 }
 
 // mountKey identifies one RUN --mount. Cache, tmpfs and secret mounts

@@ -66,8 +66,20 @@ func (bd *build) baseImages() map[string]*oci.Image {
 // the stored image is for another platform; else from its registry.
 func (bd *build) findBase(ctx context.Context, ref string, plat ocispec.Platform) (*oci.Image, error) {
 	var stored *oci.Image
+	var missing error // the stored index lacks plat
 	if !bd.opts.Pull {
 		im, err := bd.st.Images.Resolve(ctx, ref)
+		if plat.Architecture != "" {
+			// A multi-platform index: the entry for plat, else an error
+			// naming the platforms it has.
+			pim, perr := bd.st.Images.ResolvePlatform(ctx, ref, registry.Picker(plat))
+			switch {
+			case perr == nil:
+				im, err = pim, nil
+			case err == nil:
+				missing, err = perr, oci.ErrNotFound
+			}
+		}
 		switch {
 		case err == nil && registry.Fits(im.Config, plat):
 			if err := checkRefDigest(ctx, bd.st.Images, ref, im); err != nil {
@@ -84,15 +96,18 @@ func (bd *build) findBase(ctx context.Context, ref string, plat ocispec.Platform
 		return nil, fmt.Errorf("base image %q is not in the store (add it with `builder load -i FILE`): %w", ref, oci.ErrNotFound)
 	}
 	key := ref + "|" + registry.FormatPlatform(plat)
-	bd.pulls.mu.Lock()
-	defer bd.pulls.mu.Unlock()
-	if im := bd.pulls.images[key]; im != nil {
+	bd.sh.pulls.mu.Lock()
+	defer bd.sh.pulls.mu.Unlock()
+	if im := bd.sh.pulls.images[key]; im != nil {
 		return im, nil
 	}
 	ro := bd.opts.Registry
 	ro.Platform = plat
 	im, err := registry.Pull(ctx, bd.st.Images, ref, ro)
 	if err != nil {
+		if missing != nil {
+			return nil, fmt.Errorf("base image %s: %v, and pulling it failed: %w", ref, missing, err)
+		}
 		if stored != nil {
 			return nil, fmt.Errorf("the stored %s is for %s, not %s: %w", ref, registry.ImagePlatform(stored.Config), registry.FormatPlatform(plat), err)
 		}
@@ -101,10 +116,10 @@ func (bd *build) findBase(ctx context.Context, ref string, plat ocispec.Platform
 		}
 		return nil, err
 	}
-	if bd.pulls.images == nil {
-		bd.pulls.images = map[string]*oci.Image{}
+	if bd.sh.pulls.images == nil {
+		bd.sh.pulls.images = map[string]*oci.Image{}
 	}
-	bd.pulls.images[key] = im
+	bd.sh.pulls.images[key] = im
 	return im, nil
 }
 

@@ -13,6 +13,7 @@ import (
 
 	"github.com/builderdev/builder/fileset"
 	"github.com/builderdev/builder/layer"
+	"github.com/builderdev/builder/oci/registry"
 	"github.com/builderdev/builder/parser"
 	"github.com/builderdev/builder/snapshot"
 	"github.com/builderdev/builder/snapshot/sandbox"
@@ -48,8 +49,10 @@ func (bd *build) run(ctx context.Context, s *stage, st *imageState, c *instructi
 		network = bd.opts.Network
 	}
 	env := bd.runEnv(st)
+	plat := execPlatform(st)
 	key := runKey{Op: "RUN", Args: cmd.args, Script: cmd.script, Env: env, User: st.img.Config.User,
-		Workdir: st.img.Config.WorkingDir, Shell: st.img.Config.Shell, BuildArgs: st.args.Map(), Network: network, Insecure: insecure}
+		Workdir: st.img.Config.WorkingDir, Shell: st.img.Config.Shell, BuildArgs: st.args.Map(), Network: network, Insecure: insecure,
+		Platform: registry.FormatPlatform(plat)}
 	for _, m := range mounts {
 		key.Mounts = append(key.Mounts, m.key)
 	}
@@ -64,6 +67,9 @@ func (bd *build) run(ctx context.Context, s *stage, st *imageState, c *instructi
 		createdBy: "RUN " + runHistory(hist, st) + " # buildkit",
 		key:       key,
 		produce: func(ctx context.Context) (*produced, error) {
+			if err := checkExec(plat); err != nil {
+				return nil, err
+			}
 			return bd.execRun(ctx, st, cmd, bd.withProxies(env), network, insecure, mounts)
 		},
 	})

@@ -57,8 +57,13 @@ type produced struct {
 // appends its layer (or empty history) to st.
 func (bd *build) runStep(ctx context.Context, s *stage, st *imageState, step *int, fs fsStep) error {
 	*step++
+	key := bd.key(st.key, fs.key)
+	f, leader := bd.sh.join(key)
+	if !leader {
+		return bd.follow(ctx, s, st, *step, fs, f, key)
+	}
 	id := bd.nextStepID()
-	name := s.stepName(*step, fs.text)
+	name := s.stepName(bd.platformPrefix(st), *step, fs.text)
 	start := time.Now()
 	if !fs.start.IsZero() {
 		start = fs.start
@@ -68,6 +73,7 @@ func (bd *build) runStep(ctx context.Context, s *stage, st *imageState, step *in
 	sr := stepRun{id: id, name: name, pos: fmt.Sprintf("%d/%d", s.idx, *step), first: *step == 2}
 	cached, from, err := bd.doStep(ctx, st, fs, sr, bd.noCache(s))
 	st.lastHit = cached
+	f.finish(st, err)
 	bd.rep.Report(Event{Kind: StepDone, ID: id, Name: name, Cached: cached, From: from, Duration: time.Since(start), Err: err})
 	return err
 }
@@ -187,12 +193,9 @@ func (bd *build) remoteHit(ctx context.Context, src CacheSource, rec cache.Recor
 	case bd.st.Images.Has(ctx, rec.Layer):
 		return src.Fetch(ctx, rec.Layer)
 	}
-	bd.mu.Lock()
-	if bd.remote == nil {
-		bd.remote = map[digest.Digest]CacheSource{}
-	}
-	bd.remote[rec.Layer] = src
-	bd.mu.Unlock()
+	bd.sh.mu.Lock()
+	bd.sh.remote[rec.Layer] = src
+	bd.sh.mu.Unlock()
 	return nil
 }
 
@@ -202,9 +205,9 @@ func (bd *build) ensureBlob(ctx context.Context, layer digest.Digest) error {
 	if bd.st.Images.Has(ctx, layer) {
 		return nil
 	}
-	bd.mu.Lock()
-	src := bd.remote[layer]
-	bd.mu.Unlock()
+	bd.sh.mu.Lock()
+	src := bd.sh.remote[layer]
+	bd.sh.mu.Unlock()
 	if src == nil {
 		return nil // OpenBlob says what is missing
 	}

@@ -41,7 +41,7 @@ type exportPlan struct {
 // already in its index.json is replaced). Blobs are streamed and their
 // digests checked on the way.
 func (s *Store) Export(ctx context.Context, dest string, format Format, images []*Image) error {
-	plan, err := s.plan(images)
+	plan, err := s.plan(ctx, images, format)
 	if err != nil {
 		return fmt.Errorf("export %s: %w", dest, err)
 	}
@@ -65,7 +65,7 @@ func (s *Store) Export(ctx context.Context, dest string, format Format, images [
 // ExportTo writes images as an archive (FormatOCI or FormatDocker) to w,
 // as Export writes a file: `-o type=oci,dest=-` streams to stdout.
 func (s *Store) ExportTo(ctx context.Context, w io.Writer, format Format, images []*Image) error {
-	plan, err := s.plan(images)
+	plan, err := s.plan(ctx, images, format)
 	if err != nil {
 		return fmt.Errorf("export: %w", err)
 	}
@@ -83,7 +83,7 @@ func (s *Store) ExportTo(ctx context.Context, w io.Writer, format Format, images
 	return bw.Flush()
 }
 
-func (s *Store) plan(images []*Image) (exportPlan, error) {
+func (s *Store) plan(ctx context.Context, images []*Image, format Format) (exportPlan, error) {
 	p := exportPlan{index: ocispec.Index{MediaType: ocispec.MediaTypeImageIndex, Manifests: []ocispec.Descriptor{}}}
 	p.index.SchemaVersion = 2
 	if len(images) == 0 {
@@ -121,6 +121,16 @@ func (s *Store) plan(images []*Image) (exportPlan, error) {
 			entry.Annotations = map[string]string{ocispec.AnnotationRefName: name, annotationContainerdName: r.qualified()}
 		}
 		p.index.Manifests = append(p.index.Manifests, entry)
+		if isIndexType(desc.MediaType) {
+			// A multi-platform image: the index, and each of its images.
+			if format == FormatDocker {
+				return p, errors.New("a docker archive holds one platform, not an image index")
+			}
+			if err := s.indexBlobs(ctx, desc, blobs); err != nil {
+				return p, err
+			}
+			continue
+		}
 		for _, b := range slices.Concat([]ocispec.Descriptor{entry, img.Manifest.Config}, img.Manifest.Layers, img.Extra) {
 			if _, err := parseDigest(string(b.Digest)); err != nil {
 				return p, err
@@ -324,4 +334,30 @@ func writeFileAtomic(path string, write func(io.Writer) error) error {
 		}
 		return bw.Flush()
 	}, atomicfile.Options{})
+}
+
+// indexBlobs adds the blobs of the image index desc to blobs: the index,
+// its manifests, their configs and layers.
+func (s *Store) indexBlobs(ctx context.Context, desc ocispec.Descriptor, blobs map[digest.Digest]ocispec.Descriptor) error {
+	var idx ocispec.Index
+	if err := s.GetJSON(ctx, desc.Digest, &idx); err != nil {
+		return fmt.Errorf("read index: %w", err)
+	}
+	blobs[desc.Digest] = ocispec.Descriptor{MediaType: desc.MediaType, Digest: desc.Digest, Size: desc.Size}
+	for _, m := range idx.Manifests {
+		if !isManifestType(m.MediaType) {
+			return fmt.Errorf("index %s: entry %s is a %q, not an image manifest", desc.Digest, m.Digest, m.MediaType)
+		}
+		var man ocispec.Manifest
+		if err := s.GetJSON(ctx, m.Digest, &man); err != nil {
+			return fmt.Errorf("read manifest: %w", err)
+		}
+		for _, b := range append([]ocispec.Descriptor{m, man.Config}, man.Layers...) {
+			if _, err := parseDigest(string(b.Digest)); err != nil {
+				return err
+			}
+			blobs[b.Digest] = ocispec.Descriptor{MediaType: b.MediaType, Digest: b.Digest, Size: b.Size}
+		}
+	}
+	return nil
 }

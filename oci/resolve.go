@@ -180,6 +180,44 @@ func (s *Store) scan(ctx context.Context, idx ocispec.Index, fn func(top ocispec
 // image reads the manifest of desc (following an image index to the entry
 // for this platform) and its config.
 func (s *Store) image(ctx context.Context, name string, desc ocispec.Descriptor) (*Image, error) {
+	return s.imageFor(ctx, name, desc, func(m []ocispec.Descriptor) (ocispec.Descriptor, error) {
+		return pickPlatform(m, "linux", runtime.GOARCH)
+	})
+}
+
+// ResolvePlatform is Resolve for a name or name@digest whose image index
+// holds several platforms: pick chooses the entry of an index (an error
+// saying which platforms there are when none fits). Other refs (image IDs)
+// resolve as Resolve does.
+func (s *Store) ResolvePlatform(ctx context.Context, ref string, pick func([]ocispec.Descriptor) (ocispec.Descriptor, error)) (*Image, error) {
+	r, err := parseRef(ref)
+	if err != nil || strings.HasPrefix(ref, "sha256:") {
+		return s.Resolve(ctx, ref)
+	}
+	if r.digest != "" {
+		d, err := parseDigest(r.digest)
+		if err != nil {
+			return nil, fmt.Errorf("resolve image: %w", err)
+		}
+		if size, err := s.BlobSize(ctx, d); err == nil && size <= maxJSONSize {
+			return s.imageFor(ctx, "", ocispec.Descriptor{Digest: d, Size: size}, pick)
+		}
+		return s.Resolve(ctx, ref)
+	}
+	idx, err := s.readIndex(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for i := len(idx.Manifests) - 1; i >= 0; i-- {
+		if d := idx.Manifests[i]; refName(d) == r.String() {
+			return s.imageFor(ctx, r.String(), d, pick)
+		}
+	}
+	return s.Resolve(ctx, ref)
+}
+
+// imageFor is image, with pick choosing the entry of an index.
+func (s *Store) imageFor(ctx context.Context, name string, desc ocispec.Descriptor, pick func([]ocispec.Descriptor) (ocispec.Descriptor, error)) (*Image, error) {
 	desc.Annotations = without(desc.Annotations, ocispec.AnnotationRefName)
 	var top *ocispec.Descriptor
 	for range maxIndexDepth {
@@ -198,7 +236,10 @@ func (s *Store) image(ctx context.Context, name string, desc ocispec.Descriptor)
 			if err := json.Unmarshal(raw, &idx); err != nil {
 				return nil, fmt.Errorf("decode index %s: %w", desc.Digest, err)
 			}
-			child, err := pickPlatform(idx.Manifests, "linux", runtime.GOARCH)
+			child, err := pick(idx.Manifests)
+			if err == nil {
+				_, err = parseDigest(string(child.Digest))
+			}
 			if err != nil {
 				return nil, fmt.Errorf("index %s: %w", desc.Digest, err)
 			}

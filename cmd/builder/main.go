@@ -130,7 +130,8 @@ func newRootCmd(g *globalFlags) *cobra.Command {
 		newSaveCmd(g), newLoadCmd(g), newPruneCmd(g), newDfCmd(g), newCheckCmd(g),
 		newPullCmd(g), newPushCmd(g), newLoginCmd(), newLogoutCmd(), // registry.go
 		newDiffCmd(g),                 // diff.go
-		newRunCmd(g), newVolumeCmd(g)) // run.go, volume.go
+		newRunCmd(g), newVolumeCmd(g), // run.go, volume.go
+		newPlatformsCmd())             // platforms.go
 	return cmd
 }
 

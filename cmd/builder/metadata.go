@@ -40,7 +40,11 @@ func writeMetadata(path string, res *client.BuildResult, n *stepCounter, d time.
 		"builder.cache.hits":  n.hits.Load(),
 		"builder.duration.ms": d.Milliseconds(),
 	}
-	if res.Index != nil {
+	switch {
+	case len(res.Platforms) > 0:
+		// An image index (as buildx): no config of its own.
+		delete(m, "containerimage.config.digest")
+	case res.Index != nil:
 		// As buildx: with attestations the image is the index.
 		m["containerimage.digest"] = res.Index.Digest.String()
 		m["containerimage.descriptor"] = map[string]any{"mediaType": res.Index.MediaType, "digest": res.Index.Digest.String(), "size": res.Index.Size}

@@ -206,7 +206,7 @@ func (f *buildRegistryFlags) register(cmd *cobra.Command) {
 	fl := cmd.Flags()
 	fl.BoolVar(&f.push, "push", false, "push the image to the registry of every -t tag")
 	fl.BoolVar(&f.pull, "pull", false, "check base images against their registry (fetching only missing blobs)")
-	fl.StringVar(&f.platform, "platform", "", "target platform os/arch[/variant] (default: the host's)")
+	fl.StringVar(&f.platform, "platform", "", "target platform os/arch[/variant] (default: the host's); a comma-separated list builds a multi-platform image index")
 	f.registryFlags.register(cmd)
 }
 
@@ -217,11 +217,15 @@ func (f *buildRegistryFlags) apply(opts *client.BuildOptions, w io.Writer) error
 		return usagef("--push needs at least one -t tag naming the registry")
 	}
 	if f.platform != "" {
-		p, err := client.ParsePlatform(f.platform)
-		if err != nil {
-			return usagef("--platform: %v", err)
+		// os/arch[,os/arch...]: more than one makes an image index.
+		for _, s := range strings.Split(f.platform, ",") {
+			p, err := client.ParsePlatform(s)
+			if err != nil {
+				return usagef("--platform: %v", err)
+			}
+			opts.Platforms = append(opts.Platforms, p)
 		}
-		opts.Platform = p
+		opts.Platform = opts.Platforms[0]
 	}
 	opts.Registry = f.options(w)
 	return nil

@@ -40,8 +40,9 @@ var graph = map[string][]string{
 	// does not spell out: oci/registry (pull, push, login as verbs) and
 	// layer (a type=local output applies the layers; compression names).
 	// builder run: sandbox (the same child as RUN, with the image's
-	// config) and fileset (the image's user, as RUN resolves it);
-	// source/git: the store of git trees it opens.
+	// config) and fileset (the image's user, as RUN resolves it), and
+	// which platforms this host can run RUN steps for (the Platforms
+	// verb); source/git: the store of git trees it opens.
 	"client":      {"executor", "imagediff", "cache/remote", "oci", "oci/registry", "snapshot", "cache", "layer", "snapshot/sandbox", "fileset", "sshforward", "provenance", "source/git"},
 	"cmd/builder": {"client", "snapshot/sandbox"}, // sandbox: the re-exec entry in main
 }

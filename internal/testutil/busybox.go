@@ -45,6 +45,19 @@ type BusyboxOptions struct {
 	Name string
 	// Tag is the org.opencontainers.image.ref.name annotation; default "latest".
 	Tag string
+	// Arch is the architecture of Busybox (GOARCH name); default the
+	// host's. The applets are listed by running the host's /bin/busybox
+	// when it is another (the same Debian package has the same applets).
+	Arch string
+	// Others are images of more platforms: with them the archive tags an
+	// image index of every platform (Arch first) instead of one image.
+	Others []BusyboxPlatform
+}
+
+// BusyboxPlatform is one more platform of a multi-platform busybox image.
+type BusyboxPlatform struct {
+	Arch    string // GOARCH name
+	Busybox string // static busybox binary of that architecture
 }
 
 // WriteBusyboxImage writes an OCI image archive (a tar holding oci-layout,
@@ -61,32 +74,64 @@ func WriteBusyboxImage(path string, opts BusyboxOptions) error {
 	if opts.Tag == "" {
 		opts.Tag = defaultTag
 	}
-	applets, err := busyboxApplets(opts.Busybox)
-	if err != nil {
-		return err
+	if opts.Arch == "" {
+		opts.Arch = runtime.GOARCH
 	}
-	entries, err := busyboxEntries(opts.Busybox, applets)
-	if err != nil {
-		return err
+	blobs := map[digest.Digest][]byte{}
+	var descs []ocispec.Descriptor
+	for _, p := range append([]BusyboxPlatform{{Arch: opts.Arch, Busybox: opts.Busybox}}, opts.Others...) {
+		lister := p.Busybox
+		if p.Arch != runtime.GOARCH {
+			lister = defaultBusybox
+		}
+		applets, err := busyboxApplets(lister)
+		if err != nil {
+			return err
+		}
+		entries, err := busyboxEntries(p.Busybox, applets)
+		if err != nil {
+			return err
+		}
+		layer, err := buildLayer(entries)
+		if err != nil {
+			return err
+		}
+		desc, err := busyboxImage(layer, p.Arch, blobs)
+		if err != nil {
+			return err
+		}
+		descs = append(descs, desc)
 	}
-	layer, err := buildLayer(entries)
-	if err != nil {
-		return err
+	top := descs[0]
+	if len(descs) > 1 {
+		idx := ocispec.Index{Versioned: specs.Versioned{SchemaVersion: 2}, MediaType: ocispec.MediaTypeImageIndex, Manifests: descs}
+		data, err := json.Marshal(idx)
+		if err != nil {
+			return fmt.Errorf("marshal image index: %w", err)
+		}
+		top = ocispec.Descriptor{MediaType: ocispec.MediaTypeImageIndex, Digest: digest.FromBytes(data), Size: int64(len(data))}
+		blobs[top.Digest] = data
 	}
-	blobs, index, err := busyboxImage(layer, opts)
-	if err != nil {
-		return err
+	top.Annotations = map[string]string{ocispec.AnnotationRefName: opts.Tag, annotationImageName: opts.Name}
+	index := ocispec.Index{
+		Versioned: specs.Versioned{SchemaVersion: 2},
+		MediaType: ocispec.MediaTypeImageIndex,
+		Manifests: []ocispec.Descriptor{top},
 	}
-	return writeArchive(path, blobs, index)
+	indexJSON, err := json.Marshal(index)
+	if err != nil {
+		return fmt.Errorf("marshal image index: %w", err)
+	}
+	return writeArchive(path, blobs, indexJSON)
 }
 
-// busyboxImage returns the config, manifest and layer blobs by digest and the
-// index.json bytes.
-func busyboxImage(layer builtLayer, opts BusyboxOptions) (map[digest.Digest][]byte, []byte, error) {
+// busyboxImage adds the config, manifest and layer blobs of one image to
+// blobs and returns the descriptor of its manifest.
+func busyboxImage(layer builtLayer, arch string, blobs map[digest.Digest][]byte) (ocispec.Descriptor, error) {
 	created := fixedTime()
 	config := ocispec.Image{
 		Created:  &created,
-		Platform: ocispec.Platform{Architecture: runtime.GOARCH, OS: "linux"},
+		Platform: ocispec.Platform{Architecture: arch, OS: "linux"},
 		Config: ocispec.ImageConfig{
 			Env: []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"},
 			Cmd: []string{"sh"},
@@ -99,7 +144,7 @@ func busyboxImage(layer builtLayer, opts BusyboxOptions) (map[digest.Digest][]by
 	}
 	configJSON, err := json.Marshal(config)
 	if err != nil {
-		return nil, nil, fmt.Errorf("marshal image config: %w", err)
+		return ocispec.Descriptor{}, fmt.Errorf("marshal image config: %w", err)
 	}
 	configDesc := ocispec.Descriptor{
 		MediaType: ocispec.MediaTypeImageConfig,
@@ -118,32 +163,18 @@ func busyboxImage(layer builtLayer, opts BusyboxOptions) (map[digest.Digest][]by
 	}
 	manifestJSON, err := json.Marshal(manifest)
 	if err != nil {
-		return nil, nil, fmt.Errorf("marshal image manifest: %w", err)
+		return ocispec.Descriptor{}, fmt.Errorf("marshal image manifest: %w", err)
 	}
-	index := ocispec.Index{
-		Versioned: specs.Versioned{SchemaVersion: 2},
-		MediaType: ocispec.MediaTypeImageIndex,
-		Manifests: []ocispec.Descriptor{{
-			MediaType: ocispec.MediaTypeImageManifest,
-			Digest:    digest.FromBytes(manifestJSON),
-			Size:      int64(len(manifestJSON)),
-			Annotations: map[string]string{
-				ocispec.AnnotationRefName: opts.Tag,
-				annotationImageName:       opts.Name,
-			},
-			Platform: &ocispec.Platform{Architecture: runtime.GOARCH, OS: "linux"},
-		}},
+	blobs[configDesc.Digest] = configJSON
+	blobs[manifest.Layers[0].Digest] = layer.blob
+	desc := ocispec.Descriptor{
+		MediaType: ocispec.MediaTypeImageManifest,
+		Digest:    digest.FromBytes(manifestJSON),
+		Size:      int64(len(manifestJSON)),
+		Platform:  &ocispec.Platform{Architecture: arch, OS: "linux"},
 	}
-	indexJSON, err := json.Marshal(index)
-	if err != nil {
-		return nil, nil, fmt.Errorf("marshal image index: %w", err)
-	}
-	blobs := map[digest.Digest][]byte{
-		configDesc.Digest:         configJSON,
-		manifest.Layers[0].Digest: layer.blob,
-		index.Manifests[0].Digest: manifestJSON,
-	}
-	return blobs, indexJSON, nil
+	blobs[desc.Digest] = manifestJSON
+	return desc, nil
 }
 
 // writeArchive writes the OCI layout as a tar to a temp file next to path and

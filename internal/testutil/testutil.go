@@ -69,15 +69,10 @@ func buildBinary() (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("find go command: %w", err)
 	}
-	out, err := exec.Command(gobin, "env", "GOMOD").Output()
+	root, err := moduleRoot()
 	if err != nil {
-		return "", fmt.Errorf("run go env GOMOD: %w", err)
+		return "", err
 	}
-	gomod := strings.TrimSpace(string(out))
-	if gomod == "" || gomod == os.DevNull {
-		return "", errors.New("locate module root: not inside a Go module")
-	}
-	root := filepath.Dir(gomod)
 	dir, err := os.MkdirTemp("", "builder-testbin-")
 	if err != nil {
 		return "", fmt.Errorf("create binary dir: %w", err)
@@ -104,4 +99,17 @@ func buildBinary() (string, error) {
 		return "", fmt.Errorf("go build ./cmd/builder: %w\n%s", err, stderr.String())
 	}
 	return bin, nil
+}
+
+// moduleRoot is the directory of the module under test.
+func moduleRoot() (string, error) {
+	out, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		return "", fmt.Errorf("run go env GOMOD: %w", err)
+	}
+	gomod := strings.TrimSpace(string(out))
+	if gomod == "" || gomod == os.DevNull {
+		return "", errors.New("locate module root: not inside a Go module")
+	}
+	return filepath.Dir(gomod), nil
 }

@@ -19,3 +19,11 @@ func Fits(cfg ocispec.Image, want ocispec.Platform) bool {
 	}
 	return MatchPlatform(want, ocispec.Platform{OS: os, Architecture: cfg.Architecture, Variant: cfg.Variant})
 }
+
+// Picker chooses the entry of an image index for want (oci.Store.ResolvePlatform);
+// its error lists the platforms the index has and wraps oci.ErrNotFound.
+func Picker(want ocispec.Platform) func([]ocispec.Descriptor) (ocispec.Descriptor, error) {
+	return func(m []ocispec.Descriptor) (ocispec.Descriptor, error) {
+		return pickManifest(ocispec.Index{Manifests: m}, want)
+	}
+}
