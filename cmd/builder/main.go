@@ -131,7 +131,7 @@ func newRootCmd(g *globalFlags) *cobra.Command {
 		newPullCmd(g), newPushCmd(g), newLoginCmd(), newLogoutCmd(), // registry.go
 		newDiffCmd(g),                 // diff.go
 		newRunCmd(g), newVolumeCmd(g), // run.go, volume.go
-		newPlatformsCmd())             // platforms.go
+		newPlatformsCmd()) // platforms.go
 	return cmd
 }
 
