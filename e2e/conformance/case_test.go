@@ -15,6 +15,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // A case file (testdata/cases/NAME.txt) is a txtar-like text: a header of
@@ -29,6 +31,7 @@ import (
 //	symlink PATH TARGET  a symbolic link
 //	hardlink PATH OLD    a hard link to an existing file
 //	fifo PATH            a named pipe
+//	xattr PATH NAME VAL  an extended attribute (user.* in practice)
 //	tar OUT DIR [gz]     a tar (gzipped with gz) of DIR's content, made after
 //	                     the other directives, then DIR is removed
 //
@@ -95,6 +98,11 @@ func parseCase(name string, data []byte) (*testCase, error) {
 			c.actions = append(c.actions, f)
 		case "chmod", "symlink", "hardlink":
 			if len(f) != 3 {
+				return nil, bad()
+			}
+			c.actions = append(c.actions, f)
+		case "xattr":
+			if len(f) != 4 {
 				return nil, bad()
 			}
 			c.actions = append(c.actions, f)
@@ -172,6 +180,8 @@ func (c *testCase) materialize(dir, base string) error {
 			}
 		case "hardlink":
 			err = os.Link(filepath.Join(dir, filepath.FromSlash(a[2])), p)
+		case "xattr":
+			err = unix.Lsetxattr(p, a[2], []byte(a[3]), 0)
 		case "tar":
 			tars = append(tars, a)
 		}

@@ -93,6 +93,7 @@ func parseSummary(text string) (*summary, error) {
 
 var (
 	reRef      = regexp.MustCompile(`ref [a-z0-9]+::[a-z0-9]+`)
+	reMount    = regexp.MustCompile(`(/[^\s/]+)+/cachemounts/[^\s/]+`)
 	reSnippet  = regexp.MustCompile(`(?m)^Dockerfile:(\d+)(?:-\d+)?\s*$`)
 	reLine     = regexp.MustCompile(`Dockerfile:(\d+)`)
 	reLineAlt  = regexp.MustCompile(`(?i)line (\d+)`)
@@ -130,6 +131,7 @@ func errorMessage(stderr string) string {
 		l = strings.TrimSpace(l)
 		if strings.HasPrefix(l, "ERROR:") || strings.HasPrefix(l, "error:") || strings.HasPrefix(l, "Error:") {
 			l = reRef.ReplaceAllString(l, "ref ...")
+			l = reMount.ReplaceAllString(l, "<mount>")
 			if len(l) > 300 {
 				l = l[:300] + "..."
 			}
