@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -32,8 +33,9 @@ import (
 //	hardlink PATH OLD    a hard link to an existing file
 //	fifo PATH            a named pipe
 //	xattr PATH NAME VAL  an extended attribute (user.* in practice)
-//	tar OUT DIR [gz]     a tar (gzipped with gz) of DIR's content, made after
-//	                     the other directives, then DIR is removed
+//	tar OUT DIR [gz] [dot]  a tar (gzipped with gz; names starting with "./"
+//	                     with dot) of DIR's content, made after the other
+//	                     directives, then DIR is removed
 //
 // Header directives run in order after the files are written (tar last). In
 // the Dockerfile the text @BASE@ stands for the busybox base image (its name
@@ -107,7 +109,12 @@ func parseCase(name string, data []byte) (*testCase, error) {
 			}
 			c.actions = append(c.actions, f)
 		case "tar":
-			if len(f) != 3 && (len(f) != 4 || f[3] != "gz") {
+			for _, opt := range f[min(3, len(f)):] {
+				if opt != "gz" && opt != "dot" {
+					return nil, bad()
+				}
+			}
+			if len(f) < 3 {
 				return nil, bad()
 			}
 			c.actions = append(c.actions, f)
@@ -190,7 +197,8 @@ func (c *testCase) materialize(dir, base string) error {
 		}
 	}
 	for _, a := range tars {
-		if err := writeTar(filepath.Join(dir, a[1]), filepath.Join(dir, a[2]), len(a) == 4); err != nil {
+		gz, dot := slices.Contains(a[3:], "gz"), slices.Contains(a[3:], "dot")
+		if err := writeTar(filepath.Join(dir, a[1]), filepath.Join(dir, a[2]), gz, dot); err != nil {
 			return fmt.Errorf("%s: %s: %w", c.name, strings.Join(a, " "), err)
 		}
 		if err := os.RemoveAll(filepath.Join(dir, a[2])); err != nil {
@@ -215,9 +223,15 @@ func modeExtra(m uint64) fs.FileMode {
 }
 
 // writeTar writes a deterministic tar of src's content (names relative to src).
-func writeTar(out, src string, gz bool) error {
+func writeTar(out, src string, gz, dot bool) error {
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
+	if dot {
+		h := &tar.Header{Typeflag: tar.TypeDir, Name: "./", Mode: 0o755, ModTime: contextTime, Format: tar.FormatPAX}
+		if err := tw.WriteHeader(h); err != nil {
+			return err
+		}
+	}
 	err := filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
 		if err != nil || p == src {
 			return err
@@ -238,6 +252,9 @@ func writeTar(out, src string, gz bool) error {
 			return err
 		}
 		h.Name = filepath.ToSlash(rel)
+		if dot {
+			h.Name = "./" + h.Name
+		}
 		if info.IsDir() {
 			h.Name += "/"
 		}

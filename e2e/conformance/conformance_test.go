@@ -72,10 +72,9 @@ var deliberate = []struct {
 		golden: regexp.MustCompile(`^1$`),
 	},
 	{
-		name: "entitlement error names the line",
-		reason: "RUN --security=insecure without --allow: BuildKit fails while loading the LLB and names no " +
-			"line; builder names the RUN's line",
-		cases:  regexp.MustCompile(`^run_security_insecure$`),
+		name: "errors name their line",
+		reason: "where BuildKit fails without naming a Dockerfile line (RUN --security=insecure without " +
+			"--allow fails while loading the LLB; COPY --from=$VAR), builder names the instruction's line",
 		key:    regexp.MustCompile(`^error\.line$`),
 		golden: regexp.MustCompile(`^none$`),
 	},
