@@ -49,10 +49,12 @@ bench: deps build
 # The differential suite against BuildKit (e2e/conformance/): re-record the
 # goldens from a live BuildKit (buildctl on PATH or $$BUILDCTL, talking to
 # $$BUILDKIT_HOST), then compare builder with them. `make test` runs only the
-# comparison, against the committed goldens. CONFORMANCE_CASES=regexp: a subset.
+# comparison, against the committed goldens. CONFORMANCE_CASES=regexp: a subset;
+# CONFORMANCE_REPORTS=DIR: also imagediff's full report of every pair that differs.
 conformance: deps
-	CONFORMANCE_RECORD=1 $(GO) test -count=1 -timeout 30m -run '^TestRecordGoldens$$' ./e2e/conformance/
-	$(GO) test -count=1 -timeout 30m -run '^TestConformance$$' ./e2e/conformance/
+	CONFORMANCE_RECORD=1 CONFORMANCE_REPORTS=$(CONFORMANCE_REPORTS) CONFORMANCE_CASES='$(CONFORMANCE_CASES)' \
+	  $(GO) test -count=1 -timeout 30m -run '^TestRecordGoldens$$' ./e2e/conformance/
+	CONFORMANCE_CASES='$(CONFORMANCE_CASES)' $(GO) test -count=1 -timeout 30m -run '^TestConformance$$' ./e2e/conformance/
 
 # Fuzzing (native Go fuzz targets): each target for FUZZTIME, one after the
 # other, on one core, each new input minimized in 200 runs at most (FUZZFLAGS).

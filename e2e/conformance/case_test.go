@@ -146,10 +146,10 @@ func (c *testCase) hasFile(p string) bool {
 }
 
 // materialize writes the build context of c into dir with base as the base
-// image, every file 0644 and dir 0755 unless chmod says otherwise.
+// image, every file 0644 and dir 0755 unless chmod says otherwise (a umask
+// of 022 leaves those modes alone; the umask is process-wide, so it is not
+// changed while other cases build).
 func (c *testCase) materialize(dir, base string) error {
-	old := syscall.Umask(0)
-	defer syscall.Umask(old)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}

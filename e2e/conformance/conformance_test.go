@@ -16,6 +16,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 
 	"github.com/builderdev/builder/internal/testutil"
@@ -26,12 +27,18 @@ const (
 	casesDir         = "testdata/cases"
 	goldenDir        = "testdata/golden"
 	expectedFailures = "testdata/expected-failures.txt"
+	// goldenArch is the architecture the goldens were recorded on: their
+	// config and the platform ARGs name it.
+	goldenArch = "amd64"
 )
 
 func TestMain(m *testing.M) {
 	if sandbox.IsInit() {
 		sandbox.Main()
 	}
+	// Context files are written 0644/0755 and chmod'ed where a case says:
+	// a umask of 022 keeps those modes. Set once, before any goroutine.
+	syscall.Umask(0o022)
 	done := testutil.PrivateTempDir("builder-conformance-")
 	code := m.Run()
 	testutil.RemoveBuiltBinary()
@@ -270,10 +277,41 @@ func runCmd(ctx context.Context, env []string, argv ...string) (int, string, err
 	return 0, stderr.String(), nil
 }
 
+// builderBase is the base image's name in builder's store.
+const builderBase = "busybox:latest"
+
+// builderBuild makes a builder store under work with the base image loaded
+// and returns how to build a case with the builder binary into it (cases
+// share the store and its cache: their steps differ, and a hit gives the
+// same layer a miss would), and the base image's diffIDs.
+func builderBuild(t *testing.T, work string) (buildFunc, map[string]bool) {
+	t.Helper()
+	bin := testutil.BuildBinary(t)
+	root := filepath.Join(work, "root")
+	baseTar, skip := baseImage(t, work)
+	if code, out, err := runCmd(t.Context(), nil, bin, "--root", root, "load", "-i", baseTar); err != nil || code != 0 {
+		t.Fatalf("load base: exit %d, %v\n%s", code, err, out)
+	}
+	return func(ctx context.Context, c *testCase, ctxDir, out string) (int, string, error) {
+		argv := []string{bin, "--root", root, "build", "--progress", "plain", "--source-date-epoch", "0",
+			"-o", "type=oci,dest=" + out}
+		for _, a := range c.args {
+			argv = append(argv, "--build-arg", a)
+		}
+		if c.target != "" {
+			argv = append(argv, "--target", c.target)
+		}
+		return runCmd(ctx, nil, append(argv, ctxDir)...)
+	}, skip
+}
+
 // TestConformance builds every case with the builder binary and compares
 // the result with BuildKit's golden summary.
 func TestConformance(t *testing.T) {
 	testutil.RequiresRoot(t)
+	if runtime.GOARCH != goldenArch {
+		t.Skipf("the goldens were recorded on %s, this is %s", goldenArch, runtime.GOARCH)
+	}
 	cases, err := loadCases(casesDir)
 	if err != nil {
 		t.Fatal(err)
@@ -285,26 +323,10 @@ func TestConformance(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bin := testutil.BuildBinary(t)
 	work := t.TempDir()
-	root := filepath.Join(work, "root")
-	baseTar, skip := baseImage(t, work)
-	if code, out, err := runCmd(t.Context(), nil, bin, "--root", root, "load", "-i", baseTar); err != nil || code != 0 {
-		t.Fatalf("load base: exit %d, %v\n%s", code, err, out)
-	}
-	build := func(ctx context.Context, c *testCase, ctxDir, out string) (int, string, error) {
-		argv := []string{bin, "--root", root, "build", "--progress", "plain", "--source-date-epoch", "0",
-			"-o", "type=oci,dest=" + out}
-		for _, a := range c.args {
-			argv = append(argv, "--build-arg", a)
-		}
-		if c.target != "" {
-			argv = append(argv, "--target", c.target)
-		}
-		return runCmd(ctx, nil, append(argv, ctxDir)...)
-	}
+	build, skip := builderBuild(t, work)
 	workers := max(3, runtime.NumCPU()+1)
-	sums, errs := summarizeAll(t.Context(), cases, filepath.Join(work, "cases"), "busybox:latest", skip, workers, build)
+	sums, errs := summarizeAll(t.Context(), cases, filepath.Join(work, "cases"), builderBase, skip, workers, build)
 
 	identical, failing := 0, 0
 	for i, c := range cases {

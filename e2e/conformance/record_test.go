@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"testing"
 
 	"github.com/builderdev/builder/internal/testutil"
@@ -18,7 +19,9 @@ import (
 // $BUILDCTL or PATH, talking to $BUILDKIT_HOST (buildctl's default when
 // unset). The base image is pushed to $CONFORMANCE_REGISTRY (host:port) or
 // to a throwaway local registry: BuildKit pulls from 127.0.0.1 over plain
-// HTTP without configuration.
+// HTTP without configuration. With $CONFORMANCE_REPORTS=DIR it also builds
+// every case with builder and writes imagediff's full report of each pair
+// of images that differ into DIR (writeReports).
 func TestRecordGoldens(t *testing.T) {
 	if os.Getenv("CONFORMANCE_RECORD") != "1" {
 		t.Skip("recording goldens needs a live BuildKit: make conformance")
@@ -33,6 +36,9 @@ func TestRecordGoldens(t *testing.T) {
 	}
 	if code, out, err := runCmd(t.Context(), nil, buildctl, "debug", "workers"); err != nil || code != 0 {
 		t.Fatalf("buildctl cannot reach buildkitd (BUILDKIT_HOST=%q): exit %d %v\n%s", os.Getenv("BUILDKIT_HOST"), code, err, out)
+	}
+	if runtime.GOARCH != goldenArch {
+		t.Fatalf("record on %s (the architecture the test compares against), not %s", goldenArch, runtime.GOARCH)
 	}
 	cases, err := loadCases(casesDir)
 	if err != nil {
@@ -65,6 +71,13 @@ func TestRecordGoldens(t *testing.T) {
 		}
 		return runCmd(ctx, nil, argv...)
 	}
+	reports := os.Getenv("CONFORMANCE_REPORTS")
+	if reports != "" {
+		if err := os.MkdirAll(reports, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		build = keepArchive(build, reports, "buildkit")
+	}
 	sums, errs := summarizeAll(t.Context(), cases, filepath.Join(work, "cases"), base, skip, 4, build)
 	if err := os.MkdirAll(goldenDir, 0o755); err != nil {
 		t.Fatal(err)
@@ -80,4 +93,7 @@ func TestRecordGoldens(t *testing.T) {
 		}
 	}
 	t.Logf("recorded %d goldens", len(cases))
+	if reports != "" {
+		writeReports(t, cases, reports, work)
+	}
 }
