@@ -14,7 +14,7 @@ TEST_DEBS := skopeo umoci busybox-static docker-registry apache2-utils ca-certif
 	buildah debootstrap time uidmap openssh-client git qemu-user-static
 export CGO_ENABLED := 0
 
-.PHONY: all build demo test unit e2e lint deps bench fuzz clean
+.PHONY: all build demo test unit e2e lint deps bench fuzz conformance clean
 
 all: build
 
@@ -48,6 +48,16 @@ test: deps lint
 bench: deps build
 	$(GO) test -count=1 -v -run '^TestBench$$' -timeout 90m ./bench/ -args \
 	  $(if $(QUICK),,-full) $(if $(WORKLOADS),-workloads=$(WORKLOADS)) $(if $(STRICT),-strict)
+
+# The differential suite against BuildKit (e2e/conformance/): re-record the
+# goldens from a live BuildKit (buildctl on PATH or $$BUILDCTL, talking to
+# $$BUILDKIT_HOST), then compare builder with them. `make test` runs only the
+# comparison, against the committed goldens. CONFORMANCE_CASES=regexp: a subset;
+# CONFORMANCE_REPORTS=DIR: also imagediff's full report of every pair that differs.
+conformance: deps
+	CONFORMANCE_RECORD=1 CONFORMANCE_REPORTS=$(CONFORMANCE_REPORTS) CONFORMANCE_CASES='$(CONFORMANCE_CASES)' \
+	  $(GO) test -count=1 -timeout 30m -run '^TestRecordGoldens$$' ./e2e/conformance/
+	CONFORMANCE_CASES='$(CONFORMANCE_CASES)' $(GO) test -count=1 -timeout 30m -run '^TestConformance$$' ./e2e/conformance/
 
 # Fuzzing (native Go fuzz targets): each target for FUZZTIME, one after the
 # other, on one core, each new input minimized in 200 runs at most (FUZZFLAGS).

@@ -341,11 +341,26 @@ func execUser(spec string, passwd, group []byte) (uid, gid int, sgids []int, err
 }
 
 // ChownIDs resolves a --chown value "user[:group]" (names or ids) to
-// uid/gid through the rootfs' /etc/passwd and /etc/group. With only a
-// user, the gid is the user's primary group when the user is a name, else
-// the same id. Unknown names are errors, unknown ids are fine.
+// uid/gid through the rootfs' /etc/passwd and /etc/group, as BuildKit does
+// (solver/llbsolver/ops/user_linux.go readUser): with only a user, the gid
+// is the user's primary group when the user is a name, else the same id. A
+// name that is not found (or a missing file) is not an error: an unknown
+// user is 0:0, an unknown group leaves the gid as the user part gave it.
+// Only a rootfs with no tree at all (a scratch stage; r reports Empty)
+// makes a name an error: there is no file to look it up in.
 func ChownIDs(r FileReader, spec string) (uid, gid int, err error) {
 	userPart, groupPart, hasGroup := strings.Cut(spec, ":")
+	if e, ok := r.(interface{ Empty() bool }); ok && e.Empty() {
+		names := []string{userPart}
+		if hasGroup {
+			names = append(names, groupPart)
+		}
+		for _, name := range names {
+			if _, err := strconv.Atoi(name); err != nil {
+				return 0, 0, fmt.Errorf("--chown=%s: unable to find %s: the stage has no files (FROM scratch)", spec, name)
+			}
+		}
+	}
 	if id, err := strconv.Atoi(userPart); err == nil {
 		uid, gid = id, id
 	} else {
@@ -353,15 +368,11 @@ func ChownIDs(r FileReader, spec string) (uid, gid int, err error) {
 		if err != nil {
 			return 0, 0, err
 		}
-		found := false
 		for _, p := range users {
 			if p.name == userPart {
-				uid, gid, found = p.uid, p.gid, true
+				uid, gid = p.uid, p.gid
 				break
 			}
-		}
-		if !found {
-			return 0, 0, fmt.Errorf("--chown=%s: unable to find user %s in /etc/passwd", spec, userPart)
 		}
 	}
 	if hasGroup {
@@ -372,15 +383,11 @@ func ChownIDs(r FileReader, spec string) (uid, gid int, err error) {
 			if err != nil {
 				return 0, 0, err
 			}
-			found := false
 			for _, g := range groups {
 				if g.name == groupPart {
-					gid, found = g.gid, true
+					gid = g.gid
 					break
 				}
-			}
-			if !found {
-				return 0, 0, fmt.Errorf("--chown=%s: unable to find group %s in /etc/group", spec, groupPart)
 			}
 		}
 	}

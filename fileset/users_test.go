@@ -217,8 +217,8 @@ func TestChownIDs(t *testing.T) {
 		{etc, "1001", 1001, 1001, ""},
 		{etc, "1001:7", 1001, 7, ""},
 		{etc, "nobody:www", 65534, 1000, ""},
-		{etc, "ghost", 0, 0, "--chown=ghost: unable to find user ghost in /etc/passwd"},
-		{etc, "www:ghosts", 0, 0, "--chown=www:ghosts: unable to find group ghosts in /etc/group"},
+		{etc, "ghost", 0, 0, ""}, // BuildKit: an unknown user is 0:0
+		{etc, "www:ghosts", 1000, 1000, ""}, // an unknown group keeps the user's gid
 		// A numeric user gets the same gid, not its passwd group.
 		{rootfs, "1", 1, 1, ""},
 		{rootfs, "1000", 1000, 1000, ""},
@@ -227,12 +227,18 @@ func TestChownIDs(t *testing.T) {
 		{rootfs, "app:0", 1000, 0, ""},
 		{rootfs, "0:app", 0, 1000, ""},
 		{rootfs, "dup", 2000, 2000, ""},
-		{rootfs, "bad", 0, 0, "--chown=bad: unable to find user bad in /etc/passwd"},
-		{rootfs, "app:bad", 0, 0, "--chown=app:bad: unable to find group bad in /etc/group"},
-		// Missing files: ids work, names do not.
+		{rootfs, "bad", 0, 0, ""},
+		{rootfs, "bad:docker", 0, 999, ""},
+		{rootfs, "app:bad", 1000, 1000, ""},
+		{rootfs, "7:bad", 7, 7, ""},
+		// Missing files: ids work, names are not found (0, or the gid so far).
 		{files{}, "10:20", 10, 20, ""},
-		{files{}, "app", 0, 0, "--chown=app: unable to find user app in /etc/passwd"},
-		{files{}, "10:app", 0, 0, "--chown=10:app: unable to find group app in /etc/group"},
+		{files{}, "app", 0, 0, ""},
+		{files{}, "10:app", 10, 10, ""},
+		// No tree at all (scratch): names are errors, ids work.
+		{View(nil), "app", 0, 0, "--chown=app: unable to find app: the stage has no files (FROM scratch)"},
+		{View(nil), "10:app", 0, 0, "--chown=10:app: unable to find app: the stage has no files (FROM scratch)"},
+		{View(nil), "10:20", 10, 20, ""},
 		// Ids never read the files; names pass read errors through.
 		{failReader{}, "10:20", 10, 20, ""},
 		{failReader{}, "app", 0, 0, "i/o error"},

@@ -1,0 +1,387 @@
+//go:build linux
+
+package conformance
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+
+	"github.com/builderdev/builder/internal/testutil"
+	"github.com/builderdev/builder/snapshot/sandbox"
+)
+
+const (
+	casesDir         = "testdata/cases"
+	goldenDir        = "testdata/golden"
+	expectedFailures = "testdata/expected-failures.txt"
+	// goldenArch is the architecture the goldens were recorded on: their
+	// config and the platform ARGs name it.
+	goldenArch = "amd64"
+)
+
+func TestMain(m *testing.M) {
+	if sandbox.IsInit() {
+		sandbox.Main()
+	}
+	// Context files are written 0644/0755 and chmod'ed where a case says:
+	// a umask of 022 keeps those modes. Set once, before any goroutine.
+	syscall.Umask(0o022)
+	done := testutil.PrivateTempDir("builder-conformance-")
+	code := m.Run()
+	testutil.RemoveBuiltBinary()
+	os.Exit(done(code))
+}
+
+// deliberate lists the differences from BuildKit that builder keeps on
+// purpose, each with its reason: a difference in a key that a rule matches
+// (in a case it matches) is not reported.
+var deliberate = []struct {
+	name, reason string
+	cases        *regexp.Regexp // nil: every case
+	key          *regexp.Regexp
+	// golden and got, when set, must match BuildKit's and builder's value
+	// ("" when there is none).
+	golden, got *regexp.Regexp
+	// rewrite, when set, maps builder's value before comparing.
+	rewrite *strings.Replacer
+}{
+	{
+		name:    "history comment",
+		reason:  "history entries name the tool that made them: builder.dockerfile.v0, not buildkit.dockerfile.v0",
+		key:     regexp.MustCompile(`^history\[\d+\]$`),
+		rewrite: strings.NewReplacer(`comment="builder.dockerfile.v0"`, `comment="buildkit.dockerfile.v0"`),
+	},
+	{
+		name: "mount points",
+		reason: "a RUN on an image without /dev, /proc or /sys: BuildKit's layer gets those mount-point " +
+			"directories, builder's never does (mount points are the sandbox's, not the image's)",
+		key:    regexp.MustCompile(`^layer\[\d+\] /(dev|proc|sys)$`),
+		golden: regexp.MustCompile(`^dir `),
+	},
+	{
+		name: "usage errors exit 2",
+		reason: "--target naming no stage is a usage error (a bad flag value): builder's CLI exits 2 for those, " +
+			"buildctl exits 1 for every failure",
+		cases:  regexp.MustCompile(`^multistage_target_missing$`),
+		key:    regexp.MustCompile(`^error\.exit$`),
+		golden: regexp.MustCompile(`^1$`),
+	},
+	{
+		name: "errors name their line",
+		reason: "where BuildKit fails without naming a Dockerfile line (RUN --security=insecure without " +
+			"--allow fails while loading the LLB; COPY --from=$VAR), builder names the instruction's line",
+		key:    regexp.MustCompile(`^error\.line$`),
+		golden: regexp.MustCompile(`^none$`),
+	},
+	{
+		name: "exec failure has no exit code",
+		reason: "a RUN whose program cannot be executed (missing program, no /bin/sh in a scratch stage): " +
+			"runc reports it as exit code 1, builder reports the exec error itself (both fail, at the same " +
+			"line, with exit status 1)",
+		key:    regexp.MustCompile(`^error\.code$`),
+		golden: regexp.MustCompile(`^1$`),
+		got:    regexp.MustCompile(`^none$`),
+	},
+}
+
+// fieldDiff is one key whose value differs (absent: "<none>").
+type fieldDiff struct{ key, golden, got string }
+
+func (d fieldDiff) String() string {
+	return fmt.Sprintf("%s:\n\t  buildkit: %s\n\t  builder:  %s", d.key, d.golden, d.got)
+}
+
+// compareSummaries returns the differences of got from golden, in golden's
+// key order then got's, leaving out the deliberate ones. When only one side
+// failed, that is the one difference.
+func compareSummaries(name string, golden, got *summary) []fieldDiff {
+	gErr, bErr := golden.vals["error.exit"], got.vals["error.exit"]
+	if (gErr == "") != (bErr == "") {
+		return []fieldDiff{{"result", outcome(golden), outcome(got)}}
+	}
+	var out []fieldDiff
+	seen := map[string]bool{}
+	check := func(k string) {
+		if seen[k] {
+			return
+		}
+		seen[k] = true
+		g, gok := golden.vals[k]
+		b, bok := got.vals[k]
+		for _, d := range deliberate {
+			if d.cases != nil && !d.cases.MatchString(name) || !d.key.MatchString(k) {
+				continue
+			}
+			if d.rewrite != nil && gok && bok && d.rewrite.Replace(b) == g {
+				return
+			}
+			if (d.golden != nil || d.got != nil) && d.rewrite == nil &&
+				(d.golden == nil || d.golden.MatchString(g)) && (d.got == nil || d.got.MatchString(b)) {
+				return
+			}
+		}
+		if gok && bok && g == b {
+			return
+		}
+		if !gok {
+			g = "<none>"
+		}
+		if !bok {
+			b = "<none>"
+		}
+		out = append(out, fieldDiff{k, g, b})
+	}
+	for _, k := range golden.keys {
+		check(k)
+	}
+	for _, k := range got.keys {
+		check(k)
+	}
+	return out
+}
+
+// outcome says in one line how a build ended.
+func outcome(s *summary) string {
+	if code, failed := s.vals["error.exit"]; failed {
+		return fmt.Sprintf("failed: exit %s, line %s, RUN exit code %s (%s)", code, s.vals["error.line"],
+			s.vals["error.code"], strings.ReplaceAll(strings.TrimSpace(s.note), "\n", "; "))
+	}
+	return fmt.Sprintf("built an image with %s layers", s.vals["diff_ids"])
+}
+
+// readExpectedFailures reads "NAME reason" lines (# comments).
+func readExpectedFailures(file string) (map[string]string, error) {
+	f, err := os.Open(file)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	out := map[string]string{}
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		name, reason, _ := strings.Cut(line, " ")
+		out[name] = strings.TrimSpace(reason)
+	}
+	return out, sc.Err()
+}
+
+// baseImage writes the busybox base archive into dir and returns its path and
+// the set of its layers' diffIDs (left out of the summaries).
+func baseImage(t testing.TB, dir string) (string, map[string]bool) {
+	t.Helper()
+	file := filepath.Join(dir, "busybox.tar")
+	if err := testutil.WriteBusyboxImage(file, testutil.BusyboxOptions{Name: "busybox:latest"}); err != nil {
+		t.Fatalf("make busybox image: %v", err)
+	}
+	a, err := readOCIArchive(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _, err := a.image()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg struct {
+		RootFS struct {
+			DiffIDs []string `json:"diff_ids"`
+		} `json:"rootfs"`
+	}
+	if err := json.Unmarshal(raw, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	skip := map[string]bool{}
+	for _, d := range cfg.RootFS.DiffIDs {
+		skip[d] = true
+	}
+	return file, skip
+}
+
+// buildFunc builds case c (its context in ctxDir) into an OCI archive out and
+// returns the CLI's exit status and stderr.
+type buildFunc func(ctx context.Context, c *testCase, ctxDir, out string) (int, string, error)
+
+// summarizeAll builds every case with build, `workers` at a time, and
+// returns each case's summary (nil with an error when the harness failed).
+func summarizeAll(ctx context.Context, cases []*testCase, work, base string, skip map[string]bool, workers int, build buildFunc) ([]*summary, []error) {
+	sums := make([]*summary, len(cases))
+	errs := make([]error, len(cases))
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				sums[i], errs[i] = summarizeOne(ctx, cases[i], filepath.Join(work, cases[i].name), base, skip, build)
+			}
+		}()
+	}
+	for i := range cases {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	return sums, errs
+}
+
+func summarizeOne(ctx context.Context, c *testCase, dir, base string, skip map[string]bool, build buildFunc) (*summary, error) {
+	ctxDir := filepath.Join(dir, "context")
+	if err := c.materialize(ctxDir, base); err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	out := filepath.Join(dir, "image.tar")
+	code, stderr, err := build(ctx, c, ctxDir, out)
+	if err != nil {
+		return nil, err
+	}
+	if code != 0 {
+		return errorSummary(code, stderr), nil
+	}
+	s, err := imageSummary(ctx, out, base, skip)
+	if err != nil {
+		return nil, fmt.Errorf("summarize the image: %w\n%s", err, stderr)
+	}
+	return s, nil
+}
+
+// runCmd runs argv and returns its exit status and stderr; err only when it
+// could not run.
+func runCmd(ctx context.Context, env []string, argv ...string) (int, string, error) {
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	cmd.Env = append(os.Environ(), env...)
+	var stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stderr, &stderr
+	err := cmd.Run()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.ExitCode(), stderr.String(), nil
+	}
+	if err != nil {
+		return 0, "", fmt.Errorf("run %s: %w", argv[0], err)
+	}
+	return 0, stderr.String(), nil
+}
+
+// builderBase is the base image's name in builder's store.
+const builderBase = "busybox:latest"
+
+// builderBuild makes a builder store under work with the base image loaded
+// and returns how to build a case with the builder binary into it (cases
+// share the store and its cache: their steps differ, and a hit gives the
+// same layer a miss would), and the base image's diffIDs.
+func builderBuild(t *testing.T, work string) (buildFunc, map[string]bool) {
+	t.Helper()
+	bin := testutil.BuildBinary(t)
+	root := filepath.Join(work, "root")
+	baseTar, skip := baseImage(t, work)
+	if code, out, err := runCmd(t.Context(), nil, bin, "--root", root, "load", "-i", baseTar); err != nil || code != 0 {
+		t.Fatalf("load base: exit %d, %v\n%s", code, err, out)
+	}
+	return func(ctx context.Context, c *testCase, ctxDir, out string) (int, string, error) {
+		argv := []string{bin, "--root", root, "build", "--progress", "plain", "--source-date-epoch", "0",
+			"-o", "type=oci,dest=" + out}
+		for _, a := range c.args {
+			argv = append(argv, "--build-arg", a)
+		}
+		if c.target != "" {
+			argv = append(argv, "--target", c.target)
+		}
+		return runCmd(ctx, nil, append(argv, ctxDir)...)
+	}, skip
+}
+
+// TestConformance builds every case with the builder binary and compares
+// the result with BuildKit's golden summary.
+func TestConformance(t *testing.T) {
+	testutil.RequiresRoot(t)
+	if runtime.GOARCH != goldenArch {
+		t.Skipf("the goldens were recorded on %s, this is %s", goldenArch, runtime.GOARCH)
+	}
+	cases, err := loadCases(casesDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pat := os.Getenv("CONFORMANCE_CASES"); pat != "" {
+		cases = filterCases(t, cases, pat)
+	}
+	xfail, err := readExpectedFailures(expectedFailures)
+	if err != nil {
+		t.Fatal(err)
+	}
+	work := t.TempDir()
+	build, skip := builderBuild(t, work)
+	workers := max(3, runtime.NumCPU()+1)
+	sums, errs := summarizeAll(t.Context(), cases, filepath.Join(work, "cases"), builderBase, skip, workers, build)
+
+	identical, failing := 0, 0
+	for i, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if errs[i] != nil {
+				t.Fatalf("build: %v", errs[i])
+			}
+			raw, err := os.ReadFile(filepath.Join(goldenDir, c.name+".txt"))
+			if err != nil {
+				t.Fatalf("no golden (run make conformance with a live BuildKit): %v", err)
+			}
+			golden, err := parseSummary(string(raw))
+			if err != nil {
+				t.Fatalf("golden: %v", err)
+			}
+			diffs := compareSummaries(c.name, golden, sums[i])
+			reason, expected := xfail[c.name]
+			switch {
+			case len(diffs) == 0 && expected:
+				t.Errorf("identical to BuildKit now: remove it from %s (%s)", expectedFailures, reason)
+			case len(diffs) == 0:
+				identical++
+			case expected:
+				failing++
+				t.Logf("expected failure (%s): %d differences, first: %s", reason, len(diffs), diffs[0])
+			default:
+				failing++
+				var b strings.Builder
+				for _, d := range diffs {
+					fmt.Fprintf(&b, "\n\t%s", d)
+				}
+				if golden.note != "" || sums[i].note != "" {
+					fmt.Fprintf(&b, "\n\tbuildkit said: %s\n\tbuilder said: %s",
+						strings.TrimSpace(golden.note), strings.TrimSpace(sums[i].note))
+				}
+				t.Errorf("differs from BuildKit in %d fields:%s", len(diffs), b.String())
+			}
+		})
+	}
+	t.Logf("%d cases: %d identical to BuildKit, %d differ (%d expected failures listed)", len(cases), identical, failing, len(xfail))
+}
+
+func filterCases(t *testing.T, cases []*testCase, pat string) []*testCase {
+	re, err := regexp.Compile(pat)
+	if err != nil {
+		t.Fatalf("CONFORMANCE_CASES: %v", err)
+	}
+	var out []*testCase
+	for _, c := range cases {
+		if re.MatchString(c.name) {
+			out = append(out, c)
+		}
+	}
+	return out
+}
