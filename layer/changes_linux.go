@@ -8,8 +8,10 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path"
+	"slices"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -21,9 +23,11 @@ import (
 // directories with trusted.overlay.opaque=y become Opaque entries followed
 // by their contents, everything else is described as DirEntries does, minus
 // the trusted.overlay.* attributes. An entry that is the same as the one
-// below is left out, as BuildKit's overlay differ leaves it out: a
-// directory copied up only because something under it changed, a file
-// opened for writing but not changed (see unchanged). Upperdirs written
+// below is left out, as BuildKit's overlay differ leaves it out (a file
+// opened for writing but not changed, see unchanged), but for a directory
+// that holds a recorded entry, which the tar needs first, as containerd's
+// tar writer adds it: a dir copied up only because a file in it was
+// created and removed again is left out. Upperdirs written
 // with redirect_dir or metacopy are refused: their changes are not all in
 // upper.
 func Changes(upper string, below Below, opts ChangeOptions) ([]Entry, error) {
@@ -33,6 +37,23 @@ func Changes(upper string, below Below, opts ChangeOptions) ([]Entry, error) {
 	}
 	var out []Entry
 	opaque := make(map[string]bool)
+	// Dirs left out so far: the first entry recorded below one brings it
+	// back (with its parents), as containerd's tar writer adds the parents
+	// of what it writes; those never brought back keep the time below.
+	held := map[string]heldDir{}
+	emit := func(e Entry) {
+		var back []string
+		for d := path.Dir(e.Name); d != "."; d = path.Dir(d) {
+			if _, ok := held[d]; ok {
+				back = append(back, d)
+			}
+		}
+		for i := len(back) - 1; i >= 0; i-- {
+			out = append(out, held[back[i]].e)
+			delete(held, back[i])
+		}
+		out = append(out, e)
+	}
 	err := walk(upper, func(full, name string, info fs.FileInfo) error {
 		if isWhiteoutDevice(info) {
 			if underOpaque(opaque, name) {
@@ -43,7 +64,7 @@ func Changes(upper string, below Below, opts ChangeOptions) ([]Entry, error) {
 				return fmt.Errorf("look up %q below upperdir: %w", name, err)
 			}
 			if bi != nil {
-				out = append(out, Entry{Name: name, Whiteout: true})
+				emit(Entry{Name: name, Whiteout: true})
 			}
 			return nil
 		}
@@ -74,21 +95,37 @@ func Changes(upper string, below Below, opts ChangeOptions) ([]Entry, error) {
 			if err != nil {
 				return fmt.Errorf("compare %q with the layers below: %w", name, err)
 			}
-			if same && e.Mode.IsDir() && opts.SameDir != nil {
-				err = opts.SameDir(name, bi)
+			if same && e.Mode.IsDir() {
+				e.Xattrs = filterXattrs(e.Xattrs, prefix)
+				held[name] = heldDir{e, bi}
 			}
-			if same || err != nil {
-				return err
+			if same {
+				return nil
 			}
 		}
 		e.Xattrs = filterXattrs(e.Xattrs, prefix)
-		out = append(out, e)
+		emit(e)
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
+	if opts.SameDir != nil {
+		names := slices.Sorted(maps.Keys(held))
+		for _, n := range names {
+			if err := opts.SameDir(n, held[n].below); err != nil {
+				return nil, err
+			}
+		}
+	}
 	return out, nil
+}
+
+// heldDir is a directory Changes left out, until something under it is
+// recorded.
+type heldDir struct {
+	e     Entry
+	below fs.FileInfo
 }
 
 // unchanged reports whether the upper entry (upper, at host path up) is

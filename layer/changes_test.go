@@ -469,8 +469,9 @@ func TestDiff(t *testing.T) {
 }
 
 // An upper entry equal to the one below is left out, by BuildKit's rules:
-// a directory copied up with another mtime, a file copied up unchanged
-// (times without nanoseconds: the content decides), the same symlink.
+// a file copied up unchanged (times without nanoseconds: the content
+// decides), the same symlink, a directory copied up with another mtime
+// unless something under it is recorded.
 func TestChangesSkipsUnchanged(t *testing.T) {
 	requireRoot(t)
 	lower, upper := t.TempDir(), t.TempDir()
@@ -486,6 +487,8 @@ func TestChangesSkipsUnchanged(t *testing.T) {
 		must(os.Symlink("same", filepath.Join(root, "d/link")))
 		must(os.WriteFile(filepath.Join(root, "d/owner"), []byte("o"), 0o644))
 		must(os.MkdirAll(filepath.Join(root, "mode"), 0o755))
+		must(os.MkdirAll(filepath.Join(root, "quiet"), 0o755))
+		must(os.WriteFile(filepath.Join(root, "quiet/same"), []byte("q"), 0o644))
 	}
 	must(os.WriteFile(filepath.Join(lower, "d/content"), []byte("aaaa"), 0o644))
 	must(os.WriteFile(filepath.Join(upper, "d/content"), []byte("bbbb"), 0o644))
@@ -504,14 +507,23 @@ func TestChangesSkipsUnchanged(t *testing.T) {
 	}
 	must(unix.UtimesNanoAt(unix.AT_FDCWD, filepath.Join(upper, "d/touched"), []unix.Timespec{{Sec: 7}, {Sec: 2000}}, 0))
 	must(unix.UtimesNanoAt(unix.AT_FDCWD, filepath.Join(upper, "d"), []unix.Timespec{{Sec: 7}, {Sec: 2000}}, 0))
-	es, err := Changes(upper, belowIn(lower), ChangeOptions{})
+	must(unix.UtimesNanoAt(unix.AT_FDCWD, filepath.Join(upper, "quiet"), []unix.Timespec{{Sec: 7}, {Sec: 2000}}, 0))
+	var restored []string
+	es, err := Changes(upper, belowIn(lower), ChangeOptions{SameDir: func(n string, _ fs.FileInfo) error {
+		restored = append(restored, n)
+		return nil
+	}})
 	must(err)
 	var got []string
 	for _, e := range es {
 		got = append(got, e.Name)
 	}
-	want := []string{"d/content", "d/new", "d/owner", "d/touched", "mode"}
+	// d is back as the parent of what is recorded under it.
+	want := []string{"d", "d/content", "d/new", "d/owner", "d/touched", "mode"}
 	if strings.Join(got, " ") != strings.Join(want, " ") {
 		t.Fatalf("changes %q, want %q", got, want)
+	}
+	if strings.Join(restored, " ") != "quiet" {
+		t.Fatalf("SameDir called for %q, want only quiet", restored)
 	}
 }

@@ -71,10 +71,10 @@ type ChangeOptions struct {
 	// namespace): its marks are user.overlay.*, which otherwise are a
 	// file's own attributes.
 	UserXattr bool
-	// SameDir, when set, is called for each directory of the upper dir
-	// left out as the same as the one below (only its mtime may differ),
-	// so that the caller can give the upper dir the time the layer
-	// implies.
+	// SameDir, when set, is called (after the walk) for each directory
+	// of the upper dir left out as the same as the one below (only its
+	// mtime may differ) and holding nothing recorded, so that the caller
+	// can give the upper dir the time the layer implies.
 	SameDir func(name string, below fs.FileInfo) error
 }
 
