@@ -30,9 +30,11 @@ func Commit(ctx context.Context, st Stores, img *oci.Image, upper string, lowers
 		return ocispec.Descriptor{}, fmt.Errorf("diff container: %w", err)
 	}
 	bd := &build{st: st, clock: newClock(nil)}
-	p, err := bd.writeLayer(ctx, ents)
-	if err != nil {
-		return ocispec.Descriptor{}, fmt.Errorf("write layer: %w", err)
+	var p *produced
+	if len(ents) > 0 {
+		if p, err = bd.writeLayer(ctx, ents); err != nil {
+			return ocispec.Descriptor{}, fmt.Errorf("write layer: %w", err)
+		}
 	}
 	now := time.Now().UTC()
 	layers := append([]ocispec.Descriptor{}, img.Manifest.Layers...)

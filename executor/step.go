@@ -229,10 +229,10 @@ func (bd *build) applyRecord(st *imageState, rec cache.Record, createdBy string)
 }
 
 // writeLayer packs entries into a new blob of the store.
+// It writes one even for no entries (a tar of only its end marker): BuildKit
+// exports every RUN, COPY, ADD and WORKDIR as a layer, an empty one when
+// the step changed nothing.
 func (bd *build) writeLayer(ctx context.Context, ents []layer.Entry) (*produced, error) {
-	if len(ents) == 0 {
-		return nil, nil
-	}
 	w, err := bd.st.Images.Writer(ctx)
 	if err != nil {
 		return nil, err

@@ -50,7 +50,7 @@ func (bd *build) workdir(ctx context.Context, s *stage, st *imageState, c *instr
 				if !fi.IsDir() {
 					return nil, fmt.Errorf("%s exists and is not a directory", wd)
 				}
-				return bd.writeMkdirLayer(ctx, nil)
+				return bd.writeLayer(ctx, nil)
 			}
 			u, err := fileset.ResolveUser(root, user)
 			if err != nil {
@@ -67,28 +67,7 @@ func (bd *build) workdir(ctx context.Context, s *stage, st *imageState, c *instr
 				ents = append(ents, layer.Entry{Name: strings.TrimPrefix(a, "/"), Mode: fs.ModeDir | 0o755,
 					UID: u.UID, GID: u.GID, ModTime: bd.clock.fileTime()})
 			}
-			return bd.writeMkdirLayer(ctx, ents)
+			return bd.writeLayer(ctx, ents)
 		},
 	})
-}
-
-// writeMkdirLayer packs the dirs a WORKDIR made into a layer, an empty one
-// (a tar of only its end marker) when it made none.
-func (bd *build) writeMkdirLayer(ctx context.Context, ents []layer.Entry) (*produced, error) {
-	if len(ents) > 0 {
-		return bd.writeLayer(ctx, ents)
-	}
-	w, err := bd.st.Images.Writer(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer w.Close()
-	packed, err := layer.Pack(ctx, w, nil, layer.PackOptions{Compression: bd.opts.Compression, SourceDateEpoch: bd.clock.packClamp()})
-	if err != nil {
-		return nil, err
-	}
-	if _, _, err := w.Commit(packed.Digest); err != nil {
-		return nil, fmt.Errorf("store layer: %w", err)
-	}
-	return &produced{packed: packed, newest: bd.clock.newest(nil)}, nil
 }
