@@ -197,6 +197,12 @@ func (bd *build) finish(ctx context.Context, st *imageState) (*Result, error) {
 			img.History[i].Created = &c
 		}
 	}
+	if n := len(img.History); bd.clock.rewritesHistory() && n > 0 {
+		// As BuildKit's exporter: the image was created when its last
+		// history entry was, which is the base's when this build added none.
+		last := *img.History[n-1].Created
+		img.Created = &last
+	}
 	cfgData, err := oci.ConfigJSON(img)
 	if err != nil {
 		return nil, fmt.Errorf("write image config: %w", err)
