@@ -2,6 +2,7 @@ package executor
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"strings"
 
@@ -37,6 +38,9 @@ func (bd *build) runChecks(ctx context.Context, target *stage) ([]CheckWarning, 
 			continue
 		}
 		b, err := bd.checkBase(ctx, s)
+		if errors.Is(err, errNoBase) {
+			continue
+		}
 		if err != nil && !bd.opts.Check {
 			return nil, err
 		}
@@ -56,13 +60,26 @@ func (bd *build) runChecks(ctx context.Context, target *stage) ([]CheckWarning, 
 	return ws, firstErr(baseErr, err)
 }
 
+// errNoBase: the stage's base has no image config to check against.
+var errNoBase = errors.New("no base image config")
+
 // checkBase resolves the base image of s for the checks.
 func (bd *build) checkBase(ctx context.Context, s *stage) (parser.BaseImage, error) {
 	plat, err := bd.stagePlatform(s)
 	if err != nil {
 		return parser.BaseImage{}, bd.errAt(s.def, err)
 	}
-	st, err := bd.resolveImage(ctx, s.base, plat)
+	var st *imageState
+	if nc := bd.namedContext(s.base); nc != nil {
+		// --build-context NAME: an image context is its image; a tree
+		// has no config to check against (made only when the stage runs).
+		if nc.kind != "image" && nc.kind != "oci-layout" {
+			return parser.BaseImage{}, errNoBase
+		}
+		st, err = bd.contextState(ctx, nc, plat)
+	} else {
+		st, err = bd.resolveImage(ctx, s.base, plat)
+	}
 	if err != nil {
 		return parser.BaseImage{}, bd.errAt(s.def, err)
 	}
