@@ -199,7 +199,7 @@ func (c *Client) Build(ctx context.Context, opts BuildOptions) (*BuildResult, er
 	if err := c.attach(ctx, opts, out, started); err != nil {
 		return nil, err
 	}
-	if err := c.tagIfKept(ctx, out, tags); err != nil {
+	if err := c.tagIfKept(ctx, out, tags, len(opts.Outputs) == 0); err != nil {
 		return nil, err
 	}
 	if opts.OnBuilt != nil {
@@ -234,7 +234,7 @@ func (c *Client) Build(ctx context.Context, opts BuildOptions) (*BuildResult, er
 		return out, err
 	}
 	if out.NotKept {
-		if err := c.tagIfKept(ctx, out, tags); err != nil {
+		if err := c.tagIfKept(ctx, out, tags, len(opts.Outputs) == 0); err != nil {
 			return out, err
 		}
 	}
@@ -250,7 +250,9 @@ func (r *BuildResult) top() ocispec.Descriptor {
 }
 
 // tagIfKept tags the image when the store holds all its blobs.
-func (c *Client) tagIfKept(ctx context.Context, out *BuildResult, tags []string) error {
+// With no tags, keepUntagged records the image without a name (a build
+// with neither -t nor -o, whose ID is all the user has of it).
+func (c *Client) tagIfKept(ctx context.Context, out *BuildResult, tags []string, keepUntagged bool) error {
 	layers, err := c.layersOf(ctx, out.Manifest)
 	if err != nil {
 		return err
@@ -263,9 +265,12 @@ func (c *Client) tagIfKept(ctx context.Context, out *BuildResult, tags []string)
 	}
 	out.NotKept = false
 	if len(tags) == 0 {
+		if !keepUntagged {
+			return nil
+		}
 		// Untagged, as `docker build` without -t: the ID it prints names
 		// the image for inspect, tag, save and run until a prune.
-		return c.images.Keep(ctx, out.Manifest)
+		return c.images.Keep(ctx, out.top())
 	}
 	for _, name := range tags {
 		if err := c.images.Tag(ctx, name, out.top()); err != nil {
