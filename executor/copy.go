@@ -122,9 +122,14 @@ func (bd *build) doCopy(ctx context.Context, s *stage, st *imageState, spec copy
 	if spec.checksum != "" && !spec.add {
 		return errors.New("--checksum is only valid for ADD")
 	}
-	nsrc := len(spec.srcs) + len(spec.contents)
-	if nsrc > 1 && !strings.HasSuffix(spec.dest, "/") {
-		return fmt.Errorf("when using %s with more than one source file, the destination must be a directory and end with a /", spec.name)
+	if spec.checksum != "" {
+		// As BuildKit: a checksum is of one remote source.
+		if len(spec.srcs) != 1 || len(spec.contents) > 0 {
+			return errors.New("checksum can't be specified for multiple sources")
+		}
+		if _, isGit, _ := git.Parse(spec.srcs[0]); !isGit && !parser.IsURL(spec.srcs[0]) {
+			return errors.New("checksum requires HTTP(S) or Git sources")
+		}
 	}
 	workdir := st.img.Config.WorkingDir
 	if workdir == "" {
@@ -208,6 +213,7 @@ func (bd *build) doCopy(ctx context.Context, s *stage, st *imageState, spec copy
 func (bd *build) selectSources(ctx context.Context, spec copySpec, sel *fileset.Selection, destIsDir bool) ([]copyItem, bool, error) {
 	nsrc := len(spec.srcs) + len(spec.contents)
 	var items []copyItem
+	several := false // one source gave several items, or a tree
 	for _, src := range spec.srcs {
 		var got []copyItem
 		gref, isGit, err := git.Parse(src)
@@ -232,19 +238,23 @@ func (bd *build) selectSources(ctx context.Context, spec copySpec, sel *fileset.
 			}
 			return nil, false, err
 		}
+		several = several || len(got) > 1 || len(got) == 1 && !got[0].src.single()
 		items = append(items, got...)
 	}
 	for _, c := range spec.contents {
 		name := path.Base(c.Path)
 		items = append(items, copyItem{destRel: name, src: &heredocSource{name: name, data: c.Data}})
 	}
-	// A single file to a path not ending in "/" is that path; everything
-	// else lands inside the destination directory.
-	if len(items) > 1 || len(items) == 1 && !items[0].src.single() || spec.parents {
+	// A file to a path not ending in "/" is that path (several such
+	// sources: each in turn, the last one wins, as BuildKit copies them);
+	// what a wildcard or a directory gives lands inside the destination.
+	if several || spec.parents {
 		destIsDir = true
 	}
-	if !destIsDir && len(items) == 1 {
-		items[0].destRel = ""
+	if !destIsDir {
+		for i := range items {
+			items[i].destRel = ""
+		}
 	}
 	return items, destIsDir, nil
 }
@@ -334,6 +344,9 @@ func (bd *build) keyItems(ctx context.Context, key *copyKey, items []copyItem) (
 // destination with --chown/--chmod only ("COPY --chown=1:1 a b /d/ # buildkit").
 func (spec copySpec) history() string {
 	parts := []string{spec.name}
+	if spec.parents {
+		parts = append(parts, "--parents")
+	}
 	if spec.chown != "" {
 		parts = append(parts, "--chown="+spec.chown)
 	}

@@ -93,9 +93,11 @@ func (bd *build) copyEntries(ctx context.Context, st *imageState, spec copySpec,
 	if fi, err := root.Lstat(dest); err == nil {
 		switch {
 		case fi.IsDir() && !destIsDir:
-			// COPY file /existing-dir: the file goes inside.
+			// COPY file /existing-dir: the files go inside.
 			destIsDir = true
-			items[0].destRel = items[0].src.base()
+			for i := range items {
+				items[i].destRel = items[i].src.base()
+			}
 		case !fi.IsDir() && destIsDir:
 			return nil, fmt.Errorf("destination %s exists and is not a directory", destAbs)
 		}

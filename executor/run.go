@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -78,9 +77,9 @@ func (bd *build) run(ctx context.Context, s *stage, st *imageState, c *instructi
 // runCmd is what a RUN executes: argv, or a script.
 type runCmd struct {
 	args []string
-	// script is a heredoc with a shebang: written to the rootfs and run as
-	// a file (args is then unused).
-	script string
+	// script is a heredoc with a shebang, run as a file (args is then
+	// unused) at /dev/pipes/<name>, as BuildKit mounts it.
+	script, scriptName string
 }
 
 // runArgs turns the RUN line (shell form, exec form, heredocs) into argv.
@@ -97,7 +96,7 @@ func runArgs(st *imageState, c *instructions.RunCommand) (runCmd, error) {
 			}
 			if strings.HasPrefix(data, "#!") {
 				// A script with a shebang is run as a file (see execRun).
-				return runCmd{script: data}, nil
+				return runCmd{script: data, scriptName: c.Files[0].Name}, nil
 			}
 			args = []string{data}
 		} else {
@@ -218,16 +217,18 @@ func (bd *build) execRun(ctx context.Context, st *imageState, cmd runCmd, env []
 		return nil, err
 	}
 	defer os.Remove(rootDir)
-	args, scriptHost := cmd.args, ""
+	args := cmd.args
+	extra := make([]snapshot.Mount, 0, len(mounts)+1)
 	if cmd.script != "" {
-		// The sandbox only sees the rootfs, so the script goes to the root
-		// of the upper dir and is removed before the upper dir is diffed.
-		script, err := writeScript(a.Upper, cmd.script)
+		// A file of the work dir, bound read-only where BuildKit puts it
+		// (in the RUN's own /dev: never in the layer).
+		m, err := writeScript(bd.tmp, cmd.scriptName, cmd.script)
 		if err != nil {
 			return nil, err
 		}
-		scriptHost = script.host
-		args = []string{script.inImage}
+		defer os.Remove(m.Source)
+		extra = append(extra, m)
+		args = []string{m.Target}
 	}
 	cwd := st.img.Config.WorkingDir
 	if cwd == "" {
@@ -238,7 +239,6 @@ func (bd *build) execRun(ctx context.Context, st *imageState, cmd runCmd, env []
 		groups = append(groups, uint32(g))
 	}
 	out := &logWriter{bd: bd, id: stepID(ctx)}
-	extra := make([]snapshot.Mount, 0, len(mounts))
 	var secretFiles []string
 	release := func() {
 		for _, f := range secretFiles {
@@ -292,13 +292,10 @@ func (bd *build) execRun(ctx context.Context, st *imageState, cmd runCmd, env []
 		Stderr:   out,
 		Insecure: insecure,
 		Limits:   bd.opts.Limits,
+		// BuildKit's RUN hostname: a build that records it is the same.
+		Hostname: "buildkitsandbox",
 	})
 	release() // now, not after packing the layer
-	if scriptHost != "" {
-		if rerr := os.Remove(scriptHost); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) && err == nil {
-			err = fmt.Errorf("remove heredoc script: %w", rerr)
-		}
-	}
 	if err != nil {
 		var ee *sandbox.ExitError
 		if errors.As(err, &ee) && snapshot.SingleID() {
@@ -334,20 +331,13 @@ func (bd *build) execRun(ctx context.Context, st *imageState, cmd runCmd, env []
 	return p, nil
 }
 
-type script struct{ host, inImage string }
-
-// heredocScript is the name of a shebang heredoc's script at the root of the
-// rootfs while its RUN runs.
-const heredocScript = ".builder-heredoc"
-
-// writeScript puts a heredoc script with a shebang at the root of the upper
-// dir; it is removed after the run so it never reaches the layer.
-func writeScript(upper, data string) (script, error) {
-	// A fixed name: the script sees its own path ($0), and a random one
-	// would make the step's output differ from run to run.
-	f, err := os.OpenFile(filepath.Join(upper, heredocScript), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o700)
+// writeScript writes a heredoc script with a shebang to a file of dir and
+// returns its mount at /dev/pipes/<name> (the name BuildKit gives it: the
+// script sees its own path as $0, the same on every run).
+func writeScript(dir, name, data string) (snapshot.Mount, error) {
+	f, err := os.CreateTemp(dir, "heredoc-")
 	if err != nil {
-		return script{}, err
+		return snapshot.Mount{}, err
 	}
 	_, err = f.WriteString(data)
 	if cerr := f.Close(); err == nil {
@@ -358,9 +348,12 @@ func writeScript(upper, data string) (script, error) {
 	}
 	if err != nil {
 		os.Remove(f.Name())
-		return script{}, err
+		return snapshot.Mount{}, err
 	}
-	return script{host: f.Name(), inImage: "/" + filepath.Base(f.Name())}, nil
+	if name == "" || strings.ContainsAny(name, "/\x00") || name == "." || name == ".." {
+		name = "EOF"
+	}
+	return snapshot.Mount{Type: "bind", Source: f.Name(), Target: "/dev/pipes/" + name, Options: []string{"bind", "ro"}}, nil
 }
 
 // logWriter streams RUN output to the reporter.
