@@ -6,9 +6,10 @@ DEMO_DIR ?= $(CURDIR)/.demo
 # base image, a real registry; and for the benchmark harness (which `make
 # test` runs once in QUICK mode): buildah, the peer it measures us against,
 # debootstrap for the Debian base image, GNU time for peak RSS; uidmap
-# (newuidmap, newgidmap) for the tests of builds by an unprivileged user.
+# (newuidmap, newgidmap) for the tests of builds by an unprivileged user;
+# tmux: a real terminal for the --progress tty test.
 TEST_DEBS := skopeo umoci busybox-static docker-registry apache2-utils ca-certificates xz-utils bzip2 zstd \
-	buildah debootstrap time uidmap
+	buildah debootstrap time uidmap tmux
 export CGO_ENABLED := 0
 
 .PHONY: all build demo test unit e2e lint deps bench fuzz clean

@@ -122,7 +122,8 @@ func newRootCmd(g *globalFlags) *cobra.Command {
 	cmd.AddCommand(newBuildCmd(g), newImagesCmd(g), newInspectCmd(g), newTagCmd(g), newRmiCmd(g),
 		newSaveCmd(g), newLoadCmd(g), newPruneCmd(g), newDfCmd(g), newCheckCmd(g),
 		newPullCmd(g), newPushCmd(g), newLoginCmd(), newLogoutCmd(), // registry.go
-		newDiffCmd(g)) // diff.go
+		newDiffCmd(g),    // diff.go
+		newHistoryCmd(g)) // history.go
 	return cmd
 }
 

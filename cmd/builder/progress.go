@@ -20,13 +20,16 @@ type progress interface {
 	FailureTail()
 }
 
-// plainProgress prints one line per finished step ("#3 [build 2/5] COPY a /b
-// 0.12s" or "... CACHED"), RUN output prefixed by its step number, and warnings.
+// plainProgress prints, as docker buildx --progress plain, a line when a
+// step starts ("#3 [build 2/5] COPY a /b") and one when it ends ("#3 [build
+// 2/5] COPY a /b DONE 0.120s" or "... CACHED 0.000s"), each line of RUN
+// output with its step number and the seconds since the build started
+// ("#3 1.204 compiling"), cache misses and warnings.
 type plainProgress struct {
 	mu      sync.Mutex
 	w       io.Writer
+	start   time.Time
 	names   map[int]string
-	headed  map[int]bool
 	partial map[int][]byte
 	tail    map[int][]string // the last lines of each step's output
 	failed  int              // the step whose error ended the build
@@ -36,7 +39,7 @@ type plainProgress struct {
 const tailLines = 6
 
 func newPlainProgress(w io.Writer) *plainProgress {
-	return &plainProgress{w: w, names: map[int]string{}, headed: map[int]bool{}, partial: map[int][]byte{}, tail: map[int][]string{}}
+	return &plainProgress{w: w, start: time.Now(), names: map[int]string{}, partial: map[int][]byte{}, tail: map[int][]string{}}
 }
 
 func (p *plainProgress) Report(e client.Event) {
@@ -45,26 +48,21 @@ func (p *plainProgress) Report(e client.Event) {
 	switch e.Kind {
 	case client.StepStart:
 		p.names[e.ID] = e.Name
+		fmt.Fprintf(p.w, "#%d %s\n", e.ID, e.Name)
 	case client.StepLog:
-		if !p.headed[e.ID] {
-			fmt.Fprintf(p.w, "#%d %s\n", e.ID, p.names[e.ID])
-			p.headed[e.ID] = true
-		}
 		buf := append(p.partial[e.ID], e.Data...)
 		for {
 			i := bytes.IndexByte(buf, '\n')
 			if i < 0 {
 				break
 			}
-			fmt.Fprintf(p.w, "#%d %s\n", e.ID, buf[:i])
-			p.keep(e.ID, string(buf[:i]))
+			p.output(e.ID, buf[:i])
 			buf = buf[i+1:]
 		}
 		p.partial[e.ID] = buf
 	case client.StepDone:
 		if rest := p.partial[e.ID]; len(rest) > 0 {
-			fmt.Fprintf(p.w, "#%d %s\n", e.ID, rest)
-			p.keep(e.ID, string(rest))
+			p.output(e.ID, rest)
 		}
 		delete(p.partial, e.ID)
 		state := "DONE"
@@ -96,6 +94,12 @@ func (p *plainProgress) Summary(res *client.BuildResult, d time.Duration) {
 	for _, t := range res.Tags {
 		fmt.Fprintf(p.w, "tagged %s\n", t)
 	}
+}
+
+// output prints one line a RUN wrote: "#5 0.123 text".
+func (p *plainProgress) output(id int, line []byte) {
+	fmt.Fprintf(p.w, "#%d %.3f %s\n", id, time.Since(p.start).Seconds(), line)
+	p.keep(id, string(line))
 }
 
 func (p *plainProgress) keep(id int, line string) {

@@ -1,0 +1,13 @@
+package main
+
+import "golang.org/x/sys/unix"
+
+// termSize is the size of the terminal on fd (TIOCGWINSZ); an error when
+// fd is not a terminal.
+func termSize(fd uintptr) (cols, rows int, err error) {
+	ws, err := unix.IoctlGetWinsize(int(fd), unix.TIOCGWINSZ)
+	if err != nil {
+		return 0, 0, err
+	}
+	return int(ws.Col), int(ws.Row), nil
+}
