@@ -135,7 +135,8 @@ func (p *tmuxPane) script(dir, name, body string) {
 // exited waits until the script name has ended and returns the screen.
 func (p *tmuxPane) exited(name string) string {
 	p.t.Helper()
-	return p.waitFor(name+" to end", func(s string) bool { return strings.Contains(s, name+" EXIT=") })
+	done := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name) + ` EXIT=\d+$`) // not the typed "EXIT=$?"
+	return p.waitFor(name+" to end", done.MatchString)
 }
 
 // screen is what the terminal shows now (trailing spaces trimmed).

@@ -50,19 +50,24 @@ func (p *plainProgress) Report(e client.Event) {
 		p.names[e.ID] = e.Name
 		fmt.Fprintf(p.w, "#%d %s\n", e.ID, e.Name)
 	case client.StepLog:
+		// Every whole line of the chunk, written at once.
 		buf := append(p.partial[e.ID], e.Data...)
+		var out bytes.Buffer
 		for {
 			i := bytes.IndexByte(buf, '\n')
 			if i < 0 {
 				break
 			}
-			p.output(e.ID, buf[:i])
+			p.output(&out, e.ID, buf[:i])
 			buf = buf[i+1:]
 		}
-		p.partial[e.ID] = buf
+		_, _ = p.w.Write(out.Bytes())
+		p.partial[e.ID] = append(p.partial[e.ID][:0], buf...)
 	case client.StepDone:
 		if rest := p.partial[e.ID]; len(rest) > 0 {
-			p.output(e.ID, rest)
+			var out bytes.Buffer
+			p.output(&out, e.ID, rest)
+			_, _ = p.w.Write(out.Bytes())
 		}
 		delete(p.partial, e.ID)
 		state := "DONE"
@@ -96,14 +101,14 @@ func (p *plainProgress) Summary(res *client.BuildResult, d time.Duration) {
 	}
 }
 
-// output prints one line a RUN wrote: "#5 0.123 text".
-func (p *plainProgress) output(id int, line []byte) {
-	fmt.Fprintf(p.w, "#%d %.3f %s\n", id, time.Since(p.start).Seconds(), line)
-	p.keep(id, string(line))
+// output adds one line a RUN wrote to out: "#5 0.123 text".
+func (p *plainProgress) output(out *bytes.Buffer, id int, line []byte) {
+	fmt.Fprintf(out, "#%d %.3f %s\n", id, time.Since(p.start).Seconds(), line)
+	p.keep(id, line)
 }
 
-func (p *plainProgress) keep(id int, line string) {
-	t := append(p.tail[id], line)
+func (p *plainProgress) keep(id int, line []byte) {
+	t := append(p.tail[id], string(line))
 	if len(t) > tailLines {
 		t = t[len(t)-tailLines:]
 	}
