@@ -74,7 +74,8 @@ func (s *Store) AppendBuild(b LoggedBuild) error {
 		return fmt.Errorf("log build: %w", err)
 	}
 	line = append(line, '\n')
-	if st, serr := f.Stat(); serr == nil && st.Size() > 0 {
+	st, serr := f.Stat()
+	if serr == nil && st.Size() > 0 {
 		// A line torn by a crash ends here: start on a line of our own.
 		last := make([]byte, 1)
 		if rf, rerr := os.Open(p); rerr == nil {
@@ -91,11 +92,20 @@ func (s *Store) AppendBuild(b LoggedBuild) error {
 	if err != nil {
 		return fmt.Errorf("log build: %w", err)
 	}
+	// Most builds only append: a log under 2*MaxBuilds times 200 bytes (a
+	// logged build is longer) is not even read.
+	if serr == nil && st.Size()+int64(len(line)) < 2*MaxBuilds*200 {
+		return nil
+	}
+	raw, err := os.ReadFile(p)
+	if err != nil || bytes.Count(raw, []byte("\n")) <= 2*MaxBuilds {
+		return nil
+	}
 	lines, err := s.logLines()
-	if err != nil || len(lines) <= 2*MaxBuilds {
+	if err != nil {
 		return err
 	}
-	keep := bytes.Join(lines[len(lines)-MaxBuilds:], []byte("\n"))
+	keep := bytes.Join(lines[max(0, len(lines)-MaxBuilds):], []byte("\n"))
 	if err := s.writeFile(p, append(keep, '\n'), false); err != nil {
 		return fmt.Errorf("log build: %w", err)
 	}

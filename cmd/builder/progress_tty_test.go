@@ -2,7 +2,9 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -84,3 +86,56 @@ func TestTTYFrames(t *testing.T) {
 		t.Errorf("no finished line: %q", out.String())
 	}
 }
+
+// TestTTYConcurrent: parallel stages report while the ticker draws (run
+// with -race); the last frame leaves no live area.
+func TestTTYConcurrent(t *testing.T) {
+	var mu sync.Mutex
+	var out bytes.Buffer
+	w := writerFunc(func(b []byte) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return out.Write(b)
+	})
+	p := newTTYProgress(w, func() (int, int) { return 60, 20 })
+	start := time.Now()
+	var wg sync.WaitGroup
+	for id := 1; id <= 4; id++ {
+		wg.Go(func() {
+			name := fmt.Sprintf("[s%d 1/1] RUN work", id)
+			p.Report(client.Event{Kind: client.StepStart, ID: id, Name: name})
+			for i := range 100 {
+				p.Report(client.Event{Kind: client.StepLog, ID: id, Data: fmt.Appendf(nil, "line %d\n", i)})
+				time.Sleep(5 * time.Millisecond)
+			}
+			p.Report(client.Event{Kind: client.StepDone, ID: id, Name: name, Duration: time.Second})
+		})
+	}
+	fmt.Fprintln(p, "pull busybox: done") // registry progress
+	wg.Wait()
+	p.FailureTail()
+	elapsed := time.Since(start)
+	mu.Lock()
+	defer mu.Unlock()
+	s := out.String()
+	for id := 1; id <= 4; id++ {
+		if !strings.Contains(s, fmt.Sprintf("=> [s%d 1/1] RUN work", id)) {
+			t.Errorf("step %d never finished on screen", id)
+		}
+	}
+	if !strings.Contains(s, "pull busybox: done\x1b[K\n") {
+		t.Errorf("registry progress not shown")
+	}
+	last := s[strings.LastIndex(s, "\x1b[J"):]
+	if last != "\x1b[J" {
+		t.Errorf("output after the last frame: %q", last)
+	}
+	// One frame a tick at most, whatever the events (400 logs here).
+	if n, most := strings.Count(s, "[+] Building"), int(elapsed/ttyFrame)+1; n < 2 || n > most {
+		t.Errorf("%d frames in %v, want from 2 to %d", n, elapsed, most)
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(b []byte) (int, error) { return f(b) }
