@@ -205,6 +205,10 @@ func buildErrCases(outside, hostFile string) []errCase {
 		// Usage errors: exit 2, no Dockerfile line.
 		{name: "unknown --target", df: "FROM busybox AS a\nFROM busybox AS b\n", args: []string{"--target", "nope", "CTX"},
 			code: 2, want: []string{`target stage "nope" could not be found`, "a, b"}},
+		{name: "typo --target", df: "FROM busybox AS build\nFROM busybox AS test\n", args: []string{"--target", "biuld", "CTX"},
+			code: 2, want: []string{`target stage "biuld" could not be found (did you mean "build"? stages: build, test)`}},
+		{name: "--progress tty without a terminal", df: "FROM busybox\n", args: []string{"--progress", "tty", "CTX"},
+			code: 2, want: []string{"--progress tty: stderr is not a terminal"}},
 		{name: "unknown --target unnamed", df: "FROM busybox\n", args: []string{"--target", "nope", "CTX"},
 			code: 2, want: []string{`target stage "nope" could not be found`, "no named stages"}},
 		{name: "malformed --build-arg", df: "FROM busybox\n", args: []string{"--build-arg", "=x", "CTX"},
