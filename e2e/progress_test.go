@@ -123,19 +123,22 @@ func (p *tmuxPane) tmux(args ...string) string {
 func (p *tmuxPane) run(line string) { p.tmux("send-keys", "-t", "e2e", line, "Enter") }
 
 // script writes a shell script in the shell's directory (short command
-// lines: no temp dir on screen) and runs it after clearing the screen.
+// lines: no temp dir on screen) that runs body and prints its exit code,
+// and runs it after clearing the screen. bash: on Ctrl-C it waits for
+// the command and goes on when that one exits rather than dies.
 func (p *tmuxPane) script(dir, name, body string) {
 	p.t.Helper()
-	if err := os.WriteFile(filepath.Join(dir, name), []byte(body+"\n"), 0o755); err != nil {
+	data := body + "\necho " + name + " EXIT=$?\n"
+	if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o755); err != nil {
 		p.t.Fatal(err)
 	}
-	p.run("clear; sh " + name + "; echo " + name + " EXIT=$?")
+	p.run("clear; bash " + name)
 }
 
 // exited waits until the script name has ended and returns the screen.
 func (p *tmuxPane) exited(name string) string {
 	p.t.Helper()
-	done := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name) + ` EXIT=\d+$`) // not the typed "EXIT=$?"
+	done := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name) + ` EXIT=\d+$`)
 	return p.waitFor(name+" to end", done.MatchString)
 }
 
@@ -170,8 +173,8 @@ func TestProgressTTY(t *testing.T) {
 	e := newEnv(t)
 	cmd := e.bin + " --root " + e.root + " build "
 	par := writeContext(t, map[string]string{"Dockerfile": "FROM busybox AS a\n" +
-		"RUN for i in 1 2 3 4 5 6 7 8; do echo a-line-$i; done; sleep 4\n" +
-		"FROM busybox AS b\nRUN echo b-start; sleep 4\n" +
+		"RUN for i in 1 2 3 4 5 6 7 8; do echo a-line-$i; done; sleep 6\n" +
+		"FROM busybox AS b\nRUN echo b-start; sleep 6\n" +
 		"FROM busybox\nCOPY --from=a /bin/sh /a\nCOPY --from=b /bin/sh /b\n"})
 	p := newTmuxPane(t, 100, 30)
 	sdir := t.TempDir()
@@ -224,4 +227,17 @@ func TestProgressTTY(t *testing.T) {
 	p.script(sdir, "changed.sh", cmd+"--source-date-epoch 0 -t tty:v1 "+dir)
 	second := p.exited("changed.sh")
 	checkGolden(t, "tty-final.golden", maskProgress("== cold build\n"+screenLines(first)+"== a.txt changed\n"+screenLines(second)))
+
+	// Ctrl-C while a RUN runs: the live view ends with the step CANCELED,
+	// then the error; exit 130.
+	long := writeContext(t, map[string]string{"Dockerfile": "FROM busybox\nRUN echo started; sleep 60\n"})
+	p.script(sdir, "int.sh", cmd+long)
+	p.waitFor("the RUN's output", func(s string) bool { return strings.Contains(s, "> started") })
+	p.tmux("send-keys", "-t", "e2e", "C-c")
+	got = maskProgress(screenLines(p.exited("int.sh")))
+	want := regexp.MustCompile(`(?m)^=> \[stage-0 2/2\] RUN echo started; sleep 60 +CANCELED 0\.0s\n` +
+		`error: Dockerfile:2: RUN echo started; sleep 60: context canceled\nint.sh EXIT=130\n`)
+	if !want.MatchString(got) || strings.Contains(got, "[+] Building") {
+		t.Errorf("after Ctrl-C, want the step canceled, the error, exit 130 and no live area:\n%s", got)
+	}
 }
