@@ -9,9 +9,10 @@ DEMO_DIR ?= $(CURDIR)/.demo
 # (newuidmap, newgidmap) for the tests of builds by an unprivileged user;
 # git (with http-backend and daemon) for git sources, which builder runs too;
 # qemu-user-static for RUN of other platforms (the multi-platform tests
-# also fetch Debian's arm64 busybox-static: scripts/foreign-busybox.sh).
+# also fetch Debian's arm64 busybox-static: scripts/foreign-busybox.sh);
+# tmux: a real terminal for the --progress tty test.
 TEST_DEBS := skopeo umoci busybox-static docker-registry apache2-utils ca-certificates xz-utils bzip2 zstd \
-	buildah debootstrap time uidmap openssh-client git qemu-user-static
+	buildah debootstrap time uidmap openssh-client git qemu-user-static tmux
 export CGO_ENABLED := 0
 
 .PHONY: all build demo test unit e2e lint deps bench fuzz conformance clean

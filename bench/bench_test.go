@@ -108,6 +108,10 @@ func TestBench(t *testing.T) {
 			res.Floor = &f
 		}
 	}
+	logf("progress: a RUN printing many lines and a COPY of many files, under each --progress mode")
+	if res.Progress, err = measureProgress(bin, bases["busybox"], tmp, *fullRun, runs); err != nil {
+		t.Fatal(err)
+	}
 	for _, tl := range tools {
 		_, daemon := tl.(*buildkitTool)
 		res.Tools = append(res.Tools, toolInfo{Name: tl.name(), Version: tl.version(), DaemonRSS: daemon, NotApplicable: notApplicable(tl)})

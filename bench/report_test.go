@@ -23,6 +23,7 @@ type results struct {
 	Tools     []toolInfo       `json:"tools"`
 	Workloads []workloadResult `json:"workloads"`
 	Floor     *floorResult     `json:"floor,omitempty"`
+	Progress  *progressResult  `json:"progress,omitempty"` // progress_test.go
 	Targets   []targetResult   `json:"targets"`
 }
 
@@ -216,6 +217,7 @@ func (r *results) judge() {
 	}
 	r.judgeFresh(add)
 	r.judgePlatforms(add)
+	r.judgeProgress(add)
 }
 
 // judgeFresh adds the fresh-runner targets.
@@ -396,6 +398,7 @@ func (r *results) markdown() string {
 			fmt.Fprintf(&b, "| builder, copy-big cold (whole build: also writes and fsyncs the blob) | %s (%.2fx the floor) |\n", fmtMS(ours), ours/f.FloorMS)
 		}
 	}
+	r.progressTable(&b)
 	b.WriteString("\nTargets:\n\n| target | measured | status |\n|---|---|---|\n")
 	for _, t := range r.Targets {
 		fmt.Fprintf(&b, "| %s | %s | %s |\n", t.Target, t.Got, t.Status)

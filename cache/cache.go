@@ -5,6 +5,8 @@
 //
 //	records/sha256/<hex>         one small JSON Record per key, written last
 //	contexts/<sha256 of dir>.bin the stat cache of one build-context directory
+//	history/<id>.json            the last build of a Dockerfile and target (miss explanations)
+//	history/builds.jsonl         the build log: one line a build, the last 50 (buildlog.go)
 //	tmp/                         temporary files, renamed into place
 package cache
 

@@ -113,7 +113,7 @@ func (e *CheckError) Unwrap() error { return e.Err }
 // are local hits then). A cache with two such layers is dropped whole, so
 // a build runs at most twice per imported cache, plus once.
 
-// Build builds the image, optionally checks that it is reproducible, then
+// build builds the image, optionally checks that it is reproducible, then
 // runs its outputs, its push and its cache exports, all under one shared
 // lock: no prune can drop the image (untagged without -t) or its bases
 // meanwhile. With a check that found differences, it returns the result
@@ -124,7 +124,7 @@ func (e *CheckError) Unwrap() error { return e.Err }
 // something needs them: a RUN or COPY that misses (its parent rootfs), a
 // kept image, an output. An image that is only pushed to the registry the
 // cache is in has its layers mounted there and never downloaded.
-func (c *Client) Build(ctx context.Context, opts BuildOptions) (*BuildResult, error) {
+func (c *Client) build(ctx context.Context, opts BuildOptions) (*BuildResult, error) {
 	tags := make([]string, 0, len(opts.Tags))
 	for _, t := range opts.Tags {
 		name, err := oci.NormalizeRef(t)

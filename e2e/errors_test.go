@@ -162,6 +162,12 @@ func buildErrCases(outside, hostFile string) []errCase {
 	return []errCase{
 		{name: "unknown instruction", df: "FROM busybox\nRUN true\nBOGUS x\n", code: 1, where: atLine(3),
 			want: []string{"unknown instruction", "BOGUS"}},
+		{name: "typo instruction", df: "FROM busybox\nRUNN true\n", code: 1, where: atLine(2),
+			want: []string{"unknown instruction: RUNN (did you mean RUN?)"}},
+		{name: "transposed instruction", df: "FROM busybox\nCPOY a.txt /\n", code: 1, where: atLine(2),
+			want: []string{"unknown instruction: CPOY (did you mean COPY?)"}},
+		{name: "typo --from", df: "FROM busybox AS name\nRUN true\nFROM busybox\nCOPY --from=nme /x /\n", code: 1, where: atLine(4),
+			want: []string{"COPY --from=nme /x /", `--from=nme is neither an earlier stage (did you mean "name"?) nor an image`}},
 		{name: "bad instruction flag", df: "FROM busybox\nCOPY --bogus a.txt /\n", code: 1, where: atLine(2),
 			want: []string{"unknown flag: --bogus"}},
 		{name: "missing source", df: "FROM busybox\nENV A=1\n# comment\nRUN true && \\\n  true\n\nCOPY missing.txt /\n",
@@ -199,6 +205,10 @@ func buildErrCases(outside, hostFile string) []errCase {
 		// Usage errors: exit 2, no Dockerfile line.
 		{name: "unknown --target", df: "FROM busybox AS a\nFROM busybox AS b\n", args: []string{"--target", "nope", "CTX"},
 			code: 2, want: []string{`target stage "nope" could not be found`, "a, b"}},
+		{name: "typo --target", df: "FROM busybox AS build\nFROM busybox AS test\n", args: []string{"--target", "biuld", "CTX"},
+			code: 2, want: []string{`target stage "biuld" could not be found (did you mean "build"? stages: build, test)`}},
+		{name: "--progress tty without a terminal", df: "FROM busybox\n", args: []string{"--progress", "tty", "CTX"},
+			code: 2, want: []string{"--progress tty: stderr is not a terminal"}},
 		{name: "unknown --target unnamed", df: "FROM busybox\n", args: []string{"--target", "nope", "CTX"},
 			code: 2, want: []string{`target stage "nope" could not be found`, "no named stages"}},
 		{name: "malformed --build-arg", df: "FROM busybox\n", args: []string{"--build-arg", "=x", "CTX"},

@@ -137,6 +137,13 @@ Dockerfile:3
 	if !strings.Contains(r.stderr, " 2 | >>> COPY missing.txt /\n") {
 		t.Errorf("no excerpt for a missing COPY source:\n%s", r.stderr)
 	}
+	// A typo: the suggestion, and the line in the excerpt.
+	dir = writeContext(t, map[string]string{"Dockerfile": "FROM busybox:latest\nCOPPY missing.txt /\n"})
+	r = e.run("build", dir)
+	if !strings.Contains(r.stderr, "error: Dockerfile:2: unknown instruction: COPPY (did you mean COPY?)\n") ||
+		!strings.Contains(r.stderr, " 2 | >>> COPPY missing.txt /\n") {
+		t.Errorf("no suggestion or excerpt for an unknown instruction:\n%s", r.stderr)
+	}
 }
 
 // TestProgressRawJSONAndMetadata: --progress rawjson is one JSON object a

@@ -22,13 +22,14 @@ import (
 )
 
 // runOutputs returns what RUN printed, by key: every progress line
-// "#N key=value" gives out[key] = value (the last one wins). It also checks
+// "#N 0.123 key=value" (step number, seconds since the build started)
+// gives out[key] = value (the last one wins). It also checks
 // that each such line carries the number of the step that printed it: the
 // step header "#N [stage i/n] RUN ..." comes first with the same N.
 func runOutputs(t *testing.T, stderr string) map[string]string {
 	t.Helper()
 	header := regexp.MustCompile(`^#(\d+) \[[^\]]+\] `)
-	line := regexp.MustCompile(`^#(\d+) ([A-Za-z0-9_.-]+)=(.*)$`)
+	line := regexp.MustCompile(`^#(\d+) \d+\.\d{3} ([A-Za-z0-9_.-]+)=(.*)$`)
 	out := map[string]string{}
 	headed := map[string]bool{}
 	for _, l := range strings.Split(stderr, "\n") {
@@ -357,9 +358,9 @@ func TestRunFailure(t *testing.T) {
 		t.Errorf("stderr lacks %q:\n%s", want, r.stderr)
 	}
 	wantOutputs(t, r.stderr, map[string]string{"before": "ok", "partial": "yes"})
-	// (The excerpt under the error shows the line; a step that ran shows
-	// as a progress line "[stage-0 4/4] RUN echo never".)
-	if strings.Contains(r.stderr, "#3 never") || strings.Contains(r.stderr, "] RUN echo never") {
+	// (The excerpt under the error shows the line; a step that started
+	// shows as a progress line "#4 [stage-0 4/4] RUN echo never".)
+	if regexp.MustCompile(`(?m)^#\d+ \d+\.\d{3} never$`).MatchString(r.stderr) || strings.Contains(r.stderr, "] RUN echo never") {
 		t.Errorf("a step after the failure ran:\n%s", r.stderr)
 	}
 	if rr := e.run("inspect", "fail:v1"); rr.code == 0 {
@@ -416,7 +417,7 @@ func TestRunOutputStreams(t *testing.T) {
 		once := false
 		for sc.Scan() {
 			all.WriteString(sc.Text() + "\n")
-			if !once && regexp.MustCompile(`^#\d+ waiting=1$`).MatchString(sc.Text()) {
+			if !once && regexp.MustCompile(`^#\d+ \d+\.\d{3} waiting=1$`).MatchString(sc.Text()) {
 				once = true
 				close(seen)
 			}

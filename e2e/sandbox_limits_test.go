@@ -28,7 +28,7 @@ const cgroupLines = `for l in $(grep /builder/ /proc/self/cgroup); do echo "cg_$
 // cgroupLines, and fails when there are none.
 func runCgroups(t *testing.T, stderr string) []string {
 	t.Helper()
-	re := regexp.MustCompile(`(?m)^#\d+ cg_\d+=\d+:([^:]*):(/.*)$`)
+	re := regexp.MustCompile(`(?m)^#\d+ \d+\.\d{3} cg_\d+=\d+:([^:]*):(/.*)$`)
 	var dirs []string
 	for _, m := range re.FindAllStringSubmatch(stderr, -1) {
 		ctrl, _, _ := strings.Cut(m[1], ",") // v1: the hierarchy's dir; v2: none

@@ -222,6 +222,9 @@ func (bd *build) plan() (*stage, error) {
 			if len(names) > 0 {
 				known = "stages: " + strings.Join(names, ", ")
 			}
+			if near := parser.Suggest(bd.opts.Target, names); near != "" {
+				known = fmt.Sprintf("did you mean %q? %s", near, known)
+			}
 			return nil, fmt.Errorf("%w: target stage %q could not be found (%s)", ErrUsage, bd.opts.Target, known)
 		}
 	}

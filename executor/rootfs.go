@@ -11,6 +11,7 @@ import (
 
 	"github.com/builderdev/builder/fileset"
 	"github.com/builderdev/builder/layer"
+	"github.com/builderdev/builder/parser"
 	"github.com/builderdev/builder/snapshot"
 	"github.com/opencontainers/go-digest"
 )
@@ -59,6 +60,13 @@ func (bd *build) fromState(ctx context.Context, s *stage, from string) (*imageSt
 	}
 	img, err := bd.resolveImage(ctx, from, bd.targetPlatform())
 	if err != nil {
+		var names []string
+		for _, e := range bd.stages[:s.idx] {
+			names = append(names, e.name)
+		}
+		if near := parser.Suggest(from, names); near != "" {
+			return nil, fmt.Errorf("--from=%s is neither an earlier stage (did you mean %q?) nor an image: %w", from, near, err)
+		}
 		return nil, fmt.Errorf("--from=%s is neither an earlier stage nor an image: %w", from, err)
 	}
 	return img, nil

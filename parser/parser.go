@@ -111,6 +111,9 @@ func locate(file string, err error) error {
 	if errors.As(err, &le) && len(le.Locations) > 0 {
 		line = firstLine(le.Locations[0])
 	}
+	if u := unknownInstruction(err); u != nil {
+		return &Error{File: file, Line: line, Err: u}
+	}
 	msg := err.Error()
 	// BuildKit prefixes some messages with "dockerfile parse error on line N: ".
 	if i := strings.Index(msg, "dockerfile parse error on line "); i >= 0 {

@@ -65,7 +65,7 @@ func newBuildCmd(g *globalFlags) *cobra.Command {
 	fl.StringVar(&f.compression, "compression", "gzip", "layer compression: gzip or zstd")
 	fl.StringVar(&f.iidfile, "iidfile", "", "write the image ID to this file")
 	fl.BoolVarP(&f.quiet, "quiet", "q", false, "print only the image ID")
-	fl.StringVar(&f.progress, "progress", "plain", "progress output: plain, rawjson (one JSON event a line) or quiet")
+	fl.StringVar(&f.progress, "progress", "auto", "progress output: auto (tty on a terminal, else plain), tty (a live view), plain, rawjson (one JSON event a line) or quiet")
 	fl.StringVar(&f.metadata, "metadata-file", "", "write the build result (image digests, names, cache hits, duration) as JSON to this file")
 	fl.BoolVar(&f.noCache, "no-cache", false, "do not use the step cache")
 	fl.StringArrayVar(&f.noCacheFilt, "no-cache-filter", nil, "do not use the step cache for this stage (repeatable)")
@@ -175,20 +175,13 @@ func runBuild(cmd *cobra.Command, g *globalFlags, f *buildFlags, contextDir stri
 		}
 		opts.CacheFrom = append(opts.CacheFrom, sp)
 	}
-	var prog progress
-	switch {
-	case f.quiet || f.progress == "quiet":
-		prog = newPlainProgress(io.Discard)
-	case f.progress == "plain" || f.progress == "auto" || f.progress == "tty":
-		prog = newPlainProgress(cmd.ErrOrStderr())
-	case f.progress == "rawjson":
-		prog = newJSONProgress(cmd.ErrOrStderr())
-	default:
-		return usagef("--progress must be auto, plain, tty, quiet or rawjson, not %q", f.progress)
+	prog, err := newProgress(cmd, f) // progress_tty.go
+	if err != nil {
+		return err
 	}
 	hits := &stepCounter{Reporter: prog}
 	opts.Reporter = hits
-	if err := f.reg.apply(&opts, progressWriter(cmd, f)); err != nil {
+	if err := f.reg.apply(&opts, progressWriter(cmd, f, prog)); err != nil {
 		return err
 	}
 	if err := attestFlags(&opts, f.provenance, cmd.Flags().Changed("provenance"), f.annotations); err != nil {

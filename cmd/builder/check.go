@@ -68,6 +68,13 @@ func (p *plainProgress) CheckSummary(debug bool, file string, dockerfile []byte)
 	writeCheckSummary(p.w, p.checks, debug, file, dockerfile)
 }
 
+// CheckSummary of the live view: written below it, once it is over.
+func (p *ttyProgress) CheckSummary(debug bool, file string, dockerfile []byte) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	writeCheckSummary(p.w, p.checks, debug, file, dockerfile)
+}
+
 func writeCheckSummary(w io.Writer, ws []client.CheckWarning, debug bool, file string, dockerfile []byte) {
 	if len(ws) == 0 {
 		return

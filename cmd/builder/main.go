@@ -131,7 +131,8 @@ func newRootCmd(g *globalFlags) *cobra.Command {
 		newPullCmd(g), newPushCmd(g), newLoginCmd(), newLogoutCmd(), // registry.go
 		newDiffCmd(g),                 // diff.go
 		newRunCmd(g), newVolumeCmd(g), // run.go, volume.go
-		newPlatformsCmd()) // platforms.go
+		newPlatformsCmd(), // platforms.go
+		newHistoryCmd(g))  // history.go
 	return cmd
 }
 

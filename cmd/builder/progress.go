@@ -22,13 +22,16 @@ type progress interface {
 	CheckSummary(debug bool, file string, dockerfile []byte)
 }
 
-// plainProgress prints one line per finished step ("#3 [build 2/5] COPY a /b
-// 0.12s" or "... CACHED"), RUN output prefixed by its step number, and warnings.
+// plainProgress prints, as docker buildx --progress plain, a line when a
+// step starts ("#3 [build 2/5] COPY a /b") and one when it ends ("#3 [build
+// 2/5] COPY a /b DONE 0.120s" or "... CACHED 0.000s"), each line of RUN
+// output with its step number and the seconds since the build started
+// ("#3 1.204 compiling"), cache misses and warnings.
 type plainProgress struct {
 	mu      sync.Mutex
 	w       io.Writer
+	start   time.Time
 	names   map[int]string
-	headed  map[int]bool
 	partial map[int][]byte
 	tail    map[int][]string // the last lines of each step's output
 	failed  int              // the step whose error ended the build
@@ -40,7 +43,7 @@ type plainProgress struct {
 const tailLines = 6
 
 func newPlainProgress(w io.Writer) *plainProgress {
-	return &plainProgress{w: w, names: map[int]string{}, headed: map[int]bool{}, partial: map[int][]byte{}, tail: map[int][]string{}}
+	return &plainProgress{w: w, start: time.Now(), names: map[int]string{}, partial: map[int][]byte{}, tail: map[int][]string{}}
 }
 
 func (p *plainProgress) Report(e client.Event) {
@@ -49,26 +52,26 @@ func (p *plainProgress) Report(e client.Event) {
 	switch e.Kind {
 	case client.StepStart:
 		p.names[e.ID] = e.Name
+		fmt.Fprintf(p.w, "#%d %s\n", e.ID, e.Name)
 	case client.StepLog:
-		if !p.headed[e.ID] {
-			fmt.Fprintf(p.w, "#%d %s\n", e.ID, p.names[e.ID])
-			p.headed[e.ID] = true
-		}
+		// Every whole line of the chunk, written at once.
 		buf := append(p.partial[e.ID], e.Data...)
+		var out bytes.Buffer
 		for {
 			i := bytes.IndexByte(buf, '\n')
 			if i < 0 {
 				break
 			}
-			fmt.Fprintf(p.w, "#%d %s\n", e.ID, buf[:i])
-			p.keep(e.ID, string(buf[:i]))
+			p.output(&out, e.ID, buf[:i])
 			buf = buf[i+1:]
 		}
-		p.partial[e.ID] = buf
+		_, _ = p.w.Write(out.Bytes())
+		p.partial[e.ID] = append(p.partial[e.ID][:0], buf...)
 	case client.StepDone:
 		if rest := p.partial[e.ID]; len(rest) > 0 {
-			fmt.Fprintf(p.w, "#%d %s\n", e.ID, rest)
-			p.keep(e.ID, string(rest))
+			var out bytes.Buffer
+			p.output(&out, e.ID, rest)
+			_, _ = p.w.Write(out.Bytes())
 		}
 		delete(p.partial, e.ID)
 		state := "DONE"
@@ -105,8 +108,14 @@ func (p *plainProgress) Summary(res *client.BuildResult, d time.Duration) {
 	}
 }
 
-func (p *plainProgress) keep(id int, line string) {
-	t := append(p.tail[id], line)
+// output adds one line a RUN wrote to out: "#5 0.123 text".
+func (p *plainProgress) output(out *bytes.Buffer, id int, line []byte) {
+	fmt.Fprintf(out, "#%d %.3f %s\n", id, time.Since(p.start).Seconds(), line)
+	p.keep(id, line)
+}
+
+func (p *plainProgress) keep(id int, line []byte) {
+	t := append(p.tail[id], string(line))
 	if len(t) > tailLines {
 		t = t[len(t)-tailLines:]
 	}

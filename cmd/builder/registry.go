@@ -232,9 +232,12 @@ func (f *buildRegistryFlags) apply(opts *client.BuildOptions, w io.Writer) error
 }
 
 // progressWriter is where a build prints blob progress.
-func progressWriter(cmd *cobra.Command, f *buildFlags) io.Writer {
+func progressWriter(cmd *cobra.Command, f *buildFlags, prog progress) io.Writer {
 	if f.quiet || f.progress == "quiet" {
 		return io.Discard
+	}
+	if w, ok := prog.(io.Writer); ok {
+		return w // the tty view: lines above the live area
 	}
 	return cmd.ErrOrStderr()
 }

@@ -109,7 +109,7 @@ func (f *runFlags) run(cmd *cobra.Command, g *globalFlags, args []string) error 
 	if err != nil {
 		return containerExit{exitRunFailed, "error: " + err.Error()}
 	}
-	if f.tty && f.interactive && !ttyFile(os.Stdin) {
+	if f.tty && f.interactive && !isTerminal(os.Stdin) {
 		return containerExit{exitRunFailed, "error: the input device is not a TTY (drop -t, or run builder in a terminal)"}
 	}
 	if f.interactive {
@@ -118,8 +118,11 @@ func (f *runFlags) run(cmd *cobra.Command, g *globalFlags, args []string) error 
 	opts.Stdout, opts.Stderr = cmd.OutOrStdout(), cmd.ErrOrStderr()
 	if f.tty {
 		opts.TTY = true
-		if opts.TTYSize = termSize(os.Stdout); opts.TTYSize == [2]uint16{} {
-			opts.TTYSize = termSize(os.Stdin)
+		for _, f := range []*os.File{os.Stdout, os.Stdin} {
+			if cols, rows, err := termSize(f.Fd()); err == nil {
+				opts.TTYSize = [2]uint16{uint16(rows), uint16(cols)}
+				break
+			}
 		}
 		if f.interactive {
 			restore, err := makeRaw(os.Stdin)

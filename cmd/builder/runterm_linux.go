@@ -6,23 +6,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// ttyFile reports whether f is a terminal (main has isTerminal since
-// b39be50: the same test).
-func ttyFile(f *os.File) bool {
-	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
-	return err == nil
-}
-
-// termSize returns the rows and columns of the terminal f (zeros when f
-// is no terminal).
-func termSize(f *os.File) [2]uint16 {
-	ws, err := unix.IoctlGetWinsize(int(f.Fd()), unix.TIOCGWINSZ)
-	if err != nil {
-		return [2]uint16{}
-	}
-	return [2]uint16{ws.Row, ws.Col}
-}
-
 // makeRaw puts the terminal f in raw mode (what is typed goes to the
 // container's terminal as is, Ctrl-C included) and returns how to restore it.
 func makeRaw(f *os.File) (restore func(), err error) {

@@ -7,10 +7,6 @@ import (
 	"os"
 )
 
-func ttyFile(f *os.File) bool { return false }
-
-func termSize(f *os.File) [2]uint16 { return [2]uint16{} }
-
 func makeRaw(f *os.File) (restore func(), err error) { return nil, errors.ErrUnsupported }
 
 func proxiedSignals() []os.Signal { return []os.Signal{os.Interrupt} }

@@ -2,7 +2,10 @@
 
 package main
 
-import "os"
+import (
+	"errors"
+	"os"
+)
 
 // isTerminal reports whether f is a character device (a terminal, most
 // likely) where termios cannot be asked.
@@ -10,3 +13,6 @@ func isTerminal(f *os.File) bool {
 	fi, err := f.Stat()
 	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
+
+// termSize is the size of the terminal on fd; not known here.
+func termSize(fd uintptr) (cols, rows int, err error) { return 0, 0, errors.ErrUnsupported }
