@@ -182,9 +182,16 @@ func readExpectedFailures(file string) (map[string]string, error) {
 	return out, sc.Err()
 }
 
-// baseImage writes the busybox base archive into dir and returns its path and
-// the set of its layers' diffIDs (left out of the summaries).
-func baseImage(t testing.TB, dir string) (string, map[string]bool) {
+// baseInfo is what the summaries need to know about the base image.
+type baseInfo struct {
+	ref     string            // its reference in the Dockerfiles (replaces @BASE@)
+	diffIDs map[string]bool   // its layers: counted, not listed
+	files   map[string]string // sha256 of each regular file's content -> its path
+}
+
+// baseImage writes the busybox base archive into dir and returns its path
+// and what the summaries need to know about it.
+func baseImage(t testing.TB, dir, ref string) (string, baseInfo) {
 	t.Helper()
 	file := filepath.Join(dir, "busybox.tar")
 	if err := testutil.WriteBusyboxImage(file, testutil.BusyboxOptions{Name: "busybox:latest"}); err != nil {
@@ -194,7 +201,7 @@ func baseImage(t testing.TB, dir string) (string, map[string]bool) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	raw, _, err := a.image()
+	raw, layers, err := a.image()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -206,11 +213,20 @@ func baseImage(t testing.TB, dir string) (string, map[string]bool) {
 	if err := json.Unmarshal(raw, &cfg); err != nil {
 		t.Fatal(err)
 	}
-	skip := map[string]bool{}
+	b := baseInfo{ref: ref, diffIDs: map[string]bool{}, files: map[string]string{}}
 	for _, d := range cfg.RootFS.DiffIDs {
-		skip[d] = true
+		b.diffIDs[d] = true
 	}
-	return file, skip
+	for _, l := range layers {
+		blob, err := a.blob(l.Digest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := baseFiles(blob, b.files); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return file, b
 }
 
 // buildFunc builds case c (its context in ctxDir) into an OCI archive out and
@@ -219,7 +235,7 @@ type buildFunc func(ctx context.Context, c *testCase, ctxDir, out string) (int, 
 
 // summarizeAll builds every case with build, `workers` at a time, and
 // returns each case's summary (nil with an error when the harness failed).
-func summarizeAll(ctx context.Context, cases []*testCase, work, base string, skip map[string]bool, workers int, build buildFunc) ([]*summary, []error) {
+func summarizeAll(ctx context.Context, cases []*testCase, work string, base baseInfo, workers int, build buildFunc) ([]*summary, []error) {
 	sums := make([]*summary, len(cases))
 	errs := make([]error, len(cases))
 	next := make(chan int)
@@ -229,7 +245,7 @@ func summarizeAll(ctx context.Context, cases []*testCase, work, base string, ski
 		go func() {
 			defer wg.Done()
 			for i := range next {
-				sums[i], errs[i] = summarizeOne(ctx, cases[i], filepath.Join(work, cases[i].name), base, skip, build)
+				sums[i], errs[i] = summarizeOne(ctx, cases[i], filepath.Join(work, cases[i].name), base, build)
 			}
 		}()
 	}
@@ -241,9 +257,9 @@ func summarizeAll(ctx context.Context, cases []*testCase, work, base string, ski
 	return sums, errs
 }
 
-func summarizeOne(ctx context.Context, c *testCase, dir, base string, skip map[string]bool, build buildFunc) (*summary, error) {
+func summarizeOne(ctx context.Context, c *testCase, dir string, base baseInfo, build buildFunc) (*summary, error) {
 	ctxDir := filepath.Join(dir, "context")
-	if err := c.materialize(ctxDir, base); err != nil {
+	if err := c.materialize(ctxDir, base.ref); err != nil {
 		return nil, err
 	}
 	defer os.RemoveAll(dir)
@@ -255,7 +271,7 @@ func summarizeOne(ctx context.Context, c *testCase, dir, base string, skip map[s
 	if code != 0 {
 		return errorSummary(code, stderr), nil
 	}
-	s, err := imageSummary(ctx, out, base, skip)
+	s, err := imageSummary(ctx, out, base)
 	if err != nil {
 		return nil, fmt.Errorf("summarize the image: %w\n%s", err, stderr)
 	}
@@ -286,12 +302,12 @@ const builderBase = "busybox:latest"
 // builderBuild makes a builder store under work with the base image loaded
 // and returns how to build a case with the builder binary into it (cases
 // share the store and its cache: their steps differ, and a hit gives the
-// same layer a miss would), and the base image's diffIDs.
-func builderBuild(t *testing.T, work string) (buildFunc, map[string]bool) {
+// same layer a miss would), and the base image.
+func builderBuild(t *testing.T, work string) (buildFunc, baseInfo) {
 	t.Helper()
 	bin := testutil.BuildBinary(t)
 	root := filepath.Join(work, "root")
-	baseTar, skip := baseImage(t, work)
+	baseTar, base := baseImage(t, work, builderBase)
 	if code, out, err := runCmd(t.Context(), nil, bin, "--root", root, "load", "-i", baseTar); err != nil || code != 0 {
 		t.Fatalf("load base: exit %d, %v\n%s", code, err, out)
 	}
@@ -305,7 +321,7 @@ func builderBuild(t *testing.T, work string) (buildFunc, map[string]bool) {
 			argv = append(argv, "--target", c.target)
 		}
 		return runCmd(ctx, nil, append(argv, ctxDir)...)
-	}, skip
+	}, base
 }
 
 // TestConformance builds every case with the builder binary and compares
@@ -327,9 +343,9 @@ func TestConformance(t *testing.T) {
 		t.Fatal(err)
 	}
 	work := t.TempDir()
-	build, skip := builderBuild(t, work)
+	build, base := builderBuild(t, work)
 	workers := max(3, runtime.NumCPU()+1)
-	sums, errs := summarizeAll(t.Context(), cases, filepath.Join(work, "cases"), builderBase, skip, workers, build)
+	sums, errs := summarizeAll(t.Context(), cases, filepath.Join(work, "cases"), base, workers, build)
 
 	identical, failing := 0, 0
 	for i, c := range cases {
