@@ -217,7 +217,7 @@ func TestChownIDs(t *testing.T) {
 		{etc, "1001", 1001, 1001, ""},
 		{etc, "1001:7", 1001, 7, ""},
 		{etc, "nobody:www", 65534, 1000, ""},
-		{etc, "ghost", 0, 0, ""}, // BuildKit: an unknown user is 0:0
+		{etc, "ghost", 0, 0, ""},            // BuildKit: an unknown user is 0:0
 		{etc, "www:ghosts", 1000, 1000, ""}, // an unknown group keeps the user's gid
 		// A numeric user gets the same gid, not its passwd group.
 		{rootfs, "1", 1, 1, ""},
