@@ -106,7 +106,7 @@ func TestCompareSummaries(t *testing.T) {
 	got.add("history[1]", `created_by="RUN x" empty_layer=false comment="builder.dockerfile.v0" created=0`)
 	got.add("layer[1] /a", "file 0600 0:0")
 	got.add("layer[1] /b", "file 0644 0:0")
-	diffs := compareSummaries("c", golden, got)
+	diffs, kept := compareSummaries("c", golden, got)
 	var keys []string
 	for _, d := range diffs {
 		keys = append(keys, d.key)
@@ -115,9 +115,12 @@ func TestCompareSummaries(t *testing.T) {
 	if want := "layer[1] /a,config.User,layer[1] /b"; strings.Join(keys, ",") != want {
 		t.Errorf("differences in %v, want %s", keys, want)
 	}
+	if len(kept) != 1 || kept[0] != "mount points" {
+		t.Errorf("deliberate differences %v, want [mount points]", kept)
+	}
 
 	failed := errorSummary(1, "error: Dockerfile:2: COPY x /: not found\n")
-	if d := compareSummaries("c", golden, failed); len(d) != 1 || d[0].key != "result" {
+	if d, _ := compareSummaries("c", golden, failed); len(d) != 1 || d[0].key != "result" {
 		t.Errorf("one side failed: %v, want one result difference", d)
 	}
 }
