@@ -29,6 +29,7 @@ import (
 //	target STAGE         the stage to build
 //	mkdir DIR            an (empty) directory
 //	chmod MODE PATH      octal mode, applied after the files are written
+//	chown UID:GID PATH   owner (numeric), not following a symlink
 //	symlink PATH TARGET  a symbolic link
 //	hardlink PATH OLD    a hard link to an existing file
 //	fifo PATH            a named pipe
@@ -98,7 +99,7 @@ func parseCase(name string, data []byte) (*testCase, error) {
 				return nil, bad()
 			}
 			c.actions = append(c.actions, f)
-		case "chmod", "symlink", "hardlink":
+		case "chmod", "chown", "symlink", "hardlink":
 			if len(f) != 3 {
 				return nil, bad()
 			}
@@ -180,6 +181,11 @@ func (c *testCase) materialize(dir, base string) error {
 			if m, err = strconv.ParseUint(a[1], 8, 32); err == nil {
 				p = filepath.Join(dir, filepath.FromSlash(a[2]))
 				err = os.Chmod(p, fs.FileMode(m&0o777)|modeExtra(m))
+			}
+		case "chown":
+			var uid, gid int
+			if _, err = fmt.Sscanf(a[1], "%d:%d", &uid, &gid); err == nil {
+				err = os.Lchown(filepath.Join(dir, filepath.FromSlash(a[2])), uid, gid)
 			}
 		case "symlink":
 			if err = os.MkdirAll(filepath.Dir(p), 0o755); err == nil {

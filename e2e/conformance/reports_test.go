@@ -66,8 +66,8 @@ func writeReports(t *testing.T, cases []*testCase, dir, work string) {
 	if err := os.MkdirAll(bwork, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	build, skip := builderBuild(t, bwork)
-	_, errs := summarizeAll(t.Context(), cases, filepath.Join(work, "builder-cases"), builderBase, skip, 3,
+	build, base := builderBuild(t, bwork)
+	_, errs := summarizeAll(t.Context(), cases, filepath.Join(work, "builder-cases"), base, 3,
 		keepArchive(build, dir, "builder"))
 	written := 0
 	for i, c := range cases {

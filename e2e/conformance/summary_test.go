@@ -219,11 +219,13 @@ func (a ociArchive) image() (config []byte, layers []descriptor, err error) {
 	}
 }
 
-// imageSummary summarizes the image in an OCI archive; layers whose diffID
-// is in skip (the base image's) are counted but not listed.
-// The base image reference in file contents (a Dockerfile copied into the
-// image) is written as the placeholder, so it does not depend on the registry.
-func imageSummary(ctx context.Context, file, base string, skip map[string]bool) (*summary, error) {
+// imageSummary summarizes the image in an OCI archive; the base image's
+// layers are counted but not listed. The base image reference in file
+// contents (a Dockerfile copied into the image) is written as the
+// placeholder, so it does not depend on the registry; a file with the
+// content of a base image file is named by that file, so the summary does
+// not depend on the bytes of the host's busybox.
+func imageSummary(ctx context.Context, file string, base baseInfo) (*summary, error) {
 	a, err := readOCIArchive(file)
 	if err != nil {
 		return nil, err
@@ -276,7 +278,7 @@ func imageSummary(ctx context.Context, file, base string, skip map[string]bool) 
 		s.add("layers", fmt.Sprintf("%d in the manifest", len(layers)))
 	}
 	for i, l := range layers {
-		if i < len(rest.RootFS.DiffIDs) && skip[rest.RootFS.DiffIDs[i]] {
+		if i < len(rest.RootFS.DiffIDs) && base.diffIDs[rest.RootFS.DiffIDs[i]] {
 			continue
 		}
 		blob, err := a.blob(l.Digest)
@@ -313,7 +315,7 @@ func canonical(raw json.RawMessage) string {
 }
 
 // layerSummary adds one line per tar entry of a layer blob, sorted by path.
-func layerSummary(ctx context.Context, s *summary, i int, blob []byte, base string) error {
+func layerSummary(ctx context.Context, s *summary, i int, blob []byte, base baseInfo) error {
 	rc, err := layer.Decompress(bytes.NewReader(blob))
 	if err != nil {
 		return err
@@ -345,9 +347,36 @@ func layerSummary(ctx context.Context, s *summary, i int, blob []byte, base stri
 	return nil
 }
 
+// baseFiles adds the sha256 of each regular file of a layer blob to files.
+func baseFiles(blob []byte, files map[string]string) error {
+	rc, err := layer.Decompress(bytes.NewReader(blob))
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	tr := tar.NewReader(rc)
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if h.Typeflag != tar.TypeReg {
+			continue
+		}
+		hash := sha256.New()
+		if _, err := io.Copy(hash, tr); err != nil {
+			return err
+		}
+		files[hex.EncodeToString(hash.Sum(nil))] = "/" + strings.TrimPrefix(path.Clean("/"+h.Name), "/")
+	}
+}
+
 // entryLine describes one tar entry: type, mode, owner, then what the type
 // has (content, link target, device numbers), mtime and xattrs.
-func entryLine(h *tar.Header, r io.Reader, base string) string {
+func entryLine(h *tar.Header, r io.Reader, base baseInfo) string {
 	var b strings.Builder
 	typ := map[byte]string{
 		tar.TypeReg: "file", tar.TypeDir: "dir", tar.TypeSymlink: "symlink", tar.TypeLink: "hardlink",
@@ -360,8 +389,12 @@ func entryLine(h *tar.Header, r io.Reader, base string) string {
 	switch h.Typeflag {
 	case tar.TypeReg:
 		data, _ := io.ReadAll(r)
-		data = bytes.ReplaceAll(data, []byte(base), []byte(basePlaceholder))
+		data = bytes.ReplaceAll(data, []byte(base.ref), []byte(basePlaceholder))
 		sum := sha256.Sum256(data)
+		if p, ok := base.files[hex.EncodeToString(sum[:])]; ok && len(data) > 400 {
+			fmt.Fprintf(&b, " content-of-base=%s", p)
+			break
+		}
 		fmt.Fprintf(&b, " size=%d sha256=%s", len(data), hex.EncodeToString(sum[:])[:16])
 		if len(data) <= 400 && utf8.Valid(data) && !bytes.ContainsAny(data, "\x00\r") {
 			fmt.Fprintf(&b, " text=%q", data)
