@@ -33,8 +33,8 @@ func maskProgress(s string) string {
 	return progressDigests.ReplaceAllString(s, "sha256:<digest>")
 }
 
-// checkGolden compares got with testdata/progress/name (-update rewrites it).
-func checkGolden(t *testing.T, name, got string) {
+// checkProgressGolden compares got with testdata/progress/name (-update rewrites it).
+func checkProgressGolden(t *testing.T, name, got string) {
 	t.Helper()
 	p := filepath.Join(progressDir, name)
 	if *update {
@@ -86,7 +86,7 @@ func TestProgressModes(t *testing.T) {
 				b.WriteString([]string{"== cold build\n", "== a.txt changed\n"}[i])
 				b.WriteString("-- stdout\n" + r.stdout + "-- stderr\n" + r.stderr)
 			}
-			checkGolden(t, mode.file, maskProgress(b.String()))
+			checkProgressGolden(t, mode.file, maskProgress(b.String()))
 		})
 	}
 }
@@ -210,7 +210,7 @@ func TestProgressTTY(t *testing.T) {
 	if !strings.Contains(done, "par.sh EXIT=0") || strings.Contains(done, "[+] Building") {
 		t.Errorf("after the build: want EXIT=0 and no live area:\n%s", done)
 	}
-	checkGolden(t, "tty-live.golden", maskProgress(got))
+	checkProgressGolden(t, "tty-live.golden", maskProgress(got))
 
 	// A linear build, cold then with a file changed: the screen a user
 	// sees once it is done.
@@ -221,7 +221,7 @@ func TestProgressTTY(t *testing.T) {
 	cacheWrite(t, dir, "a.txt", "b\n")
 	p.script(sdir, "changed.sh", cmd+"--source-date-epoch 0 -t tty:v1 "+dir)
 	second := p.exited("changed.sh")
-	checkGolden(t, "tty-final.golden", maskProgress("== cold build\n"+screenLines(first)+"== a.txt changed\n"+screenLines(second)))
+	checkProgressGolden(t, "tty-final.golden", maskProgress("== cold build\n"+screenLines(first)+"== a.txt changed\n"+screenLines(second)))
 
 	// Ctrl-C while a RUN runs: the live view ends with the step CANCELED,
 	// then the error; exit 130.

@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"io/fs"
+	"maps"
 	"path"
+	"slices"
 	"strings"
 
 	"github.com/builderdev/builder/fileset"
@@ -18,18 +20,20 @@ import (
 // when the directory already exists (BuildKit exports every file op as a
 // layer, even with no changes). WORKDIR / is an empty_layer entry.
 func (bd *build) workdir(ctx context.Context, s *stage, st *imageState, c *instructions.WorkdirCommand, step *int) error {
+	// As BuildKit's NormalizeWorkdir: an absolute path as written (a
+	// trailing slash, "..", "." kept), a relative one joined to the
+	// current (and so cleaned).
 	wd := c.Path
 	if !path.IsAbs(wd) {
 		cur := st.img.Config.WorkingDir
 		if cur == "" {
 			cur = "/"
 		}
-		wd = path.Join(cur, wd)
+		wd = path.Join("/", cur, wd)
 	}
-	wd = path.Clean(wd)
 	st.img.Config.WorkingDir = wd
-	if wd == "/" {
-		st.addHistory("WORKDIR /")
+	if path.Clean(wd) == "/" {
+		st.addHistory("WORKDIR " + wd)
 		return nil
 	}
 	user := st.img.Config.User
@@ -42,32 +46,72 @@ func (bd *build) workdir(ctx context.Context, s *stage, st *imageState, c *instr
 			if err != nil {
 				return nil, err
 			}
-			target, err := fileset.ResolveDest(root, wd)
-			if err != nil {
-				return nil, fmt.Errorf("resolve %s: %w", wd, err)
+			return bd.mkdirLayer(ctx, root, wd, user)
+		},
+	})
+}
+
+// mkdirLayer is the layer of WORKDIR's mkdir -p of wd as written: each
+// step of the path in turn ("/a/../b" makes /a, then /b), through symlinks
+// of the rootfs, new dirs 0755 owned by user. As BuildKit's differ writes
+// it, the existing parents of what it makes are in the layer too.
+func (bd *build) mkdirLayer(ctx context.Context, root fileset.ViewFS, wd, user string) (*produced, error) {
+	var u *fileset.User
+	ents := map[string]layer.Entry{}
+	for _, d := range mkdirSteps(wd) {
+		target, err := fileset.ResolveDest(root, d)
+		if err != nil {
+			return nil, fmt.Errorf("resolve %s: %w", d, err)
+		}
+		if _, made := ents[strings.TrimPrefix(target, "/")]; made {
+			continue
+		}
+		if fi, err := root.Lstat(target); err == nil {
+			if !fi.IsDir() {
+				return nil, fmt.Errorf("%s exists and is not a directory", d)
 			}
-			if fi, err := root.Lstat(target); err == nil {
-				if !fi.IsDir() {
-					return nil, fmt.Errorf("%s exists and is not a directory", wd)
-				}
-				return bd.writeLayer(ctx, nil)
-			}
-			u, err := fileset.ResolveUser(root, user)
+			continue
+		}
+		if u == nil {
+			got, err := fileset.ResolveUser(root, user)
 			if err != nil {
 				return nil, err
 			}
-			var ents []layer.Entry
-			for _, a := range fileset.Ancestors(target) {
-				if fi, err := root.Lstat(a); err == nil {
-					if !fi.IsDir() {
-						return nil, fmt.Errorf("%s is not a directory", a)
-					}
-					continue
-				}
-				ents = append(ents, layer.Entry{Name: strings.TrimPrefix(a, "/"), Mode: fs.ModeDir | 0o755,
-					UID: u.UID, GID: u.GID, ModTime: bd.clock.fileTime()})
+			u = &got
+		}
+		for _, a := range fileset.Ancestors(target) {
+			name := strings.TrimPrefix(a, "/")
+			if _, ok := ents[name]; ok {
+				continue
 			}
-			return bd.writeLayer(ctx, ents)
-		},
-	})
+			if fi, err := root.Lstat(a); err == nil {
+				if !fi.IsDir() {
+					return nil, fmt.Errorf("%s is not a directory", a)
+				}
+				ents[name] = entryFromInfo(name, fi, true)
+				continue
+			}
+			ents[name] = layer.Entry{Name: name, Mode: fs.ModeDir | 0o755, UID: u.UID, GID: u.GID, ModTime: bd.clock.fileTime()}
+		}
+	}
+	return bd.writeLayer(ctx, slices.Collect(maps.Values(ents)))
+}
+
+// mkdirSteps are the dirs a mkdir -p of p makes in turn, ".." and "."
+// taken as they come: "/a/../b/./c" is /a, /b, /b/c.
+func mkdirSteps(p string) []string {
+	var out []string
+	cur := "/"
+	for _, c := range strings.Split(p, "/") {
+		switch c {
+		case "", ".":
+			continue
+		case "..":
+			cur = path.Dir(cur)
+			continue
+		}
+		cur = path.Join(cur, c)
+		out = append(out, cur)
+	}
+	return out
 }
