@@ -241,6 +241,14 @@ func (c *copier) tree(i int, src *treeSource, target string, keepOwner, extracte
 			c.put(nd)
 			continue
 		}
+		if w.Info.IsDir() && !extracted {
+			// As BuildKit's copy: only the destination itself is resolved
+			// through symlinks; a dir of the tree never lands on a file or
+			// a symlink of the rootfs (an unpacked archive replaces them).
+			if fi, err := c.root.Lstat("/" + e.Name); err == nil && !fi.IsDir() {
+				return fmt.Errorf("cannot copy to non-directory: /%s", e.Name)
+			}
+		}
 		if e.Ino != 0 {
 			k := [3]uint64{uint64(i), e.Dev, e.Ino}
 			id, ok := c.inodes[k]
