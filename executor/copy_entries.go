@@ -141,9 +141,54 @@ func (bd *build) copyEntries(ctx context.Context, st *imageState, spec copySpec,
 			return nil, err
 		}
 	}
+	return c.changed(spec.link)
+}
+
+// changed are the entries that change the parent rootfs, as BuildKit's
+// differ writes its copy: one that is the same as below (a file copied
+// again as it is, a parent dir) is left out, unless something under it
+// is written. Only entries whose dir exists below are looked up there.
+func (c *copier) changed(link bool) ([]layer.Entry, error) {
+	same := map[string]bool{}
+	dirs := map[string]bool{"/": true, ".": true}
+	exists := func(dir string) bool {
+		ok, seen := dirs[dir]
+		if !seen {
+			fi, err := c.root.Lstat("/" + dir)
+			ok = err == nil && fi.IsDir()
+			dirs[dir] = ok
+		}
+		return ok
+	}
+	for _, n := range c.order {
+		if n == "" || link || !exists(path.Dir(n)) {
+			continue
+		}
+		fi, err := c.root.Lstat("/" + n)
+		if err != nil {
+			continue
+		}
+		host, err := c.root.HostPath("/" + n)
+		if err != nil {
+			return nil, err
+		}
+		ok, err := layer.SameAsBelow(c.byName[n], fi, host, c.bd.clock.packClamp())
+		if err != nil {
+			return nil, err
+		}
+		same[n] = ok
+	}
+	for _, n := range c.order {
+		if n == "" || same[n] {
+			continue
+		}
+		for d := path.Dir(n); d != "."; d = path.Dir(d) {
+			delete(same, d) // a parent of what is written
+		}
+	}
 	out := make([]layer.Entry, 0, len(c.order))
 	for _, n := range c.order {
-		if n != "" {
+		if n != "" && !same[n] {
 			out = append(out, c.byName[n])
 		}
 	}

@@ -13,6 +13,7 @@ import (
 	"path"
 	"slices"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -191,6 +192,11 @@ func sameFileContent(a, b string) (bool, error) {
 		return false, err
 	}
 	defer fb.Close()
+	return sameReaders(fa, fb)
+}
+
+// sameReaders compares two streams to their ends.
+func sameReaders(fa, fb io.Reader) (bool, error) {
 	ba, bb := make([]byte, 64<<10), make([]byte, 64<<10)
 	for {
 		na, erra := io.ReadFull(fa, ba)
@@ -228,4 +234,55 @@ func underOpaque(opaque map[string]bool, name string) bool {
 		}
 	}
 	return false
+}
+
+// SameAsBelow reports whether the entry e, about to be written over lower
+// (its stat and host path in the layers below), is the same by the rules
+// Changes applies to an upper dir (unchanged): a COPY that writes a file
+// again as it already is changes nothing, as BuildKit's differ sees it.
+// Its security.capability is taken as none. clamp, when set, is the
+// SOURCE_DATE_EPOCH Pack clamps times to, which the layers below were
+// packed with: e's time is compared as it will be written.
+func SameAsBelow(e Entry, lower fs.FileInfo, low string, clamp *time.Time) (bool, error) {
+	if clamp != nil && e.ModTime.After(*clamp) {
+		e.ModTime = *clamp
+	}
+	ls, ok := lower.Sys().(*syscall.Stat_t)
+	if !ok || e.Whiteout || e.Opaque || lower.Mode() != e.Mode || int(ls.Uid) != e.UID || int(ls.Gid) != e.GID ||
+		unix.Major(uint64(ls.Rdev)) != e.Devmajor || unix.Minor(uint64(ls.Rdev)) != e.Devminor || len(e.Xattrs) > 0 {
+		return false, nil
+	}
+	if c, err := capability(low); err != nil || c != nil {
+		return false, err
+	}
+	if e.Mode.IsDir() {
+		return true, nil
+	}
+	lt := lower.ModTime()
+	if e.Mode.IsRegular() && lower.Size() != e.Size || lt.Unix() != e.ModTime.Unix() || lt.Nanosecond() != e.ModTime.Nanosecond() {
+		return false, nil
+	}
+	if lt.Nanosecond() != 0 {
+		return true, nil
+	}
+	switch {
+	case e.Mode&fs.ModeSymlink != 0:
+		t, err := os.Readlink(low)
+		return err == nil && t == e.Linkname, err
+	case !e.Mode.IsRegular() || e.Size == 0:
+		return true, nil
+	case e.Open == nil:
+		return false, nil
+	}
+	rc, err := e.Open()
+	if err != nil {
+		return false, err
+	}
+	defer rc.Close()
+	f, err := os.Open(low)
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	return sameReaders(rc, f)
 }

@@ -6,12 +6,14 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -525,5 +527,46 @@ func TestChangesSkipsUnchanged(t *testing.T) {
 	}
 	if strings.Join(restored, " ") != "quiet" {
 		t.Fatalf("SameDir called for %q, want only quiet", restored)
+	}
+}
+
+// SameAsBelow: an entry written again as the layers below have it.
+func TestSameAsBelow(t *testing.T) {
+	requireRoot(t)
+	dir := t.TempDir()
+	low := filepath.Join(dir, "f")
+	if err := os.WriteFile(low, []byte("data"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mt := time.Unix(1000, 0)
+	if err := os.Chtimes(low, mt, mt); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Lstat(low)
+	if err != nil {
+		t.Fatal(err)
+	}
+	open := func(s string) func() (io.ReadCloser, error) {
+		return func() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader(s)), nil }
+	}
+	epoch := time.Unix(500, 0)
+	for _, tc := range []struct {
+		name  string
+		e     Entry
+		clamp *time.Time
+		want  bool
+	}{
+		{"same", Entry{Name: "f", Mode: 0o644, Size: 4, ModTime: mt, Open: open("data")}, nil, true},
+		{"content", Entry{Name: "f", Mode: 0o644, Size: 4, ModTime: mt, Open: open("datb")}, nil, false},
+		{"mode", Entry{Name: "f", Mode: 0o600, Size: 4, ModTime: mt, Open: open("data")}, nil, false},
+		{"owner", Entry{Name: "f", Mode: 0o644, UID: 1, Size: 4, ModTime: mt, Open: open("data")}, nil, false},
+		{"time", Entry{Name: "f", Mode: 0o644, Size: 4, ModTime: mt.Add(time.Second), Open: open("data")}, nil, false},
+		{"clamped time", Entry{Name: "f", Mode: 0o644, Size: 4, ModTime: time.Unix(2000, 0), Open: open("data")}, &mt, true},
+		{"older than the clamp", Entry{Name: "f", Mode: 0o644, Size: 4, ModTime: time.Unix(400, 0), Open: open("data")}, &epoch, false},
+	} {
+		got, err := SameAsBelow(tc.e, fi, low, tc.clamp)
+		if err != nil || got != tc.want {
+			t.Errorf("%s: SameAsBelow = %v, %v; want %v", tc.name, got, err, tc.want)
+		}
 	}
 }
