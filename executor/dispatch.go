@@ -15,7 +15,8 @@ import (
 
 // dispatch applies one instruction to st. Every error carries the line.
 func (bd *build) dispatch(ctx context.Context, s *stage, st *imageState, cmd instructions.Command, step *int) error {
-	st.origin = fmt.Sprintf("%s:%d", bd.file, parser.Line(cmd))
+	st.line = parser.Line(cmd)
+	st.origin = fmt.Sprintf("%s:%d", bd.file, st.line)
 	env, err := bd.expandCmd(st, cmd)
 	if err != nil {
 		return bd.errAt(cmd, err)

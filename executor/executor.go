@@ -174,12 +174,16 @@ type Event struct {
 	Kind     EventKind
 	ID       int    // step number, unique in the build
 	Name     string // "[stage 2/5] COPY a /b"
+	Line     int    // StepStart, StepDone: the instruction's Dockerfile line
 	Cached   bool
 	From     string // a hit from an imported cache: which (CacheSource.String)
 	Duration time.Duration
-	Err      error
-	Data     []byte // StepLog
-	Text     string // Warning
+	// Layer is the layer blob a StepDone step made or found (none when
+	// it only changed the config).
+	Layer digest.Digest
+	Err   error
+	Data  []byte // StepLog
+	Text  string // Warning
 	// Check is the warning of a Lint event.
 	Check *CheckWarning
 }

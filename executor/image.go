@@ -38,6 +38,7 @@ type imageState struct {
 	// origin is where the instruction being dispatched is ("Dockerfile:3");
 	// steps[i] is where layer i came from ("" for the base image's).
 	origin string
+	line   int // its line alone (progress events)
 	steps  []string
 	// lastHit: the last filesystem step of this stage was a cache hit
 	// (for explaining why the next one misses).
@@ -116,7 +117,11 @@ func (bd *build) from(ctx context.Context, s *stage) (*imageState, error) {
 	if !bd.sh.firstFrom(name) {
 		rep = nopReporter{} // the same FROM of another platform's build: one vertex
 	}
-	rep.Report(Event{Kind: StepStart, ID: id, Name: name})
+	line := 0
+	if len(s.def.Location) > 0 {
+		line = s.def.Location[0].Start.Line
+	}
+	rep.Report(Event{Kind: StepStart, ID: id, Name: name, Line: line})
 	st, err := bd.fromBase(ctx, s)
 	if err != nil {
 		err = bd.errAt(s.def, err)
@@ -125,7 +130,7 @@ func (bd *build) from(ctx context.Context, s *stage) (*imageState, error) {
 		// except on Windows.
 		st.img.Config.Env = append(st.img.Config.Env, "PATH="+defaultPath)
 	}
-	rep.Report(Event{Kind: StepDone, ID: id, Name: name, Duration: time.Since(start), Err: err})
+	rep.Report(Event{Kind: StepDone, ID: id, Name: name, Line: line, Duration: time.Since(start), Err: err})
 	return st, err
 }
 

@@ -69,12 +69,17 @@ func (bd *build) runStep(ctx context.Context, s *stage, st *imageState, step *in
 		start = fs.start
 	}
 	ctx = context.WithValue(ctx, stepIDKey{}, id)
-	bd.rep.Report(Event{Kind: StepStart, ID: id, Name: name})
+	bd.rep.Report(Event{Kind: StepStart, ID: id, Name: name, Line: st.line})
 	sr := stepRun{id: id, name: name, pos: fmt.Sprintf("%d/%d", s.idx, *step), first: *step == 2}
 	cached, from, err := bd.doStep(ctx, st, fs, sr, bd.noCache(s))
 	st.lastHit = cached
 	f.finish(st, err)
-	bd.rep.Report(Event{Kind: StepDone, ID: id, Name: name, Cached: cached, From: from, Duration: time.Since(start), Err: err})
+	var layerDigest digest.Digest
+	if err == nil && len(st.records) > 0 {
+		layerDigest = st.records[len(st.records)-1].Layer
+	}
+	bd.rep.Report(Event{Kind: StepDone, ID: id, Name: name, Line: st.line, Cached: cached, From: from, Layer: layerDigest,
+		Duration: time.Since(start), Err: err})
 	return err
 }
 

@@ -160,7 +160,8 @@ type jsonEvent struct {
 	Manifest string   `json:"manifest,omitempty"` // result
 	Tags     []string `json:"tags,omitempty"`     // result
 	File     string   `json:"file,omitempty"`     // failed: the Dockerfile
-	Line     int      `json:"line,omitempty"`     // failed: its line
+	Line     int      `json:"line,omitempty"`     // start, done, cached, error, warning, failed: the Dockerfile line
+	Layer    string   `json:"layer,omitempty"`    // done, cached: the digest of the step's layer
 }
 
 func newJSONProgress(w io.Writer) *jsonProgress {
@@ -177,7 +178,10 @@ func (p *jsonProgress) emit(e jsonEvent) {
 }
 
 func (p *jsonProgress) Report(e client.Event) {
-	je := jsonEvent{ID: e.ID, Name: e.Name}
+	je := jsonEvent{ID: e.ID, Name: e.Name, Line: e.Line}
+	if e.Layer != "" {
+		je.Layer = e.Layer.String()
+	}
 	switch e.Kind {
 	case client.StepStart:
 		je.Kind = "start"
