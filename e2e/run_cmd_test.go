@@ -241,7 +241,7 @@ func TestRunCmdLimits(t *testing.T) {
 	if r.code != 137 || !strings.Contains(r.stderr, "memory limit 16MiB reached (OOM)") {
 		t.Errorf("memory hog: exit %d\n%s", r.code, r.stderr)
 	}
-	dirs := runCgroups(t, strings.ReplaceAll(r.stdout, "cg_", "#1 cg_"))
+	dirs := runCgroups(t, strings.ReplaceAll(r.stdout, "cg_", "#1 0.000 cg_"))
 	r = e.run("run", "--pids-limit", "20", "busybox", "sh", "-c", "for i in $(seq 40); do sleep 9 & done; wait")
 	if r.code == 0 || !strings.Contains(r.stderr, "pids limit 20 reached") {
 		t.Errorf("fork bomb: exit %d\n%s", r.code, r.stderr)
@@ -272,7 +272,7 @@ func startContainer(t *testing.T, e *env, args ...string) (*exec.Cmd, <-chan err
 				close(ready)
 			}
 			if strings.HasPrefix(sc.Text(), "cg_") {
-				cmd.Stderr.Write([]byte("#1 " + sc.Text() + "\n")) // as runCgroups reads a build's
+				cmd.Stderr.Write([]byte("#1 0.000 " + sc.Text() + "\n")) // as runCgroups reads a build's
 			}
 		}
 		done <- cmd.Wait()

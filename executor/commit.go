@@ -8,7 +8,6 @@ import (
 
 	"github.com/builderdev/builder/layer"
 	"github.com/builderdev/builder/oci"
-	"github.com/builderdev/builder/snapshot"
 	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
 	specs "github.com/opencontainers/image-spec/specs-go"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -25,7 +24,7 @@ func Commit(ctx context.Context, st Stores, img *oci.Image, upper string, lowers
 		return ocispec.Descriptor{}, fmt.Errorf("read config of %s: %w", img.Descriptor.Digest, err)
 	}
 	below := viewOf(lowers)
-	ents, err := layer.Changes(upper, belowIn(below), layer.ChangeOptions{UserXattr: snapshot.InUserNS()})
+	ents, err := layer.Changes(upper, belowIn(below), changeOptions(below))
 	if err != nil {
 		return ocispec.Descriptor{}, fmt.Errorf("diff container: %w", err)
 	}

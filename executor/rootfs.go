@@ -94,6 +94,22 @@ func belowIn(v fileset.ViewFS) layer.Below {
 	}
 }
 
+// changeOptions diff an upper dir over the merged tree v as BuildKit's
+// differ does (an opaque dir as whiteouts of what it lost).
+func changeOptions(v fileset.ViewFS) layer.ChangeOptions {
+	return layer.ChangeOptions{UserXattr: snapshot.InUserNS(), BelowDir: func(name string) ([]string, error) {
+		ents, err := v.ReadDir("/" + name)
+		if err != nil {
+			return nil, err
+		}
+		names := make([]string, len(ents))
+		for i, e := range ents {
+			names[i] = e.Name()
+		}
+		return names, nil
+	}}
+}
+
 // viewOf is the merged tree of lowers (top first); none: the empty tree.
 func viewOf(lowers []string) fileset.ViewFS {
 	if len(lowers) == 0 {

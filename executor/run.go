@@ -304,7 +304,7 @@ func (bd *build) execRun(ctx context.Context, st *imageState, cmd runCmd, env []
 		}
 		return nil, err // *sandbox.ExitError reads "exit code N"
 	}
-	changeOpts := layer.ChangeOptions{UserXattr: snapshot.InUserNS()}
+	changeOpts := changeOptions(root)
 	if bd.clock.stampsRun() {
 		// A dir left out of the layer keeps the time below, on disk too.
 		changeOpts.SameDir = func(name string, below fs.FileInfo) error { return setTime(a.Upper, name, below.ModTime()) }

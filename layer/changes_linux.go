@@ -11,6 +11,7 @@ import (
 	"maps"
 	"os"
 	"path"
+	"path/filepath"
 	"slices"
 	"syscall"
 	"time"
@@ -38,6 +39,7 @@ func Changes(upper string, below Below, opts ChangeOptions) ([]Entry, error) {
 	}
 	var out []Entry
 	opaque := make(map[string]bool)
+	lowerDir := map[string]bool{} // names that are dirs below
 	// Dirs left out so far: the first entry recorded below one brings it
 	// back (with its parents), as containerd's tar writer adds the parents
 	// of what it writes; those never brought back keep the time below.
@@ -80,16 +82,35 @@ func Changes(upper string, below Below, opts ChangeOptions) ([]Entry, error) {
 		}
 		var bi fs.FileInfo
 		var bhost string
-		if !underOpaque(opaque, name) {
+		whole := opts.BelowDir != nil // a dir made anew is diffed against below as a whole
+		inOpaque := underOpaque(opaque, name)
+		// Under a dir made anew, below is asked only where its parent is
+		// a dir below too (not a file or a symlink there).
+		if !inOpaque || whole && lowerDir[path.Dir(name)] {
 			if bi, bhost, err = below(name); err != nil {
 				return fmt.Errorf("look up %q below upperdir: %w", name, err)
 			}
 		}
+		if bi != nil && bi.IsDir() {
+			lowerDir[name] = true
+		}
 		// trusted.* as root of the host, user.* in a user namespace: the
 		// layer is the same either way.
-		if e.Mode.IsDir() && e.Xattrs[opaqueKey] == "y" && bi != nil {
-			e.Opaque = true
+		if e.Mode.IsDir() && bi != nil && (e.Xattrs[opaqueKey] == "y" || whole && inOpaque) {
 			opaque[name] = true
+			if !whole {
+				e.Opaque = true
+			} else if bi.IsDir() {
+				// As BuildKit's differ (a walk of both trees): what below
+				// had and the new dir lacks gets a whiteout of its own.
+				gone, err := missing(full, name, opts.BelowDir)
+				if err != nil {
+					return err
+				}
+				for _, g := range gone {
+					emit(Entry{Name: g, Whiteout: true})
+				}
+			}
 		}
 		if !e.Opaque && bi != nil {
 			same, err := unchanged(bi, bhost, info, full)
@@ -120,6 +141,24 @@ func Changes(upper string, below Below, opts ChangeOptions) ([]Entry, error) {
 		}
 	}
 	return out, nil
+}
+
+// missing are the entries (layer names) below dir name that the upper
+// dir full no longer has.
+func missing(full, name string, belowDir func(string) ([]string, error)) ([]string, error) {
+	was, err := belowDir(name)
+	if err != nil {
+		return nil, fmt.Errorf("list %q below upperdir: %w", name, err)
+	}
+	var gone []string
+	for _, n := range was {
+		if _, err := os.Lstat(filepath.Join(full, n)); errors.Is(err, fs.ErrNotExist) {
+			gone = append(gone, path.Join(name, n))
+		} else if err != nil {
+			return nil, err
+		}
+	}
+	return gone, nil
 }
 
 // heldDir is a directory Changes left out, until something under it is

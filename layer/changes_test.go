@@ -112,11 +112,23 @@ func TestChangesMatchOverlay(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Changes: %v", err)
 			}
+			// The same with opaque dirs written as whiteouts of what they lost.
+			perChild, err := Changes(o.upper, belowIn(lower), ChangeOptions{BelowDir: func(name string) ([]string, error) {
+				ents, err := os.ReadDir(filepath.Join(lower, filepath.FromSlash(name)))
+				names := make([]string, len(ents))
+				for i, e := range ents {
+					names[i] = e.Name()
+				}
+				return names, err
+			}})
+			if err != nil {
+				t.Fatalf("Changes with BelowDir: %v", err)
+			}
 			diff, err := Diff(lower, mergedCopy)
 			if err != nil {
 				t.Fatalf("Diff: %v", err)
 			}
-			for name, entries := range map[string][]Entry{"Changes": changes, "Diff": diff} {
+			for name, entries := range map[string][]Entry{"Changes": changes, "Changes with BelowDir": perChild, "Diff": diff} {
 				got := treeState(t, flatten(t, lower, entries), true)
 				if d := diffStates(want, got); d != "" {
 					t.Errorf("lower + %s differs from the merged view:\n%s\nmutations:\n  %s\nentries:\n%s",

@@ -76,6 +76,12 @@ type ChangeOptions struct {
 	// mtime may differ) and holding nothing recorded, so that the caller
 	// can give the upper dir the time the layer implies.
 	SameDir func(name string, below fs.FileInfo) error
+	// BelowDir, when set, lists the names in a directory of the layers
+	// below: a directory the upper dir made anew (opaque) is then written
+	// as BuildKit's differ writes it, a whiteout for each entry it no
+	// longer has and only what differs, instead of an opaque marker and
+	// all its content.
+	BelowDir func(name string) ([]string, error)
 }
 
 // WhiteoutMode says how Apply treats OCI whiteouts.
