@@ -174,12 +174,30 @@ func cleanSources(srcs []Source) ([]cleanedSource, []string, error) {
 		}
 		out[i] = cleanedSource{Source: src, rel: rel}
 	}
-	sort.SliceStable(out, func(i, j int) bool {
-		if out[i].Dest != out[j].Dest {
-			return out[i].Dest < out[j].Dest
+	less := func(a, b *cleanedSource) bool {
+		if a.Dest != b.Dest {
+			return a.Dest < b.Dest
 		}
-		return out[i].rel < out[j].rel
-	})
+		return a.rel < b.rel
+	}
+	// A walk in name order is often in this order already (it is not when
+	// a directory name is a prefix of a sibling's, as "a" and "a.txt"):
+	// then the sources are their own distinct sorted paths.
+	sorted, distinct := true, true
+	for i := 1; i < len(out) && sorted; i++ {
+		sorted = !less(&out[i], &out[i-1])
+		distinct = distinct && out[i-1].rel < out[i].rel
+	}
+	if sorted && distinct {
+		paths := make([]string, len(out))
+		for i := range out {
+			paths[i], out[i].idx = out[i].rel, i
+		}
+		return out, paths, nil
+	}
+	if !sorted {
+		sort.SliceStable(out, func(i, j int) bool { return less(&out[i], &out[j]) })
+	}
 	paths := make([]string, 0, len(out))
 	for _, src := range out {
 		paths = append(paths, src.rel)
@@ -219,7 +237,7 @@ func chunks(paths []string) []chunk {
 // statAndHash stats every path and finds the digest of every regular file,
 // from cached or by reading it, using up to runtime.NumCPU workers. cached
 // is only read here.
-func (s *Store) statAndHash(ctx context.Context, root *contextRoot, paths []string, cached map[string]statEntry) ([]fileResult, error) {
+func (s *Store) statAndHash(ctx context.Context, root *contextRoot, paths []string, cached *statCache) ([]fileResult, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	results := make([]fileResult, len(paths))
@@ -258,7 +276,7 @@ func (s *Store) statAndHash(ctx context.Context, root *contextRoot, paths []stri
 }
 
 // statChunk fills results for the paths of one chunk.
-func (s *Store) statChunk(ctx context.Context, root *contextRoot, paths []string, c chunk, cached map[string]statEntry, results []fileResult, buf []byte) error {
+func (s *Store) statChunk(ctx context.Context, root *contextRoot, paths []string, c chunk, cached *statCache, results []fileResult, buf []byte) error {
 	dir, err := root.openDir(c.dir)
 	if err != nil {
 		return fmt.Errorf("open %s: %w", c.dir, err)
@@ -267,11 +285,12 @@ func (s *Store) statChunk(ctx context.Context, root *contextRoot, paths []string
 	// Taken before any lstat of the chunk: an earlier time only makes the
 	// racy check stricter.
 	start := time.Now()
+	cur := 0 // in cached: the chunk's paths are sorted
 	for i := c.start; i < c.end; i++ {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		res, err := s.statOne(ctx, dir, paths[i], cached, start, buf)
+		res, err := s.statOne(ctx, dir, paths[i], cached, &cur, start, buf)
 		if err != nil {
 			return err
 		}
@@ -282,7 +301,7 @@ func (s *Store) statChunk(ctx context.Context, root *contextRoot, paths []string
 
 // statOne stats rel, a name in dir, and for a regular file finds its
 // digest; start is a time before the stat. A file that changes while it is read is stat'ed and read again.
-func (s *Store) statOne(ctx context.Context, dir *dirHandle, rel string, cached map[string]statEntry, start time.Time, buf []byte) (fileResult, error) {
+func (s *Store) statOne(ctx context.Context, dir *dirHandle, rel string, cached *statCache, cur *int, start time.Time, buf []byte) (fileResult, error) {
 	name := path.Base(rel)
 	for range maxAttempts {
 		st, link, err := dir.lstat(name)
@@ -293,7 +312,7 @@ func (s *Store) statOne(ctx context.Context, dir *dirHandle, rel string, cached 
 		if st.mode&sIFMT != sIFREG {
 			return res, nil
 		}
-		if e, ok := cached[rel]; ok && e.matches(st) {
+		if e, ok := cached.find(rel, cur); ok && e.matches(st) {
 			res.sum = e.sum
 			return res, nil
 		}
@@ -496,8 +515,17 @@ func appendJSONString(b []byte, s string) []byte {
 // updateStatCache records the digests read in cached and drops entries of
 // paths that are no longer regular files. It reports whether cached
 // changed.
-func updateStatCache(cached map[string]statEntry, paths []string, results []fileResult) bool {
-	changed := false
+func updateStatCache(cached *statCache, paths []string, results []fileResult) bool {
+	// What changes, by path: a new entry, or nil to drop it. A fully
+	// cached build changes nothing and allocates nothing here.
+	var changes map[string]*statEntry
+	set := func(p string, e *statEntry) {
+		if changes == nil {
+			changes = map[string]*statEntry{}
+		}
+		changes[p] = e
+	}
+	cur := 0
 	for i, p := range paths {
 		res := results[i]
 		if res.st.mode&sIFMT == sIFREG && !res.read {
@@ -505,14 +533,28 @@ func updateStatCache(cached map[string]statEntry, paths []string, results []file
 		}
 		if res.st.mode&sIFMT == sIFREG && res.persist {
 			st := res.st
-			cached[p] = statEntry{size: st.size, mtime: st.mtime, ctime: st.ctime, ino: st.ino, dev: st.dev, sum: res.sum}
-			changed = true
+			set(p, &statEntry{size: st.size, mtime: st.mtime, ctime: st.ctime, ino: st.ino, dev: st.dev, sum: res.sum})
 			continue
 		}
-		if _, ok := cached[p]; ok {
-			delete(cached, p)
-			changed = true
+		if _, ok := cached.find(p, &cur); ok {
+			set(p, nil)
 		}
 	}
-	return changed
+	if changes == nil {
+		return false
+	}
+	ents := make([]cachedStat, 0, len(cached.ents)+len(changes))
+	for _, e := range cached.ents {
+		if _, ok := changes[e.name]; !ok {
+			ents = append(ents, e)
+		}
+	}
+	for p, e := range changes {
+		if e != nil {
+			ents = append(ents, cachedStat{p, *e})
+		}
+	}
+	slices.SortFunc(ents, func(a, b cachedStat) int { return strings.Compare(a.name, b.name) })
+	cached.ents = ents
+	return true
 }

@@ -7,9 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
+	"strings"
 )
 
 // statEntry is what the stat cache remembers of one regular file: while the
@@ -42,46 +45,121 @@ const statMagic = "BLDSTAT1"
 
 func crc32c(b []byte) uint32 { return crc32.Checksum(b, crc32.MakeTable(crc32.Castagnoli)) }
 
+// statCache is a loaded stat cache: entries sorted by path, each name a
+// substring of the one string the file was read into (no allocation per
+// entry), looked up by binary search from a cursor, since the paths of a
+// chunk are sorted too.
+type statCache struct {
+	ents []cachedStat
+}
+
+type cachedStat struct {
+	name string
+	statEntry
+}
+
+// newStatCache returns a cache holding m.
+func newStatCache(m map[string]statEntry) *statCache {
+	c := &statCache{ents: make([]cachedStat, 0, len(m))}
+	for name, e := range m {
+		c.ents = append(c.ents, cachedStat{name, e})
+	}
+	slices.SortFunc(c.ents, func(a, b cachedStat) int { return strings.Compare(a.name, b.name) })
+	return c
+}
+
+// find returns the entry of name, searching from *cur (an index no entry
+// before which is wanted again) and moving *cur past it.
+func (c *statCache) find(name string, cur *int) (statEntry, bool) {
+	i := *cur
+	if i >= len(c.ents) || c.ents[i].name != name {
+		i += sort.Search(len(c.ents)-i, func(j int) bool { return c.ents[i+j].name >= name })
+	}
+	*cur = i
+	if i < len(c.ents) && c.ents[i].name == name {
+		*cur = i + 1
+		return c.ents[i].statEntry, true
+	}
+	return statEntry{}, false
+}
+
+// get is find from the start.
+func (c *statCache) get(name string) (statEntry, bool) {
+	cur := 0
+	return c.find(name, &cur)
+}
+
 // statCachePath names the stat cache of the absolute context dir.
 func (s *Store) statCachePath(absContext string) string {
 	sum := sha256.Sum256([]byte(absContext))
 	return filepath.Join(s.contextsDir(), fmt.Sprintf("%x.bin", sum))
 }
 
-// loadStatCache reads the stat cache at path; a missing or corrupt file
-// gives an empty cache.
-func loadStatCache(path string) map[string]statEntry {
-	b, err := os.ReadFile(path)
+// loadStatCache reads the stat cache at path with one read; a missing or
+// corrupt file gives an empty cache.
+func loadStatCache(path string) *statCache {
+	b, err := readWhole(path)
 	if err != nil {
-		return map[string]statEntry{}
+		return &statCache{}
 	}
-	m, err := decodeStatCache(b)
+	c, err := decodeStatCache(b)
 	if err != nil {
-		return map[string]statEntry{}
+		return &statCache{}
 	}
-	return m
+	return c
+}
+
+// readWhole reads the file at path in one read of its size (plus one to
+// see the end), without os.ReadFile's growing buffer.
+func readWhole(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	b := make([]byte, fi.Size()+1)
+	n, err := io.ReadFull(f, b)
+	if err == nil {
+		return nil, errBadStatCache // grew since the stat
+	}
+	if err != io.ErrUnexpectedEOF && err != io.EOF {
+		return nil, err
+	}
+	return b[:n], nil
 }
 
 var errBadStatCache = errors.New("malformed stat cache")
 
-func decodeStatCache(b []byte) (map[string]statEntry, error) {
-	if len(b) < len(statMagic)+4 || string(b[:len(statMagic)]) != statMagic {
+func decodeStatCache(raw []byte) (*statCache, error) {
+	if len(raw) < len(statMagic)+4 || string(raw[:len(statMagic)]) != statMagic {
 		return nil, errBadStatCache
 	}
-	body, trailer := b[:len(b)-4], b[len(b)-4:]
+	body, trailer := raw[:len(raw)-4], raw[len(raw)-4:]
 	if crc32c(body) != binary.BigEndian.Uint32(trailer) {
 		return nil, errBadStatCache
 	}
+	// One string for every name: entries slice it.
+	all := string(body)
 	d := statDecoder{b: body[len(statMagic):]}
 	n := d.uvarint()
 	if d.err != nil || n > uint64(len(d.b)) {
 		return nil, errBadStatCache
 	}
-	m := make(map[string]statEntry, n)
+	c := &statCache{ents: make([]cachedStat, 0, n)}
+	sorted := true
 	for range n {
 		l := d.uvarint()
-		name := string(d.bytes(l))
-		var e statEntry
+		off := len(body) - len(d.b)
+		d.bytes(l)
+		if d.err != nil {
+			return nil, d.err
+		}
+		var e cachedStat
+		e.name = all[off : off+int(l)]
 		e.size = d.varint()
 		e.mtime = d.varint()
 		e.ctime = d.varint()
@@ -91,12 +169,18 @@ func decodeStatCache(b []byte) (map[string]statEntry, error) {
 		if d.err != nil {
 			return nil, d.err
 		}
-		m[name] = e
+		if k := len(c.ents); k > 0 && c.ents[k-1].name >= e.name {
+			sorted = false
+		}
+		c.ents = append(c.ents, e)
 	}
 	if len(d.b) != 0 {
 		return nil, errBadStatCache
 	}
-	return m, nil
+	if !sorted {
+		return nil, errBadStatCache // this encoder writes sorted, distinct names
+	}
+	return c, nil
 }
 
 type statDecoder struct {
@@ -139,27 +223,23 @@ func (d *statDecoder) fail() {
 	d.b = nil
 }
 
-// encodeStatCache serializes m, paths sorted so equal caches give equal
-// bytes.
-func encodeStatCache(m map[string]statEntry) []byte {
-	names := make([]string, 0, len(m))
+// encodeStatCache serializes c (sorted by path, so equal caches give equal
+// bytes).
+func encodeStatCache(c *statCache) []byte {
 	size := len(statMagic) + 4 + binary.MaxVarintLen64
-	for name := range m {
-		names = append(names, name)
-		size += len(name) + 5*binary.MaxVarintLen64 + sha256.Size + 2
+	for _, e := range c.ents {
+		size += len(e.name) + 5*binary.MaxVarintLen64 + sha256.Size + 2
 	}
-	sort.Strings(names)
 	var buf bytes.Buffer
 	buf.Grow(size)
 	buf.WriteString(statMagic)
 	var tmp [binary.MaxVarintLen64]byte
 	putU := func(v uint64) { buf.Write(tmp[:binary.PutUvarint(tmp[:], v)]) }
 	putI := func(v int64) { buf.Write(tmp[:binary.PutVarint(tmp[:], v)]) }
-	putU(uint64(len(names)))
-	for _, name := range names {
-		e := m[name]
-		putU(uint64(len(name)))
-		buf.WriteString(name)
+	putU(uint64(len(c.ents)))
+	for _, e := range c.ents {
+		putU(uint64(len(e.name)))
+		buf.WriteString(e.name)
 		putI(e.size)
 		putI(e.mtime)
 		putI(e.ctime)
@@ -177,8 +257,8 @@ func encodeStatCache(m map[string]statEntry) []byte {
 // fsynced: after a crash a torn file fails its checksum and is rebuilt.
 // Concurrent builders may race here; the last writer wins, which is safe
 // because every entry is checked against a fresh stat before use.
-func (s *Store) saveStatCache(path string, m map[string]statEntry) error {
-	if err := s.writeFile(path, encodeStatCache(m), false); err != nil {
+func (s *Store) saveStatCache(path string, c *statCache) error {
+	if err := s.writeFile(path, encodeStatCache(c), false); err != nil {
 		return fmt.Errorf("save stat cache: %w", err)
 	}
 	return nil

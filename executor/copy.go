@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"path"
+	"slices"
 	"strings"
 	"time"
 
@@ -287,8 +288,13 @@ func (bd *build) keyItems(ctx context.Context, key *copyKey, items []copyItem) (
 				return nil, err
 			}
 			src.walked = ws
+			srcs = slices.Grow(srcs, len(ws))
 			for _, w := range ws {
-				srcs = append(srcs, cache.Source{Path: strings.TrimPrefix(w.Src, "/"), Dest: path.Join(it.destRel, w.Rel)})
+				dest := w.Rel // clean already
+				if it.destRel != "" {
+					dest = path.Join(it.destRel, w.Rel)
+				}
+				srcs = append(srcs, cache.Source{Path: strings.TrimPrefix(w.Src, "/"), Dest: dest})
 			}
 		}
 	}

@@ -32,18 +32,25 @@ type copier struct {
 	chmod fileset.Chmod  // --chmod, nil: modes kept
 	// dirPerm is the mode of the directories the copy creates: see newDir.
 	dirPerm fs.FileMode
-	byName  map[string]layer.Entry
-	order   []string
+	ents    []layer.Entry  // in the order first put
+	byName  map[string]int // index in ents
 	// Hardlinks are kept within one source only: BuildKit copies each
 	// source with its own inode map. (item, dev, ino) -> id in this layer.
 	inodes map[[3]uint64]uint64
 }
 
 func (c *copier) put(e layer.Entry) {
-	if _, ok := c.byName[e.Name]; !ok {
-		c.order = append(c.order, e.Name)
+	if i, ok := c.byName[e.Name]; ok {
+		c.ents[i] = e
+		return
 	}
-	c.byName[e.Name] = e
+	c.byName[e.Name] = len(c.ents)
+	c.ents = append(c.ents, e)
+}
+
+func (c *copier) has(name string) bool {
+	_, ok := c.byName[name]
+	return ok
 }
 
 // newDir is a directory the copy creates (a parent, a new destination
@@ -72,7 +79,7 @@ func (bd *build) copyEntries(ctx context.Context, st *imageState, spec copySpec,
 	if err != nil {
 		return nil, err
 	}
-	c := &copier{bd: bd, root: root, byName: map[string]layer.Entry{}, inodes: map[[3]uint64]uint64{}}
+	c := &copier{bd: bd, root: root, byName: map[string]int{}, inodes: map[[3]uint64]uint64{}}
 	if spec.chown != "" {
 		uid, gid, err := fileset.ChownIDs(root, spec.chown)
 		if err != nil {
@@ -123,7 +130,7 @@ func (bd *build) copyEntries(ctx context.Context, st *imageState, spec copySpec,
 			// Dirs between dest and target (COPY --parents) are made
 			// like dest's own missing parents.
 			for _, a := range fileset.Ancestors(path.Dir(target)) {
-				if len(a) <= len(dest) || c.byName[strings.TrimPrefix(a, "/")].Name != "" {
+				if len(a) <= len(dest) || c.has(strings.TrimPrefix(a, "/")) {
 					continue
 				}
 				if _, err := root.Lstat(a); err == nil {
@@ -136,10 +143,10 @@ func (bd *build) copyEntries(ctx context.Context, st *imageState, spec copySpec,
 			return nil, err
 		}
 	}
-	out := make([]layer.Entry, 0, len(c.order))
-	for _, n := range c.order {
-		if n != "" {
-			out = append(out, c.byName[n])
+	out := c.ents[:0]
+	for _, e := range c.ents {
+		if e.Name != "" {
+			out = append(out, e)
 		}
 	}
 	return out, nil
@@ -208,19 +215,22 @@ func (c *copier) tree(i int, src *treeSource, target string, keepOwner, extracte
 			return err
 		}
 	}
-	if err := fileset.StatAll(ws); err != nil {
-		return err
-	}
+	src.walked = nil // each entry is made from its stat, which is not kept
 	for _, w := range ws {
 		if w.Rel == "" && extracted {
 			continue
 		}
-		e := entryFromInfo(strings.TrimPrefix(path.Join(target, w.Rel), "/"), w.Info, keepOwner)
-		if w.Rel == "" && w.Info.IsDir() {
+		fi, err := w.Stat()
+		if err != nil {
+			return err
+		}
+		w.Info = fi
+		e := entryFromInfo(strings.TrimPrefix(path.Join(target, w.Rel), "/"), fi, keepOwner)
+		if w.Rel == "" && fi.IsDir() {
 			// The destination dir of a directory's contents: an existing
 			// one keeps its metadata, a new one is made like a parent.
 			if fi, err := c.root.Lstat(target); err == nil && fi.IsDir() {
-				if _, seen := c.byName[e.Name]; !seen {
+				if !c.has(e.Name) {
 					c.put(entryFromInfo(e.Name, fi, true))
 				}
 				continue
