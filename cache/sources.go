@@ -514,47 +514,40 @@ func appendJSONString(b []byte, s string) []byte {
 
 // updateStatCache records the digests read in cached and drops entries of
 // paths that are no longer regular files. It reports whether cached
-// changed.
+// changed. paths are sorted, as cached is: the new cache is one merge of
+// the two (a fully cached build changes nothing and allocates nothing).
 func updateStatCache(cached *statCache, paths []string, results []fileResult) bool {
-	// What changes, by path: a new entry, or nil to drop it. A fully
-	// cached build changes nothing and allocates nothing here.
-	var changes map[string]*statEntry
-	set := func(p string, e *statEntry) {
-		if changes == nil {
-			changes = map[string]*statEntry{}
+	var ents []cachedStat // nil until the first change
+	j := 0                // next entry of cached.ents not yet merged
+	changed := func() {
+		if ents == nil {
+			ents = make([]cachedStat, 0, len(cached.ents)+len(paths)/4)
 		}
-		changes[p] = e
 	}
-	cur := 0
 	for i, p := range paths {
 		res := results[i]
 		if res.st.mode&sIFMT == sIFREG && !res.read {
-			continue // served from the cache
+			continue // served from the cache, still there
 		}
-		if res.st.mode&sIFMT == sIFREG && res.persist {
-			st := res.st
-			set(p, &statEntry{size: st.size, mtime: st.mtime, ctime: st.ctime, ino: st.ino, dev: st.dev, sum: res.sum})
+		k := j + sort.Search(len(cached.ents)-j, func(k int) bool { return cached.ents[j+k].name >= p })
+		had := k < len(cached.ents) && cached.ents[k].name == p
+		keep := res.st.mode&sIFMT == sIFREG && res.persist
+		if !keep && !had {
 			continue
 		}
-		if _, ok := cached.find(p, &cur); ok {
-			set(p, nil)
+		changed()
+		ents = append(ents, cached.ents[j:k]...)
+		if j = k; had {
+			j++
+		}
+		if keep {
+			st := res.st
+			ents = append(ents, cachedStat{p, statEntry{size: st.size, mtime: st.mtime, ctime: st.ctime, ino: st.ino, dev: st.dev, sum: res.sum}})
 		}
 	}
-	if changes == nil {
+	if ents == nil {
 		return false
 	}
-	ents := make([]cachedStat, 0, len(cached.ents)+len(changes))
-	for _, e := range cached.ents {
-		if _, ok := changes[e.name]; !ok {
-			ents = append(ents, e)
-		}
-	}
-	for p, e := range changes {
-		if e != nil {
-			ents = append(ents, cachedStat{p, *e})
-		}
-	}
-	slices.SortFunc(ents, func(a, b cachedStat) int { return strings.Compare(a.name, b.name) })
-	cached.ents = ents
+	cached.ents = append(ents, cached.ents[j:]...)
 	return true
 }

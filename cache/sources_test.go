@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"testing"
 	"time"
 
@@ -506,6 +507,56 @@ func TestAppendSourceEntry(t *testing.T) {
 		}
 		if got := appendSourceEntry(nil, &e, s); string(got) != want.String() {
 			t.Errorf("appendSourceEntry(%+v)\n got %s\nwant %s", e, got, want.String())
+		}
+	}
+}
+
+// TestUpdateStatCache: one merge of the sorted paths into the sorted
+// cache adds what was read, keeps what served, drops what is no longer a
+// regular file and leaves entries of other paths alone.
+func TestUpdateStatCache(t *testing.T) {
+	reg := func(size int64, read, persist bool) fileResult {
+		return fileResult{st: fileStat{mode: sIFREG | 0o644, size: size}, read: read, persist: persist}
+	}
+	dir := fileResult{st: fileStat{mode: sIFDIR | 0o755}}
+	cases := []struct {
+		name    string
+		old     map[string]statEntry
+		paths   []string
+		results []fileResult
+		want    map[string]int64 // path -> size; nil: unchanged
+	}{
+		{"all served", map[string]statEntry{"a": {size: 1}, "b": {size: 2}},
+			[]string{"a", "b"}, []fileResult{reg(1, false, false), reg(2, false, false)}, nil},
+		{"dir not cached", map[string]statEntry{"a": {size: 1}},
+			[]string{"a", "d"}, []fileResult{reg(1, false, false), dir}, nil},
+		{"racy read not kept", map[string]statEntry{},
+			[]string{"a"}, []fileResult{reg(1, true, false)}, nil},
+		{"mixed", map[string]statEntry{"0": {size: 9}, "a": {size: 1}, "c": {size: 3}, "e": {size: 5}, "z": {size: 26}},
+			[]string{"a", "b", "c", "d", "e"},
+			[]fileResult{reg(10, true, true), reg(2, true, true), reg(3, false, false), dir, dir},
+			map[string]int64{"0": 9, "a": 10, "b": 2, "c": 3, "z": 26}},
+		{"racy read drops", map[string]statEntry{"a": {size: 1}, "b": {size: 2}},
+			[]string{"a"}, []fileResult{reg(7, true, false)}, map[string]int64{"b": 2}},
+	}
+	for _, tc := range cases {
+		c := newStatCache(tc.old)
+		changed := updateStatCache(c, tc.paths, tc.results)
+		if changed != (tc.want != nil) {
+			t.Errorf("%s: changed = %v", tc.name, changed)
+		}
+		if tc.want == nil {
+			continue
+		}
+		got := map[string]int64{}
+		for i, e := range c.ents {
+			if i > 0 && c.ents[i-1].name >= e.name {
+				t.Errorf("%s: entries out of order at %q", tc.name, e.name)
+			}
+			got[e.name] = e.size
+		}
+		if !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("%s: cache = %v, want %v", tc.name, got, tc.want)
 		}
 	}
 }

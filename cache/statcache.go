@@ -13,6 +13,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"unsafe"
 )
 
 // statEntry is what the stat cache remembers of one regular file: while the
@@ -142,8 +143,9 @@ func decodeStatCache(raw []byte) (*statCache, error) {
 	if crc32c(body) != binary.BigEndian.Uint32(trailer) {
 		return nil, errBadStatCache
 	}
-	// One string for every name: entries slice it.
-	all := string(body)
+	// Names are substrings of the buffer, which nothing writes to again:
+	// no copy of it, no allocation per entry.
+	all := unsafe.String(unsafe.SliceData(body), len(body))
 	d := statDecoder{b: body[len(statMagic):]}
 	n := d.uvarint()
 	if d.err != nil || n > uint64(len(d.b)) {
@@ -226,14 +228,17 @@ func (d *statDecoder) fail() {
 // encodeStatCache serializes c (sorted by path, so equal caches give equal
 // bytes).
 func encodeStatCache(c *statCache) []byte {
-	size := len(statMagic) + 4 + binary.MaxVarintLen64
+	var tmp [binary.MaxVarintLen64]byte
+	uLen := func(v uint64) int { return binary.PutUvarint(tmp[:], v) }
+	iLen := func(v int64) int { return binary.PutVarint(tmp[:], v) }
+	size := len(statMagic) + uLen(uint64(len(c.ents))) + 4
 	for _, e := range c.ents {
-		size += len(e.name) + 5*binary.MaxVarintLen64 + sha256.Size + 2
+		size += uLen(uint64(len(e.name))) + len(e.name) + iLen(e.size) + iLen(e.mtime) + iLen(e.ctime) +
+			uLen(e.ino) + uLen(e.dev) + sha256.Size
 	}
 	var buf bytes.Buffer
 	buf.Grow(size)
 	buf.WriteString(statMagic)
-	var tmp [binary.MaxVarintLen64]byte
 	putU := func(v uint64) { buf.Write(tmp[:binary.PutUvarint(tmp[:], v)]) }
 	putI := func(v int64) { buf.Write(tmp[:binary.PutVarint(tmp[:], v)]) }
 	putU(uint64(len(c.ents)))

@@ -289,7 +289,10 @@ func (bd *build) keyItems(ctx context.Context, key *copyKey, items []copyItem) (
 			}
 			src.walked = ws
 			srcs = slices.Grow(srcs, len(ws))
-			for _, w := range ws {
+			for i, w := range ws {
+				// The key needs the paths only: a miss stats each file
+				// through the tree when it packs it (Selection.Stat).
+				ws[i].Entry = nil
 				dest := w.Rel // clean already
 				if it.destRel != "" {
 					dest = path.Join(it.destRel, w.Rel)

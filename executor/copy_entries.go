@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -215,12 +216,16 @@ func (c *copier) tree(i int, src *treeSource, target string, keepOwner, extracte
 			return err
 		}
 	}
-	src.walked = nil // each entry is made from its stat, which is not kept
-	for _, w := range ws {
+	// Each entry is made from a stat that is not kept, and each walked
+	// file is dropped once its entry is made.
+	src.walked = nil
+	c.ents = slices.Grow(c.ents, len(ws))
+	for j, w := range ws {
+		ws[j] = fileset.Walked{}
 		if w.Rel == "" && extracted {
 			continue
 		}
-		fi, err := w.Stat()
+		fi, err := src.sel.Stat(w)
 		if err != nil {
 			return err
 		}

@@ -22,23 +22,30 @@ func StatAll(ws []Walked) error {
 		if ws[i].Info != nil {
 			continue
 		}
-		fi, err := ws[i].Stat()
+		fi, err := ws[i].Entry.Info()
 		if err != nil {
-			return err
+			return fmt.Errorf("stat %s: %w", ws[i].Src, err)
 		}
 		ws[i].Info = fi
 	}
 	return nil
 }
 
-// Stat returns w.Info, or stats the file (without following a symlink)
-// when Walk left it nil. Unlike StatAll it keeps nothing: a caller that
-// turns each file into something else holds one stat at a time.
-func (w Walked) Stat() (fs.FileInfo, error) {
+// Stat returns w.Info, or stats w.Src in s's tree (without following a
+// symlink) when Walk left it nil. Unlike StatAll it keeps nothing: a caller
+// that turns each file into something else holds one stat at a time, and
+// may drop the walk's Entry once it has the paths.
+func (s *Selection) Stat(w Walked) (fs.FileInfo, error) {
 	if w.Info != nil {
 		return w.Info, nil
 	}
-	fi, err := w.Entry.Info()
+	var fi fs.FileInfo
+	var err error
+	if w.Entry != nil {
+		fi, err = w.Entry.Info()
+	} else {
+		fi, err = s.FS.Lstat(w.Src)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("stat %s: %w", w.Src, err)
 	}
