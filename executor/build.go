@@ -33,7 +33,7 @@ type build struct {
 	rep    Reporter
 	global parser.Vars // automatic platform args + meta ARGs
 	stages []*stage
-	tmp    string
+	tmp    *lazyDir // the build's temp dir, made when a step first needs one
 
 	ctxFS     fileset.DirFS
 	ctxIgnore *fileset.Ignore // non-nil once contextFS ran
@@ -87,11 +87,8 @@ func Build(ctx context.Context, st Stores, opts Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	tmp, err := st.Images.TempDir("build-")
-	if err != nil {
-		return nil, err
-	}
-	defer os.RemoveAll(tmp)
+	tmp := &lazyDir{make: func() (string, error) { return st.Images.TempDir("build-") }}
+	defer tmp.remove()
 
 	bd := &build{st: st, opts: opts, clock: newClock(opts.SourceDateEpoch), file: opts.DockerfileName,
 		df: df, rep: opts.Reporter, tmp: tmp, usedArgs: map[string]bool{}, hist: st.Cache.OpenHistory(historyID(opts))}

@@ -289,7 +289,7 @@ func fillSource(e *layer.Entry, fsys fileset.FS, w fileset.Walked) error {
 
 // extractArchive unpacks an ADD archive into a temp dir (safe apply).
 func (bd *build) extractArchive(ctx context.Context, a *archiveSource) (string, error) {
-	dir, err := os.MkdirTemp(bd.tmp, "add-")
+	dir, err := bd.tmp.mkdirTemp("add-")
 	if err != nil {
 		return "", err
 	}

@@ -207,7 +207,7 @@ func (bd *build) execRun(ctx context.Context, st *imageState, cmd runCmd, env []
 	if !hasEnv(env, "HOME") {
 		env = append(env, "HOME="+u.Home)
 	}
-	rootDir, err := os.MkdirTemp(bd.tmp, "rootfs-")
+	rootDir, err := bd.tmp.mkdirTemp("rootfs-")
 	if err != nil {
 		return nil, err
 	}
@@ -246,7 +246,11 @@ func (bd *build) execRun(ctx context.Context, st *imageState, cmd runCmd, env []
 		if m.mount == nil {
 			continue
 		}
-		em, err := m.mount(bd.tmp)
+		tmp, err := bd.tmp.get()
+		if err != nil {
+			return nil, err
+		}
+		em, err := m.mount(tmp)
 		if err != nil {
 			return nil, err
 		}

@@ -38,7 +38,11 @@ func (s *Store) Writer(ctx context.Context) (*BlobWriter, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("start blob ingest: %w", err)
 	}
-	f, err := os.CreateTemp(s.tmp, "blob-")
+	work, err := s.workDir()
+	if err != nil {
+		return nil, fmt.Errorf("start blob ingest: %w", err)
+	}
+	f, err := os.CreateTemp(work, "blob-")
 	if err != nil {
 		return nil, fmt.Errorf("start blob ingest: %w", err)
 	}
