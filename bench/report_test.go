@@ -23,6 +23,7 @@ type results struct {
 	Tools     []toolInfo       `json:"tools"`
 	Workloads []workloadResult `json:"workloads"`
 	Floor     *floorResult     `json:"floor,omitempty"`
+	Startup   *startupResult   `json:"startup,omitempty"` // exec floors (floors_test.go)
 	Targets   []targetResult   `json:"targets"`
 }
 
@@ -51,6 +52,11 @@ type workloadResult struct {
 	// Errors[failKey(tool, scenario)] says why a peer has no samples for
 	// this workload (its fresh-runner scenarios, or the others).
 	Errors map[string]string `json:"errors,omitempty"`
+	// Find: `find CTX -printf '%s %T@\n'` of the context, warm's floor;
+	// OnePass: read + tar + sha256 + gzip of it on one core (huge only),
+	// cold's floor (floors_test.go).
+	Find    []sample `json:"find,omitempty"`
+	OnePass []sample `json:"one_pass,omitempty"`
 }
 
 type targetResult struct {
@@ -215,6 +221,7 @@ func (r *results) judge() {
 		add(fmt.Sprintf("copy-big one-change: under %.0f s", oneChangeMaxMS/1000), fmtMS(ours), ours < oneChangeMaxMS, true, "")
 	}
 	r.judgeFresh(add)
+	r.judgeFloors(add)
 }
 
 // judgeFresh adds the fresh-runner targets.
@@ -395,6 +402,7 @@ func (r *results) markdown() string {
 			fmt.Fprintf(&b, "| builder, copy-big cold (whole build: also writes and fsyncs the blob) | %s (%.2fx the floor) |\n", fmtMS(ours), ours/f.FloorMS)
 		}
 	}
+	r.floorsTable(&b)
 	b.WriteString("\nTargets:\n\n| target | measured | status |\n|---|---|---|\n")
 	for _, t := range r.Targets {
 		fmt.Fprintf(&b, "| %s | %s | %s |\n", t.Target, t.Got, t.Status)
