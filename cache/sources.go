@@ -251,12 +251,13 @@ func (s *Store) statAndHash(ctx context.Context, root *contextRoot, paths []stri
 	for range min(runtime.NumCPU(), len(work)) {
 		wg.Go(func() {
 			buf := make([]byte, 128<<10)
+			var name []byte // lstat's scratch
 			for {
 				i := int(next.Add(1) - 1)
 				if i >= len(work) || ctx.Err() != nil {
 					return
 				}
-				if err := s.statChunk(ctx, root, paths, work[i], cached, results, buf); err != nil {
+				if err := s.statChunk(ctx, root, paths, work[i], cached, results, buf, &name); err != nil {
 					errOnce.Do(func() { firstErr = err; cancel() })
 					return
 				}
@@ -276,7 +277,7 @@ func (s *Store) statAndHash(ctx context.Context, root *contextRoot, paths []stri
 }
 
 // statChunk fills results for the paths of one chunk.
-func (s *Store) statChunk(ctx context.Context, root *contextRoot, paths []string, c chunk, cached *statCache, results []fileResult, buf []byte) error {
+func (s *Store) statChunk(ctx context.Context, root *contextRoot, paths []string, c chunk, cached *statCache, results []fileResult, buf []byte, name *[]byte) error {
 	dir, err := root.openDir(c.dir)
 	if err != nil {
 		return fmt.Errorf("open %s: %w", c.dir, err)
@@ -290,7 +291,7 @@ func (s *Store) statChunk(ctx context.Context, root *contextRoot, paths []string
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		res, err := s.statOne(ctx, dir, paths[i], cached, &cur, start, buf)
+		res, err := s.statOne(ctx, dir, paths[i], cached, &cur, start, buf, name)
 		if err != nil {
 			return err
 		}
@@ -301,10 +302,10 @@ func (s *Store) statChunk(ctx context.Context, root *contextRoot, paths []string
 
 // statOne stats rel, a name in dir, and for a regular file finds its
 // digest; start is a time before the stat. A file that changes while it is read is stat'ed and read again.
-func (s *Store) statOne(ctx context.Context, dir *dirHandle, rel string, cached *statCache, cur *int, start time.Time, buf []byte) (fileResult, error) {
+func (s *Store) statOne(ctx context.Context, dir *dirHandle, rel string, cached *statCache, cur *int, start time.Time, buf []byte, scratch *[]byte) (fileResult, error) {
 	name := path.Base(rel)
 	for range maxAttempts {
-		st, link, err := dir.lstat(name)
+		st, link, err := dir.lstat(name, scratch)
 		if err != nil {
 			return fileResult{}, fmt.Errorf("stat %s: %w", rel, err)
 		}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io/fs"
 	"path"
+	"slices"
 )
 
 // Walked is one file of a Match's tree.
@@ -116,7 +117,7 @@ func (s *Selection) Walk(m Match) ([]Walked, error) {
 				if de.IsDir() && s.Context && s.Ignore.MayContainIncluded() {
 					// A re-included file may live below an excluded dir.
 					before := len(out)
-					out = append(out, Walked{Src: q, Rel: r, Entry: de})
+					out = appendWalked(out, Walked{Src: q, Rel: r, Entry: de})
 					if err := rec(q, sub); err != nil {
 						return err
 					}
@@ -129,7 +130,7 @@ func (s *Selection) Walk(m Match) ([]Walked, error) {
 			if de.Type()&fs.ModeSocket != 0 {
 				continue
 			}
-			out = append(out, Walked{Src: q, Rel: r, Entry: de})
+			out = appendWalked(out, Walked{Src: q, Rel: r, Entry: de})
 			if de.IsDir() {
 				if err := rec(q, sub); err != nil {
 					return err
@@ -142,4 +143,14 @@ func (s *Selection) Walk(m Match) ([]Walked, error) {
 		return nil, err
 	}
 	return out, nil
+}
+
+// appendWalked appends w, doubling the capacity when full: append grows a
+// big slice by a quarter at a time, which copied a walk of 50,000 files
+// about four times over.
+func appendWalked(out []Walked, w Walked) []Walked {
+	if len(out) == cap(out) {
+		out = slices.Grow(out, len(out))
+	}
+	return append(out, w)
 }
