@@ -17,8 +17,10 @@ import (
 // getdents, safe from any goroutine; other trees are listed in line.
 type readahead struct {
 	fsys    FS
-	jobs    chan *listing
-	stopped atomic.Bool
+	mu      sync.Mutex
+	more    *sync.Cond // signalled on a push and on stop
+	stack   []*listing // to be read: the last pushed first
+	stopped bool
 	wg      sync.WaitGroup
 	started bool
 }
@@ -32,39 +34,57 @@ type listing struct {
 	err   error
 }
 
-// aheadQueue bounds the directories queued for the readers; the walk lists
-// any beyond it itself.
-const aheadQueue = 4096
-
 func newReadahead(fsys FS) *readahead {
 	return &readahead{fsys: fsys}
 }
 
-// ahead queues the directory p to be listed and returns its listing (nil:
-// list it in line).
-func (r *readahead) ahead(p string) *listing {
-	if _, ok := r.fsys.(DirFS); !ok || runtime.NumCPU() < 2 {
+// ahead returns listings of the directories ps (the subdirectories of
+// one directory, in walk order), queued to be read ahead; nil: list them
+// in line. The queue is a stack, and ps go on it last first: the readers
+// take the directories the walk reaches next, depth first as it goes,
+// not the siblings of every directory it passed.
+func (r *readahead) ahead(ps []string) []*listing {
+	if _, ok := r.fsys.(DirFS); !ok || runtime.NumCPU() < 2 || len(ps) == 0 {
 		return nil
 	}
 	if !r.started {
 		r.started = true
-		r.jobs = make(chan *listing, aheadQueue)
+		r.more = sync.NewCond(&r.mu)
 		for range runtime.NumCPU() {
-			r.wg.Go(func() {
-				for l := range r.jobs {
-					if !r.stopped.Load() && l.taken.CompareAndSwap(false, true) {
-						l.read(r.fsys)
-					}
-				}
-			})
+			r.wg.Go(r.reader)
 		}
 	}
-	l := &listing{path: p, done: make(chan struct{})}
-	select {
-	case r.jobs <- l:
-		return l
-	default:
-		return nil
+	ls := make([]*listing, len(ps))
+	for i, p := range ps {
+		ls[i] = &listing{path: p, done: make(chan struct{})}
+	}
+	r.mu.Lock()
+	for i := len(ls) - 1; i >= 0; i-- {
+		r.stack = append(r.stack, ls[i])
+	}
+	r.mu.Unlock()
+	r.more.Broadcast()
+	return ls
+}
+
+// reader reads the listings on the stack until stop.
+func (r *readahead) reader() {
+	for {
+		r.mu.Lock()
+		for len(r.stack) == 0 && !r.stopped {
+			r.more.Wait()
+		}
+		if r.stopped {
+			r.mu.Unlock()
+			return
+		}
+		l := r.stack[len(r.stack)-1]
+		r.stack[len(r.stack)-1] = nil
+		r.stack = r.stack[:len(r.stack)-1]
+		r.mu.Unlock()
+		if l.taken.CompareAndSwap(false, true) {
+			l.read(r.fsys)
+		}
 	}
 }
 
@@ -93,7 +113,10 @@ func (r *readahead) stop() {
 	if !r.started {
 		return
 	}
-	r.stopped.Store(true)
-	close(r.jobs)
+	r.mu.Lock()
+	r.stopped = true
+	r.stack = nil
+	r.mu.Unlock()
+	r.more.Broadcast()
 	r.wg.Wait()
 }

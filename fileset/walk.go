@@ -88,6 +88,8 @@ func (s *Selection) Walk(m Match) ([]Walked, error) {
 		// Subdirectories this walk will enter, listed ahead in the order
 		// they are entered.
 		var subs []*listing // by index in ents
+		var idx []int
+		var dirs []string
 		for i, de := range ents {
 			if !de.IsDir() {
 				continue
@@ -96,11 +98,12 @@ func (s *Selection) Walk(m Match) ([]Walked, error) {
 			if s.excluded(q[len(base):]) || s.Skip(q) && !(s.Context && s.Ignore.MayContainIncluded()) {
 				continue
 			}
-			if l := ra.ahead(q); l != nil {
-				if subs == nil {
-					subs = make([]*listing, len(ents))
-				}
-				subs[i] = l
+			idx, dirs = append(idx, i), append(dirs, q)
+		}
+		if ls := ra.ahead(dirs); ls != nil {
+			subs = make([]*listing, len(ents))
+			for j, i := range idx {
+				subs[i] = ls[j]
 			}
 		}
 		for i, de := range ents {
