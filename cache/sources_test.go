@@ -560,3 +560,35 @@ func TestUpdateStatCache(t *testing.T) {
 		}
 	}
 }
+
+// TestHashedSums: Hash's digest is HashSources', and its Sums are what
+// SourceSums finds (a short sum per source path, changing with the file),
+// without a second look at the files.
+func TestHashedSums(t *testing.T) {
+	dir, srcs := baseContext(t)
+	s := openStore(t)
+	h, err := s.Hash(context.Background(), dir, srcs)
+	must(t, err)
+	if h.Digest != hash(t, s, dir, srcs) {
+		t.Errorf("Hash digest %s differs from HashSources'", h.Digest)
+	}
+	reads := s.reads.Load()
+	sums := h.Sums()
+	if s.reads.Load() != reads {
+		t.Error("Sums read files")
+	}
+	want, err := s.SourceSums(context.Background(), dir, srcs)
+	must(t, err)
+	if !reflect.DeepEqual(sums, want) || len(sums) != len(srcs) {
+		t.Errorf("Sums = %v, SourceSums = %v", sums, want)
+	}
+	write(t, dir, "a.txt", "changed", 0o644)
+	h2, err := s.Hash(context.Background(), dir, srcs)
+	must(t, err)
+	sums2 := h2.Sums()
+	for p := range sums {
+		if (sums[p] != sums2[p]) != (p == "a.txt") {
+			t.Errorf("%s: sum %s then %s after a.txt changed", p, sums[p], sums2[p])
+		}
+	}
+}

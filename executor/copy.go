@@ -266,7 +266,7 @@ func (bd *build) match(sel *fileset.Selection, src string, spec copySpec) ([]cop
 // keyItems completes the key of a COPY/ADD whose sources were selected:
 // the content digest of the context files, and an itemKey for each other
 // source.
-func (bd *build) keyItems(ctx context.Context, key *copyKey, items []copyItem) ([]cache.Source, error) {
+func (bd *build) keyItems(ctx context.Context, key *copyKey, items []copyItem) (*cache.Hashed, error) {
 	var srcs []cache.Source
 	for _, it := range items {
 		switch src := it.src.(type) {
@@ -304,12 +304,12 @@ func (bd *build) keyItems(ctx context.Context, key *copyKey, items []copyItem) (
 	if len(srcs) == 0 {
 		return nil, nil
 	}
-	d, err := bd.st.Cache.HashSources(ctx, bd.opts.ContextDir, srcs)
+	h, err := bd.st.Cache.Hash(ctx, bd.opts.ContextDir, srcs)
 	if err != nil {
 		return nil, err
 	}
-	key.Sources = d
-	return srcs, nil
+	key.Sources = h.Digest
+	return h, nil
 }
 
 // history is BuildKit's created_by for COPY/ADD: the expanded sources and

@@ -25,9 +25,9 @@ type fsStep struct {
 	// start, when set, is when the step's work began (COPY hashes its
 	// sources before runStep): the reported duration counts from there.
 	start time.Time
-	// sources are the context files a COPY/ADD selected (for explaining
-	// a miss file by file).
-	sources []cache.Source
+	// sources is what hashing the context files a COPY/ADD selected found
+	// (for explaining a miss file by file).
+	sources *cache.Hashed
 }
 
 // stepRun is one run of a step: its progress ID and name, and where it
@@ -126,6 +126,7 @@ func (bd *build) doStep(ctx context.Context, st *imageState, fs fsStep, sr stepR
 	if err := bd.reportMiss(ctx, sr, st, hist, fs, noCache); err != nil {
 		return false, "", err
 	}
+	fs.sources = nil // explained: not held while the layer is made
 	p, err := fs.produce(ctx)
 	if err != nil {
 		return false, "", err
