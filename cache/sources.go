@@ -135,8 +135,14 @@ func (s *Store) Hash(ctx context.Context, contextDir string, srcs []Source) (*Ha
 	return h, nil
 }
 
-// Sums returns SourceSums' answer for the sources, as Hash saw them.
+// Sums returns SourceSums' answer for the sources, as Hash saw them. It
+// drops the stats: a second call returns nil (a step explains a miss once,
+// then makes its layer, which should not hold them).
 func (h *Hashed) Sums() map[string]string {
+	if h.sorted == nil {
+		return nil
+	}
+	defer func() { h.sorted, h.results = nil, nil }()
 	out := make(map[string]string, len(h.sorted))
 	// The lines are encoded again (a hit never needs them): the same
 	// bytes as the digest covered, from the same stats.
@@ -188,8 +194,10 @@ func (s *Store) hashSources(ctx context.Context, contextDir string, srcs []Sourc
 	if err != nil {
 		return fail(err)
 	}
-	if updateStatCache(cached, paths, results) {
-		if err := s.saveStatCache(cachePath, cached); err != nil {
+	// The merged cache is written as it is merged, never built: a cold
+	// build of 50,000 files would otherwise hold it and its encoding.
+	if m := (statMerge{cached, paths, results}); m.changes() {
+		if err := s.saveStatCache(cachePath, m); err != nil {
 			return fail(err)
 		}
 	}
@@ -553,42 +561,65 @@ func appendJSONString(b []byte, s string) []byte {
 	return append(b, '"')
 }
 
-// updateStatCache records the digests read in cached and drops entries of
-// paths that are no longer regular files. It reports whether cached
-// changed. paths are sorted, as cached is: the new cache is one merge of
-// the two (a fully cached build changes nothing and allocates nothing).
-func updateStatCache(cached *statCache, paths []string, results []fileResult) bool {
-	var ents []cachedStat // nil until the first change
-	j := 0                // next entry of cached.ents not yet merged
-	changed := func() {
-		if ents == nil {
-			ents = make([]cachedStat, 0, len(cached.ents)+len(paths)/4)
-		}
-	}
-	for i, p := range paths {
-		res := results[i]
+// statMerge is a stat cache with what a Hash learned merged in, walked
+// without being built: the digests read added, the entries of paths that
+// are no longer regular files dropped. paths are sorted, as the cache is,
+// so the walk is one merge of the two.
+type statMerge struct {
+	cached  *statCache
+	paths   []string
+	results []fileResult
+}
+
+// changes reports whether the merge differs from the cache (a fully cached
+// build changes nothing).
+func (m statMerge) changes() bool {
+	cur := 0
+	for i, p := range m.paths {
+		res := m.results[i]
 		if res.st.mode&sIFMT == sIFREG && !res.read {
 			continue // served from the cache, still there
 		}
-		k := j + sort.Search(len(cached.ents)-j, func(k int) bool { return cached.ents[j+k].name >= p })
-		had := k < len(cached.ents) && cached.ents[k].name == p
-		keep := res.st.mode&sIFMT == sIFREG && res.persist
-		if !keep && !had {
-			continue
+		if res.st.mode&sIFMT == sIFREG && res.persist {
+			return true
 		}
-		changed()
-		ents = append(ents, cached.ents[j:k]...)
-		if j = k; had {
-			j++
+		if _, ok := m.cached.find(p, &cur); ok {
+			return true
 		}
-		if keep {
+	}
+	return false
+}
+
+// count is the number of entries each gives.
+func (m statMerge) count() int {
+	n := 0
+	m.each(func(string, *statEntry) { n++ })
+	return n
+}
+
+// each calls f for every entry of the merged cache, in path order.
+func (m statMerge) each(f func(name string, e *statEntry)) {
+	ents := m.cached.ents
+	j := 0 // next entry of ents not yet given
+	for i, p := range m.paths {
+		res := m.results[i]
+		if res.st.mode&sIFMT == sIFREG && !res.read {
+			continue // served from the cache: given with the others
+		}
+		k := j + sort.Search(len(ents)-j, func(k int) bool { return ents[j+k].name >= p })
+		for ; j < k; j++ {
+			f(ents[j].name, &ents[j].statEntry)
+		}
+		if j < len(ents) && ents[j].name == p {
+			j++ // replaced or dropped
+		}
+		if res.st.mode&sIFMT == sIFREG && res.persist {
 			st := res.st
-			ents = append(ents, cachedStat{p, statEntry{size: st.size, mtime: st.mtime, ctime: st.ctime, ino: st.ino, dev: st.dev, sum: res.sum}})
+			e := statEntry{size: st.size, mtime: st.mtime, ctime: st.ctime, ino: st.ino, dev: st.dev, sum: res.sum}
+			f(p, &e)
 		}
 	}
-	if ents == nil {
-		return false
+	for ; j < len(ents); j++ {
+		f(ents[j].name, &ents[j].statEntry)
 	}
-	cached.ents = append(ents, cached.ents[j:]...)
-	return true
 }

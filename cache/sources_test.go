@@ -511,6 +511,19 @@ func TestAppendSourceEntry(t *testing.T) {
 	}
 }
 
+// updateStatCache applies the merge to cached, as the file would read
+// back, and reports whether it changed.
+func updateStatCache(cached *statCache, paths []string, results []fileResult) bool {
+	m := statMerge{cached, paths, results}
+	if !m.changes() {
+		return false
+	}
+	ents := make([]cachedStat, 0, m.count())
+	m.each(func(name string, e *statEntry) { ents = append(ents, cachedStat{name, *e}) })
+	cached.ents = ents
+	return true
+}
+
 // TestUpdateStatCache: one merge of the sorted paths into the sorted
 // cache adds what was read, keeps what served, drops what is no longer a
 // regular file and leaves entries of other paths alone.
@@ -581,6 +594,9 @@ func TestHashedSums(t *testing.T) {
 	must(t, err)
 	if !reflect.DeepEqual(sums, want) || len(sums) != len(srcs) {
 		t.Errorf("Sums = %v, SourceSums = %v", sums, want)
+	}
+	if again := h.Sums(); again != nil {
+		t.Errorf("a second Sums = %v, want nil (the stats are dropped)", again)
 	}
 	write(t, dir, "a.txt", "changed", 0o644)
 	h2, err := s.Hash(context.Background(), dir, srcs)

@@ -1,6 +1,7 @@
 package cache
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
@@ -14,6 +15,8 @@ import (
 	"sort"
 	"strings"
 	"unsafe"
+
+	"github.com/builderdev/builder/internal/atomicfile"
 )
 
 // statEntry is what the stat cache remembers of one regular file: while the
@@ -228,42 +231,53 @@ func (d *statDecoder) fail() {
 // encodeStatCache serializes c (sorted by path, so equal caches give equal
 // bytes).
 func encodeStatCache(c *statCache) []byte {
-	var tmp [binary.MaxVarintLen64]byte
-	uLen := func(v uint64) int { return binary.PutUvarint(tmp[:], v) }
-	iLen := func(v int64) int { return binary.PutVarint(tmp[:], v) }
-	size := len(statMagic) + uLen(uint64(len(c.ents))) + 4
-	for _, e := range c.ents {
-		size += uLen(uint64(len(e.name))) + len(e.name) + iLen(e.size) + iLen(e.mtime) + iLen(e.ctime) +
-			uLen(e.ino) + uLen(e.dev) + sha256.Size
-	}
 	var buf bytes.Buffer
-	buf.Grow(size)
-	buf.WriteString(statMagic)
-	putU := func(v uint64) { buf.Write(tmp[:binary.PutUvarint(tmp[:], v)]) }
-	putI := func(v int64) { buf.Write(tmp[:binary.PutVarint(tmp[:], v)]) }
-	putU(uint64(len(c.ents)))
-	for _, e := range c.ents {
-		putU(uint64(len(e.name)))
-		buf.WriteString(e.name)
+	_ = writeStatCache(&buf, len(c.ents), func(f func(string, *statEntry)) {
+		for i := range c.ents {
+			f(c.ents[i].name, &c.ents[i].statEntry)
+		}
+	})
+	return buf.Bytes()
+}
+
+// writeStatCache writes the n entries each gives, in the format above, to
+// w through a small buffer.
+func writeStatCache(w io.Writer, n int, each func(func(string, *statEntry))) error {
+	crc := crc32.New(crc32.MakeTable(crc32.Castagnoli))
+	bw := bufio.NewWriterSize(io.MultiWriter(w, crc), 64<<10)
+	var tmp [binary.MaxVarintLen64]byte
+	putU := func(v uint64) { bw.Write(tmp[:binary.PutUvarint(tmp[:], v)]) }
+	putI := func(v int64) { bw.Write(tmp[:binary.PutVarint(tmp[:], v)]) }
+	bw.WriteString(statMagic)
+	putU(uint64(n))
+	each(func(name string, e *statEntry) {
+		putU(uint64(len(name)))
+		bw.WriteString(name)
 		putI(e.size)
 		putI(e.mtime)
 		putI(e.ctime)
 		putU(e.ino)
 		putU(e.dev)
-		buf.Write(e.sum[:])
+		bw.Write(e.sum[:])
+	})
+	if err := bw.Flush(); err != nil {
+		return err
 	}
-	sum := crc32c(buf.Bytes())
-	binary.BigEndian.PutUint32(tmp[:4], sum)
-	buf.Write(tmp[:4])
-	return buf.Bytes()
+	binary.BigEndian.PutUint32(tmp[:4], crc.Sum32())
+	_, err := w.Write(tmp[:4])
+	return err
 }
 
-// saveStatCache replaces the stat cache at path atomically. It is not
-// fsynced: after a crash a torn file fails its checksum and is rebuilt.
-// Concurrent builders may race here; the last writer wins, which is safe
-// because every entry is checked against a fresh stat before use.
-func (s *Store) saveStatCache(path string, c *statCache) error {
-	if err := s.writeFile(path, encodeStatCache(c), false); err != nil {
+// saveStatCache replaces the stat cache at path atomically with m, written
+// as it is merged. It is not fsynced: after a crash a torn file fails its
+// checksum and is rebuilt. Concurrent builders may race here; the last
+// writer wins, which is safe because every entry is checked against a
+// fresh stat before use.
+func (s *Store) saveStatCache(path string, m statMerge) error {
+	n := m.count()
+	err := atomicfile.Write(path, 0o600, func(w io.Writer) error { return writeStatCache(w, n, m.each) },
+		atomicfile.Options{TempDir: s.tmpDir(), TempPattern: filepath.Base(path) + ".*", NoSync: true})
+	if err != nil {
 		return fmt.Errorf("save stat cache: %w", err)
 	}
 	return nil

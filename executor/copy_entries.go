@@ -18,7 +18,13 @@ import (
 // copyLayer packs the selected items, at their resolved destinations in
 // the parent rootfs, into a new layer.
 func (bd *build) copyLayer(ctx context.Context, st *imageState, spec copySpec, items []copyItem, destAbs string, destIsDir bool) (*produced, error) {
-	ents, err := bd.copyEntries(ctx, st, spec, items, destAbs, destIsDir)
+	if streams(items) {
+		return bd.streamLayer(ctx, func(emit func(layer.Entry) error) error {
+			_, err := bd.copyEntries(ctx, st, spec, items, destAbs, destIsDir, emit)
+			return err
+		})
+	}
+	ents, err := bd.copyEntries(ctx, st, spec, items, destAbs, destIsDir, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -35,12 +41,27 @@ type copier struct {
 	dirPerm fs.FileMode
 	ents    []layer.Entry  // in the order first put
 	byName  map[string]int // index in ents
+	// emit, when set, takes each entry instead of ents (in tar order, see
+	// copy_stream.go); byName then only has the names put before the
+	// sources (record), for has. err is emit's first error.
+	emit   func(layer.Entry) error
+	record bool
+	err    error
 	// Hardlinks are kept within one source only: BuildKit copies each
 	// source with its own inode map. (item, dev, ino) -> id in this layer.
 	inodes map[[3]uint64]uint64
 }
 
 func (c *copier) put(e layer.Entry) {
+	if c.emit != nil {
+		if c.record {
+			c.byName[e.Name] = -1
+		}
+		if c.err == nil && e.Name != "" {
+			c.err = c.emit(e)
+		}
+		return
+	}
 	if i, ok := c.byName[e.Name]; ok {
 		c.ents[i] = e
 		return
@@ -72,7 +93,7 @@ func (c *copier) chown(e *layer.Entry) {
 
 // copyEntries maps the selected items to layer entries at their resolved
 // destinations in the parent rootfs.
-func (bd *build) copyEntries(ctx context.Context, st *imageState, spec copySpec, items []copyItem, destAbs string, destIsDir bool) ([]layer.Entry, error) {
+func (bd *build) copyEntries(ctx context.Context, st *imageState, spec copySpec, items []copyItem, destAbs string, destIsDir bool, emit func(layer.Entry) error) ([]layer.Entry, error) {
 	if len(items) == 0 {
 		return nil, nil // only wildcards that matched nothing
 	}
@@ -80,7 +101,7 @@ func (bd *build) copyEntries(ctx context.Context, st *imageState, spec copySpec,
 	if err != nil {
 		return nil, err
 	}
-	c := &copier{bd: bd, root: root, byName: map[string]int{}, inodes: map[[3]uint64]uint64{}}
+	c := &copier{bd: bd, root: root, byName: map[string]int{}, inodes: map[[3]uint64]uint64{}, emit: emit, record: true}
 	if spec.chown != "" {
 		uid, gid, err := fileset.ChownIDs(root, spec.chown)
 		if err != nil {
@@ -121,6 +142,7 @@ func (bd *build) copyEntries(ctx context.Context, st *imageState, spec copySpec,
 		c.put(c.newDir(a))
 	}
 	keepOwner := spec.from != ""
+	c.record = false
 	for i, it := range items {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -143,6 +165,9 @@ func (bd *build) copyEntries(ctx context.Context, st *imageState, spec copySpec,
 		if err := c.add(ctx, i, it.src, target, keepOwner); err != nil {
 			return nil, err
 		}
+	}
+	if c.err != nil {
+		return nil, c.err
 	}
 	out := c.ents[:0]
 	for _, e := range c.ents {
@@ -219,7 +244,9 @@ func (c *copier) tree(i int, src *treeSource, target string, keepOwner, extracte
 	// Each entry is made from a stat that is not kept, and each walked
 	// file is dropped once its entry is made.
 	src.walked = nil
-	c.ents = slices.Grow(c.ents, len(ws))
+	if c.emit == nil {
+		c.ents = slices.Grow(c.ents, len(ws))
+	}
 	for j, w := range ws {
 		ws[j] = fileset.Walked{}
 		if w.Rel == "" && extracted {
@@ -267,6 +294,9 @@ func (c *copier) tree(i int, src *treeSource, target string, keepOwner, extracte
 			return err
 		}
 		c.put(e)
+		if c.err != nil {
+			return c.err
+		}
 	}
 	return nil
 }

@@ -126,7 +126,6 @@ func (bd *build) doStep(ctx context.Context, st *imageState, fs fsStep, sr stepR
 	if err := bd.reportMiss(ctx, sr, st, hist, fs, noCache); err != nil {
 		return false, "", err
 	}
-	fs.sources = nil // explained: not held while the layer is made
 	p, err := fs.produce(ctx)
 	if err != nil {
 		return false, "", err
