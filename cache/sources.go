@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -13,7 +12,6 @@ import (
 	"runtime"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -501,125 +499,4 @@ func sourcesDigest(srcs []cleanedSource, results []fileResult, each func(src str
 	}
 	d.Hash().Write(buf)
 	return d.Digest(), nil
-}
-
-// appendSourceEntry appends e as one line exactly as json.Encoder writes it
-// (the digest format predates this encoder; TestAppendSourceEntry checks
-// that both agree), with the sha256 of a regular file as its digest. One
-// Encode per file was a third of a fully cached COPY of 50,000 files.
-func appendSourceEntry(b []byte, e *sourceEntry, sum *[sha256.Size]byte) []byte {
-	b = append(b, `{"dest":`...)
-	b = appendJSONString(b, e.Dest)
-	b = append(b, `,"type":`...)
-	b = appendJSONString(b, e.Type)
-	b = append(b, `,"mode":`...)
-	b = strconv.AppendUint(b, uint64(e.Mode), 10)
-	b = append(b, `,"uid":`...)
-	b = strconv.AppendUint(b, uint64(e.UID), 10)
-	b = append(b, `,"gid":`...)
-	b = strconv.AppendUint(b, uint64(e.GID), 10)
-	if e.Link != "" {
-		b = append(b, `,"link":`...)
-		b = appendJSONString(b, e.Link)
-	}
-	if e.Hardlink != "" {
-		b = append(b, `,"hardlink":`...)
-		b = appendJSONString(b, e.Hardlink)
-	}
-	if e.Major != 0 {
-		b = append(b, `,"major":`...)
-		b = strconv.AppendUint(b, uint64(e.Major), 10)
-	}
-	if e.Minor != 0 {
-		b = append(b, `,"minor":`...)
-		b = strconv.AppendUint(b, uint64(e.Minor), 10)
-	}
-	if sum != nil {
-		b = append(b, `,"digest":"sha256:`...)
-		b = hex.AppendEncode(b, sum[:])
-		b = append(b, '"')
-	} else if e.Digest != "" {
-		b = append(b, `,"digest":`...)
-		b = appendJSONString(b, string(e.Digest))
-	}
-	return append(b, "}\n"...)
-}
-
-// appendJSONString appends s quoted as encoding/json quotes it: plain
-// printable ASCII is copied, anything else goes through json.Marshal (which
-// escapes <, >, &, control bytes, U+2028/U+2029 and invalid UTF-8).
-func appendJSONString(b []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-			q, _ := json.Marshal(s) // a string always marshals
-			return append(b, q...)
-		}
-	}
-	b = append(b, '"')
-	b = append(b, s...)
-	return append(b, '"')
-}
-
-// statMerge is a stat cache with what a Hash learned merged in, walked
-// without being built: the digests read added, the entries of paths that
-// are no longer regular files dropped. paths are sorted, as the cache is,
-// so the walk is one merge of the two.
-type statMerge struct {
-	cached  *statCache
-	paths   []string
-	results []fileResult
-}
-
-// changes reports whether the merge differs from the cache (a fully cached
-// build changes nothing).
-func (m statMerge) changes() bool {
-	cur := 0
-	for i, p := range m.paths {
-		res := m.results[i]
-		if res.st.mode&sIFMT == sIFREG && !res.read {
-			continue // served from the cache, still there
-		}
-		if res.st.mode&sIFMT == sIFREG && res.persist {
-			return true
-		}
-		if _, ok := m.cached.find(p, &cur); ok {
-			return true
-		}
-	}
-	return false
-}
-
-// count is the number of entries each gives.
-func (m statMerge) count() int {
-	n := 0
-	m.each(func(string, *statEntry) { n++ })
-	return n
-}
-
-// each calls f for every entry of the merged cache, in path order.
-func (m statMerge) each(f func(name string, e *statEntry)) {
-	ents := m.cached.ents
-	j := 0 // next entry of ents not yet given
-	for i, p := range m.paths {
-		res := m.results[i]
-		if res.st.mode&sIFMT == sIFREG && !res.read {
-			continue // served from the cache: given with the others
-		}
-		k := j + sort.Search(len(ents)-j, func(k int) bool { return ents[j+k].name >= p })
-		for ; j < k; j++ {
-			f(ents[j].name, &ents[j].statEntry)
-		}
-		if j < len(ents) && ents[j].name == p {
-			j++ // replaced or dropped
-		}
-		if res.st.mode&sIFMT == sIFREG && res.persist {
-			st := res.st
-			e := statEntry{size: st.size, mtime: st.mtime, ctime: st.ctime, ino: st.ino, dev: st.dev, sum: res.sum}
-			f(p, &e)
-		}
-	}
-	for ; j < len(ents); j++ {
-		f(ents[j].name, &ents[j].statEntry)
-	}
 }

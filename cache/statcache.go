@@ -282,3 +282,66 @@ func (s *Store) saveStatCache(path string, m statMerge) error {
 	}
 	return nil
 }
+
+// statMerge is a stat cache with what a Hash learned merged in, walked
+// without being built: the digests read added, the entries of paths that
+// are no longer regular files dropped. paths are sorted, as the cache is,
+// so the walk is one merge of the two.
+type statMerge struct {
+	cached  *statCache
+	paths   []string
+	results []fileResult
+}
+
+// changes reports whether the merge differs from the cache (a fully cached
+// build changes nothing).
+func (m statMerge) changes() bool {
+	cur := 0
+	for i, p := range m.paths {
+		res := m.results[i]
+		if res.st.mode&sIFMT == sIFREG && !res.read {
+			continue // served from the cache, still there
+		}
+		if res.st.mode&sIFMT == sIFREG && res.persist {
+			return true
+		}
+		if _, ok := m.cached.find(p, &cur); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// count is the number of entries each gives.
+func (m statMerge) count() int {
+	n := 0
+	m.each(func(string, *statEntry) { n++ })
+	return n
+}
+
+// each calls f for every entry of the merged cache, in path order.
+func (m statMerge) each(f func(name string, e *statEntry)) {
+	ents := m.cached.ents
+	j := 0 // next entry of ents not yet given
+	for i, p := range m.paths {
+		res := m.results[i]
+		if res.st.mode&sIFMT == sIFREG && !res.read {
+			continue // served from the cache: given with the others
+		}
+		k := j + sort.Search(len(ents)-j, func(k int) bool { return ents[j+k].name >= p })
+		for ; j < k; j++ {
+			f(ents[j].name, &ents[j].statEntry)
+		}
+		if j < len(ents) && ents[j].name == p {
+			j++ // replaced or dropped
+		}
+		if res.st.mode&sIFMT == sIFREG && res.persist {
+			st := res.st
+			e := statEntry{size: st.size, mtime: st.mtime, ctime: st.ctime, ino: st.ino, dev: st.dev, sum: res.sum}
+			f(p, &e)
+		}
+	}
+	for ; j < len(ents); j++ {
+		f(ents[j].name, &ents[j].statEntry)
+	}
+}
