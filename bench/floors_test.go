@@ -182,7 +182,11 @@ func (r *results) floorsTable(b *strings.Builder) {
 	if len(rows) == 0 {
 		return
 	}
-	b.WriteString("\nbuilder over the floors measured in this run (medians; the copy-big floor table above has its cold floor):\n\n")
+	b.WriteString("\nbuilder over the floors measured in this run (medians")
+	if r.Floor != nil {
+		b.WriteString("; the copy-big floor table above has its cold floor")
+	}
+	b.WriteString("):\n\n")
 	b.WriteString("| builder | time | floor | time | ratio |\n|---|---:|---|---:|---:|\n")
 	for _, rw := range rows {
 		fmt.Fprintf(b, "| %s | %s | %s | %s | %s |\n", rw.figure, fmtMS(rw.ours), rw.floor, fmtMS(rw.ms), fmtRatio(rw.ours, rw.ms))
