@@ -3,11 +3,15 @@ package layer
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
+	"hash"
 	"io/fs"
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/opencontainers/go-digest"
 )
 
 // TestPackStream: the sample entries handed over in tar order give the
@@ -62,5 +66,31 @@ func TestPackStream(t *testing.T) {
 	}
 	if _, _, n, err := stream(nil, PackOptions{}); err != nil || n != 0 {
 		t.Errorf("nothing: %d entries, %v", n, err)
+	}
+}
+
+// selfDigesting is a writer that digests what it is given.
+type selfDigesting struct {
+	bytes.Buffer
+	h hash.Hash
+}
+
+func (s *selfDigesting) Write(p []byte) (int, error) {
+	s.h.Write(p)
+	return s.Buffer.Write(p)
+}
+
+func (s *selfDigesting) Digest() digest.Digest {
+	return digest.NewDigestFromBytes(digest.SHA256, s.h.Sum(nil))
+}
+
+// TestPackSelfDigestingWriter: with a writer that digests what it is
+// given, Pack takes the blob digest from it: the same digest and bytes.
+func TestPackSelfDigestingWriter(t *testing.T) {
+	want, wp := pack(t, sampleEntries(), PackOptions{})
+	w := &selfDigesting{h: sha256.New()}
+	p, err := Pack(context.Background(), w, sampleEntries(), PackOptions{})
+	if err != nil || p != wp || !bytes.Equal(w.Bytes(), want) || p.Digest != digest.FromBytes(want) {
+		t.Fatalf("Pack to a digesting writer = %+v, %v; want %+v", p, err, wp)
 	}
 }

@@ -62,6 +62,12 @@ func (w *BlobWriter) Write(p []byte) (int, error) {
 	return n, nil
 }
 
+// Digest returns the digest of what was written so far: a writer that
+// hashes as it writes saves its caller a second hash (layer.Pack asks).
+func (w *BlobWriter) Digest() digest.Digest {
+	return digest.NewDigestFromBytes(digest.SHA256, w.h.Sum(nil))
+}
+
 // Commit fsyncs, checks the digest against expected (when non-empty) and
 // renames the blob into place. It returns the blob's digest and size.
 func (w *BlobWriter) Commit(expected digest.Digest) (digest.Digest, int64, error) {
