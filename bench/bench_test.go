@@ -89,7 +89,11 @@ func TestBench(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		wr, err := runWorkload(tools, w, ctx, bases[w.base], reg, sz, runs, tmp, freshFor(w.name, *fullRun, *freshOpt))
+		wtools, fresh := tools, freshFor(w.name, *fullRun, *freshOpt)
+		if w.huge {
+			wtools, fresh = tools[:1], fresh && *freshOpt != ""
+		}
+		wr, err := runWorkload(wtools, w, ctx, bases[w.base], reg, sz, runs, tmp, fresh)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -97,6 +101,9 @@ func TestBench(t *testing.T) {
 			if err := runPlatforms(tools[0].(*builderTool), w, multiBase, sz, runs, tmp, &wr); err != nil {
 				t.Fatal(err)
 			}
+		}
+		if err := measureContextFloors(&wr, w, ctx, runs); err != nil {
+			t.Fatal(err)
 		}
 		res.Workloads = append(res.Workloads, wr)
 		if w.name == "copy-big" {
@@ -110,6 +117,10 @@ func TestBench(t *testing.T) {
 	}
 	logf("progress: a RUN printing many lines and a COPY of many files, under each --progress mode")
 	if res.Progress, err = measureProgress(bin, bases["busybox"], tmp, *fullRun, runs); err != nil {
+		t.Fatal(err)
+	}
+	logf("floor: exec of a trivial static Go binary, and builder --help")
+	if res.Startup, err = measureStartup(bin, tmp, startupRuns(runs)); err != nil {
 		t.Fatal(err)
 	}
 	for _, tl := range tools {
@@ -136,7 +147,7 @@ func TestBench(t *testing.T) {
 func selected(t *testing.T) []workload {
 	all := workloads()
 	if *only == "" {
-		return all
+		return withoutHuge(all)
 	}
 	var out []workload
 	for _, name := range strings.Split(*only, ",") {
@@ -146,7 +157,21 @@ func selected(t *testing.T) []workload {
 		}
 		out = append(out, all[i])
 	}
-	return out
+	return withoutHuge(out)
+}
+
+// withoutHuge drops the huge workload from a quick run's list: a quick
+// run never generates its 10 GB.
+func withoutHuge(ws []workload) []workload {
+	if *fullRun {
+		return ws
+	}
+	return slices.DeleteFunc(ws, func(w workload) bool {
+		if w.huge && *only != "" {
+			logf("%s: full runs only, skipped", w.name)
+		}
+		return w.huge
+	})
 }
 
 // runWorkload measures w in every scenario (with fresh, the fresh-runner
@@ -214,6 +239,9 @@ func runWorkload(tools []tool, w workload, ctx, base, reg string, sz sizes, runs
 		return wr, err
 	}
 	for i := range runs {
+		if w.huge {
+			break // no one-change: a second 10 GB cold build
+		}
 		if err := restore.change(i + 1); err != nil {
 			return wr, err
 		}

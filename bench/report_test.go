@@ -24,6 +24,7 @@ type results struct {
 	Workloads []workloadResult `json:"workloads"`
 	Floor     *floorResult     `json:"floor,omitempty"`
 	Progress  *progressResult  `json:"progress,omitempty"` // progress_test.go
+	Startup   *startupResult   `json:"startup,omitempty"`  // exec floors (floors_test.go)
 	Targets   []targetResult   `json:"targets"`
 }
 
@@ -52,6 +53,11 @@ type workloadResult struct {
 	// Errors[failKey(tool, scenario)] says why a peer has no samples for
 	// this workload (its fresh-runner scenarios, or the others).
 	Errors map[string]string `json:"errors,omitempty"`
+	// Find: `find CTX -printf '%s %T@\n'` of the context, warm's floor;
+	// OnePass: read + tar + sha256 + gzip of it on one core (huge only),
+	// cold's floor (floors_test.go).
+	Find    []sample `json:"find,omitempty"`
+	OnePass []sample `json:"one_pass,omitempty"`
 }
 
 type targetResult struct {
@@ -218,6 +224,7 @@ func (r *results) judge() {
 	r.judgeFresh(add)
 	r.judgePlatforms(add)
 	r.judgeProgress(add)
+	r.judgeFloors(add)
 }
 
 // judgeFresh adds the fresh-runner targets.
@@ -399,6 +406,7 @@ func (r *results) markdown() string {
 		}
 	}
 	r.progressTable(&b)
+	r.floorsTable(&b)
 	b.WriteString("\nTargets:\n\n| target | measured | status |\n|---|---|---|\n")
 	for _, t := range r.Targets {
 		fmt.Fprintf(&b, "| %s | %s | %s |\n", t.Target, t.Got, t.Status)

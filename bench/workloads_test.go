@@ -17,10 +17,14 @@ type sizes struct {
 	runSteps   int   // run-true: RUN steps
 	srcFiles   int   // multistage: files under src/
 	aptQuick   bool  // apt: no downloads (dpkg-query instead of apt-get install)
+	hugeLarge  int   // huge: large files (half text, half random)
+	hugeBytes  int64 // huge: bytes of each large file
+	hugeSmall  int   // huge: small files of 1-64 KB
 }
 
 var (
-	fullSizes  = sizes{bigFiles: 20000, bigBytes: 500 << 20, smallFiles: 50000, layers: 40, runSteps: 20, srcFiles: 200}
+	fullSizes = sizes{bigFiles: 20000, bigBytes: 500 << 20, smallFiles: 50000, layers: 40, runSteps: 20, srcFiles: 200,
+		hugeLarge: 4, hugeBytes: 2400 << 20, hugeSmall: 10000}
 	quickSizes = sizes{bigFiles: 200, bigBytes: 4 << 20, smallFiles: 500, layers: 8, runSteps: 20, srcFiles: 20, aptQuick: true}
 )
 
@@ -39,6 +43,10 @@ type workload struct {
 	// changeFile is the context file one-change edits; empty means the
 	// one-change scenario edits the last RUN line of the Dockerfile.
 	changeFile string
+	// huge: full runs only (a quick run neither generates nor builds it),
+	// builder only (a peer would take most of the run), no one-change and
+	// no fresh-runner scenarios unless -fresh names it.
+	huge bool
 }
 
 func workloads() []workload {
@@ -55,6 +63,8 @@ func workloads() []workload {
 			dockerfile: multistageDockerfile, generate: genSrc, changeFile: "src/f0007.txt"},
 		{name: "apt", desc: "Debian bookworm minbase, apt-get update && apt-get install curl ca-certificates", base: "debian",
 			dockerfile: aptDockerfile},
+		{name: "huge", desc: "COPY of a 10 GB context: four 2.4 GiB files (two text, two random) and 10,000 files of 1-64 KB; " +
+			"builder only, full runs only", base: "busybox", dockerfile: copyDockerfile, generate: genHuge, huge: true},
 	}
 }
 
@@ -177,6 +187,25 @@ func genSmall(dir string, sz sizes) error {
 	for i := range sz.smallFiles {
 		name := filepath.Join(dir, fmt.Sprintf("d%03d/f%05d.txt", i/100, i))
 		if err := writeGenerated(name, int64(1024+rng.IntN(3072)), i%4 != 0, text, rng); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// genHuge writes sz.hugeLarge files of sz.hugeBytes (even ones text, odd
+// ones random) and sz.hugeSmall files of 1-64 KB, 200 per dir.
+func genHuge(dir string, sz sizes) error {
+	rng := rand.New(rand.NewChaCha8([32]byte{'h', 'u', 'g', 'e'}))
+	text := []byte(strings.Repeat("pack my box with five dozen liquor jugs 0123456789\n", 64))
+	for i := range sz.hugeLarge {
+		if err := writeGenerated(filepath.Join(dir, fmt.Sprintf("large/l%d.bin", i)), sz.hugeBytes, i%2 == 0, text, rng); err != nil {
+			return err
+		}
+	}
+	for i := range sz.hugeSmall {
+		name := filepath.Join(dir, fmt.Sprintf("small/s%03d/f%05d.dat", i/200, i))
+		if err := writeGenerated(name, int64(1024+rng.IntN(63<<10)), i%2 == 0, text, rng); err != nil {
 			return err
 		}
 	}

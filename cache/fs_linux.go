@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync/atomic"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -22,6 +23,9 @@ type contextRoot struct {
 	// noOpenat2 is set once openat2 is found missing (Linux < 5.6) or
 	// filtered by seccomp; the fallback checks parents with EvalSymlinks.
 	noOpenat2 atomic.Bool
+	// noStatx is set once statx is found missing or filtered: lstat falls
+	// back to fstatat.
+	noStatx atomic.Bool
 }
 
 func openContextRoot(dir string) (*contextRoot, error) {
@@ -45,7 +49,7 @@ func (r *contextRoot) openDir(rel string) (*dirHandle, error) {
 	if !r.noOpenat2.Load() {
 		fd, err := r.openat2(rel)
 		if err == nil {
-			return &dirHandle{fd: fd, path: filepath.Join(r.path, rel)}, nil
+			return &dirHandle{fd: fd, path: filepath.Join(r.path, rel), noStatx: &r.noStatx}, nil
 		}
 		if !errors.Is(err, errNoOpenat2) {
 			return nil, err
@@ -96,25 +100,27 @@ func (r *contextRoot) openDirFallback(rel string) (*dirHandle, error) {
 	if err != nil {
 		return nil, &os.PathError{Op: "open", Path: resolved, Err: err}
 	}
-	return &dirHandle{fd: fd, path: filepath.Join(r.path, rel)}, nil
+	return &dirHandle{fd: fd, path: filepath.Join(r.path, rel), noStatx: &r.noStatx}, nil
 }
 
 // dirHandle is an open directory inside the context; names looked up in it
 // are single components and never followed.
 type dirHandle struct {
-	fd   int
-	path string
+	fd      int
+	path    string
+	noStatx *atomic.Bool // the root's
 }
 
 func (d *dirHandle) Close() error { return unix.Close(d.fd) }
 
 // lstat returns the metadata of name and, for a symlink, its target.
-func (d *dirHandle) lstat(name string) (fileStat, string, error) {
-	var s unix.Stat_t
-	if err := unix.Fstatat(d.fd, name, &s, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+// scratch is the caller's buffer for the NUL-terminated name: a warm build
+// stats every context file, and unix.Fstatat allocates for each.
+func (d *dirHandle) lstat(name string, scratch *[]byte) (fileStat, string, error) {
+	st, err := d.statx(name, scratch)
+	if err != nil {
 		return fileStat{}, "", &os.PathError{Op: "lstat", Path: filepath.Join(d.path, name), Err: err}
 	}
-	st := toFileStat(&s)
 	if st.mode&sIFMT != sIFLNK {
 		return st, "", nil
 	}
@@ -133,6 +139,56 @@ func (d *dirHandle) open(name string) (*os.File, error) {
 		return nil, &os.PathError{Op: "open", Path: filepath.Join(d.path, name), Err: err}
 	}
 	return os.NewFile(uintptr(fd), filepath.Join(d.path, name)), nil
+}
+
+// statxMask is what the cache compares and digests: type, mode, owner,
+// links, size, times, inode (the device comes with every statx). No atime,
+// btime or block count.
+const statxMask = unix.STATX_TYPE | unix.STATX_MODE | unix.STATX_NLINK | unix.STATX_UID | unix.STATX_GID |
+	unix.STATX_MTIME | unix.STATX_CTIME | unix.STATX_INO | unix.STATX_SIZE
+
+// statx stats name in d without following a final symlink: statx(2) with
+// statxMask, the name made NUL-terminated in *scratch (no allocation), or
+// fstatat where statx is missing or leaves out a field asked for.
+func (d *dirHandle) statx(name string, scratch *[]byte) (fileStat, error) {
+	if !d.noStatx.Load() {
+		b := append(append((*scratch)[:0], name...), 0)
+		*scratch = b
+		var x unix.Statx_t
+		_, _, errno := unix.Syscall6(unix.SYS_STATX, uintptr(d.fd), uintptr(unsafe.Pointer(&b[0])),
+			uintptr(unix.AT_SYMLINK_NOFOLLOW|unix.AT_STATX_SYNC_AS_STAT), statxMask, uintptr(unsafe.Pointer(&x)), 0)
+		switch {
+		case errno == 0 && x.Mask&statxMask == statxMask:
+			return fromStatx(&x), nil
+		case errno == unix.ENOSYS || errno == unix.EPERM:
+			d.noStatx.Store(true)
+		case errno != 0:
+			return fileStat{}, errno
+		}
+	}
+	var s unix.Stat_t
+	if err := unix.Fstatat(d.fd, name, &s, unix.AT_SYMLINK_NOFOLLOW); err != nil {
+		return fileStat{}, err
+	}
+	return toFileStat(&s), nil
+}
+
+func fromStatx(x *unix.Statx_t) fileStat {
+	return fileStat{
+		mode:  uint32(x.Mode),
+		uid:   x.Uid,
+		gid:   x.Gid,
+		nlink: uint64(x.Nlink),
+		size:  int64(x.Size),
+		mtime: x.Mtime.Sec*1e9 + int64(x.Mtime.Nsec),
+		ctime: x.Ctime.Sec*1e9 + int64(x.Ctime.Nsec),
+		ino:   x.Ino,
+		// As st_dev and st_rdev encode them (fstat below): the cache
+		// compares both kinds.
+		dev:   unix.Mkdev(x.Dev_major, x.Dev_minor),
+		major: x.Rdev_major,
+		minor: x.Rdev_minor,
+	}
 }
 
 // fstatFile returns the metadata of an open file.

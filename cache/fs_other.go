@@ -24,7 +24,7 @@ type dirHandle struct{}
 
 func (d *dirHandle) Close() error { return errors.ErrUnsupported }
 
-func (d *dirHandle) lstat(name string) (fileStat, string, error) {
+func (d *dirHandle) lstat(name string, scratch *[]byte) (fileStat, string, error) {
 	return fileStat{}, "", errors.ErrUnsupported
 }
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -13,7 +12,6 @@ import (
 	"runtime"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -106,7 +104,51 @@ type fileResult struct {
 // file whose size, mtime, ctime, inode and device are unchanged is not read
 // again.
 func (s *Store) HashSources(ctx context.Context, contextDir string, srcs []Source) (digest.Digest, error) {
-	return s.hashSources(ctx, contextDir, srcs, nil)
+	h, err := s.Hash(ctx, contextDir, srcs)
+	if err != nil {
+		return "", err
+	}
+	return h.Digest, nil
+}
+
+// Hashed is what Hash found of a set of sources: their digest, and the
+// stats it made, from which Sums answers as SourceSums would without a
+// second look at the files (a COPY that misses explains itself file by
+// file: statting 50,000 files again, and holding both passes' state, was
+// a third of its peak memory). Drop it once Sums is not needed.
+type Hashed struct {
+	Digest  digest.Digest
+	sorted  []cleanedSource
+	results []fileResult
+}
+
+// Hash is HashSources, keeping what Sums needs.
+func (s *Store) Hash(ctx context.Context, contextDir string, srcs []Source) (*Hashed, error) {
+	h := &Hashed{}
+	var err error
+	h.Digest, h.sorted, h.results, err = s.hashSources(ctx, contextDir, srcs)
+	if err != nil {
+		return nil, err
+	}
+	return h, nil
+}
+
+// Sums returns SourceSums' answer for the sources, as Hash saw them. It
+// drops the stats: a second call returns nil (a step explains a miss once,
+// then makes its layer, which should not hold them).
+func (h *Hashed) Sums() map[string]string {
+	if h.sorted == nil {
+		return nil
+	}
+	defer func() { h.sorted, h.results = nil, nil }()
+	out := make(map[string]string, len(h.sorted))
+	// The lines are encoded again (a hit never needs them): the same
+	// bytes as the digest covered, from the same stats.
+	_, _ = sourcesDigest(h.sorted, h.results, func(src string, line []byte) {
+		sum := sha256.Sum256(line)
+		out[src] = hex.EncodeToString(sum[:8])
+	})
+	return out
 }
 
 // SourceSums returns, for each source of HashSources' digest, a short
@@ -115,26 +157,28 @@ func (s *Store) HashSources(ctx context.Context, contextDir string, srcs []Sourc
 // sources changed, were added or removed. It reads no file that the stat
 // cache already knows.
 func (s *Store) SourceSums(ctx context.Context, contextDir string, srcs []Source) (map[string]string, error) {
-	out := make(map[string]string, len(srcs))
-	_, err := s.hashSources(ctx, contextDir, srcs, func(src string, line []byte) {
-		sum := sha256.Sum256(line)
-		out[src] = hex.EncodeToString(sum[:8])
-	})
-	return out, err
+	h, err := s.Hash(ctx, contextDir, srcs)
+	if err != nil {
+		return nil, err
+	}
+	return h.Sums(), nil
 }
 
-func (s *Store) hashSources(ctx context.Context, contextDir string, srcs []Source, each func(src string, line []byte)) (digest.Digest, error) {
+func (s *Store) hashSources(ctx context.Context, contextDir string, srcs []Source) (digest.Digest, []cleanedSource, []fileResult, error) {
+	fail := func(err error) (digest.Digest, []cleanedSource, []fileResult, error) {
+		return "", nil, nil, fmt.Errorf("hash sources in %s: %w", contextDir, err)
+	}
 	abs, err := filepath.Abs(contextDir)
 	if err != nil {
-		return "", fmt.Errorf("hash sources in %s: %w", contextDir, err)
+		return fail(err)
 	}
 	sorted, paths, err := cleanSources(srcs)
 	if err != nil {
-		return "", fmt.Errorf("hash sources in %s: %w", contextDir, err)
+		return fail(err)
 	}
 	root, err := openContextRoot(abs)
 	if err != nil {
-		return "", fmt.Errorf("hash sources: %w", err)
+		return "", nil, nil, fmt.Errorf("hash sources: %w", err)
 	}
 	defer root.Close()
 
@@ -142,18 +186,20 @@ func (s *Store) hashSources(ctx context.Context, contextDir string, srcs []Sourc
 	cached := loadStatCache(cachePath)
 	results, err := s.statAndHash(ctx, root, paths, cached)
 	if err != nil {
-		return "", fmt.Errorf("hash sources in %s: %w", contextDir, err)
+		return fail(err)
 	}
-	sum, err := sourcesDigest(sorted, results, each)
+	sum, err := sourcesDigest(sorted, results, nil)
 	if err != nil {
-		return "", fmt.Errorf("hash sources in %s: %w", contextDir, err)
+		return fail(err)
 	}
-	if updateStatCache(cached, paths, results) {
-		if err := s.saveStatCache(cachePath, cached); err != nil {
-			return "", fmt.Errorf("hash sources in %s: %w", contextDir, err)
+	// The merged cache is written as it is merged, never built: a cold
+	// build of 50,000 files would otherwise hold it and its encoding.
+	if m := (statMerge{cached, paths, results}); m.changes() {
+		if err := s.saveStatCache(cachePath, m); err != nil {
+			return fail(err)
 		}
 	}
-	return sum, nil
+	return sum, sorted, results, nil
 }
 
 // cleanedSource is a Source with its Path cleaned.
@@ -174,12 +220,30 @@ func cleanSources(srcs []Source) ([]cleanedSource, []string, error) {
 		}
 		out[i] = cleanedSource{Source: src, rel: rel}
 	}
-	sort.SliceStable(out, func(i, j int) bool {
-		if out[i].Dest != out[j].Dest {
-			return out[i].Dest < out[j].Dest
+	less := func(a, b *cleanedSource) bool {
+		if a.Dest != b.Dest {
+			return a.Dest < b.Dest
 		}
-		return out[i].rel < out[j].rel
-	})
+		return a.rel < b.rel
+	}
+	// A walk in name order is often in this order already (it is not when
+	// a directory name is a prefix of a sibling's, as "a" and "a.txt"):
+	// then the sources are their own distinct sorted paths.
+	sorted, distinct := true, true
+	for i := 1; i < len(out) && sorted; i++ {
+		sorted = !less(&out[i], &out[i-1])
+		distinct = distinct && out[i-1].rel < out[i].rel
+	}
+	if sorted && distinct {
+		paths := make([]string, len(out))
+		for i := range out {
+			paths[i], out[i].idx = out[i].rel, i
+		}
+		return out, paths, nil
+	}
+	if !sorted {
+		sort.SliceStable(out, func(i, j int) bool { return less(&out[i], &out[j]) })
+	}
 	paths := make([]string, 0, len(out))
 	for _, src := range out {
 		paths = append(paths, src.rel)
@@ -219,7 +283,7 @@ func chunks(paths []string) []chunk {
 // statAndHash stats every path and finds the digest of every regular file,
 // from cached or by reading it, using up to runtime.NumCPU workers. cached
 // is only read here.
-func (s *Store) statAndHash(ctx context.Context, root *contextRoot, paths []string, cached map[string]statEntry) ([]fileResult, error) {
+func (s *Store) statAndHash(ctx context.Context, root *contextRoot, paths []string, cached *statCache) ([]fileResult, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	results := make([]fileResult, len(paths))
@@ -233,12 +297,13 @@ func (s *Store) statAndHash(ctx context.Context, root *contextRoot, paths []stri
 	for range min(runtime.NumCPU(), len(work)) {
 		wg.Go(func() {
 			buf := make([]byte, 128<<10)
+			var name []byte // lstat's scratch
 			for {
 				i := int(next.Add(1) - 1)
 				if i >= len(work) || ctx.Err() != nil {
 					return
 				}
-				if err := s.statChunk(ctx, root, paths, work[i], cached, results, buf); err != nil {
+				if err := s.statChunk(ctx, root, paths, work[i], cached, results, buf, &name); err != nil {
 					errOnce.Do(func() { firstErr = err; cancel() })
 					return
 				}
@@ -258,7 +323,7 @@ func (s *Store) statAndHash(ctx context.Context, root *contextRoot, paths []stri
 }
 
 // statChunk fills results for the paths of one chunk.
-func (s *Store) statChunk(ctx context.Context, root *contextRoot, paths []string, c chunk, cached map[string]statEntry, results []fileResult, buf []byte) error {
+func (s *Store) statChunk(ctx context.Context, root *contextRoot, paths []string, c chunk, cached *statCache, results []fileResult, buf []byte, name *[]byte) error {
 	dir, err := root.openDir(c.dir)
 	if err != nil {
 		return fmt.Errorf("open %s: %w", c.dir, err)
@@ -267,11 +332,12 @@ func (s *Store) statChunk(ctx context.Context, root *contextRoot, paths []string
 	// Taken before any lstat of the chunk: an earlier time only makes the
 	// racy check stricter.
 	start := time.Now()
+	cur := 0 // in cached: the chunk's paths are sorted
 	for i := c.start; i < c.end; i++ {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		res, err := s.statOne(ctx, dir, paths[i], cached, start, buf)
+		res, err := s.statOne(ctx, dir, paths[i], cached, &cur, start, buf, name)
 		if err != nil {
 			return err
 		}
@@ -282,10 +348,10 @@ func (s *Store) statChunk(ctx context.Context, root *contextRoot, paths []string
 
 // statOne stats rel, a name in dir, and for a regular file finds its
 // digest; start is a time before the stat. A file that changes while it is read is stat'ed and read again.
-func (s *Store) statOne(ctx context.Context, dir *dirHandle, rel string, cached map[string]statEntry, start time.Time, buf []byte) (fileResult, error) {
+func (s *Store) statOne(ctx context.Context, dir *dirHandle, rel string, cached *statCache, cur *int, start time.Time, buf []byte, scratch *[]byte) (fileResult, error) {
 	name := path.Base(rel)
 	for range maxAttempts {
-		st, link, err := dir.lstat(name)
+		st, link, err := dir.lstat(name, scratch)
 		if err != nil {
 			return fileResult{}, fmt.Errorf("stat %s: %w", rel, err)
 		}
@@ -293,7 +359,7 @@ func (s *Store) statOne(ctx context.Context, dir *dirHandle, rel string, cached 
 		if st.mode&sIFMT != sIFREG {
 			return res, nil
 		}
-		if e, ok := cached[rel]; ok && e.matches(st) {
+		if e, ok := cached.find(rel, cur); ok && e.matches(st) {
 			res.sum = e.sum
 			return res, nil
 		}
@@ -433,86 +499,4 @@ func sourcesDigest(srcs []cleanedSource, results []fileResult, each func(src str
 	}
 	d.Hash().Write(buf)
 	return d.Digest(), nil
-}
-
-// appendSourceEntry appends e as one line exactly as json.Encoder writes it
-// (the digest format predates this encoder; TestAppendSourceEntry checks
-// that both agree), with the sha256 of a regular file as its digest. One
-// Encode per file was a third of a fully cached COPY of 50,000 files.
-func appendSourceEntry(b []byte, e *sourceEntry, sum *[sha256.Size]byte) []byte {
-	b = append(b, `{"dest":`...)
-	b = appendJSONString(b, e.Dest)
-	b = append(b, `,"type":`...)
-	b = appendJSONString(b, e.Type)
-	b = append(b, `,"mode":`...)
-	b = strconv.AppendUint(b, uint64(e.Mode), 10)
-	b = append(b, `,"uid":`...)
-	b = strconv.AppendUint(b, uint64(e.UID), 10)
-	b = append(b, `,"gid":`...)
-	b = strconv.AppendUint(b, uint64(e.GID), 10)
-	if e.Link != "" {
-		b = append(b, `,"link":`...)
-		b = appendJSONString(b, e.Link)
-	}
-	if e.Hardlink != "" {
-		b = append(b, `,"hardlink":`...)
-		b = appendJSONString(b, e.Hardlink)
-	}
-	if e.Major != 0 {
-		b = append(b, `,"major":`...)
-		b = strconv.AppendUint(b, uint64(e.Major), 10)
-	}
-	if e.Minor != 0 {
-		b = append(b, `,"minor":`...)
-		b = strconv.AppendUint(b, uint64(e.Minor), 10)
-	}
-	if sum != nil {
-		b = append(b, `,"digest":"sha256:`...)
-		b = hex.AppendEncode(b, sum[:])
-		b = append(b, '"')
-	} else if e.Digest != "" {
-		b = append(b, `,"digest":`...)
-		b = appendJSONString(b, string(e.Digest))
-	}
-	return append(b, "}\n"...)
-}
-
-// appendJSONString appends s quoted as encoding/json quotes it: plain
-// printable ASCII is copied, anything else goes through json.Marshal (which
-// escapes <, >, &, control bytes, U+2028/U+2029 and invalid UTF-8).
-func appendJSONString(b []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-			q, _ := json.Marshal(s) // a string always marshals
-			return append(b, q...)
-		}
-	}
-	b = append(b, '"')
-	b = append(b, s...)
-	return append(b, '"')
-}
-
-// updateStatCache records the digests read in cached and drops entries of
-// paths that are no longer regular files. It reports whether cached
-// changed.
-func updateStatCache(cached map[string]statEntry, paths []string, results []fileResult) bool {
-	changed := false
-	for i, p := range paths {
-		res := results[i]
-		if res.st.mode&sIFMT == sIFREG && !res.read {
-			continue // served from the cache
-		}
-		if res.st.mode&sIFMT == sIFREG && res.persist {
-			st := res.st
-			cached[p] = statEntry{size: st.size, mtime: st.mtime, ctime: st.ctime, ino: st.ino, dev: st.dev, sum: res.sum}
-			changed = true
-			continue
-		}
-		if _, ok := cached[p]; ok {
-			delete(cached, p)
-			changed = true
-		}
-	}
-	return changed
 }

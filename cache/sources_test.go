@@ -374,15 +374,15 @@ func TestStatCacheEncoding(t *testing.T) {
 		"dir/\xff":  {size: 0},
 		"with\nnul": {size: 1 << 40, sum: [32]byte{31: 9}},
 	}
-	b := encodeStatCache(m)
+	b := encodeStatCache(newStatCache(m))
 	got, err := decodeStatCache(b)
 	must(t, err)
-	if len(got) != len(m) {
-		t.Fatalf("decoded %d entries, want %d", len(got), len(m))
+	if len(got.ents) != len(m) {
+		t.Fatalf("decoded %d entries, want %d", len(got.ents), len(m))
 	}
 	for k, v := range m {
-		if got[k] != v {
-			t.Errorf("entry %q = %+v, want %+v", k, got[k], v)
+		if e, ok := got.get(k); !ok || e != v {
+			t.Errorf("entry %q = %+v, want %+v", k, e, v)
 		}
 	}
 	if string(encodeStatCache(got)) != string(b) {

@@ -1,15 +1,22 @@
 package cache
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
+	"strings"
+	"unsafe"
+
+	"github.com/builderdev/builder/internal/atomicfile"
 )
 
 // statEntry is what the stat cache remembers of one regular file: while the
@@ -42,46 +49,122 @@ const statMagic = "BLDSTAT1"
 
 func crc32c(b []byte) uint32 { return crc32.Checksum(b, crc32.MakeTable(crc32.Castagnoli)) }
 
+// statCache is a loaded stat cache: entries sorted by path, each name a
+// substring of the one string the file was read into (no allocation per
+// entry), looked up by binary search from a cursor, since the paths of a
+// chunk are sorted too.
+type statCache struct {
+	ents []cachedStat
+}
+
+type cachedStat struct {
+	name string
+	statEntry
+}
+
+// newStatCache returns a cache holding m.
+func newStatCache(m map[string]statEntry) *statCache {
+	c := &statCache{ents: make([]cachedStat, 0, len(m))}
+	for name, e := range m {
+		c.ents = append(c.ents, cachedStat{name, e})
+	}
+	slices.SortFunc(c.ents, func(a, b cachedStat) int { return strings.Compare(a.name, b.name) })
+	return c
+}
+
+// find returns the entry of name, searching from *cur (an index no entry
+// before which is wanted again) and moving *cur past it.
+func (c *statCache) find(name string, cur *int) (statEntry, bool) {
+	i := *cur
+	if i >= len(c.ents) || c.ents[i].name != name {
+		i += sort.Search(len(c.ents)-i, func(j int) bool { return c.ents[i+j].name >= name })
+	}
+	*cur = i
+	if i < len(c.ents) && c.ents[i].name == name {
+		*cur = i + 1
+		return c.ents[i].statEntry, true
+	}
+	return statEntry{}, false
+}
+
+// get is find from the start.
+func (c *statCache) get(name string) (statEntry, bool) {
+	cur := 0
+	return c.find(name, &cur)
+}
+
 // statCachePath names the stat cache of the absolute context dir.
 func (s *Store) statCachePath(absContext string) string {
 	sum := sha256.Sum256([]byte(absContext))
 	return filepath.Join(s.contextsDir(), fmt.Sprintf("%x.bin", sum))
 }
 
-// loadStatCache reads the stat cache at path; a missing or corrupt file
-// gives an empty cache.
-func loadStatCache(path string) map[string]statEntry {
-	b, err := os.ReadFile(path)
+// loadStatCache reads the stat cache at path with one read; a missing or
+// corrupt file gives an empty cache.
+func loadStatCache(path string) *statCache {
+	b, err := readWhole(path)
 	if err != nil {
-		return map[string]statEntry{}
+		return &statCache{}
 	}
-	m, err := decodeStatCache(b)
+	c, err := decodeStatCache(b)
 	if err != nil {
-		return map[string]statEntry{}
+		return &statCache{}
 	}
-	return m
+	return c
+}
+
+// readWhole reads the file at path in one read of its size (plus one to
+// see the end), without os.ReadFile's growing buffer.
+func readWhole(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	b := make([]byte, fi.Size()+1)
+	n, err := io.ReadFull(f, b)
+	if err == nil {
+		return nil, errBadStatCache // grew since the stat
+	}
+	if err != io.ErrUnexpectedEOF && err != io.EOF {
+		return nil, err
+	}
+	return b[:n], nil
 }
 
 var errBadStatCache = errors.New("malformed stat cache")
 
-func decodeStatCache(b []byte) (map[string]statEntry, error) {
-	if len(b) < len(statMagic)+4 || string(b[:len(statMagic)]) != statMagic {
+func decodeStatCache(raw []byte) (*statCache, error) {
+	if len(raw) < len(statMagic)+4 || string(raw[:len(statMagic)]) != statMagic {
 		return nil, errBadStatCache
 	}
-	body, trailer := b[:len(b)-4], b[len(b)-4:]
+	body, trailer := raw[:len(raw)-4], raw[len(raw)-4:]
 	if crc32c(body) != binary.BigEndian.Uint32(trailer) {
 		return nil, errBadStatCache
 	}
+	// Names are substrings of the buffer, which nothing writes to again:
+	// no copy of it, no allocation per entry.
+	all := unsafe.String(unsafe.SliceData(body), len(body))
 	d := statDecoder{b: body[len(statMagic):]}
 	n := d.uvarint()
 	if d.err != nil || n > uint64(len(d.b)) {
 		return nil, errBadStatCache
 	}
-	m := make(map[string]statEntry, n)
+	c := &statCache{ents: make([]cachedStat, 0, n)}
+	sorted := true
 	for range n {
 		l := d.uvarint()
-		name := string(d.bytes(l))
-		var e statEntry
+		off := len(body) - len(d.b)
+		d.bytes(l)
+		if d.err != nil {
+			return nil, d.err
+		}
+		var e cachedStat
+		e.name = all[off : off+int(l)]
 		e.size = d.varint()
 		e.mtime = d.varint()
 		e.ctime = d.varint()
@@ -91,12 +174,18 @@ func decodeStatCache(b []byte) (map[string]statEntry, error) {
 		if d.err != nil {
 			return nil, d.err
 		}
-		m[name] = e
+		if k := len(c.ents); k > 0 && c.ents[k-1].name >= e.name {
+			sorted = false
+		}
+		c.ents = append(c.ents, e)
 	}
 	if len(d.b) != 0 {
 		return nil, errBadStatCache
 	}
-	return m, nil
+	if !sorted {
+		return nil, errBadStatCache // this encoder writes sorted, distinct names
+	}
+	return c, nil
 }
 
 type statDecoder struct {
@@ -139,47 +228,120 @@ func (d *statDecoder) fail() {
 	d.b = nil
 }
 
-// encodeStatCache serializes m, paths sorted so equal caches give equal
-// bytes.
-func encodeStatCache(m map[string]statEntry) []byte {
-	names := make([]string, 0, len(m))
-	size := len(statMagic) + 4 + binary.MaxVarintLen64
-	for name := range m {
-		names = append(names, name)
-		size += len(name) + 5*binary.MaxVarintLen64 + sha256.Size + 2
-	}
-	sort.Strings(names)
+// encodeStatCache serializes c (sorted by path, so equal caches give equal
+// bytes).
+func encodeStatCache(c *statCache) []byte {
 	var buf bytes.Buffer
-	buf.Grow(size)
-	buf.WriteString(statMagic)
+	_ = writeStatCache(&buf, len(c.ents), func(f func(string, *statEntry)) {
+		for i := range c.ents {
+			f(c.ents[i].name, &c.ents[i].statEntry)
+		}
+	})
+	return buf.Bytes()
+}
+
+// writeStatCache writes the n entries each gives, in the format above, to
+// w through a small buffer.
+func writeStatCache(w io.Writer, n int, each func(func(string, *statEntry))) error {
+	crc := crc32.New(crc32.MakeTable(crc32.Castagnoli))
+	bw := bufio.NewWriterSize(io.MultiWriter(w, crc), 64<<10)
 	var tmp [binary.MaxVarintLen64]byte
-	putU := func(v uint64) { buf.Write(tmp[:binary.PutUvarint(tmp[:], v)]) }
-	putI := func(v int64) { buf.Write(tmp[:binary.PutVarint(tmp[:], v)]) }
-	putU(uint64(len(names)))
-	for _, name := range names {
-		e := m[name]
+	putU := func(v uint64) { bw.Write(tmp[:binary.PutUvarint(tmp[:], v)]) }
+	putI := func(v int64) { bw.Write(tmp[:binary.PutVarint(tmp[:], v)]) }
+	bw.WriteString(statMagic)
+	putU(uint64(n))
+	each(func(name string, e *statEntry) {
 		putU(uint64(len(name)))
-		buf.WriteString(name)
+		bw.WriteString(name)
 		putI(e.size)
 		putI(e.mtime)
 		putI(e.ctime)
 		putU(e.ino)
 		putU(e.dev)
-		buf.Write(e.sum[:])
+		bw.Write(e.sum[:])
+	})
+	if err := bw.Flush(); err != nil {
+		return err
 	}
-	sum := crc32c(buf.Bytes())
-	binary.BigEndian.PutUint32(tmp[:4], sum)
-	buf.Write(tmp[:4])
-	return buf.Bytes()
+	binary.BigEndian.PutUint32(tmp[:4], crc.Sum32())
+	_, err := w.Write(tmp[:4])
+	return err
 }
 
-// saveStatCache replaces the stat cache at path atomically. It is not
-// fsynced: after a crash a torn file fails its checksum and is rebuilt.
-// Concurrent builders may race here; the last writer wins, which is safe
-// because every entry is checked against a fresh stat before use.
-func (s *Store) saveStatCache(path string, m map[string]statEntry) error {
-	if err := s.writeFile(path, encodeStatCache(m), false); err != nil {
+// saveStatCache replaces the stat cache at path atomically with m, written
+// as it is merged. It is not fsynced: after a crash a torn file fails its
+// checksum and is rebuilt. Concurrent builders may race here; the last
+// writer wins, which is safe because every entry is checked against a
+// fresh stat before use.
+func (s *Store) saveStatCache(path string, m statMerge) error {
+	n := m.count()
+	err := atomicfile.Write(path, 0o600, func(w io.Writer) error { return writeStatCache(w, n, m.each) },
+		atomicfile.Options{TempDir: s.tmpDir(), TempPattern: filepath.Base(path) + ".*", NoSync: true})
+	if err != nil {
 		return fmt.Errorf("save stat cache: %w", err)
 	}
 	return nil
+}
+
+// statMerge is a stat cache with what a Hash learned merged in, walked
+// without being built: the digests read added, the entries of paths that
+// are no longer regular files dropped. paths are sorted, as the cache is,
+// so the walk is one merge of the two.
+type statMerge struct {
+	cached  *statCache
+	paths   []string
+	results []fileResult
+}
+
+// changes reports whether the merge differs from the cache (a fully cached
+// build changes nothing).
+func (m statMerge) changes() bool {
+	cur := 0
+	for i, p := range m.paths {
+		res := m.results[i]
+		if res.st.mode&sIFMT == sIFREG && !res.read {
+			continue // served from the cache, still there
+		}
+		if res.st.mode&sIFMT == sIFREG && res.persist {
+			return true
+		}
+		if _, ok := m.cached.find(p, &cur); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// count is the number of entries each gives.
+func (m statMerge) count() int {
+	n := 0
+	m.each(func(string, *statEntry) { n++ })
+	return n
+}
+
+// each calls f for every entry of the merged cache, in path order.
+func (m statMerge) each(f func(name string, e *statEntry)) {
+	ents := m.cached.ents
+	j := 0 // next entry of ents not yet given
+	for i, p := range m.paths {
+		res := m.results[i]
+		if res.st.mode&sIFMT == sIFREG && !res.read {
+			continue // served from the cache: given with the others
+		}
+		k := j + sort.Search(len(ents)-j, func(k int) bool { return ents[j+k].name >= p })
+		for ; j < k; j++ {
+			f(ents[j].name, &ents[j].statEntry)
+		}
+		if j < len(ents) && ents[j].name == p {
+			j++ // replaced or dropped
+		}
+		if res.st.mode&sIFMT == sIFREG && res.persist {
+			st := res.st
+			e := statEntry{size: st.size, mtime: st.mtime, ctime: st.ctime, ino: st.ino, dev: st.dev, sum: res.sum}
+			f(p, &e)
+		}
+	}
+	for ; j < len(ents); j++ {
+		f(ents[j].name, &ents[j].statEntry)
+	}
 }

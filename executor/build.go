@@ -31,7 +31,7 @@ type build struct {
 	rep    Reporter
 	global parser.Vars // automatic platform args + meta ARGs
 	stages []*stage
-	tmp    string
+	tmp    *lazyDir // the build's temp dir, made when a step first needs one
 	sh     *shared // with the builds of the other platforms (platforms.go)
 
 	ctxFS     fileset.DirFS
@@ -89,11 +89,8 @@ func buildOne(ctx context.Context, st Stores, opts Options, sh *shared) (*Result
 	if err != nil {
 		return nil, err
 	}
-	tmp, err := st.Images.TempDir("build-")
-	if err != nil {
-		return nil, err
-	}
-	defer os.RemoveAll(tmp)
+	tmp := &lazyDir{make: func() (string, error) { return st.Images.TempDir("build-") }}
+	defer tmp.remove()
 
 	bd := &build{st: st, opts: opts, clock: newClock(opts.SourceDateEpoch), file: opts.DockerfileName,
 		df: df, rep: opts.Reporter, tmp: tmp, sh: sh, usedArgs: map[string]bool{}, hist: st.Cache.OpenHistory(historyID(opts, sh.multi))}

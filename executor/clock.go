@@ -99,6 +99,12 @@ func (c clock) newest(ents []layer.Entry) int64 {
 			n = max(n, e.ModTime.Unix())
 		}
 	}
+	return c.clampNewest(n)
+}
+
+// clampNewest is n, a newest mtime in Unix seconds, clamped to the epoch
+// when set.
+func (c clock) clampNewest(n int64) int64 {
 	if c.epoch != nil {
 		n = min(n, c.epoch.Unix())
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"path"
+	"slices"
 	"strings"
 	"time"
 
@@ -290,7 +291,7 @@ func (bd *build) match(sel *fileset.Selection, src string, spec copySpec) ([]cop
 // keyItems completes the key of a COPY/ADD whose sources were selected:
 // the content digest of the context files, and an itemKey for each other
 // source.
-func (bd *build) keyItems(ctx context.Context, key *copyKey, items []copyItem) ([]cache.Source, error) {
+func (bd *build) keyItems(ctx context.Context, key *copyKey, items []copyItem) (*cache.Hashed, error) {
 	var srcs []cache.Source
 	dir := bd.opts.ContextDir // or a named context's (copyFromTree)
 	for _, it := range items {
@@ -324,20 +325,28 @@ func (bd *build) keyItems(ctx context.Context, key *copyKey, items []copyItem) (
 				dir = d.Root()
 			}
 			src.walked = ws
-			for _, w := range ws {
-				srcs = append(srcs, cache.Source{Path: strings.TrimPrefix(w.Src, "/"), Dest: path.Join(it.destRel, w.Rel)})
+			srcs = slices.Grow(srcs, len(ws))
+			for i, w := range ws {
+				// The key needs the paths only: a miss stats each file
+				// through the tree when it packs it (Selection.Stat).
+				ws[i].Entry = nil
+				dest := w.Rel // clean already
+				if it.destRel != "" {
+					dest = path.Join(it.destRel, w.Rel)
+				}
+				srcs = append(srcs, cache.Source{Path: strings.TrimPrefix(w.Src, "/"), Dest: dest})
 			}
 		}
 	}
 	if len(srcs) == 0 {
 		return nil, nil
 	}
-	d, err := bd.st.Cache.HashSources(ctx, dir, srcs)
+	h, err := bd.st.Cache.Hash(ctx, dir, srcs)
 	if err != nil {
 		return nil, err
 	}
-	key.Sources = d
-	return srcs, nil
+	key.Sources = h.Digest
+	return h, nil
 }
 
 // history is BuildKit's created_by for COPY/ADD: the expanded sources and

@@ -7,8 +7,10 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/builderdev/builder/fileset"
 	"github.com/builderdev/builder/layer"
@@ -17,7 +19,13 @@ import (
 // copyLayer packs the selected items, at their resolved destinations in
 // the parent rootfs, into a new layer.
 func (bd *build) copyLayer(ctx context.Context, st *imageState, spec copySpec, items []copyItem, destAbs string, destIsDir bool) (*produced, error) {
-	ents, err := bd.copyEntries(ctx, st, spec, items, destAbs, destIsDir)
+	if streams(items) {
+		return bd.streamLayer(ctx, func(emit func(layer.Entry) error) error {
+			_, err := bd.copyEntries(ctx, st, spec, items, destAbs, destIsDir, emit)
+			return err
+		})
+	}
+	ents, err := bd.copyEntries(ctx, st, spec, items, destAbs, destIsDir, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -32,18 +40,40 @@ type copier struct {
 	chmod fileset.Chmod  // --chmod, nil: modes kept
 	// dirPerm is the mode of the directories the copy creates: see newDir.
 	dirPerm fs.FileMode
-	byName  map[string]layer.Entry
-	order   []string
+	ents    []layer.Entry  // in the order first put
+	byName  map[string]int // index in ents
+	// emit, when set, takes each entry instead of ents (in tar order, see
+	// copy_stream.go); byName then only has the names put before the
+	// sources (record), for has. err is emit's first error.
+	emit   func(layer.Entry) error
+	record bool
+	err    error
 	// Hardlinks are kept within one source only: BuildKit copies each
 	// source with its own inode map. (item, dev, ino) -> id in this layer.
 	inodes map[[3]uint64]uint64
 }
 
 func (c *copier) put(e layer.Entry) {
-	if _, ok := c.byName[e.Name]; !ok {
-		c.order = append(c.order, e.Name)
+	if c.emit != nil {
+		if c.record {
+			c.byName[e.Name] = -1
+		}
+		if c.err == nil && e.Name != "" {
+			c.err = c.emit(e)
+		}
+		return
 	}
-	c.byName[e.Name] = e
+	if i, ok := c.byName[e.Name]; ok {
+		c.ents[i] = e
+		return
+	}
+	c.byName[e.Name] = len(c.ents)
+	c.ents = append(c.ents, e)
+}
+
+func (c *copier) has(name string) bool {
+	_, ok := c.byName[name]
+	return ok
 }
 
 // newDir is a directory the copy creates (a parent, a new destination
@@ -64,7 +94,7 @@ func (c *copier) chown(e *layer.Entry) {
 
 // copyEntries maps the selected items to layer entries at their resolved
 // destinations in the parent rootfs.
-func (bd *build) copyEntries(ctx context.Context, st *imageState, spec copySpec, items []copyItem, destAbs string, destIsDir bool) ([]layer.Entry, error) {
+func (bd *build) copyEntries(ctx context.Context, st *imageState, spec copySpec, items []copyItem, destAbs string, destIsDir bool, emit func(layer.Entry) error) ([]layer.Entry, error) {
 	if len(items) == 0 {
 		return nil, nil // only wildcards that matched nothing
 	}
@@ -75,7 +105,13 @@ func (bd *build) copyEntries(ctx context.Context, st *imageState, spec copySpec,
 			return nil, err
 		}
 	}
-	c := &copier{bd: bd, root: root, byName: map[string]layer.Entry{}, inodes: map[[3]uint64]uint64{}}
+	var same *sameFilter
+	if emit != nil && !spec.link {
+		// Streamed (tar order): what the parent already has is held back.
+		same = &sameFilter{root: root, clamp: bd.clock.packClamp(), next: emit}
+		emit = same.put
+	}
+	c := &copier{bd: bd, root: root, byName: map[string]int{}, inodes: map[[3]uint64]uint64{}, emit: emit, record: true}
 	if spec.chown != "" {
 		uid, gid, err := fileset.ChownIDs(root, spec.chown)
 		if err != nil {
@@ -118,6 +154,7 @@ func (bd *build) copyEntries(ctx context.Context, st *imageState, spec copySpec,
 		c.put(c.newDir(a))
 	}
 	keepOwner := spec.from != ""
+	c.record = false
 	for i, it := range items {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -128,7 +165,7 @@ func (bd *build) copyEntries(ctx context.Context, st *imageState, spec copySpec,
 			// Dirs between dest and target (COPY --parents) are made
 			// like dest's own missing parents.
 			for _, a := range fileset.Ancestors(path.Dir(target)) {
-				if len(a) <= len(dest) || c.byName[strings.TrimPrefix(a, "/")].Name != "" {
+				if len(a) <= len(dest) || c.has(strings.TrimPrefix(a, "/")) {
 					continue
 				}
 				if _, err := root.Lstat(a); err == nil {
@@ -141,58 +178,116 @@ func (bd *build) copyEntries(ctx context.Context, st *imageState, spec copySpec,
 			return nil, err
 		}
 	}
-	return c.changed(spec.link)
+	if c.err != nil {
+		return nil, c.err
+	}
+	out := c.ents[:0]
+	for _, e := range c.ents {
+		if e.Name != "" {
+			out = append(out, e)
+		}
+	}
+	if emit != nil || spec.link {
+		return out, nil
+	}
+	// Collected: the same filter, over the entries in tar order.
+	slices.SortFunc(out, func(a, b layer.Entry) int { return comparePaths(a.Name, b.Name) })
+	kept := make([]layer.Entry, 0, len(out))
+	f := &sameFilter{root: root, clamp: bd.clock.packClamp(), next: func(e layer.Entry) error {
+		kept = append(kept, e)
+		return nil
+	}}
+	for _, e := range out {
+		if err := f.put(e); err != nil {
+			return nil, err
+		}
+	}
+	return kept, nil
 }
 
-// changed are the entries that change the parent rootfs, as BuildKit's
-// differ writes its copy: one that is the same as below (a file copied
-// again as it is, a parent dir) is left out, unless something under it
-// is written. Only entries whose dir exists below are looked up there.
-func (c *copier) changed(link bool) ([]layer.Entry, error) {
-	same := map[string]bool{}
-	dirs := map[string]bool{"/": true, ".": true}
-	exists := func(dir string) bool {
-		ok, seen := dirs[dir]
-		if !seen {
-			fi, err := c.root.Lstat("/" + dir)
-			ok = err == nil && fi.IsDir()
-			dirs[dir] = ok
-		}
-		return ok
+// sameFilter passes on the entries (in tar order) that change the parent
+// rootfs, as BuildKit's differ writes its copy: an entry the layers below
+// already have as it is (a file copied again unchanged, an existing parent
+// dir) is left out, but for a dir that holds something written, which
+// comes back first. Only entries whose dir exists below are looked up.
+type sameFilter struct {
+	root  fileset.ViewFS
+	clamp *time.Time
+	next  func(layer.Entry) error
+	held  []layer.Entry   // dirs left out so far: each an ancestor of the next
+	dirs  map[string]bool // dir (layer name) -> it is a dir below
+}
+
+func (f *sameFilter) put(e layer.Entry) error {
+	for len(f.held) > 0 && !strings.HasPrefix(e.Name, f.held[len(f.held)-1].Name+"/") {
+		f.held = f.held[:len(f.held)-1] // nothing under it was written
 	}
-	for _, n := range c.order {
-		if n == "" || link || !exists(path.Dir(n)) {
-			continue
-		}
-		fi, err := c.root.Lstat("/" + n)
-		if err != nil {
-			continue
-		}
-		host, err := c.root.HostPath("/" + n)
-		if err != nil {
-			return nil, err
-		}
-		ok, err := layer.SameAsBelow(c.byName[n], fi, host, c.bd.clock.packClamp())
-		if err != nil {
-			return nil, err
-		}
-		same[n] = ok
+	same, err := f.same(e)
+	if err != nil {
+		return err
 	}
-	for _, n := range c.order {
-		if n == "" || same[n] {
-			continue
+	if same {
+		if e.Mode.IsDir() {
+			f.held = append(f.held, e)
 		}
-		for d := path.Dir(n); d != "."; d = path.Dir(d) {
-			delete(same, d) // a parent of what is written
+		return nil
+	}
+	for _, h := range f.held {
+		if err := f.next(h); err != nil {
+			return err
 		}
 	}
-	out := make([]layer.Entry, 0, len(c.order))
-	for _, n := range c.order {
-		if n != "" && !same[n] {
-			out = append(out, c.byName[n])
-		}
+	f.held = f.held[:0]
+	return f.next(e)
+}
+
+func (f *sameFilter) same(e layer.Entry) (bool, error) {
+	if f.dirs == nil {
+		f.dirs = map[string]bool{}
 	}
-	return out, nil
+	if e.Whiteout || !f.isDir(path.Dir(e.Name)) {
+		return false, nil
+	}
+	fi, err := f.root.Lstat("/" + e.Name)
+	if err != nil {
+		return false, nil
+	}
+	if fi.IsDir() {
+		f.dirs[e.Name] = true
+	}
+	host, err := f.root.HostPath("/" + e.Name)
+	if err != nil {
+		return false, err
+	}
+	return layer.SameAsBelow(e, fi, host, f.clamp)
+}
+
+// isDir reports whether dir (a layer name, "." the root) is a dir below.
+func (f *sameFilter) isDir(dir string) bool {
+	if dir == "." {
+		return true
+	}
+	ok, seen := f.dirs[dir]
+	if !seen {
+		fi, err := f.root.Lstat("/" + dir)
+		ok = err == nil && fi.IsDir()
+		f.dirs[dir] = ok
+	}
+	return ok
+}
+
+// comparePaths orders layer names as a tar of them is written: by path
+// components, so that a dir comes right before what it holds.
+func comparePaths(a, b string) int {
+	for a != "" || b != "" {
+		ha, ta, _ := strings.Cut(a, "/")
+		hb, tb, _ := strings.Cut(b, "/")
+		if c := strings.Compare(ha, hb); c != 0 {
+			return c
+		}
+		a, b = ta, tb
+	}
+	return 0
 }
 
 // createdDirPerm is the mode BuildKit gives the directories a COPY/ADD
@@ -264,19 +359,28 @@ func (c *copier) tree(i int, src *treeSource, target string, keepOwner, extracte
 			return err
 		}
 	}
-	if err := fileset.StatAll(ws); err != nil {
-		return err
+	// Each entry is made from a stat that is not kept, and each walked
+	// file is dropped once its entry is made.
+	src.walked = nil
+	if c.emit == nil {
+		c.ents = slices.Grow(c.ents, len(ws))
 	}
-	for _, w := range ws {
+	for j, w := range ws {
+		ws[j] = fileset.Walked{}
 		if w.Rel == "" && extracted {
 			continue
 		}
-		e := entryFromInfo(strings.TrimPrefix(path.Join(target, w.Rel), "/"), w.Info, keepOwner)
-		if w.Rel == "" && w.Info.IsDir() {
+		fi, err := src.sel.Stat(w)
+		if err != nil {
+			return err
+		}
+		w.Info = fi
+		e := entryFromInfo(strings.TrimPrefix(path.Join(target, w.Rel), "/"), fi, keepOwner)
+		if w.Rel == "" && fi.IsDir() {
 			// The destination dir of a directory's contents: an existing
 			// one keeps its metadata, a new one is made like a parent.
 			if fi, err := c.root.Lstat(target); err == nil && fi.IsDir() {
-				if _, seen := c.byName[e.Name]; !seen {
+				if !c.has(e.Name) {
 					c.put(entryFromInfo(e.Name, fi, true))
 				}
 				continue
@@ -316,6 +420,9 @@ func (c *copier) tree(i int, src *treeSource, target string, keepOwner, extracte
 			return err
 		}
 		c.put(e)
+		if c.err != nil {
+			return c.err
+		}
 	}
 	return nil
 }
@@ -338,7 +445,7 @@ func fillSource(e *layer.Entry, fsys fileset.FS, w fileset.Walked) error {
 
 // extractArchive unpacks an ADD archive into a temp dir (safe apply).
 func (bd *build) extractArchive(ctx context.Context, a *archiveSource) (string, error) {
-	dir, err := os.MkdirTemp(bd.tmp, "add-")
+	dir, err := bd.tmp.mkdirTemp("add-")
 	if err != nil {
 		return "", err
 	}

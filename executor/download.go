@@ -42,7 +42,7 @@ func (bd *build) download(ctx context.Context, rawURL, checksum string, unpack b
 	if name == "" || name == "/" || name == "." || name == ".." {
 		name = "__unnamed__"
 	}
-	dir, err := os.MkdirTemp(bd.tmp, "dl-")
+	dir, err := bd.tmp.mkdirTemp("dl-")
 	if err != nil {
 		return nil, err
 	}

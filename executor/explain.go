@@ -48,10 +48,8 @@ var keyWords = cache.Words{
 
 // explain notes the step in the history and, on a miss, says why.
 func (bd *build) explain(ctx context.Context, sr stepRun, st *imageState, cur *cache.StepRecord, fs fsStep, hit bool) []string {
-	if !hit && len(fs.sources) > 0 {
-		if files, err := bd.st.Cache.SourceSums(ctx, bd.opts.ContextDir, fs.sources); err == nil {
-			cur.Files = files
-		}
+	if !hit && fs.sources != nil {
+		cur.Files = fs.sources.Sums()
 	}
 	bd.hist.Record(sr.pos, cur, hit)
 	if hit {

@@ -212,7 +212,7 @@ func (bd *build) execRun(ctx context.Context, st *imageState, cmd runCmd, env []
 	if !hasEnv(env, "HOME") {
 		env = append(env, "HOME="+u.Home)
 	}
-	rootDir, err := os.MkdirTemp(bd.tmp, "rootfs-")
+	rootDir, err := bd.tmp.mkdirTemp("rootfs-")
 	if err != nil {
 		return nil, err
 	}
@@ -222,7 +222,11 @@ func (bd *build) execRun(ctx context.Context, st *imageState, cmd runCmd, env []
 	if cmd.script != "" {
 		// A file of the work dir, bound read-only where BuildKit puts it
 		// (in the RUN's own /dev: never in the layer).
-		m, err := writeScript(bd.tmp, cmd.scriptName, cmd.script)
+		dir, err := bd.tmp.get()
+		if err != nil {
+			return nil, err
+		}
+		m, err := writeScript(dir, cmd.scriptName, cmd.script)
 		if err != nil {
 			return nil, err
 		}
@@ -259,7 +263,11 @@ func (bd *build) execRun(ctx context.Context, st *imageState, cmd runCmd, env []
 		if m.mount == nil {
 			continue
 		}
-		em, err := m.mount(bd.tmp)
+		tmp, err := bd.tmp.get()
+		if err != nil {
+			return nil, err
+		}
+		em, err := m.mount(tmp)
 		if err != nil {
 			return nil, err
 		}

@@ -25,9 +25,9 @@ type fsStep struct {
 	// start, when set, is when the step's work began (COPY hashes its
 	// sources before runStep): the reported duration counts from there.
 	start time.Time
-	// sources are the context files a COPY/ADD selected (for explaining
-	// a miss file by file).
-	sources []cache.Source
+	// sources is what hashing the context files a COPY/ADD selected found
+	// (for explaining a miss file by file).
+	sources *cache.Hashed
 	// linked: the layer does not depend on the parent (COPY --link), so
 	// its record is keyed without it and a new base only rebases it.
 	linked bool

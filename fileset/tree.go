@@ -99,7 +99,7 @@ func (d DirFS) Lstat(p string) (fs.FileInfo, error) { return os.Lstat(d.host(p))
 
 // ReadDir takes the types from getdents: listing a context dir costs no
 // stat per file.
-func (d DirFS) ReadDir(p string) ([]fs.DirEntry, error) { return os.ReadDir(d.host(p)) }
+func (d DirFS) ReadDir(p string) ([]fs.DirEntry, error) { return readDir(d.host(p)) }
 
 // Open opens the file p for reading, failing if p is a symlink.
 func (d DirFS) Open(p string) (io.ReadCloser, error) { return OpenNoFollow(d.host(p)) }

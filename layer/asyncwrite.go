@@ -21,7 +21,7 @@ type asyncWriter struct {
 }
 
 const (
-	asyncChunk   = 1 << 20
+	asyncChunk   = 256 << 10
 	asyncBuffers = 4
 )
 

@@ -38,7 +38,11 @@ func (s *Store) Writer(ctx context.Context) (*BlobWriter, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("start blob ingest: %w", err)
 	}
-	f, err := os.CreateTemp(s.tmp, "blob-")
+	work, err := s.workDir()
+	if err != nil {
+		return nil, fmt.Errorf("start blob ingest: %w", err)
+	}
+	f, err := os.CreateTemp(work, "blob-")
 	if err != nil {
 		return nil, fmt.Errorf("start blob ingest: %w", err)
 	}
@@ -56,6 +60,12 @@ func (w *BlobWriter) Write(p []byte) (int, error) {
 		return n, fmt.Errorf("write blob: %w", err)
 	}
 	return n, nil
+}
+
+// Digest returns the digest of what was written so far: a writer that
+// hashes as it writes saves its caller a second hash (layer.Pack asks).
+func (w *BlobWriter) Digest() digest.Digest {
+	return digest.NewDigestFromBytes(digest.SHA256, w.h.Sum(nil))
 }
 
 // Commit fsyncs, checks the digest against expected (when non-empty) and

@@ -25,6 +25,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/builderdev/builder/internal/atomicfile"
@@ -40,7 +41,10 @@ var ErrNotFound = errors.New("not found")
 // Its methods are safe for concurrent use, also by several processes.
 type Store struct {
 	root string
-	tmp  string // this process's dir under root/tmp
+	// tmp is this process's dir under root/tmp, made when first needed
+	// (a fully cached build writes nothing and makes none).
+	tmpMu sync.Mutex
+	tmp   string
 }
 
 const (
@@ -81,11 +85,7 @@ func Open(ctx context.Context, root string) (*Store, error) {
 		}
 	}
 	cleanTmp(filepath.Join(root, tmpDir))
-	tmp, err := os.MkdirTemp(filepath.Join(root, tmpDir), strconv.Itoa(os.Getpid())+"-")
-	if err != nil {
-		return nil, fmt.Errorf("open store %s: %w", root, err)
-	}
-	s := &Store{root: root, tmp: tmp}
+	s := &Store{root: root}
 	for _, f := range []struct {
 		name string
 		data []byte
@@ -124,6 +124,11 @@ func (s *Store) Root() string { return s.root }
 // would otherwise remove only once this process is gone). The Store must
 // not be used after Close.
 func (s *Store) Close() error {
+	s.tmpMu.Lock()
+	defer s.tmpMu.Unlock()
+	if s.tmp == "" {
+		return nil
+	}
 	if err := os.RemoveAll(s.tmp); err != nil {
 		return fmt.Errorf("close store: %w", err)
 	}
@@ -134,7 +139,11 @@ func (s *Store) Close() error {
 // It lives in this process's tmp dir, so a later Open removes it once this
 // process is gone; callers remove it earlier when done.
 func (s *Store) TempDir(pattern string) (string, error) {
-	d, err := os.MkdirTemp(s.tmp, pattern)
+	work, err := s.workDir()
+	if err != nil {
+		return "", fmt.Errorf("create temp dir: %w", err)
+	}
+	d, err := os.MkdirTemp(work, pattern)
 	if err != nil {
 		return "", fmt.Errorf("create temp dir: %w", err)
 	}
@@ -277,7 +286,25 @@ func (s *Store) readBlob(ctx context.Context, d digest.Digest) ([]byte, error) {
 // Open removes it if we die), fsyncs it, renames it over path and fsyncs
 // the parent dir.
 func (s *Store) replaceFile(path string, data []byte) error {
-	return atomicfile.WriteFile(path, data, 0o644, atomicfile.Options{TempDir: s.tmp, TempPattern: "file-"})
+	work, err := s.workDir()
+	if err != nil {
+		return err
+	}
+	return atomicfile.WriteFile(path, data, 0o644, atomicfile.Options{TempDir: work, TempPattern: "file-"})
+}
+
+// workDir returns this process's dir under root/tmp, making it on first use.
+func (s *Store) workDir() (string, error) {
+	s.tmpMu.Lock()
+	defer s.tmpMu.Unlock()
+	if s.tmp == "" {
+		tmp, err := os.MkdirTemp(filepath.Join(s.root, tmpDir), strconv.Itoa(os.Getpid())+"-")
+		if err != nil {
+			return "", err
+		}
+		s.tmp = tmp
+	}
+	return s.tmp, nil
 }
 
 // Image is a resolved image of the store.

@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/builderdev/builder/client"
 	"github.com/builderdev/builder/snapshot/sandbox"
@@ -71,11 +72,11 @@ func (l *limitFlags) apply(cmd *cobra.Command, opts *client.BuildOptions, rep cl
 
 // memoryRE is docker's RAMInBytes syntax: a number, then k, m, g, t or p,
 // optionally followed by i and b; every unit is binary.
-var memoryRE = regexp.MustCompile(`^(\d+(?:\.\d+)?) ?([kKmMgGtTpP])?[iI]?[bB]?$`)
+var memoryRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^(\d+(?:\.\d+)?) ?([kKmMgGtTpP])?[iI]?[bB]?$`) })
 
 // parseMemory reads a memory size as docker run --memory does.
 func parseMemory(s string) (int64, error) {
-	m := memoryRE.FindStringSubmatch(s)
+	m := memoryRE().FindStringSubmatch(s)
 	if m == nil {
 		return 0, fmt.Errorf("invalid size %q (want a number and an optional unit: b, k, m, g)", s)
 	}
