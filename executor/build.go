@@ -32,7 +32,7 @@ type build struct {
 	global parser.Vars // automatic platform args + meta ARGs
 	stages []*stage
 	tmp    *lazyDir // the build's temp dir, made when a step first needs one
-	sh     *shared // with the builds of the other platforms (platforms.go)
+	sh     *shared  // with the builds of the other platforms (platforms.go)
 
 	ctxFS     fileset.DirFS
 	ctxIgnore *fileset.Ignore          // non-nil once contextFS ran
