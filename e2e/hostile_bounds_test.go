@@ -241,8 +241,8 @@ func TestSparseAdd(t *testing.T) {
 	}
 	checkSparseFile(t, filepath.Join(out, "s", "big"))
 	// The ADD layer itself carries the file as a sparse entry (the RUN
-	// changed nothing: no layer).
-	if img := e.runInspect("added:v1"); len(img.Manifest.Layers) != 2 {
+	// changed nothing: an empty layer).
+	if img := e.runInspect("added:v1"); len(img.Manifest.Layers) != 3 {
 		t.Errorf("layers: %+v", img.Manifest.Layers)
 	} else if fi, err := os.Stat(e.blobPath(img.Manifest.Layers[1].Digest)); err != nil || fi.Size() > 64<<10 {
 		t.Errorf("ADD layer blob: %v, %v: want a small sparse entry", fi.Size(), err)

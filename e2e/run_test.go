@@ -112,9 +112,9 @@ RUN sleep 60 & echo "background=1"
 	wantOutputs(t, r.stderr, map[string]string{
 		"pid":         "1",
 		"ppid":        "0",
-		"hostname":    "builder",
-		"etchostname": "builder",
-		"uts":         "builder",
+		"hostname":    "buildkitsandbox", // BuildKit's RUN hostname
+		"etchostname": "buildkitsandbox",
+		"uts":         "buildkitsandbox",
 		"proc":        "proc",
 		"sys":         "sysfs",
 		"sysrw":       "1",

@@ -1,3 +1,3 @@
 #!/bin/sh
 # Writes a greeting made at build time, inside the RUN sandbox.
-echo "$1 from $(hostname), built as uid $(id -u) with $(ls /bin | wc -l) busybox applets"
+echo "$1 from builder, built as uid $(id -u) on $(hostname) with $(ls /bin | wc -l) busybox applets"
