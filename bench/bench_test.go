@@ -62,6 +62,13 @@ func TestBench(t *testing.T) {
 	case err != nil:
 		t.Fatal(err)
 	}
+	// The rootless scenarios (rootless_test.go), when a user can be made.
+	rootless, undoRootless, err := newRootless(bin)
+	defer undoRootless()
+	if err != nil {
+		logf("no rootless scenarios: %v", err)
+		rootless = nil
+	}
 	if slices.ContainsFunc(wls, func(w workload) bool { return w.base == "debian" }) {
 		logf("making the Debian %s base (debootstrap, cached under bench/%s for a week)", debianSuite, workloadDir)
 		if bases["debian"], err = pushDebian(bin, prep, tmp, workloadDir, reg); err != nil {
@@ -99,6 +106,11 @@ func TestBench(t *testing.T) {
 		}
 		if multiBase != "" {
 			if err := runPlatforms(tools[0].(*builderTool), w, multiBase, sz, runs, tmp, &wr); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if rootless != nil {
+			if err := runRootless(rootless, w, ctx, bases[w.base], runs, &wr); err != nil {
 				t.Fatal(err)
 			}
 		}

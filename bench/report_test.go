@@ -223,6 +223,7 @@ func (r *results) judge() {
 	}
 	r.judgeFresh(add)
 	r.judgePlatforms(add)
+	r.judgeRootless(add)
 	r.judgeProgress(add)
 	r.judgeFloors(add)
 }
