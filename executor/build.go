@@ -277,19 +277,8 @@ func (bd *build) plan() (*stage, error) {
 		}
 	}
 	if len(dispatchErr) > 0 {
-		needed := map[*stage]bool{}
-		todo := []*stage{target}
-		for len(todo) > 0 {
-			s := todo[len(todo)-1]
-			todo = todo[:len(todo)-1]
-			if s == nil || needed[s] {
-				continue
-			}
-			needed[s] = true
-			todo = append(append(todo, s.baseStage), s.deps...)
-		}
-		for _, s := range bd.stages {
-			if err := dispatchErr[s]; err != nil && needed[s] {
+		for _, s := range neededStages(target) { // in Dockerfile order
+			if err := dispatchErr[s]; err != nil {
 				return nil, err
 			}
 		}

@@ -74,19 +74,9 @@ func (p *plainProgress) Report(e client.Event) {
 			_, _ = p.w.Write(out.Bytes())
 		}
 		delete(p.partial, e.ID)
-		state := "DONE"
-		switch {
-		case errors.Is(e.Err, context.Canceled):
-			state = "CANCELED" // stopped because another stage failed, or Ctrl-C
-		case e.Err != nil:
-			state = "ERROR"
-			if p.failed == 0 {
-				p.failed = e.ID
-			}
-		case e.Cached && e.From != "":
-			state = "CACHED (" + e.From + ")"
-		case e.Cached:
-			state = "CACHED"
+		state := stepState(e)
+		if state == "ERROR" && p.failed == 0 {
+			p.failed = e.ID
 		}
 		fmt.Fprintf(p.w, "#%d %s %s %.3fs\n", e.ID, e.Name, state, e.Duration.Seconds())
 	case client.CacheMiss:
@@ -229,4 +219,21 @@ func (p *jsonProgress) Failed(err error) {
 		ev.File, ev.Line = loc.Position()
 	}
 	p.emit(ev)
+}
+
+// stepState is how a finished step ended, as the progress modes say it:
+// DONE, CACHED (from an imported cache: "CACHED (registry REF)"), ERROR,
+// or CANCELED (another stage failed, or Ctrl-C).
+func stepState(e client.Event) string {
+	switch {
+	case errors.Is(e.Err, context.Canceled):
+		return "CANCELED"
+	case e.Err != nil:
+		return "ERROR"
+	case e.Cached && e.From != "":
+		return "CACHED (" + e.From + ")"
+	case e.Cached:
+		return "CACHED"
+	}
+	return "DONE"
 }

@@ -2,8 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -143,19 +141,9 @@ func (p *ttyProgress) Report(e client.Event) {
 			p.output(e.ID, s, s.partial)
 		}
 		delete(p.running, e.ID)
-		state := "DONE"
-		switch {
-		case errors.Is(e.Err, context.Canceled):
-			state = "CANCELED"
-		case e.Err != nil:
-			state = "ERROR"
-			if p.failed == 0 {
-				p.failed = e.ID
-			}
-		case e.Cached && e.From != "":
-			state = "CACHED (" + e.From + ")"
-		case e.Cached:
-			state = "CACHED"
+		state := stepState(e)
+		if state == "ERROR" && p.failed == 0 {
+			p.failed = e.ID
 		}
 		if e.Err == nil {
 			p.steps++
