@@ -403,8 +403,10 @@ func TestExpansionBomb(t *testing.T) {
 	if r.code != 1 || !strings.HasPrefix(msg, "error: Dockerfile:23: ARG a21=${a20}${a20}: ") || !strings.Contains(msg, "more than the 1.0 MiB a word may take") {
 		t.Errorf("exit %d, %q: want 1 and line 23 named", r.code, msg)
 	}
-	if took > time.Second {
-		t.Errorf("took %v, want well under a second", took)
+	// The bound is memory (below); time only catches a hang (a busy CI
+	// machine must not fail it).
+	if took > 30*time.Second {
+		t.Errorf("took %v", took)
 	}
 	if rss > 100<<10 {
 		t.Errorf("peak RSS %d MiB, want < 100 MiB", rss>>10)
