@@ -34,7 +34,6 @@ const benchUser = "builder-bench"
 // rootlessRunner runs builder as benchUser.
 type rootlessRunner struct {
 	uid, gid string
-	home     string // its HOME (credentials, default dirs)
 	bin      string // a copy the user may run
 	root     string // the user's store
 }
@@ -107,7 +106,7 @@ func newRootless(bin string) (*rootlessRunner, func(), error) {
 	if err != nil {
 		return nil, undo, err
 	}
-	r := &rootlessRunner{uid: u.Uid, gid: u.Gid, home: home, bin: filepath.Join(home, "builder"), root: filepath.Join(home, "root")}
+	r := &rootlessRunner{uid: u.Uid, gid: u.Gid, bin: filepath.Join(home, "builder"), root: filepath.Join(home, "root")}
 	if err := os.WriteFile(r.bin, data, 0o755); err != nil {
 		return nil, undo, err
 	}
@@ -116,7 +115,9 @@ func newRootless(bin string) (*rootlessRunner, func(), error) {
 
 // args is the command line of builder args... as the user.
 func (r *rootlessRunner) args(args ...string) []string {
-	return append([]string{"--reuid", r.uid, "--regid", r.gid, "--clear-groups", "env", "HOME=" + r.home, r.bin, "--root", r.root}, args...)
+	// --reset-env: the user's own HOME (root's holds credentials the user
+	// may not read), with no env exec between setpriv and builder.
+	return append([]string{"--reuid", r.uid, "--regid", r.gid, "--clear-groups", "--reset-env", r.bin, "--root", r.root}, args...)
 }
 
 // runRootless measures w in rootlessScenarios, FROM base, adding the

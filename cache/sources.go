@@ -27,7 +27,7 @@ type Source struct {
 }
 
 // sourcesVersion tags the source digest; bump it when its encoding changes.
-const sourcesVersion = "builder.sources.v1"
+const sourcesVersion = "builder.sources.v2"
 
 // errEscapes marks a source path that leaves the context directory.
 var errEscapes = errors.New("path escapes the build context")
@@ -451,11 +451,14 @@ func sourcesDigest(srcs []cleanedSource, results []fileResult, each func(src str
 	for _, src := range srcs {
 		res := results[src.idx]
 		st := res.st
+		// Owners are not in the key (UID and GID stay 0): BuildKit sends
+		// the context with them reset to root, a COPY makes its files
+		// root's (or --chown's) whoever owns the sources, and a user's
+		// build sees its files as root in its user namespace and as
+		// itself outside (a fully cached build tries outside: fromcache.go).
 		e := sourceEntry{
 			Dest: keyString(src.Dest),
 			Mode: st.mode & 0o7777,
-			UID:  st.uid,
-			GID:  st.gid,
 		}
 		switch st.mode & sIFMT {
 		case sIFREG:

@@ -139,6 +139,11 @@ func (c *Client) build(ctx context.Context, opts BuildOptions) (*BuildResult, er
 	if err := checkCacheTo(opts); err != nil {
 		return nil, err
 	}
+	if opts.HitsOnly && (opts.CheckReproducible || slices.ContainsFunc(opts.Outputs, func(o Output) bool {
+		return o.Type == "local" || o.Type == "tar" // they apply layers: ids of the user namespace
+	})) {
+		return nil, ErrNotCached
+	}
 	started := time.Now()
 	if err := checkPlatforms(opts); err != nil {
 		return nil, err

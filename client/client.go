@@ -42,6 +42,9 @@ import (
 // ErrUsage marks errors caused by bad arguments (exit code 2).
 var ErrUsage = executor.ErrUsage
 
+// ErrNotCached: a build with HitsOnly met a step that must run.
+var ErrNotCached = executor.ErrNotCached
+
 // ErrNotFound is returned (wrapped) for a missing image, blob or login.
 var ErrNotFound = oci.ErrNotFound
 

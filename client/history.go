@@ -28,8 +28,8 @@ func (c *Client) Build(ctx context.Context, opts BuildOptions) (*BuildResult, er
 	opts.Reporter = rec
 	start := time.Now()
 	res, err := c.build(ctx, opts)
-	if errors.Is(err, ErrUsage) {
-		return res, err
+	if errors.Is(err, ErrUsage) || err != nil && opts.HitsOnly {
+		return res, err // a try from the cache alone is done again for real
 	}
 	ctxDir, aerr := filepath.Abs(opts.ContextDir)
 	if aerr != nil {

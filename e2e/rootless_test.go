@@ -46,6 +46,7 @@ type userEnv struct {
 	home     string // the user's dir for this test: binary, contexts, roots
 	bin      string
 	prefix   []string
+	path     string // PATH of its commands ("": the system's)
 }
 
 func newUserEnv(t *testing.T) *userEnv {
@@ -171,7 +172,11 @@ func (u *userEnv) run(root string, args ...string) result {
 	argv = append(slices.Clone(u.prefix), argv...)
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Dir = u.home
-	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "HOME=" + u.home, "USER=" + rootlessUser,
+	path := u.path
+	if path == "" {
+		path = "/usr/sbin:/usr/bin:/sbin:/bin"
+	}
+	cmd.Env = []string{"PATH=" + path, "HOME=" + u.home, "USER=" + rootlessUser,
 		"XDG_DATA_HOME=" + filepath.Join(u.home, "data"), "SOURCE_DATE_EPOCH=1700000000"}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(u.uid), Gid: uint32(u.gid)}}
 	var out, errb bytes.Buffer
@@ -227,6 +232,18 @@ func TestRootless(t *testing.T) {
 		t.Errorf("as a user: manifest %s, as root %s", got, want)
 	}
 	u.mustRun(userRoot, "check")
+	// A fully cached build needs no user namespace: it is done in the
+	// user's own process, so it works with no newuidmap on PATH (the
+	// re-exec into the namespace would fail without it).
+	u.path = "/nonexistent"
+	r := u.mustRun(userRoot, "build", "--progress", "plain", ctx, "-t", "core-user:1")
+	if got := stepStates(r.stderr); strings.Trim(got, "H") != "" {
+		t.Errorf("cached build without newuidmap: states %q, want all cached", got)
+	}
+	if r := u.run(userRoot, "build", "--progress", "plain", "--no-cache", ctx); r.code == 0 || !strings.Contains(r.stderr, "newuidmap") {
+		t.Errorf("a build that must run steps did not need the user namespace: exit %d\n%s", r.code, r.stderr)
+	}
+	u.path = ""
 	// The default state dir of a user is under XDG_DATA_HOME.
 	u.mustRun("", "load", "-i", filepath.Join(u.home, "busybox.tar"))
 	if _, err := os.Stat(filepath.Join(u.home, "data", "builder", "index.json")); err != nil {
@@ -250,7 +267,7 @@ func TestRootless(t *testing.T) {
 	plain := u.context(map[string]string{"Dockerfile": "FROM busybox:latest\nCOPY a /a\nRUN cat /a > /b\n", "a": "a\n"})
 	u.mustRun(oneRoot, "build", "--progress", "plain", plain, "-t", "one:1")
 	chown := u.context(map[string]string{"Dockerfile": "FROM busybox:latest\nRUN touch /f && chown 1000 /f\n"})
-	r := u.run(oneRoot, "build", "--progress", "plain", chown, "-t", "one:2")
+	r = u.run(oneRoot, "build", "--progress", "plain", chown, "-t", "one:2")
 	if r.code != 1 || !strings.Contains(r.stderr, "Dockerfile:2") || !strings.Contains(r.stderr, "maps one id only") {
 		t.Errorf("chown with one id: exit %d, want 1 naming the line and why\n%s", r.code, r.stderr)
 	}

@@ -293,6 +293,9 @@ func (bd *build) treeState(ctx context.Context, nc *namedContext) (*imageState, 
 		if err != nil && !errors.Is(err, cache.ErrNotFound) {
 			return nil, err
 		}
+		if bd.opts.HitsOnly {
+			return nil, ErrNotCached
+		}
 		if items == nil {
 			if err := sel(ctx); err != nil {
 				return nil, err

@@ -37,6 +37,10 @@ import (
 // ErrUsage marks errors caused by bad arguments (exit code 2).
 var ErrUsage = errors.New("usage error")
 
+// ErrNotCached is returned by a build with Options.HitsOnly at the first
+// step that would have to run, or rootfs that would have to be unpacked.
+var ErrNotCached = errors.New("a step is not cached")
+
 // Stores are the on-disk stores of one state directory that a build reads
 // and writes. All three are safe for concurrent builds.
 type Stores struct {
@@ -102,6 +106,11 @@ type Options struct {
 	// fetched into it): it names the history of this build, which then
 	// spans the commits the URL's ref moves through.
 	ContextSource string
+	// HitsOnly builds only from the cache: the first step that would run
+	// (or rootfs that would be unpacked) fails the build with ErrNotCached.
+	// A user's build tries this first, outside a user namespace, whose
+	// re-exec costs more than a fully cached build (cmd/builder).
+	HitsOnly bool
 	// Check runs the build checks only (`build --check`): the checks of
 	// every stage (of the target's, with Target), base images resolved,
 	// nothing built; Result.Checks holds the warnings.

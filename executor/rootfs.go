@@ -121,6 +121,9 @@ func viewOf(lowers []string) fileset.ViewFS {
 // lowers makes sure every layer of st is unpacked as a snapshot and returns
 // their dirs, top first (none for an image without layers).
 func (bd *build) lowers(ctx context.Context, st *imageState) ([]string, error) {
+	if bd.opts.HitsOnly {
+		return nil, ErrNotCached
+	}
 	if err := bd.unpack(ctx, st); err != nil {
 		return nil, err
 	}

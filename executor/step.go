@@ -143,6 +143,9 @@ func (bd *build) doStep(ctx context.Context, st *imageState, fs fsStep, sr stepR
 			return true, src.String(), nil
 		}
 	}
+	if bd.opts.HitsOnly {
+		return false, "", ErrNotCached
+	}
 	if err := bd.reportMiss(ctx, sr, st, hist, fs, noCache); err != nil {
 		return false, "", err
 	}

@@ -181,6 +181,7 @@ func runBuild(cmd *cobra.Command, g *globalFlags, f *buildFlags, contextDir stri
 	}
 	hits := &stepCounter{Reporter: prog}
 	opts.Reporter = hits
+	opts.HitsOnly = hitsOnly // a user's first try (fromcache.go)
 	if err := f.reg.apply(&opts, progressWriter(cmd, f, prog)); err != nil {
 		return err
 	}

@@ -21,14 +21,22 @@ const (
 	exitOK    = 0
 	exitFail  = 1
 	exitUsage = 2
+
+	exitInterrupted = 130
 )
 
 func main() {
 	if sandbox.IsInit() {
 		sandbox.Main()
 	}
-	// Run by a user who is not root: run again as root of a user namespace
-	// mapped from the user's subordinate ids.
+	// Run by a user who is not root: a build first tries the cache alone,
+	// in this process (fromcache.go); else run again as root of a user
+	// namespace mapped from the user's subordinate ids.
+	if sandbox.WillReexec() && fromCacheCandidate(os.Args[1:]) {
+		if code, ok := fromCache(os.Args[1:]); ok {
+			os.Exit(code)
+		}
+	}
 	if code, done := sandbox.EnterUserNS(); done {
 		os.Exit(code)
 	}
@@ -83,7 +91,7 @@ func run(args []string) int {
 	}
 	switch {
 	case ctx.Err() != nil:
-		return 130
+		return exitInterrupted
 	case usage:
 		return exitUsage
 	}

@@ -50,6 +50,10 @@ func EnterUserNS() (int, bool) {
 	return code, true
 }
 
+// WillReexec reports whether EnterUserNS would run this program again in a
+// user namespace (a user who is not root, not re-executed yet).
+func WillReexec() bool { return os.Getenv(usernsEnv) == "" && os.Geteuid() != 0 }
+
 // Reexecuted reports whether this process is builder re-executed in its
 // own user namespace (it is root there, but the state dir is the user's).
 func Reexecuted() bool { return os.Getenv(usernsEnv) == "root" }

@@ -7,3 +7,6 @@ func EnterUserNS() (int, bool) { return 0, false }
 
 // Reexecuted is false off Linux.
 func Reexecuted() bool { return false }
+
+// WillReexec is false off Linux.
+func WillReexec() bool { return false }
