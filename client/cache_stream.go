@@ -32,6 +32,21 @@ type streamDest struct {
 
 	mu   sync.Mutex
 	done map[digest.Digest]int64 // blobs streamed and committed: size
+	dead bool                    // an upload failed: no more for this build
+}
+
+func (d *streamDest) alive() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.up != nil && !d.dead
+}
+
+// fail stops streaming to d: a registry that failed once would only slow
+// the build down (the export uploads what is missing).
+func (d *streamDest) fail() {
+	d.mu.Lock()
+	d.dead = true
+	d.mu.Unlock()
 }
 
 // streamCaches returns the stream of opts' --cache-to registries (nil
@@ -57,12 +72,15 @@ func (s *cacheStream) sink(ctx context.Context) executor.LayerUpload {
 		d.once.Do(func() {
 			d.up, _ = registry.NewUploader(s.ctx, d.spec.Ref, s.ro) // the export reports what fails
 		})
-		if d.up == nil {
+		if !d.alive() {
 			continue
 		}
-		if bu, err := d.up.Start(ctx); err == nil {
-			m.ups = append(m.ups, &destUpload{BlobUpload: bu, dest: d})
+		bu, err := d.up.Start(ctx)
+		if err != nil {
+			d.fail()
+			continue
 		}
+		m.ups = append(m.ups, &destUpload{BlobUpload: bu, dest: d})
 	}
 	if len(m.ups) == 0 {
 		return nil
@@ -126,6 +144,7 @@ func (m *multiUpload) Write(p []byte) (int, error) {
 		}
 		if _, err := u.Write(p); err != nil {
 			u.failed = true
+			u.dest.fail()
 			continue
 		}
 		live++
@@ -145,6 +164,7 @@ func (m *multiUpload) Commit(d digest.Digest) error {
 		}
 		size := u.Size()
 		if err := u.BlobUpload.Commit(d); err != nil {
+			u.dest.fail()
 			errs = append(errs, err)
 			continue
 		}

@@ -47,20 +47,17 @@ func NewUploader(ctx context.Context, ref string, opts Options) (*Uploader, erro
 // Close releases idle connections; open uploads are not affected.
 func (u *Uploader) Close() { u.c.close() }
 
-// Start opens an upload session (POST, retried) and starts the one
-// streaming PATCH (Transfer-Encoding: chunked) that Write feeds. ctx bounds
-// the whole upload.
+// Start opens an upload session (POST) and starts the one streaming PATCH
+// (Transfer-Encoding: chunked) that Write feeds. ctx bounds the whole
+// upload. The POST is tried once: a writer waits for it, and a blob whose
+// stream could not start can still be pushed whole later.
 func (u *Uploader) Start(ctx context.Context) (*BlobUpload, error) {
-	var loc string
-	err := retry(ctx, func() error {
-		resp, err := u.c.send(ctx, http.MethodPost, u.c.url("blobs/uploads/"), nil, nil, 0, http.StatusAccepted)
-		if err != nil {
-			return fmt.Errorf("start upload to %s: %w", u.ref, err)
-		}
-		resp.Body.Close()
-		loc, err = location(resp)
-		return err
-	})
+	resp, err := u.c.send(ctx, http.MethodPost, u.c.url("blobs/uploads/"), nil, nil, 0, http.StatusAccepted)
+	if err != nil {
+		return nil, fmt.Errorf("start upload to %s: %w", u.ref, err)
+	}
+	resp.Body.Close()
+	loc, err := location(resp)
 	if err != nil {
 		return nil, err
 	}
