@@ -14,9 +14,8 @@ import (
 // cacheStream streams each layer the engine packs to the repositories of
 // the registry --cache-to specs while it is compressed (one upload session
 // per layer), so the export after the build finds them there and writes
-// only the records and the manifest. Only mode=max specs are streamed:
-// a mode=min export holds only the final image's layers, and the engine
-// does not know at packing time whether a step is one of them. Streaming
+// only the records and the manifest: every layer for mode=max, those of
+// the target image's stages for mode=min (what each exports). Streaming
 // is best effort: a layer whose upload failed is uploaded by the export.
 type cacheStream struct {
 	ctx  context.Context
@@ -55,7 +54,7 @@ func streamCaches(ctx context.Context, opts BuildOptions) *cacheStream {
 	s := &cacheStream{ctx: ctx, ro: opts.Registry}
 	s.ro.Progress = nil
 	for _, sp := range opts.CacheTo {
-		if sp.Type == "registry" && sp.Max {
+		if sp.Type == "registry" {
 			s.dsts = append(s.dsts, &streamDest{spec: sp, done: map[digest.Digest]int64{}})
 		}
 	}
@@ -66,9 +65,12 @@ func streamCaches(ctx context.Context, opts BuildOptions) *cacheStream {
 }
 
 // sink is the engine's Options.LayerSink.
-func (s *cacheStream) sink(ctx context.Context) executor.LayerUpload {
+func (s *cacheStream) sink(ctx context.Context, inImage bool) executor.LayerUpload {
 	var m multiUpload
 	for _, d := range s.dsts {
+		if !d.spec.Max && !inImage {
+			continue
+		}
 		d.once.Do(func() {
 			d.up, _ = registry.NewUploader(s.ctx, d.spec.Ref, s.ro) // the export reports what fails
 		})

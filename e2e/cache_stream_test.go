@@ -50,36 +50,74 @@ next:
 	return -1
 }
 
+// count is the number of requests before index end containing all of subs.
+func (l *requestLog) count(end int, subs ...string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+next:
+	for _, s := range l.reqs[:end] {
+		for _, sub := range subs {
+			if !strings.Contains(s, sub) {
+				continue next
+			}
+		}
+		n++
+	}
+	return n
+}
+
 func TestCacheStreamDuringBuild(t *testing.T) {
 	a := newEnv(t)
 	proxy := testutil.StartRegistryProxy(t, testutil.StartRegistry(t))
-	var log requestLog
-	proxy.SetHook(log.hook)
-	cacheRef := proxy.Addr + "/stream:max"
 	dir := remoteContext(t, "app v1\n")
-	r := a.mustRun("build", "--progress", "plain", dir, "-t", "app:a", "--cache-to", "type=registry,ref="+cacheRef+",mode=max")
-	m := streamedLine.FindStringSubmatch(r.stderr)
-	if m == nil || m[1] != "0" || m[2] != "4" {
-		t.Fatalf("export line: want 0 layers uploaded at the export, 4 streamed during the build (5 steps, 2 of them the same layer)\n%s", r.stderr)
+	// remoteDockerfile: 5 steps with layers, the final stage's COPY --from
+	// the same layer as the build stage's RUN; 3 steps in the image.
+	tests := []struct {
+		mode     string
+		streamed string // layers the export found streamed
+		commits  int    // layer uploads committed during the build
+	}{
+		{mode: "max", streamed: "4", commits: 5},
+		{mode: "min", streamed: "3", commits: 3}, // the image's stage only
 	}
-	// Every layer was sent in a chunked PATCH and committed (PUT ?digest=)
-	// before the export's first check of a blob (HEAD).
-	head := log.first("HEAD ", "/blobs/sha256:")
-	if head < 0 {
-		t.Fatalf("no blob HEAD of the export: %q", log.reqs)
-	}
-	if i := log.first("PATCH ", "/blobs/uploads/", "+chunked"); i < 0 || i > head {
-		t.Errorf("no chunked PATCH before the export (at %d): %q", head, log.reqs)
-	}
-	for _, l := range cacheLayers(t, cacheRef) {
-		if i := log.first("PUT ", "digest="+strings.ReplaceAll(l.Digest, ":", "%3A")); i < 0 || i > head {
-			t.Errorf("layer %s committed at request %d, want before the export's first HEAD (%d): %q", l.Digest, i, head, log.reqs)
-		}
-	}
-	// The cache is whole: a fresh runner hits every step.
-	b := freshEnv(t, a)
-	if got, _ := b.buildStates(t, dir, "--cache-from", "type=registry,ref="+cacheRef); got != "HHHHH" {
-		t.Errorf("fresh runner from the streamed cache: states %q, want HHHHH", got)
+	for _, tc := range tests {
+		t.Run(tc.mode, func(t *testing.T) {
+			var log requestLog
+			proxy.SetHook(log.hook)
+			defer proxy.SetHook(nil)
+			cacheRef := proxy.Addr + "/stream-" + tc.mode + ":c"
+			a.mustRun("prune", "--all")
+			r := a.mustRun("build", "--progress", "plain", dir, "-t", "app:a", "--cache-to", "type=registry,ref="+cacheRef+",mode="+tc.mode)
+			m := streamedLine.FindStringSubmatch(r.stderr)
+			if m == nil || m[1] != "0" || m[2] != tc.streamed {
+				t.Fatalf("export line: want 0 layers uploaded at the export, %s streamed during the build\n%s", tc.streamed, r.stderr)
+			}
+			// Every layer was sent in a chunked PATCH and committed (PUT
+			// ?digest=) before the export's first check of a blob (HEAD).
+			head := log.first("HEAD ", "/blobs/sha256:")
+			if head < 0 {
+				t.Fatalf("no blob HEAD of the export: %q", log.reqs)
+			}
+			if n := log.count(head, "PATCH ", "/blobs/uploads/", "+chunked"); n != tc.commits {
+				t.Errorf("%d chunked PATCHes before the export, want %d: %q", n, tc.commits, log.reqs)
+			}
+			if n := log.count(head, "PUT ", "digest=sha256"); n != tc.commits {
+				t.Errorf("%d uploads committed before the export, want %d: %q", n, tc.commits, log.reqs)
+			}
+			for _, l := range cacheLayers(t, cacheRef) {
+				if i := log.first("PUT ", "digest="+strings.ReplaceAll(l.Digest, ":", "%3A")); i < 0 || i > head {
+					t.Errorf("layer %s committed at request %d, want before the export's first HEAD (%d): %q", l.Digest, i, head, log.reqs)
+				}
+			}
+			// The cache is whole: a fresh runner hits every step it exported
+			// (min: not the build stage's).
+			want := map[string]string{"max": "HHHHH", "min": "MMHHH"}[tc.mode]
+			b := freshEnv(t, a)
+			if got, _ := b.buildStates(t, dir, "--cache-from", "type=registry,ref="+cacheRef); got != want {
+				t.Errorf("fresh runner from the streamed cache: states %q, want %s", got, want)
+			}
+		})
 	}
 }
 

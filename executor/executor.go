@@ -110,9 +110,11 @@ type Options struct {
 	// LayerSink, when set, is asked for an upload for each layer the build
 	// packs (nil: none): the compressed bytes are teed into it while they
 	// are produced, then it is Committed with the blob's digest or Aborted
-	// (client streams layers to a --cache-to registry this way). An upload
+	// (client streams layers to a --cache-to registry this way). inImage
+	// says the step is one of the target image's stages (the target and
+	// the stages it is FROM), whose layers a mode=min cache holds. An upload
 	// that fails is dropped; it never fails the build.
-	LayerSink func(ctx context.Context) LayerUpload
+	LayerSink func(ctx context.Context, inImage bool) LayerUpload
 }
 
 // LayerUpload receives the bytes of one layer blob as it is packed.

@@ -21,9 +21,18 @@ type teeUpload struct {
 func (bd *build) teeUpload(ctx context.Context, w io.Writer) *teeUpload {
 	t := &teeUpload{w: w}
 	if bd.opts.LayerSink != nil {
-		t.up = bd.opts.LayerSink(ctx)
+		s, _ := ctx.Value(stageKey{}).(*stage)
+		t.up = bd.opts.LayerSink(ctx, s != nil && s.inImage)
 	}
 	return t
+}
+
+// stageKey is the context key of the stage whose steps run.
+type stageKey struct{}
+
+// withStage marks ctx as running the steps of s.
+func withStage(ctx context.Context, s *stage) context.Context {
+	return context.WithValue(ctx, stageKey{}, s)
 }
 
 func (t *teeUpload) Write(p []byte) (int, error) {
