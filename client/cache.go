@@ -127,9 +127,10 @@ func (c *Client) fetchOne(ctx context.Context, d digest.Digest, sources []*remot
 }
 
 // exportCaches writes the --cache-to caches (inline is in the image
-// already); the layers stream sent during the build are found there. A layer the destination neither holds nor can mount is fetched
-// from the imported caches first. An export that fails fails the build,
-// as in buildx, unless its spec says ignore-error=true.
+// already); it finds there the layers stream sent during the build. A
+// layer the destination neither holds nor can mount is fetched from the
+// imported caches first. An export that fails fails the build, as in
+// buildx, unless its spec says ignore-error=true.
 func (c *Client) exportCaches(ctx context.Context, opts BuildOptions, out *BuildResult, sources []*remote.Source, stream *cacheStream) error {
 	for _, sp := range opts.CacheTo {
 		recs := out.Records

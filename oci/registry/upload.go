@@ -197,9 +197,9 @@ func (b *BlobUpload) Abort() {
 }
 
 // deleteSession cancels the upload session at loc, even when the build's
-// context is done, for a few seconds at most.
+// context is done, for a moment at most.
 func (b *BlobUpload) deleteSession(loc string) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(b.ctx), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(b.ctx), 2*time.Second)
 	defer cancel()
 	resp, err := b.c.send(ctx, http.MethodDelete, loc, nil, nil, 0, http.StatusNoContent, http.StatusAccepted, http.StatusOK, http.StatusNotFound)
 	if err == nil {
