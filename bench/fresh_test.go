@@ -95,7 +95,7 @@ type cacheTool interface {
 // builder's summary lines on stderr (cmd/builder printCacheStats).
 var (
 	cacheImported = regexp.MustCompile(`(?m)^cache: imported (\d+) records from registry (\S+); fetched (\d+) layers`)
-	cacheExported = regexp.MustCompile(`(?m)^cache: exported (\d+) records to registry (\S+); uploaded (\d+) layers`)
+	cacheExported = regexp.MustCompile(`(?m)^cache: exported (\d+) records to registry (\S+); uploaded (\d+) layers[^;\n]*(?:; (\d+) layers \([^)]*\) streamed during the build)?`)
 )
 
 // builderCacheRef is builder's cache reference in repo.
@@ -131,7 +131,8 @@ func (b *builderTool) buildCacheTo(dir, tag, repo, mode string) (sample, error) 
 }
 
 // uploadedBlobs is the number of layer blobs a build uploaded with its
-// cache export to ref, which must have exported records.
+// cache export to ref (at the export or streamed while the build packed
+// them), which must have exported records.
 func uploadedBlobs(out, ref string) (int, error) {
 	m := cacheExported.FindStringSubmatch(out)
 	switch {
@@ -140,7 +141,13 @@ func uploadedBlobs(out, ref string) (int, error) {
 	case m[1] == "0":
 		return 0, fmt.Errorf("builder: exported no records to %s:\n%s", ref, tail(out, 40))
 	}
-	return strconv.Atoi(m[3])
+	n, err := strconv.Atoi(m[3])
+	if err == nil && m[4] != "" {
+		var streamed int
+		streamed, err = strconv.Atoi(m[4])
+		n += streamed
+	}
+	return n, err
 }
 
 // fetchedBlobs is the number of layer blobs a build downloaded from the

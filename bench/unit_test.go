@@ -356,6 +356,10 @@ func TestCacheLines(t *testing.T) {
 	if n, err := uploadedBlobs(out, ref); n != 1 || err != nil {
 		t.Errorf("uploadedBlobs = %d, %v; want 1", n, err)
 	}
+	streamed := strings.Replace(out, "(3.1MB in all)", "(1.2kB in all); 2 layers (3.1MB) streamed during the build", 1)
+	if n, err := uploadedBlobs(streamed, ref); n != 3 || err != nil {
+		t.Errorf("uploadedBlobs(streamed) = %d, %v; want 1 uploaded + 2 streamed", n, err)
+	}
 	for _, bad := range []string{"", strings.Replace(out, ref, "other:cache", 1), strings.Replace(out, "exported 1", "exported 0", 1)} {
 		if _, err := uploadedBlobs(bad, ref); err == nil {
 			t.Errorf("uploadedBlobs(%q): no error", bad)

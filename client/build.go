@@ -98,6 +98,10 @@ type CacheStats struct {
 	Name    string // "registry REF", "local DIR", "inline"
 	Records int
 	remote.Stats
+	// Streamed layers were uploaded while the build packed them (not
+	// counted in Stats, which is what the export itself moved).
+	Streamed      int
+	StreamedBytes int64
 }
 
 // CheckError is a reproducibility check that could not be done (the
@@ -174,6 +178,11 @@ func (c *Client) build(ctx context.Context, opts BuildOptions) (*BuildResult, er
 	for _, s := range sources {
 		eopts.CacheFrom = append(eopts.CacheFrom, s)
 	}
+	stream := streamCaches(ctx, opts)
+	defer stream.close()
+	if stream != nil {
+		eopts.LayerSink = stream.sink
+	}
 	fetchAll := !opts.Push || len(opts.Outputs) > 0 || opts.CheckReproducible
 	var res *executor.Result
 	var plats []executor.Result
@@ -243,7 +252,7 @@ func (c *Client) build(ctx context.Context, opts BuildOptions) (*BuildResult, er
 			return out, err
 		}
 	}
-	return out, c.exportCaches(ctx, opts, out, sources)
+	return out, c.exportCaches(ctx, opts, out, sources, stream)
 }
 
 // top is what is tagged and published: the index when there is one.

@@ -127,10 +127,11 @@ func (c *Client) fetchOne(ctx context.Context, d digest.Digest, sources []*remot
 }
 
 // exportCaches writes the --cache-to caches (inline is in the image
-// already). A layer the destination neither holds nor can mount is fetched
-// from the imported caches first. An export that fails fails the build,
-// as in buildx, unless its spec says ignore-error=true.
-func (c *Client) exportCaches(ctx context.Context, opts BuildOptions, out *BuildResult, sources []*remote.Source) error {
+// already); it finds there the layers stream sent during the build. A
+// layer the destination neither holds nor can mount is fetched from the
+// imported caches first. An export that fails fails the build, as in
+// buildx, unless its spec says ignore-error=true.
+func (c *Client) exportCaches(ctx context.Context, opts BuildOptions, out *BuildResult, sources []*remote.Source, stream *cacheStream) error {
 	for _, sp := range opts.CacheTo {
 		recs := out.Records
 		if sp.Max {
@@ -148,7 +149,9 @@ func (c *Client) exportCaches(ctx context.Context, opts BuildOptions, out *Build
 			warn(opts.Reporter, "%v (ignore-error=true: the build goes on)", err)
 			continue
 		}
-		out.CacheExports = append(out.CacheExports, CacheStats{Name: sp.String(), Records: len(recs), Stats: st})
+		cs := CacheStats{Name: sp.String(), Records: len(recs), Stats: st}
+		cs.Streamed, cs.StreamedBytes = stream.streamed(sp, recs)
+		out.CacheExports = append(out.CacheExports, cs)
 	}
 	return nil
 }

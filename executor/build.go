@@ -54,7 +54,8 @@ type stage struct {
 	base      string // expanded FROM argument
 	baseStage *stage
 	deps      []*stage
-	steps     int // numbered steps (FROM + filesystem steps)
+	steps     int  // numbered steps (FROM + filesystem steps)
+	inImage   bool // the target or a stage it is FROM: its layers are the image's
 	state     *imageState
 
 	once sync.Once // the stage is built once, whoever needs it first
@@ -283,6 +284,9 @@ func (bd *build) plan() (*stage, error) {
 			}
 		}
 	}
+	for s := target; s != nil; s = s.baseStage {
+		s.inImage = true
+	}
 	return target, nil
 }
 
@@ -371,6 +375,7 @@ func (bd *build) runDeps(ctx context.Context, s *stage) error {
 
 // buildStage builds the stages s needs, then s itself.
 func (bd *build) buildStage(ctx context.Context, s *stage) error {
+	ctx = withStage(ctx, s)
 	if done, err := bd.overrideStage(ctx, s); done {
 		return err
 	}

@@ -19,6 +19,7 @@ package executor
 import (
 	"context"
 	"errors"
+	"io"
 	"io/fs"
 	"time"
 
@@ -115,6 +116,21 @@ type Options struct {
 	// every stage (of the target's, with Target), base images resolved,
 	// nothing built; Result.Checks holds the warnings.
 	Check bool
+	// LayerSink, when set, is asked for an upload for each layer the build
+	// packs (nil: none): the compressed bytes are teed into it while they
+	// are produced, then it is Committed with the blob's digest or Aborted
+	// (client streams layers to a --cache-to registry this way). inImage
+	// says the step is one of the target image's stages (the target and
+	// the stages it is FROM), whose layers a mode=min cache holds. An upload
+	// that fails is dropped; it never fails the build.
+	LayerSink func(ctx context.Context, inImage bool) LayerUpload
+}
+
+// LayerUpload receives the bytes of one layer blob as it is packed.
+type LayerUpload interface {
+	io.Writer
+	Commit(d digest.Digest) error
+	Abort()
 }
 
 // CheckWarning is a build check's warning (parser.Dockerfile.Check).

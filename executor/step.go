@@ -246,13 +246,16 @@ func (bd *build) writeLayer(ctx context.Context, ents []layer.Entry) (*produced,
 		return nil, err
 	}
 	defer w.Close()
-	packed, err := layer.Pack(ctx, w, ents, layer.PackOptions{Compression: bd.opts.Compression, SourceDateEpoch: bd.clock.packClamp()})
+	up := bd.teeUpload(ctx, w) // also to a --cache-to registry, as it is packed
+	defer up.abort()
+	packed, err := layer.Pack(ctx, up, ents, layer.PackOptions{Compression: bd.opts.Compression, SourceDateEpoch: bd.clock.packClamp()})
 	if err != nil {
 		return nil, err
 	}
 	if _, _, err := w.Commit(packed.Digest); err != nil {
 		return nil, fmt.Errorf("store layer: %w", err)
 	}
+	up.commit(packed.Digest)
 	return &produced{packed: packed, newest: bd.clock.newest(ents)}, nil
 }
 

@@ -280,7 +280,11 @@ func printCacheStats(w io.Writer, res *client.BuildResult) {
 		fmt.Fprintf(w, "cache: imported %d records from %s; fetched %d layers (%s in all)\n", s.Records, s.Name, s.Blobs, humanSize(s.Bytes))
 	}
 	for _, s := range res.CacheExports {
-		fmt.Fprintf(w, "cache: exported %d records to %s; uploaded %d layers (%s in all)\n", s.Records, s.Name, s.Blobs, humanSize(s.Bytes))
+		streamed := ""
+		if s.Streamed > 0 {
+			streamed = fmt.Sprintf("; %d layers (%s) streamed during the build", s.Streamed, humanSize(s.StreamedBytes))
+		}
+		fmt.Fprintf(w, "cache: exported %d records to %s; uploaded %d layers (%s in all)%s\n", s.Records, s.Name, s.Blobs, humanSize(s.Bytes), streamed)
 	}
 	if res.NotKept {
 		fmt.Fprintln(w, "not kept in the store: some layers are only in the registry of the imported cache (pushed, never downloaded); build without --push to keep it")
