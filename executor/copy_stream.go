@@ -29,11 +29,13 @@ func (bd *build) streamLayer(ctx context.Context, fill func(emit func(layer.Entr
 		return nil, err
 	}
 	defer w.Close()
+	up, out := bd.teeUpload(ctx, w) // also to a --cache-to registry, as it is packed
+	defer up.abort()
 	// The newest mtime of the entries packed: an entry the next one
 	// replaces (the same name) does not count, as in writeLayer.
 	var newest, held int64
 	var heldName string
-	packed, n, err := layer.PackStream(ctx, w, func(add func(layer.Entry) error) error {
+	packed, n, err := layer.PackStream(ctx, out, func(add func(layer.Entry) error) error {
 		return fill(func(e layer.Entry) error {
 			if e.Name != heldName {
 				newest, heldName = max(newest, held), e.Name
@@ -53,5 +55,6 @@ func (bd *build) streamLayer(ctx context.Context, fill func(emit func(layer.Entr
 	if _, _, err := w.Commit(packed.Digest); err != nil {
 		return nil, fmt.Errorf("store layer: %w", err)
 	}
+	up.commit(packed.Digest)
 	return &produced{packed: packed, newest: bd.clock.clampNewest(newest)}, nil
 }

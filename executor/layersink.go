@@ -17,15 +17,34 @@ type teeUpload struct {
 }
 
 // teeUpload starts an upload of the layer written to w, if the build has
-// a sink.
-func (bd *build) teeUpload(ctx context.Context, w io.Writer) *teeUpload {
-	t := &teeUpload{w: w}
+// a sink. out is what to pack into: w itself without an upload (so that
+// Pack takes the digest the store's writer computes as it writes), else
+// the tee, which also hands on w's digest.
+func (bd *build) teeUpload(ctx context.Context, w io.Writer) (t *teeUpload, out io.Writer) {
+	t = &teeUpload{w: w}
 	if bd.opts.LayerSink != nil {
 		s, _ := ctx.Value(stageKey{}).(*stage)
 		t.up = bd.opts.LayerSink(ctx, s != nil && s.inImage)
 	}
-	return t
+	if t.up == nil {
+		return t, w
+	}
+	if d, ok := w.(digester); ok {
+		return t, digestingTee{t, d}
+	}
+	return t, t
 }
+
+// digester is a writer that hashes what it writes (oci.BlobWriter).
+type digester interface{ Digest() digest.Digest }
+
+// digestingTee is the tee of a writer that knows its digest.
+type digestingTee struct {
+	*teeUpload
+	d digester
+}
+
+func (t digestingTee) Digest() digest.Digest { return t.d.Digest() }
 
 // stageKey is the context key of the stage whose steps run.
 type stageKey struct{}

@@ -246,9 +246,9 @@ func (bd *build) writeLayer(ctx context.Context, ents []layer.Entry) (*produced,
 		return nil, err
 	}
 	defer w.Close()
-	up := bd.teeUpload(ctx, w) // also to a --cache-to registry, as it is packed
+	up, out := bd.teeUpload(ctx, w) // also to a --cache-to registry, as it is packed
 	defer up.abort()
-	packed, err := layer.Pack(ctx, up, ents, layer.PackOptions{Compression: bd.opts.Compression, SourceDateEpoch: bd.clock.packClamp()})
+	packed, err := layer.Pack(ctx, out, ents, layer.PackOptions{Compression: bd.opts.Compression, SourceDateEpoch: bd.clock.packClamp()})
 	if err != nil {
 		return nil, err
 	}
