@@ -56,6 +56,18 @@ func newRootless(bin string) (*rootlessRunner, func(), error) {
 			return nil, undo, fmt.Errorf("%s is missing: %w", tool, err)
 		}
 	}
+	// The id files as they were before useradd (which may add a range of
+	// its own): put back as they were.
+	for _, f := range []string{"/etc/subuid", "/etc/subgid"} {
+		data, rerr := os.ReadFile(f)
+		undos = append(undos, func() {
+			if rerr == nil {
+				_ = os.WriteFile(f, data, 0o644)
+			} else {
+				_ = os.Remove(f)
+			}
+		})
+	}
 	u, err := user.Lookup(benchUser)
 	if err != nil {
 		if out, err := exec.Command("useradd", "--no-create-home", "--shell", "/bin/sh", benchUser).CombinedOutput(); err != nil {
@@ -67,14 +79,7 @@ func newRootless(bin string) (*rootlessRunner, func(), error) {
 		}
 	}
 	for _, f := range []string{"/etc/subuid", "/etc/subgid"} {
-		data, rerr := os.ReadFile(f)
-		undos = append(undos, func() {
-			if rerr == nil {
-				_ = os.WriteFile(f, data, 0o644)
-			} else {
-				_ = os.Remove(f)
-			}
-		})
+		data, _ := os.ReadFile(f)
 		if !bytes.Contains(data, []byte(benchUser+":")) {
 			fh, err := os.OpenFile(f, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
 			if err != nil {

@@ -57,8 +57,19 @@ func newUserEnv(t *testing.T) *userEnv {
 			t.Fatalf("%s is missing (Debian's passwd, uidmap and util-linux packages): %v", tool, err)
 		}
 	}
-	// The user and its subordinate ids exist for the test only: the host's
-	// files are put back as they were.
+	// The user and its subordinate ids exist for the test only: the id
+	// files as they were before useradd (which may add a range of its own)
+	// are put back after userdel.
+	for _, f := range []string{"/etc/subuid", "/etc/subgid"} {
+		data, rerr := os.ReadFile(f)
+		t.Cleanup(func() {
+			if rerr == nil {
+				_ = os.WriteFile(f, data, 0o644)
+			} else {
+				_ = os.Remove(f)
+			}
+		})
+	}
 	u, err := user.Lookup(rootlessUser)
 	if err != nil {
 		if out, err := exec.Command("useradd", "--no-create-home", "--shell", "/bin/sh", rootlessUser).CombinedOutput(); err != nil {
@@ -70,14 +81,7 @@ func newUserEnv(t *testing.T) *userEnv {
 		}
 	}
 	for _, f := range []string{"/etc/subuid", "/etc/subgid"} {
-		data, rerr := os.ReadFile(f)
-		t.Cleanup(func() {
-			if rerr == nil {
-				_ = os.WriteFile(f, data, 0o644)
-			} else {
-				_ = os.Remove(f)
-			}
-		})
+		data, _ := os.ReadFile(f)
 		if !bytes.Contains(data, []byte(rootlessUser+":")) {
 			line := rootlessUser + ":300000:65536\n"
 			fh, err := os.OpenFile(f, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
