@@ -222,3 +222,20 @@ func TestRunLayerChanges(t *testing.T) {
 		t.Errorf("%d RUN history entries and %d layers used, want %d and %d", runs, layer, len(steps), len(img.Manifest.Layers))
 	}
 }
+
+// As runc under BuildKit, a RUN makes its working directory when it is
+// missing (a WORKDIR an earlier RUN removed), as written: the next RUN's
+// layer has it.
+func TestRunMakesMissingWorkdir(t *testing.T) {
+	e := newEnv(t)
+	dir := writeContext(t, map[string]string{"Dockerfile": "FROM busybox\nWORKDIR /w/x\nRUN rm -rf /w\nRUN pwd > /pwd\n"})
+	e.mustRun("build", dir, "-t", "cwd:v1")
+	img := e.runInspect("cwd:v1")
+	ents := e.runLayerEntries(img, len(img.Manifest.Layers)-1)
+	if got := runEntryNames(ents); !slices.Equal(got, []string{"pwd", "w", "w/x"}) {
+		t.Fatalf("last RUN's layer: %q, want the working dir it made and /pwd", got)
+	}
+	if p := findRunEntry(ents, "pwd"); p == nil || p.data != "/w/x\n" {
+		t.Fatalf("/pwd = %+v", p)
+	}
+}

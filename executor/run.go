@@ -302,6 +302,7 @@ func (bd *build) execRun(ctx context.Context, st *imageState, cmd runCmd, env []
 		Limits:   bd.opts.Limits,
 		// BuildKit's RUN hostname: a build that records it is the same.
 		Hostname: "buildkitsandbox",
+		MkdirCwd: true, // as runc: a WORKDIR a RUN removed comes back
 	})
 	release() // now, not after packing the layer
 	if err != nil {

@@ -51,14 +51,15 @@ func (bd *build) workdir(ctx context.Context, s *stage, st *imageState, c *instr
 	})
 }
 
-// mkdirLayer is the layer of WORKDIR's mkdir -p of wd as written: each
-// step of the path in turn ("/a/../b" makes /a, then /b), through symlinks
-// of the rootfs, new dirs 0755 owned by user. As BuildKit's differ writes
-// it, the existing parents of what it makes are in the layer too.
+// mkdirLayer is the layer of WORKDIR's mkdir -p of wd (cleaned: a RUN
+// makes the rest of a path as written, "/a/../b" its /a, as runc), through
+// symlinks of the rootfs, new dirs 0755 owned by user. As BuildKit's
+// differ writes it, the existing parents of what it makes are in the
+// layer too.
 func (bd *build) mkdirLayer(ctx context.Context, root fileset.ViewFS, wd, user string) (*produced, error) {
 	var u *fileset.User
 	ents := map[string]layer.Entry{}
-	for _, d := range mkdirSteps(wd) {
+	for _, d := range fileset.Ancestors(path.Clean(wd)) {
 		target, err := fileset.ResolveDest(root, d)
 		if err != nil {
 			return nil, fmt.Errorf("resolve %s: %w", d, err)
@@ -95,23 +96,4 @@ func (bd *build) mkdirLayer(ctx context.Context, root fileset.ViewFS, wd, user s
 		}
 	}
 	return bd.writeLayer(ctx, slices.Collect(maps.Values(ents)))
-}
-
-// mkdirSteps are the dirs a mkdir -p of p makes in turn, ".." and "."
-// taken as they come: "/a/../b/./c" is /a, /b, /b/c.
-func mkdirSteps(p string) []string {
-	var out []string
-	cur := "/"
-	for _, c := range strings.Split(p, "/") {
-		switch c {
-		case "", ".":
-			continue
-		case "..":
-			cur = path.Dir(cur)
-			continue
-		}
-		cur = path.Join(cur, c)
-		out = append(out, cur)
-	}
-	return out
 }

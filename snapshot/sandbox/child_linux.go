@@ -65,6 +65,7 @@ func (c *child) setup() (string, error) {
 		{"create working directory", c.makeCwd},
 		{"make rootfs read-only", c.readOnlyRoot},
 		{"pivot root", c.pivotRoot},
+		{"create working directory", c.mkdirCwd},
 		{"set hostname", c.setHostname},
 		{"mask paths", c.maskPaths},
 		{"set up loopback", c.loopback},
@@ -159,6 +160,15 @@ func (c *child) loopback() error {
 		return fmt.Errorf("bring lo up: %w", err)
 	}
 	return nil
+}
+
+// mkdirCwd makes Cwd as written, in the new root (MkdirCwd): the walk of
+// its components follows what they are in the rootfs, as runc's MkdirAll.
+func (c *child) mkdirCwd() error {
+	if !c.spec.MkdirCwd || c.spec.Cwd == "" {
+		return nil
+	}
+	return os.MkdirAll(c.spec.Cwd, 0o755)
 }
 
 // chdirEarly enters Cwd as root, which can enter dirs the user cannot; when

@@ -46,6 +46,7 @@ type spec struct {
 	Insecure bool             `json:"insecure,omitempty"`
 	ReadOnly bool             `json:"readonly,omitempty"`
 	MakeCwd  bool             `json:"makecwd,omitempty"`
+	MkdirCwd bool             `json:"mkdircwd,omitempty"`
 	TTY      bool             `json:"tty,omitempty"`
 	TTYSize  [2]uint16        `json:"ttysize,omitzero"`
 }
@@ -221,6 +222,7 @@ func newSpec(cfg Config) (*spec, error) {
 		Insecure: cfg.Insecure,
 		ReadOnly: cfg.ReadOnly,
 		MakeCwd:  cfg.MakeCwd,
+		MkdirCwd: cfg.MkdirCwd,
 		TTY:      cfg.TTY,
 		TTYSize:  cfg.TTYSize,
 	}

@@ -91,6 +91,9 @@ type Config struct {
 	// --read-only). Signals are sent to the command, PID 1 of its
 	// namespace, as they come (docker run's signal proxy); the end of ctx
 	// still kills the whole tree.
+	// MkdirCwd creates Cwd as written, as root, once in the new root (as
+	// runc's os.MkdirAll(cwd, 0755) for a RUN: "/a/../b" makes /a too).
+	MkdirCwd bool
 	// MakeCwd creates Cwd when missing, owned by UID:GID (docker run -w).
 	Stdin    io.Reader
 	MakeCwd  bool
