@@ -104,6 +104,9 @@ func TestUntaggedBuildID(t *testing.T) {
 	e.mustRun("save", "-o", filepath.Join(t.TempDir(), "s.tar"), id)
 	short := strings.TrimPrefix(id, "sha256:")[:12]
 	e.mustRun("inspect", short)
+	if r := e.mustRun("run", short, "cat", "/u"); r.stdout != "untagged\n" {
+		t.Fatalf("run %s: %q", short, r.stdout)
+	}
 
 	if r := e.mustRun("prune"); !strings.Contains(r.stdout, "removed 1 untagged images") {
 		t.Fatalf("prune did not drop the untagged image:\n%s", r.stdout)
