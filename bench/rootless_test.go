@@ -13,14 +13,14 @@ package bench
 // (issue: within 10 %).
 
 import (
-	"bytes"
 	"fmt"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
 	"slices"
 	"strconv"
+
+	"github.com/builderdev/builder/internal/testutil"
 )
 
 // rootlessScenarios in table order; rootlessWorkloads are measured.
@@ -56,41 +56,10 @@ func newRootless(bin string) (*rootlessRunner, func(), error) {
 			return nil, undo, fmt.Errorf("%s is missing: %w", tool, err)
 		}
 	}
-	// The id files as they were before useradd (which may add a range of
-	// its own): put back as they were.
-	for _, f := range []string{"/etc/subuid", "/etc/subgid"} {
-		data, rerr := os.ReadFile(f)
-		undos = append(undos, func() {
-			if rerr == nil {
-				_ = os.WriteFile(f, data, 0o644)
-			} else {
-				_ = os.Remove(f)
-			}
-		})
-	}
-	u, err := user.Lookup(benchUser)
+	uid, gid, undoUser, err := testutil.MakeUser(benchUser, 400000)
+	undos = append(undos, undoUser)
 	if err != nil {
-		if out, err := exec.Command("useradd", "--no-create-home", "--shell", "/bin/sh", benchUser).CombinedOutput(); err != nil {
-			return nil, undo, fmt.Errorf("useradd: %v: %s", err, out)
-		}
-		undos = append(undos, func() { _ = exec.Command("userdel", benchUser).Run() })
-		if u, err = user.Lookup(benchUser); err != nil {
-			return nil, undo, err
-		}
-	}
-	for _, f := range []string{"/etc/subuid", "/etc/subgid"} {
-		data, _ := os.ReadFile(f)
-		if !bytes.Contains(data, []byte(benchUser+":")) {
-			fh, err := os.OpenFile(f, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
-			if err != nil {
-				return nil, undo, err
-			}
-			_, err = fh.WriteString(benchUser + ":400000:65536\n")
-			fh.Close()
-			if err != nil {
-				return nil, undo, err
-			}
-		}
+		return nil, undo, err
 	}
 	// In /var/tmp: the harness's temp dirs are 0700, out of the user's
 	// reach.
@@ -102,8 +71,6 @@ func newRootless(bin string) (*rootlessRunner, func(), error) {
 	if err := os.Chmod(home, 0o755); err != nil {
 		return nil, undo, err
 	}
-	uid, _ := strconv.Atoi(u.Uid)
-	gid, _ := strconv.Atoi(u.Gid)
 	if err := os.Chown(home, uid, gid); err != nil {
 		return nil, undo, err
 	}
@@ -111,7 +78,7 @@ func newRootless(bin string) (*rootlessRunner, func(), error) {
 	if err != nil {
 		return nil, undo, err
 	}
-	r := &rootlessRunner{uid: u.Uid, gid: u.Gid, bin: filepath.Join(home, "builder"), root: filepath.Join(home, "root")}
+	r := &rootlessRunner{uid: strconv.Itoa(uid), gid: strconv.Itoa(gid), bin: filepath.Join(home, "builder"), root: filepath.Join(home, "root")}
 	if err := os.WriteFile(r.bin, data, 0o755); err != nil {
 		return nil, undo, err
 	}

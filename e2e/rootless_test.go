@@ -14,10 +14,8 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -57,46 +55,12 @@ func newUserEnv(t *testing.T) *userEnv {
 			t.Fatalf("%s is missing (Debian's passwd, uidmap and util-linux packages): %v", tool, err)
 		}
 	}
-	// The user and its subordinate ids exist for the test only: the id
-	// files as they were before useradd (which may add a range of its own)
-	// are put back after userdel.
-	for _, f := range []string{"/etc/subuid", "/etc/subgid"} {
-		data, rerr := os.ReadFile(f)
-		t.Cleanup(func() {
-			if rerr == nil {
-				_ = os.WriteFile(f, data, 0o644)
-			} else {
-				_ = os.Remove(f)
-			}
-		})
-	}
-	u, err := user.Lookup(rootlessUser)
+	// The user and its subordinate ids exist for the test only.
+	uid, gid, undo, err := testutil.MakeUser(rootlessUser, 300000)
+	t.Cleanup(undo)
 	if err != nil {
-		if out, err := exec.Command("useradd", "--no-create-home", "--shell", "/bin/sh", rootlessUser).CombinedOutput(); err != nil {
-			t.Fatalf("useradd: %v\n%s", err, out)
-		}
-		t.Cleanup(func() { _ = exec.Command("userdel", rootlessUser).Run() })
-		if u, err = user.Lookup(rootlessUser); err != nil {
-			t.Fatal(err)
-		}
+		t.Fatal(err)
 	}
-	for _, f := range []string{"/etc/subuid", "/etc/subgid"} {
-		data, _ := os.ReadFile(f)
-		if !bytes.Contains(data, []byte(rootlessUser+":")) {
-			line := rootlessUser + ":300000:65536\n"
-			fh, err := os.OpenFile(f, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
-			if err != nil {
-				t.Fatal(err)
-			}
-			_, err = fh.WriteString(line)
-			fh.Close()
-			if err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	uid, _ := strconv.Atoi(u.Uid)
-	gid, _ := strconv.Atoi(u.Gid)
 	home, err := os.MkdirTemp("", "builder-rootless-")
 	if err != nil {
 		t.Fatal(err)
