@@ -17,6 +17,7 @@ import (
 	"github.com/builderdev/builder/oci"
 	"github.com/builderdev/builder/parser"
 	"github.com/builderdev/builder/snapshot"
+	"github.com/builderdev/builder/snapshot/sandbox"
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 	"github.com/moby/buildkit/frontend/dockerfile/shell"
 )
@@ -44,6 +45,26 @@ type build struct {
 	// records are those of every step of every stage, in order.
 	records []cache.Record
 	hist    *cache.History // what the last build of this Dockerfile and target did
+
+	// limits is what the first RUN found it can enforce of opts.Limits
+	// (runLimits): none when this machine has no cgroup for it.
+	limitsOnce sync.Once
+	limits     sandbox.Limits
+}
+
+// runLimits are the resource limits of a RUN: opts.Limits, checked once,
+// at the first RUN (a build that runs none makes no cgroup). Where they
+// cannot be enforced (not root, no delegated cgroup) the build says so
+// once and RUN goes without.
+func (bd *build) runLimits() sandbox.Limits {
+	bd.limitsOnce.Do(func() {
+		bd.limits = bd.opts.Limits
+		if err := sandbox.CheckLimits(bd.limits); err != nil && !errors.Is(err, errors.ErrUnsupported) {
+			bd.warn("RUN steps run without resource limits (memory, cpus, pids): %v", err)
+			bd.limits = sandbox.Limits{Pids: -1}
+		}
+	})
+	return bd.limits
 }
 
 // stage is one FROM block.

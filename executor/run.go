@@ -299,7 +299,7 @@ func (bd *build) execRun(ctx context.Context, st *imageState, cmd runCmd, env []
 		Stdout:   out,
 		Stderr:   out,
 		Insecure: insecure,
-		Limits:   bd.opts.Limits,
+		Limits:   bd.runLimits(),
 		// BuildKit's RUN hostname: a build that records it is the same.
 		Hostname: "buildkitsandbox",
 		MkdirCwd: true, // as runc: a WORKDIR a RUN removed comes back

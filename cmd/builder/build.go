@@ -188,7 +188,7 @@ func runBuild(cmd *cobra.Command, g *globalFlags, f *buildFlags, contextDir stri
 	if err := attestFlags(&opts, f.provenance, cmd.Flags().Changed("provenance"), f.annotations); err != nil {
 		return err
 	}
-	if err := f.lim.apply(cmd, &opts, prog); err != nil {
+	if err := f.lim.apply(cmd, &opts); err != nil {
 		return err
 	}
 	c, err := openClient(cmd, g)

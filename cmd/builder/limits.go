@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"math"
 	"regexp"
@@ -11,7 +10,6 @@ import (
 	"sync"
 
 	"github.com/builderdev/builder/client"
-	"github.com/builderdev/builder/snapshot/sandbox"
 	"github.com/spf13/cobra"
 )
 
@@ -33,9 +31,9 @@ func (l *limitFlags) register(cmd *cobra.Command) {
 }
 
 // apply parses the flags into opts. When this machine gives builder no
-// cgroup (not root, and none delegated), it says so once, through rep,
-// and RUN goes without limits.
-func (l *limitFlags) apply(cmd *cobra.Command, opts *client.BuildOptions, rep client.Reporter) error {
+// cgroup (not root, and none delegated), the build says so once, at its
+// first RUN, and RUN goes without limits.
+func (l *limitFlags) apply(cmd *cobra.Command, opts *client.BuildOptions) error {
 	for _, a := range l.allow {
 		switch a {
 		case "security.insecure":
@@ -62,11 +60,8 @@ func (l *limitFlags) apply(cmd *cobra.Command, opts *client.BuildOptions, rep cl
 	case l.pids > 0:
 		opts.Limits.Pids = l.pids
 	}
-	err = sandbox.CheckLimits(opts.Limits)
-	if err != nil && !errors.Is(err, errors.ErrUnsupported) {
-		rep.Report(client.Event{Kind: client.Warning, Text: fmt.Sprintf("RUN steps run without resource limits (memory, cpus, pids): %v", err)})
-		opts.Limits = sandbox.Limits{Pids: -1}
-	}
+	// Whether this machine can enforce them is found at the first RUN
+	// (executor: a fully cached build makes no cgroup).
 	return nil
 }
 
