@@ -80,6 +80,9 @@ type Config struct {
 	Insecure bool
 	// Limits bound what the command's process tree may use.
 	Limits Limits
+	// MkdirCwd creates Cwd as written, as root, once in the new root (as
+	// runc's os.MkdirAll(cwd, 0755) for a RUN: "/a/../b" makes /a too).
+	MkdirCwd bool
 
 	// What builder run adds to a RUN (run_io_linux.go).
 	//
@@ -90,11 +93,8 @@ type Config struct {
 	// (Mounts, /dev, /proc and the /etc files stay writable, as docker run
 	// --read-only). Signals are sent to the command, PID 1 of its
 	// namespace, as they come (docker run's signal proxy); the end of ctx
-	// still kills the whole tree.
-	// MkdirCwd creates Cwd as written, as root, once in the new root (as
-	// runc's os.MkdirAll(cwd, 0755) for a RUN: "/a/../b" makes /a too).
-	MkdirCwd bool
-	// MakeCwd creates Cwd when missing, owned by UID:GID (docker run -w).
+	// still kills the whole tree. MakeCwd creates Cwd when missing, owned
+	// by UID:GID (docker run -w).
 	Stdin    io.Reader
 	MakeCwd  bool
 	TTY      bool
