@@ -6,6 +6,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"github.com/builderdev/builder/internal/dirsize"
 )
 
 // mountDirKey names a cache mount dir: per id and per base owner and mode,
@@ -92,7 +94,7 @@ func (s *Store) Mounts() (int, int64, error) {
 	dirs, err := s.mountDirs()
 	var size int64
 	for _, d := range dirs {
-		size += treeSize(d)
+		size += dirsize.Of(d)
 	}
 	return len(dirs), size, err
 }
@@ -106,7 +108,7 @@ func (s *Store) RemoveMounts() (int, int64, error) {
 	}
 	var size int64
 	for i, d := range dirs {
-		n := treeSize(d)
+		n := dirsize.Of(d)
 		if err := os.RemoveAll(d); err != nil {
 			return i, size, fmt.Errorf("remove cache mount: %w", err)
 		}
@@ -130,18 +132,4 @@ func (s *Store) mountDirs() ([]string, error) {
 		}
 	}
 	return out, nil
-}
-
-// treeSize sums the sizes of the regular files below dir.
-func treeSize(dir string) int64 {
-	var n int64
-	_ = filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
-		if err == nil && d.Type().IsRegular() {
-			if fi, err := d.Info(); err == nil {
-				n += fi.Size()
-			}
-		}
-		return nil
-	})
-	return n
 }

@@ -4,12 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io/fs"
-	"path/filepath"
 	"sort"
 	"time"
 
 	"github.com/builderdev/builder/cache"
+	"github.com/builderdev/builder/internal/dirsize"
 	"github.com/builderdev/builder/oci"
 	"github.com/builderdev/builder/snapshot"
 	"github.com/opencontainers/go-digest"
@@ -134,7 +133,7 @@ func (c *Client) Prune(ctx context.Context, opts PruneOptions) (PruneReport, err
 		if !opts.All && keepChains[s.Chain] {
 			continue
 		}
-		n, _ := dirSize(s.Dir)
+		n := dirsize.Of(s.Dir)
 		if err := c.snaps.Delete(ctx, s.Chain); err != nil {
 			return rep, err
 		}
@@ -195,23 +194,6 @@ func (c *Client) imageChains(ctx context.Context) (map[digest.Digest]bool, error
 		}
 	}
 	return out, nil
-}
-
-// dirSize sums the sizes of regular files below dir.
-func dirSize(dir string) (int64, error) {
-	var n int64
-	err := filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return nil
-		}
-		if d.Type().IsRegular() {
-			if fi, err := d.Info(); err == nil {
-				n += fi.Size()
-			}
-		}
-		return nil
-	})
-	return n, err
 }
 
 // Usage is what the store holds (builder df).
@@ -279,7 +261,7 @@ func (c *Client) DiskUsage(ctx context.Context) (Usage, error) {
 	}
 	u.Snapshots = len(snaps)
 	for _, s := range snaps {
-		n, _ := dirSize(s.Dir)
+		n := dirsize.Of(s.Dir)
 		u.SnapshotBytes += n
 		if !keepChains[s.Chain] {
 			u.Reclaimable += n

@@ -15,6 +15,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/builderdev/builder/internal/dirsize"
 )
 
 // Store keeps fetched trees under <state>/cache/git. It is safe for
@@ -346,7 +348,7 @@ func (s *Store) Usage() (int, int64, error) {
 	}
 	var size int64
 	for _, e := range ents {
-		size += treeSize(filepath.Join(s.treesDir(), e.Name()))
+		size += dirsize.Of(filepath.Join(s.treesDir(), e.Name()))
 	}
 	return len(ents), size, nil
 }
@@ -371,17 +373,4 @@ func (s *Store) Remove() (int, int64, error) {
 		}
 	}
 	return n, size, nil
-}
-
-func treeSize(dir string) int64 {
-	var n int64
-	_ = filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
-		if err == nil && d.Type().IsRegular() {
-			if fi, err := d.Info(); err == nil {
-				n += fi.Size()
-			}
-		}
-		return nil
-	})
-	return n
 }
