@@ -191,22 +191,44 @@ func unchanged(lower fs.FileInfo, low string, upper fs.FileInfo, up string) (boo
 	if upper.IsDir() {
 		return true, nil
 	}
-	lt, ut := lower.ModTime(), upper.ModTime()
-	if lower.Size() != upper.Size() || lt.Unix() != ut.Unix() || lt.Nanosecond() != ut.Nanosecond() {
+	return sameData(lower, low, upper.Mode(), upper.Size(), upper.ModTime(),
+		func() (string, error) { return os.Readlink(up) },
+		func() (io.ReadCloser, error) { return os.Open(up) })
+}
+
+// sameData is the rest of BuildKit's rule for what is not a directory,
+// once type, mode and owner agree: the same size (a symlink's is its
+// target's length) and mtime to the second, then the same nanoseconds,
+// or, when the lower time has none (truncated by a tar), the same link
+// target or content (read through target and open).
+func sameData(lower fs.FileInfo, low string, mode fs.FileMode, size int64, mtime time.Time,
+	target func() (string, error), open func() (io.ReadCloser, error)) (bool, error) {
+	lt := lower.ModTime()
+	if lower.Size() != size || lt.Unix() != mtime.Unix() || lt.Nanosecond() != mtime.Nanosecond() {
 		return false, nil
 	}
 	if lt.Nanosecond() != 0 {
 		return true, nil
 	}
 	switch {
-	case upper.Mode()&fs.ModeSymlink != 0:
+	case mode&fs.ModeSymlink != 0:
 		a, err1 := os.Readlink(low)
-		b, err2 := os.Readlink(up)
+		b, err2 := target()
 		return err1 == nil && err2 == nil && a == b, errors.Join(err1, err2)
-	case !upper.Mode().IsRegular() || upper.Size() == 0:
+	case !mode.IsRegular() || size == 0:
 		return true, nil
 	}
-	return sameFileContent(low, up)
+	rc, err := open()
+	if err != nil {
+		return false, err
+	}
+	defer rc.Close()
+	f, err := os.Open(low)
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	return sameReaders(rc, f)
 }
 
 // capability is the security.capability attribute of path (none where the
@@ -217,21 +239,6 @@ func capability(path string) ([]byte, error) {
 		return nil, nil
 	}
 	return v, err
-}
-
-// sameFileContent compares two regular files byte by byte.
-func sameFileContent(a, b string) (bool, error) {
-	fa, err := os.Open(a)
-	if err != nil {
-		return false, err
-	}
-	defer fa.Close()
-	fb, err := os.Open(b)
-	if err != nil {
-		return false, err
-	}
-	defer fb.Close()
-	return sameReaders(fa, fb)
 }
 
 // sameReaders compares two streams to their ends.
@@ -297,31 +304,13 @@ func SameAsBelow(e Entry, lower fs.FileInfo, low string, clamp *time.Time) (bool
 	if e.Mode.IsDir() {
 		return true, nil
 	}
-	lt := lower.ModTime()
-	if e.Mode.IsRegular() && lower.Size() != e.Size || lt.Unix() != e.ModTime.Unix() || lt.Nanosecond() != e.ModTime.Nanosecond() {
-		return false, nil
+	size := e.Size
+	if e.Mode&fs.ModeSymlink != 0 {
+		size = int64(len(e.Linkname)) // as lstat gives it
 	}
-	if lt.Nanosecond() != 0 {
-		return true, nil
+	if e.Mode.IsRegular() && size > 0 && e.Open == nil {
+		return false, nil // its content cannot be read to compare
 	}
-	switch {
-	case e.Mode&fs.ModeSymlink != 0:
-		t, err := os.Readlink(low)
-		return err == nil && t == e.Linkname, err
-	case !e.Mode.IsRegular() || e.Size == 0:
-		return true, nil
-	case e.Open == nil:
-		return false, nil
-	}
-	rc, err := e.Open()
-	if err != nil {
-		return false, err
-	}
-	defer rc.Close()
-	f, err := os.Open(low)
-	if err != nil {
-		return false, err
-	}
-	defer f.Close()
-	return sameReaders(rc, f)
+	return sameData(lower, low, e.Mode, size, e.ModTime,
+		func() (string, error) { return e.Linkname, nil }, e.Open)
 }
