@@ -248,16 +248,12 @@ func (f *sameFilter) same(e layer.Entry) (bool, error) {
 	if e.Whiteout || !f.isDir(path.Dir(e.Name)) {
 		return false, nil
 	}
-	fi, err := f.root.Lstat("/" + e.Name)
+	fi, host, err := f.root.LstatHost("/" + e.Name)
 	if err != nil {
 		return false, nil
 	}
 	if fi.IsDir() {
 		f.dirs[e.Name] = true
-	}
-	host, err := f.root.HostPath("/" + e.Name)
-	if err != nil {
-		return false, err
 	}
 	return layer.SameAsBelow(e, fi, host, f.clamp)
 }

@@ -82,14 +82,10 @@ func (bd *build) rootfs(ctx context.Context, st *imageState) (fileset.ViewFS, er
 // belowIn answers layer.Changes from the merged tree below an upper dir.
 func belowIn(v fileset.ViewFS) layer.Below {
 	return func(name string) (fs.FileInfo, string, error) {
-		fi, err := v.Lstat("/" + name)
+		fi, host, err := v.LstatHost("/" + name)
 		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
 			return nil, "", nil
 		}
-		if err != nil {
-			return nil, "", err
-		}
-		host, err := v.HostPath("/" + name)
 		return fi, host, err
 	}
 }

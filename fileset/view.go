@@ -15,6 +15,8 @@ type Layers interface {
 	ReadDir(p string) ([]fs.FileInfo, error)
 	// HostPath returns the host file that provides p (no final symlink followed).
 	HostPath(p string) (string, error)
+	// LstatHost is Lstat and HostPath of p in one lookup.
+	LstatHost(p string) (fs.FileInfo, string, error)
 	// Resolve follows the symlinks of p inside the root; a missing final
 	// component is allowed.
 	Resolve(p string) (string, error)
@@ -68,6 +70,16 @@ func (v ViewFS) HostPath(p string) (string, error) {
 		return "", &fs.PathError{Op: "open", Path: p, Err: fs.ErrNotExist}
 	}
 	return v.l.HostPath(p)
+}
+
+// LstatHost returns the info of p (no final symlink followed) and the host
+// file that provides it, with one lookup: what a differ asks of every
+// entry it compares with the layers below.
+func (v ViewFS) LstatHost(p string) (fs.FileInfo, string, error) {
+	if v.l == nil {
+		return nil, "", &fs.PathError{Op: "lstat", Path: p, Err: fs.ErrNotExist}
+	}
+	return v.l.LstatHost(p)
 }
 
 // Open opens the file p for reading, failing if p is a symlink.

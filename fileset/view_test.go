@@ -49,6 +49,15 @@ func (l memLayers) HostPath(p string) (string, error) {
 	return filepath.Join(l.host, filepath.FromSlash(rel(p))), nil
 }
 
+func (l memLayers) LstatHost(p string) (fs.FileInfo, string, error) {
+	fi, err := l.Lstat(p)
+	if err != nil {
+		return nil, "", err
+	}
+	h, err := l.HostPath(p)
+	return fi, h, err
+}
+
 func (l memLayers) Resolve(p string) (string, error) {
 	return resolveIn(p, l.Lstat, func(q string) (string, error) { return l.m.ReadLink(rel(q)) })
 }

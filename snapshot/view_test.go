@@ -238,6 +238,9 @@ func TestViewLstat(t *testing.T) {
 				if !errors.Is(err, tt.err) {
 					t.Fatalf("Lstat(%q) = %v, %v; want error %v", tt.path, fi, err, tt.err)
 				}
+				if _, _, err := v.LstatHost(tt.path); !errors.Is(err, tt.err) {
+					t.Fatalf("LstatHost(%q): %v, want error %v", tt.path, err, tt.err)
+				}
 				return
 			}
 			if err != nil {
@@ -269,6 +272,13 @@ func TestViewLstat(t *testing.T) {
 			}
 			if st.Ino != want.Ino || st.Dev != want.Dev {
 				t.Errorf("Lstat(%q) is inode %d, want %d of %s", tt.path, st.Ino, want.Ino, hostPath)
+			}
+			// LstatHost: the same in one walk, with HostPath's answer.
+			fi2, host, err := v.LstatHost(tt.path)
+			wantHost, herr := v.HostPath(tt.path)
+			if st2, _ := fi2.Sys().(*syscall.Stat_t); err != nil || herr != nil || host != wantHost ||
+				fi2.Name() != fi.Name() || st2 == nil || st2.Ino != st.Ino || st2.Dev != st.Dev {
+				t.Errorf("LstatHost(%q) = %v, %q, %v; want %v, %q, %v", tt.path, fi2, host, err, fi, wantHost, herr)
 			}
 		})
 	}

@@ -3,6 +3,7 @@ package snapshot
 import (
 	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"sort"
 	"syscall"
@@ -65,6 +66,18 @@ func (v View) HostPath(p string) (string, error) {
 		return "", &fs.PathError{Op: "open", Path: p, Err: syscall.ENOENT}
 	}
 	return filepath.Join(v.Lowers[n.layer], n.rel), nil
+}
+
+// LstatHost is Lstat and HostPath of p with one walk of the layers.
+func (v View) LstatHost(p string) (fs.FileInfo, string, error) {
+	resolved, n, err := v.walk("lstat", p, false)
+	if err != nil {
+		return nil, "", err
+	}
+	if !n.exists() {
+		return nil, "", &fs.PathError{Op: "lstat", Path: p, Err: syscall.ENOENT}
+	}
+	return fileInfo{FileInfo: n.fi, name: path.Base(resolved)}, filepath.Join(v.Lowers[n.layer], n.rel), nil
 }
 
 // DirLayers returns, top first, the host dirs merged into the directory p
