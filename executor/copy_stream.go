@@ -2,7 +2,7 @@ package executor
 
 import (
 	"context"
-	"fmt"
+	"io"
 
 	"github.com/builderdev/builder/layer"
 )
@@ -24,37 +24,28 @@ func streams(items []copyItem) bool {
 // streamLayer packs the entries fill emits, in tar order, into a new layer
 // blob (an empty one when fill emits nothing, as writeLayer).
 func (bd *build) streamLayer(ctx context.Context, fill func(emit func(layer.Entry) error) error) (*produced, error) {
-	w, err := bd.st.Images.Writer(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer w.Close()
-	up, out := bd.teeUpload(ctx, w) // also to a --cache-to registry, as it is packed
-	defer up.abort()
 	// The newest mtime of the entries packed: an entry the next one
 	// replaces (the same name) does not count, as in writeLayer.
 	var newest, held int64
 	var heldName string
-	packed, n, err := layer.PackStream(ctx, out, func(add func(layer.Entry) error) error {
-		return fill(func(e layer.Entry) error {
-			if e.Name != heldName {
-				newest, heldName = max(newest, held), e.Name
-			}
-			held = 0
-			if !e.Whiteout && !e.ModTime.IsZero() {
-				held = e.ModTime.Unix()
-			}
-			return add(e)
-		})
-	}, layer.PackOptions{Compression: bd.opts.Compression, SourceDateEpoch: bd.clock.packClamp()})
-	newest = max(newest, held)
+	packed, err := bd.storeLayer(ctx, func(w io.Writer, opts layer.PackOptions) (layer.Packed, error) {
+		// No entries make an empty layer, as BuildKit's.
+		p, _, err := layer.PackStream(ctx, w, func(add func(layer.Entry) error) error {
+			return fill(func(e layer.Entry) error {
+				if e.Name != heldName {
+					newest, heldName = max(newest, held), e.Name
+				}
+				held = 0
+				if !e.Whiteout && !e.ModTime.IsZero() {
+					held = e.ModTime.Unix()
+				}
+				return add(e)
+			})
+		}, opts)
+		return p, err
+	})
 	if err != nil {
 		return nil, err
 	}
-	_ = n // no entries: an empty layer, as BuildKit's
-	if _, _, err := w.Commit(packed.Digest); err != nil {
-		return nil, fmt.Errorf("store layer: %w", err)
-	}
-	up.commit(packed.Digest)
-	return &produced{packed: packed, newest: bd.clock.clampNewest(newest)}, nil
+	return &produced{packed: packed, newest: bd.clock.clampNewest(max(newest, held))}, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 
@@ -241,22 +242,35 @@ func (bd *build) applyRecord(st *imageState, rec cache.Record, createdBy string)
 // exports every RUN, COPY, ADD and WORKDIR as a layer, an empty one when
 // the step changed nothing.
 func (bd *build) writeLayer(ctx context.Context, ents []layer.Entry) (*produced, error) {
+	packed, err := bd.storeLayer(ctx, func(w io.Writer, opts layer.PackOptions) (layer.Packed, error) {
+		return layer.Pack(ctx, w, ents, opts)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &produced{packed: packed, newest: bd.clock.newest(ents)}, nil
+}
+
+// storeLayer packs a layer blob into the store with pack (layer.Pack or
+// PackStream, with the build's options), and to a --cache-to registry as
+// it is packed (teeUpload).
+func (bd *build) storeLayer(ctx context.Context, pack func(io.Writer, layer.PackOptions) (layer.Packed, error)) (layer.Packed, error) {
 	w, err := bd.st.Images.Writer(ctx)
 	if err != nil {
-		return nil, err
+		return layer.Packed{}, err
 	}
 	defer w.Close()
-	up, out := bd.teeUpload(ctx, w) // also to a --cache-to registry, as it is packed
+	up, out := bd.teeUpload(ctx, w)
 	defer up.abort()
-	packed, err := layer.Pack(ctx, out, ents, layer.PackOptions{Compression: bd.opts.Compression, SourceDateEpoch: bd.clock.packClamp()})
+	packed, err := pack(out, layer.PackOptions{Compression: bd.opts.Compression, SourceDateEpoch: bd.clock.packClamp()})
 	if err != nil {
-		return nil, err
+		return layer.Packed{}, err
 	}
 	if _, _, err := w.Commit(packed.Digest); err != nil {
-		return nil, fmt.Errorf("store layer: %w", err)
+		return layer.Packed{}, fmt.Errorf("store layer: %w", err)
 	}
 	up.commit(packed.Digest)
-	return &produced{packed: packed, newest: bd.clock.newest(ents)}, nil
+	return packed, nil
 }
 
 // reportMiss says why the step runs (a CacheMiss event, when it is known)
