@@ -10,6 +10,7 @@ import (
 	"path"
 	"regexp"
 	"strings"
+	"sync"
 
 	"github.com/builderdev/builder/executor"
 	"github.com/builderdev/builder/fileset"
@@ -85,7 +86,7 @@ type RunMount struct {
 }
 
 // nameRE is docker's rule for container and volume names.
-var nameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]+$`)
+var nameRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]+$`) })
 
 // Run runs the container and returns when its process tree is gone: nil
 // when the command exited 0, an *ExitError for another exit status.
@@ -208,7 +209,7 @@ func checkRunOptions(o *RunOptions) error {
 	default:
 		return fmt.Errorf("%w: --network %q: want host or none (builder run has no container networks and publishes no ports)", ErrUsage, o.Network)
 	}
-	if o.Name != "" && !nameRE.MatchString(o.Name) {
+	if o.Name != "" && !nameRE().MatchString(o.Name) {
 		return fmt.Errorf("%w: invalid container name %q: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed", ErrUsage, o.Name)
 	}
 	if o.Commit != "" {

@@ -62,7 +62,7 @@ func checkMount(m *RunMount) error {
 			return fmt.Errorf("bind source path does not exist: %s", m.Source)
 		}
 	case "volume":
-		if m.Source != "" && !nameRE.MatchString(m.Source) {
+		if m.Source != "" && !nameRE().MatchString(m.Source) {
 			return fmt.Errorf("invalid volume name %q: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed (a host path must be absolute)", m.Source)
 		}
 	case "tmpfs":
@@ -190,7 +190,7 @@ func (c *Client) Volumes(ctx context.Context) ([]Volume, error) {
 			return err
 		}
 		for _, e := range ents {
-			if !e.IsDir() || !nameRE.MatchString(e.Name()) {
+			if !e.IsDir() || !nameRE().MatchString(e.Name()) {
 				continue
 			}
 			if err := ctx.Err(); err != nil {
@@ -224,7 +224,7 @@ func (c *Client) RemoveVolumes(ctx context.Context, names []string) error {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			if !nameRE.MatchString(name) {
+			if !nameRE().MatchString(name) {
 				errs = append(errs, fmt.Errorf("remove volume %s: %w", name, ErrNotFound))
 				continue
 			}

@@ -5,6 +5,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync"
 
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -22,7 +23,7 @@ import (
 //	path-component   := /[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*/
 //	tag              := /[\w][\w.-]{0,127}/
 //	digest           := /[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}/
-var referenceRe = func() *regexp.Regexp {
+var referenceRe = sync.OnceValue(func() *regexp.Regexp {
 	domainComp := `(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])`
 	host := `(?:` + domainComp + `(?:\.` + domainComp + `)*|\[[a-fA-F0-9:]+\])`
 	domain := host + `(?::[0-9]+)?`
@@ -31,9 +32,9 @@ var referenceRe = func() *regexp.Regexp {
 	tag := `[\w][\w.-]{0,127}`
 	dgst := `[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}`
 	return regexp.MustCompile(`^(` + name + `)(?::` + tag + `)?(?:@(` + dgst + `))?$`)
-}()
+})
 
-var hex64 = regexp.MustCompile(`^[a-f0-9]{64}$`)
+var hex64 = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-f0-9]{64}$`) })
 
 // validReference reports whether s is an image reference Docker accepts
 // (ParseNormalizedNamed): the grammar (whose path components are lower
@@ -41,10 +42,10 @@ var hex64 = regexp.MustCompile(`^[a-f0-9]{64}$`)
 // name of at most 255 characters, no bare 64-hex ID, and sha256/sha512
 // digests of their size.
 func validReference(s string) bool {
-	if hex64.MatchString(s) {
+	if hex64().MatchString(s) {
 		return false
 	}
-	m := referenceRe.FindStringSubmatch(s)
+	m := referenceRe().FindStringSubmatch(s)
 	if m == nil || len(m[1]) > 255 {
 		return false
 	}
@@ -62,7 +63,7 @@ func validReference(s string) bool {
 var (
 	knownOS    = []string{"aix", "android", "darwin", "dragonfly", "freebsd", "hurd", "illumos", "ios", "js", "linux", "nacl", "netbsd", "openbsd", "plan9", "solaris", "windows", "zos"}
 	knownArch  = []string{"386", "amd64", "amd64p32", "arm", "armbe", "arm64", "arm64be", "loong64", "mips", "mipsle", "mips64", "mips64le", "mips64p32", "mips64p32le", "ppc", "ppc64", "ppc64le", "riscv", "riscv64", "s390", "s390x", "sparc", "sparc64", "wasm"}
-	platformRe = regexp.MustCompile(`^[A-Za-z0-9_.-]+$`)
+	platformRe = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9_.-]+$`) })
 )
 
 // parsePlatform reads an "os[/arch[/variant]]" or "arch" specifier,
@@ -71,7 +72,7 @@ var (
 func parsePlatform(s string) (ocispec.Platform, bool) {
 	parts := strings.Split(s, "/")
 	for _, p := range parts {
-		if !platformRe.MatchString(p) {
+		if !platformRe().MatchString(p) {
 			return ocispec.Platform{}, false
 		}
 	}

@@ -57,7 +57,7 @@ func newPruneCmd(g *globalFlags) *cobra.Command {
 	}
 	cmd.Flags().BoolVarP(&all, "all", "a", false, "remove all cache, not only what no image needs")
 	cmd.Flags().StringVar(&keep, "keep-storage", "", "keep this much cache (e.g. 10GB), newest first")
-	cmd.Flags().StringArrayVar(&filters, "filter", nil, "until=DURATION: only cache older than DURATION")
+	stringsVarP(cmd.Flags(), &filters, "filter", "", "until=DURATION: only cache older than DURATION")
 	return cmd
 }
 

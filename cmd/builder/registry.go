@@ -20,7 +20,7 @@ type registryFlags struct {
 func (r *registryFlags) register(cmd *cobra.Command) {
 	fl := cmd.Flags()
 	fl.BoolVar(&r.tlsVerify, "tls-verify", true, "require HTTPS and verify certificates (localhost may always use HTTP)")
-	fl.StringArrayVar(&r.insecure, "insecure-registry", nil, "registry HOST[:PORT] allowed over HTTP or unverified HTTPS (repeatable)")
+	stringsVarP(fl, &r.insecure, "insecure-registry", "", "registry HOST[:PORT] allowed over HTTP or unverified HTTPS (repeatable)")
 }
 
 // options builds the registry options; blob progress goes to w.

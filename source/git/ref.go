@@ -33,6 +33,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // Ref is a git source as a Dockerfile or a --build-context names it.
@@ -50,11 +51,13 @@ type Ref struct {
 var ErrChecksum = errors.New("git checksum mismatch")
 
 var (
-	protoRE = regexp.MustCompile(`^[a-zA-Z0-9]+://`)
+	protoRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-zA-Z0-9]+://`) })
 	// scpRE is git's scp-like ssh syntax, as BuildKit reads it:
 	// user@host:path[?query][#fragment].
-	scpRE = regexp.MustCompile(`^([a-zA-Z0-9-_]+)@([a-zA-Z0-9-.]+):(.*?)(?:\?(.*?))?(?:#(.*))?$`)
-	hexRE = regexp.MustCompile(`^[a-fA-F0-9]+$`)
+	scpRE = sync.OnceValue(func() *regexp.Regexp {
+		return regexp.MustCompile(`^([a-zA-Z0-9-_]+)@([a-zA-Z0-9-.]+):(.*?)(?:\?(.*?))?(?:#(.*))?$`)
+	})
+	hexRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-fA-F0-9]+$`) })
 )
 
 // Parse reads a git URL the way BuildKit's Dockerfile frontend does:
@@ -65,7 +68,7 @@ var (
 func Parse(s string) (r Ref, ok bool, err error) {
 	var q url.Values
 	var frag string
-	switch proto := protoRE.FindString(s); {
+	switch proto := protoRE().FindString(s); {
 	case proto != "":
 		scheme := strings.ToLower(strings.TrimSuffix(proto, "://"))
 		if scheme != "http" && scheme != "https" && scheme != "git" && scheme != "ssh" {
@@ -81,8 +84,8 @@ func Parse(s string) (r Ref, ok bool, err error) {
 		q, frag = u.Query(), u.Fragment
 		u.Fragment, u.RawFragment, u.RawQuery = "", "", ""
 		r.Remote = u.String()
-	case scpRE.MatchString(s):
-		m := scpRE.FindStringSubmatch(s)
+	case scpRE().MatchString(s):
+		m := scpRE().FindStringSubmatch(s)
 		if m[4] != "" {
 			if q, err = url.ParseQuery(m[4]); err != nil {
 				return Ref{}, true, fmt.Errorf("git URL %s: bad query: %w", s, err)
@@ -101,7 +104,7 @@ func Parse(s string) (r Ref, ok bool, err error) {
 	if err := r.query(q); err != nil {
 		return Ref{}, true, fmt.Errorf("git URL %s: %w", Redact(s), err)
 	}
-	if r.Checksum != "" && !hexRE.MatchString(r.Checksum) {
+	if r.Checksum != "" && !hexRE().MatchString(r.Checksum) {
 		return Ref{}, true, fmt.Errorf("git URL %s: invalid checksum %q, expected a hex commit hash", Redact(s), r.Checksum)
 	}
 	return r, true, nil
@@ -181,7 +184,7 @@ func (r *Ref) query(q url.Values) error {
 // Host is the host of the remote ("" when it has none), which picks the
 // GIT_AUTH_TOKEN.<host> secret.
 func (r Ref) Host() string {
-	if m := scpRE.FindStringSubmatch(r.Remote); m != nil && !protoRE.MatchString(r.Remote) {
+	if m := scpRE().FindStringSubmatch(r.Remote); m != nil && !protoRE().MatchString(r.Remote) {
 		return m[2]
 	}
 	u, err := url.Parse(r.Remote)
@@ -220,7 +223,7 @@ func Redact(s string) string {
 }
 
 // IsHex reports a non-empty hex string (a commit or a prefix of one).
-func IsHex(s string) bool { return hexRE.MatchString(s) }
+func IsHex(s string) bool { return hexRE().MatchString(s) }
 
 // IsCommit reports a full SHA-1 or SHA-256 commit id.
-func IsCommit(s string) bool { return (len(s) == 40 || len(s) == 64) && hexRE.MatchString(s) }
+func IsCommit(s string) bool { return (len(s) == 40 || len(s) == 64) && hexRE().MatchString(s) }
