@@ -4,14 +4,17 @@ import (
 	"archive/tar"
 	"bufio"
 	"compress/bzip2"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"strings"
 
+	"github.com/builderdev/builder/internal/ctxio"
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
+	"github.com/opencontainers/go-digest"
 )
 
 // Magic numbers of the compression formats Decompress knows.
@@ -72,4 +75,26 @@ func IsArchive(path string) (bool, error) {
 	defer rc.Close()
 	_, err = tar.NewReader(rc).Next()
 	return err == nil, nil
+}
+
+// DiffID is the sha256 of the uncompressed content of the layer blob r
+// (compressed as Decompress detects): r is inflated on this goroutine and
+// hashed on another, so a big layer is checked in about the time of one of
+// the two.
+func DiffID(r io.Reader) (digest.Digest, error) {
+	rc, err := Decompress(r)
+	if err != nil {
+		return "", err
+	}
+	defer rc.Close()
+	h := sha256.New()
+	aw := ctxio.NewAsyncWriter(h)
+	_, err = io.Copy(aw, rc)
+	if cerr := aw.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return "", err
+	}
+	return digest.NewDigest(digest.SHA256, h), nil
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/builderdev/builder/internal/testutil"
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
+	"github.com/opencontainers/go-digest"
 )
 
 // compressWith compresses data with an in-process encoder or a real tool.
@@ -109,5 +110,29 @@ func TestDecompressXzError(t *testing.T) {
 	defer rc.Close()
 	if _, err := io.ReadAll(rc); err == nil {
 		t.Error("corrupt xz read without error")
+	}
+}
+
+// TestDiffID: the diffID of a blob in each format is the sha256 of its
+// content (several chunks of the two-goroutine pipeline), and a blob cut
+// short is an error, not a digest.
+func TestDiffID(t *testing.T) {
+	data := make([]byte, 3<<20+17)
+	for i := range data {
+		data[i] = byte(i * 7 / 3)
+	}
+	want := digest.FromBytes(data)
+	for _, format := range []string{"plain", "gzip", "zstd"} {
+		blob := compressWith(t, format, data)
+		got, err := DiffID(bytes.NewReader(blob))
+		if err != nil || got != want {
+			t.Errorf("%s: DiffID = %s, %v; want %s", format, got, err, want)
+		}
+		if format == "plain" {
+			continue
+		}
+		if got, err := DiffID(bytes.NewReader(blob[:len(blob)/2])); err == nil {
+			t.Errorf("%s cut in half: DiffID = %s, want an error", format, got)
+		}
 	}
 }

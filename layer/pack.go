@@ -63,9 +63,9 @@ func Pack(ctx context.Context, w io.Writer, entries []Entry, opts PackOptions) (
 // cost as much as reading and framing the files.
 type pipeline struct {
 	p         packer
-	stage     *asyncWriter
+	stage     *ctxio.AsyncWriter
 	comp      io.WriteCloser
-	out       *asyncWriter
+	out       *ctxio.AsyncWriter
 	differ    hash.Hash
 	digester  hash.Hash // of the compressed bytes, unless self
 	self      digester  // w, when it digests what it is given
@@ -89,14 +89,14 @@ func startPack(ctx context.Context, w io.Writer, opts PackOptions) (*pipeline, e
 		pl.digester = sha256.New()
 		pl.blob = &countWriter{w: io.MultiWriter(w, pl.digester)}
 	}
-	pl.out = newAsyncWriter(pl.blob)
+	pl.out = ctxio.NewAsyncWriter(pl.blob)
 	comp, mediaType, err := newCompressor(pl.out, opts.Compression)
 	if err != nil {
 		_ = pl.out.Close()
 		return nil, err
 	}
 	pl.comp, pl.mediaType = comp, mediaType
-	pl.stage = newAsyncWriter(comp)
+	pl.stage = ctxio.NewAsyncWriter(comp)
 	tarOut := &switchWriter{w: io.MultiWriter(pl.differ, pl.stage)}
 	pl.p = packer{
 		ctx:   ctx,

@@ -29,7 +29,13 @@ type BlobWriter struct {
 	h    hash.Hash
 	n    int64
 	done bool
+
+	flushed int64 // bytes whose writeback was started
 }
+
+// writebackChunk: a blob's bytes are sent to disk every this many bytes
+// while it is written (startWriteback), not all at its fsync.
+const writebackChunk = 8 << 20
 
 // Writer starts a new blob ingest; it fails when ctx is done. ctx is not
 // kept: the caller stops its copy on cancel (reading through a ctx-aware
@@ -56,6 +62,10 @@ func (w *BlobWriter) Write(p []byte) (int, error) {
 	n, err := w.f.Write(p)
 	w.h.Write(p[:n])
 	w.n += int64(n)
+	if w.n-w.flushed >= writebackChunk {
+		startWriteback(w.f, w.flushed, w.n-w.flushed)
+		w.flushed = w.n
+	}
 	if err != nil {
 		return n, fmt.Errorf("write blob: %w", err)
 	}

@@ -2,8 +2,6 @@ package remote
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -340,7 +338,10 @@ func (s *Source) fetch(ctx context.Context, rec cache.Record) error {
 }
 
 // download copies desc into the image store and returns the diffID of its
-// content, computed in the same pass.
+// content, computed in the same pass: the download hands its bytes on
+// through a few buffered chunks (it never waits for the inflater unless it
+// is a megabyte ahead), the layer is inflated on one goroutine and hashed
+// on another.
 func (s *Source) download(ctx context.Context, desc ocispec.Descriptor) (digest.Digest, error) {
 	pr, pw := io.Pipe()
 	type result struct {
@@ -349,11 +350,13 @@ func (s *Source) download(ctx context.Context, desc ocispec.Descriptor) (digest.
 	}
 	done := make(chan result, 1)
 	go func() {
-		d, err := diffIDOf(pr)
+		d, err := layer.DiffID(pr)
 		_, _ = io.Copy(io.Discard, pr) // never block the download
 		done <- result{d, err}
 	}()
-	err := s.blobs.fetch(ctx, s.st.Images, desc, pw)
+	tap := ctxio.NewAsyncWriter(pw)
+	err := s.blobs.fetch(ctx, s.st.Images, desc, tap)
+	_ = tap.Close() // the pipe fails only once the reader is gone
 	pw.CloseWithError(err)
 	res := <-done
 	if err != nil {
@@ -373,21 +376,7 @@ func (s *Source) localDiffID(ctx context.Context, d digest.Digest) (digest.Diges
 		return "", err
 	}
 	defer rc.Close()
-	return diffIDOf(rc)
-}
-
-// diffIDOf is the sha256 of the uncompressed content of a layer blob.
-func diffIDOf(r io.Reader) (digest.Digest, error) {
-	rc, err := layer.Decompress(r)
-	if err != nil {
-		return "", err
-	}
-	defer rc.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, rc); err != nil {
-		return "", err
-	}
-	return digest.NewDigestFromEncoded(digest.SHA256, hex.EncodeToString(h.Sum(nil))), nil
+	return layer.DiffID(rc)
 }
 
 // registryBlobs are the blobs of a cache in a registry repository.

@@ -1,4 +1,5 @@
-// Package ctxio stops long copies when their context is done.
+// Package ctxio holds the io pieces of long copies: stopping them when
+// their context is done, and running their two sides on two cores.
 package ctxio
 
 import (

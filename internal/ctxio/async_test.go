@@ -1,4 +1,4 @@
-package layer
+package ctxio
 
 import (
 	"bytes"
@@ -15,7 +15,7 @@ func TestAsyncWriterKeepsOrder(t *testing.T) {
 	}
 	for _, size := range []int{1, 7, 4096, asyncChunk - 1, asyncChunk, 3 * asyncChunk} {
 		var got bytes.Buffer
-		a := newAsyncWriter(&got)
+		a := NewAsyncWriter(&got)
 		for p := want; len(p) > 0; {
 			n := min(size, len(p))
 			if k, err := a.Write(p[:n]); err != nil || k != n {
@@ -44,7 +44,7 @@ func (f *failWriter) Write(p []byte) (int, error) {
 }
 
 func TestAsyncWriterReportsError(t *testing.T) {
-	a := newAsyncWriter(&failWriter{n: 1})
+	a := NewAsyncWriter(&failWriter{n: 1})
 	chunk := make([]byte, asyncChunk)
 	var err error
 	for range 20 {

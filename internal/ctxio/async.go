@@ -1,16 +1,18 @@
-package layer
+package ctxio
 
 import (
 	"io"
 	"sync"
 )
 
-// asyncWriter hands what it is given to a goroutine that writes it to w in
-// big chunks: Pack reads files, frames the tar and computes the diffID on
-// one core while the compressor, the blob digest and the blob write run on
-// another. Close flushes and returns the first
-// write error; the bytes are written to w in order.
-type asyncWriter struct {
+// AsyncWriter hands what it is given to a goroutine that writes it to w in
+// big chunks, so that the two sides of a pipeline run on two cores: a
+// layer's packer frames the tar and computes the diffID while the
+// compressor, the blob digest and the blob write run on another; a
+// download goes on while the layer it fetched is inflated. It holds at
+// most asyncBuffers chunks. Close flushes and returns the first write
+// error; the bytes are written to w in order.
+type AsyncWriter struct {
 	w    io.Writer
 	buf  []byte
 	full chan []byte // filled buffers, to the writer goroutine
@@ -25,8 +27,9 @@ const (
 	asyncBuffers = 4
 )
 
-func newAsyncWriter(w io.Writer) *asyncWriter {
-	a := &asyncWriter{w: w, full: make(chan []byte, asyncBuffers), free: make(chan []byte, asyncBuffers)}
+// NewAsyncWriter starts the goroutine that writes to w; Close ends it.
+func NewAsyncWriter(w io.Writer) *AsyncWriter {
+	a := &AsyncWriter{w: w, full: make(chan []byte, asyncBuffers), free: make(chan []byte, asyncBuffers)}
 	for range asyncBuffers - 1 {
 		a.free <- make([]byte, 0, asyncChunk)
 	}
@@ -46,13 +49,13 @@ func newAsyncWriter(w io.Writer) *asyncWriter {
 	return a
 }
 
-func (a *asyncWriter) failed() error {
+func (a *AsyncWriter) failed() error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return a.err
 }
 
-func (a *asyncWriter) Write(p []byte) (int, error) {
+func (a *AsyncWriter) Write(p []byte) (int, error) {
 	if err := a.failed(); err != nil {
 		return 0, err
 	}
@@ -71,7 +74,7 @@ func (a *asyncWriter) Write(p []byte) (int, error) {
 
 // Close writes what is left, waits for the goroutine and returns the first
 // error. It must be called exactly once.
-func (a *asyncWriter) Close() error {
+func (a *AsyncWriter) Close() error {
 	if len(a.buf) > 0 {
 		a.full <- a.buf
 		a.buf = nil
