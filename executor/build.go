@@ -42,6 +42,7 @@ type build struct {
 	mu       sync.Mutex
 	usedArgs map[string]bool
 	bases    map[string]*oci.Image // store images resolved by reference
+	resolved map[string]*imageState // resolveImage's states, by ref and platform
 	// records are those of every step of every stage, in order.
 	records []cache.Record
 	hist    *cache.History // what the last build of this Dockerfile and target did

@@ -160,6 +160,31 @@ func (bd *build) fromBase(ctx context.Context, s *stage) (*imageState, error) {
 // resolveImage loads an image of the store (pulled when needed, see
 // baseImage) as a state.
 func (bd *build) resolveImage(ctx context.Context, ref string, plat ocispec.Platform) (*imageState, error) {
+	// The build checks and the stage's FROM ask for the same image: read
+	// the store once, and give each caller its own copy.
+	key := strings.Join([]string{ref, plat.OS, plat.Architecture, plat.Variant, plat.OSVersion}, "\x00")
+	bd.mu.Lock()
+	st := bd.resolved[key]
+	bd.mu.Unlock()
+	if st == nil {
+		var err error
+		if st, err = bd.readImage(ctx, ref, plat); err != nil {
+			return nil, err
+		}
+		bd.mu.Lock()
+		if bd.resolved == nil {
+			bd.resolved = map[string]*imageState{}
+		}
+		bd.resolved[key] = st
+		bd.mu.Unlock()
+	}
+	out := st.clone()
+	out.cmdSet = st.cmdSet
+	return out, nil
+}
+
+// readImage reads resolveImage's image from the store.
+func (bd *build) readImage(ctx context.Context, ref string, plat ocispec.Platform) (*imageState, error) {
 	im, err := bd.baseImage(ctx, ref, plat)
 	if err != nil {
 		return nil, err

@@ -3,6 +3,8 @@ package parser
 import (
 	"errors"
 	"fmt"
+	"math/rand/v2"
+	"regexp"
 	"runtime"
 	"slices"
 	"strings"
@@ -232,5 +234,67 @@ func TestValidReference(t *testing.T) {
 		if got := validReference(s); got != want {
 			t.Errorf("validReference(%q) = %v, want %v", s, got, want)
 		}
+	}
+}
+
+// TestValidReferenceMatchesGrammar: the hand scanner accepts exactly what
+// the grammar's regular expression (with validReference's extra rules)
+// accepts, on chosen references and random ones.
+func TestValidReferenceMatchesGrammar(t *testing.T) {
+	domainComp := `(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])`
+	host := `(?:` + domainComp + `(?:\.` + domainComp + `)*|\[[a-fA-F0-9:]+\])`
+	domain := host + `(?::[0-9]+)?`
+	pathComp := `[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*`
+	name := `(?:` + domain + `/)?` + pathComp + `(?:/` + pathComp + `)*`
+	tag := `[\w][\w.-]{0,127}`
+	dgst := `[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}`
+	re := regexp.MustCompile(`^(` + name + `)(?::` + tag + `)?(?:@(` + dgst + `))?$`)
+	hex64 := regexp.MustCompile(`^[a-f0-9]{64}$`)
+	want := func(s string) bool {
+		if hex64.MatchString(s) {
+			return false
+		}
+		m := re.FindStringSubmatch(s)
+		if m == nil || len(m[1]) > 255 {
+			return false
+		}
+		if alg, hex, ok := strings.Cut(m[2], ":"); ok {
+			switch alg {
+			case "sha256":
+				return len(hex) == 64
+			case "sha512":
+				return len(hex) == 128
+			}
+		}
+		return true
+	}
+	h32, h64 := strings.Repeat("a", 32), strings.Repeat("b", 64)
+	refs := []string{"", "a", "A", "a:b", "a:", ":a", "a@", "@a", "a/b/c:d@sha256:" + h64, "[::1]:5000/a", "[::1]/a", "[]/a",
+		"[::1]", "[g]/a", "[::1]x/a", "host:/a", "host:5000/a", "host:50a0/a", "Host.Example.COM/a", "-a/b", "a-/b", "a..b/c",
+		"a.b", "a._b", "a__b", "a___b", "a--b", "a-_b", "a@x:" + h32, "a@1x:" + h32, "a@x-y+z.w_v:" + h32, "a@x--y:" + h32,
+		"a@x:" + h32[:31], "a@sha256:" + h32, "a@sha512:" + h64 + h64, "a@x:" + h32 + "@y:" + h32, "a:" + strings.Repeat("t", 128),
+		"a:" + strings.Repeat("t", 129), "a:.t", "a:-t", "a:_t", strings.Repeat("a/", 127) + "a", strings.Repeat("a/", 128) + "a", h64,
+		"a/" + h64, "localhost/a:b:c", "a/b:c/d", "a:b/c"}
+	rng := rand.New(rand.NewPCG(3, 4))
+	alphabet := []string{"a", "b", "Z", "0", "9", "f", ".", "_", "__", "-", "/", ":", "@", "[", "]", "::1", "sha256:", h32, "+", " ", "é"}
+	for range 50000 {
+		var b strings.Builder
+		for range rng.IntN(10) {
+			b.WriteString(alphabet[rng.IntN(len(alphabet))])
+		}
+		refs = append(refs, b.String())
+	}
+	valid := 0
+	for _, s := range refs {
+		got, w := validReference(s), want(s)
+		if got != w {
+			t.Errorf("validReference(%q) = %v, the grammar says %v", s, got, w)
+		}
+		if w {
+			valid++
+		}
+	}
+	if valid < len(refs)/20 {
+		t.Errorf("only %d of %d references are valid: the test checks little", valid, len(refs))
 	}
 }
