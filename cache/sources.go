@@ -282,28 +282,59 @@ func chunks(paths []string) []chunk {
 
 // statAndHash stats every path and finds the digest of every regular file,
 // from cached or by reading it, using up to runtime.NumCPU workers. cached
-// is only read here.
+// is only read here. The workers take the paths a chunk (one directory) at
+// a time, and leave a big file to read to a second pass where each takes
+// one file at a time: a directory of a few big files is read by every
+// worker, not by the one that took the directory.
 func (s *Store) statAndHash(ctx context.Context, root *contextRoot, paths []string, cached *statCache) ([]fileResult, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	results := make([]fileResult, len(paths))
+	var (
+		mu  sync.Mutex
+		big []int // in paths: the files the first pass left to the second
+	)
 	work := chunks(paths)
+	err := s.parallel(ctx, cancel, len(work), func(i int, buf []byte, name *[]byte) error {
+		return s.statChunk(ctx, root, paths, work[i], cached, results, buf, name, func(j int) {
+			mu.Lock()
+			big = append(big, j)
+			mu.Unlock()
+		})
+	})
+	if err == nil && len(big) > 0 {
+		slices.Sort(big)
+		err = s.parallel(ctx, cancel, len(big), func(i int, buf []byte, name *[]byte) error {
+			return s.statChunk(ctx, root, paths, chunk{dir: path.Dir(paths[big[i]]), start: big[i], end: big[i] + 1},
+				cached, results, buf, name, nil)
+		})
+	}
+	if err != nil {
+		return nil, err
+	}
+	return results, nil
+}
+
+// parallel runs do(0..n-1) on up to runtime.NumCPU workers, each with its
+// own read buffer and name scratch, and returns the first error (which
+// cancels the others through cancel).
+func (s *Store) parallel(ctx context.Context, cancel func(), n int, do func(i int, buf []byte, name *[]byte) error) error {
 	var (
 		next     atomic.Int64
 		wg       sync.WaitGroup
 		errOnce  sync.Once
 		firstErr error
 	)
-	for range min(runtime.NumCPU(), len(work)) {
+	for range min(runtime.NumCPU(), n) {
 		wg.Go(func() {
 			buf := make([]byte, 128<<10)
 			var name []byte // lstat's scratch
 			for {
 				i := int(next.Add(1) - 1)
-				if i >= len(work) || ctx.Err() != nil {
+				if i >= n || ctx.Err() != nil {
 					return
 				}
-				if err := s.statChunk(ctx, root, paths, work[i], cached, results, buf, &name); err != nil {
+				if err := do(i, buf, &name); err != nil {
 					errOnce.Do(func() { firstErr = err; cancel() })
 					return
 				}
@@ -312,18 +343,21 @@ func (s *Store) statAndHash(ctx context.Context, root *contextRoot, paths []stri
 	}
 	wg.Wait()
 	if firstErr != nil {
-		return nil, firstErr
+		return firstErr
 	}
 	// Without a worker error only the caller can have cancelled ctx, and
 	// the workers may have stopped early.
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	return results, nil
+	return ctx.Err()
 }
 
-// statChunk fills results for the paths of one chunk.
-func (s *Store) statChunk(ctx context.Context, root *contextRoot, paths []string, c chunk, cached *statCache, results []fileResult, buf []byte, name *[]byte) error {
+// bigRead is the size from which a file to read is left to statAndHash's
+// second pass.
+var bigRead int64 = 16 << 20 // a variable for the tests
+
+// statChunk fills results for the paths of one chunk. A regular file of
+// bigRead bytes or more that must be read is handed to later instead,
+// when later is not nil.
+func (s *Store) statChunk(ctx context.Context, root *contextRoot, paths []string, c chunk, cached *statCache, results []fileResult, buf []byte, name *[]byte, later func(int)) error {
 	dir, err := root.openDir(c.dir)
 	if err != nil {
 		return fmt.Errorf("open %s: %w", c.dir, err)
@@ -333,13 +367,21 @@ func (s *Store) statChunk(ctx context.Context, root *contextRoot, paths []string
 	// racy check stricter.
 	start := time.Now()
 	cur := 0 // in cached: the chunk's paths are sorted
+	deferAbove := int64(-1)
+	if later != nil {
+		deferAbove = bigRead
+	}
 	for i := c.start; i < c.end; i++ {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		res, err := s.statOne(ctx, dir, paths[i], cached, &cur, start, buf, name)
+		res, deferred, err := s.statOne(ctx, dir, paths[i], cached, &cur, start, buf, name, deferAbove)
 		if err != nil {
 			return err
+		}
+		if deferred {
+			later(i)
+			continue
 		}
 		results[i] = res
 	}
@@ -348,33 +390,38 @@ func (s *Store) statChunk(ctx context.Context, root *contextRoot, paths []string
 
 // statOne stats rel, a name in dir, and for a regular file finds its
 // digest; start is a time before the stat. A file that changes while it is read is stat'ed and read again.
-func (s *Store) statOne(ctx context.Context, dir *dirHandle, rel string, cached *statCache, cur *int, start time.Time, buf []byte, scratch *[]byte) (fileResult, error) {
+// A regular file to read of deferAbove bytes or more (when not negative)
+// is not read: statOne reports it deferred.
+func (s *Store) statOne(ctx context.Context, dir *dirHandle, rel string, cached *statCache, cur *int, start time.Time, buf []byte, scratch *[]byte, deferAbove int64) (fileResult, bool, error) {
 	name := path.Base(rel)
 	for range maxAttempts {
 		st, link, err := dir.lstat(name, scratch)
 		if err != nil {
-			return fileResult{}, fmt.Errorf("stat %s: %w", rel, err)
+			return fileResult{}, false, fmt.Errorf("stat %s: %w", rel, err)
 		}
 		res := fileResult{st: st, link: link}
 		if st.mode&sIFMT != sIFREG {
-			return res, nil
+			return res, false, nil
 		}
 		if e, ok := cached.find(rel, cur); ok && e.matches(st) {
 			res.sum = e.sum
-			return res, nil
+			return res, false, nil
+		}
+		if deferAbove >= 0 && st.size >= deferAbove {
+			return res, true, nil
 		}
 		sum, err := s.readSum(ctx, dir, name, st, buf)
 		if errors.Is(err, errChanged) {
 			continue
 		}
 		if err != nil {
-			return fileResult{}, fmt.Errorf("hash %s: %w", rel, err)
+			return fileResult{}, false, fmt.Errorf("hash %s: %w", rel, err)
 		}
 		res.sum, res.read = sum, true
 		res.persist = !racy(st, start)
-		return res, nil
+		return res, false, nil
 	}
-	return fileResult{}, fmt.Errorf("hash %s: %w", rel, errChanged)
+	return fileResult{}, false, fmt.Errorf("hash %s: %w", rel, errChanged)
 }
 
 // errChanged reports a file modified while it was being hashed.

@@ -509,3 +509,35 @@ func TestAppendSourceEntry(t *testing.T) {
 		}
 	}
 }
+
+// TestBigReadsSecondPass: files left to the second pass (every file, none,
+// the default) give the same digest, are read once and go into the stat
+// cache like the others.
+func TestBigReadsSecondPass(t *testing.T) {
+	dir := t.TempDir()
+	srcs := manyFiles(t, dir, 300, 4096)
+	for i, size := range []int{1 << 20, 3 << 20, 2 << 20} { // big ones in one directory
+		rel := fmt.Sprintf("big/f%d", i)
+		write(t, dir, rel, string(bytes.Repeat([]byte{byte('a' + i)}, size)), 0o644)
+		srcs = append(srcs, Source{Path: rel, Dest: "/data/" + rel})
+	}
+	settle()
+	defer func(old int64) { bigRead = old }(bigRead)
+	var want digest.Digest
+	for _, threshold := range []int64{1 << 62, 0, 1 << 20, 2 << 20} {
+		bigRead = threshold
+		s := openStore(t)
+		got := hash(t, s, dir, srcs)
+		if want == "" {
+			want = got
+		} else if got != want {
+			t.Errorf("bigRead %d: digest %s, want %s", threshold, got, want)
+		}
+		if n := s.reads.Load(); n != int64(len(srcs)) {
+			t.Errorf("bigRead %d: read %d files, want %d", threshold, n, len(srcs))
+		}
+		if hash(t, s, dir, srcs) != want || s.reads.Load() != int64(len(srcs)) {
+			t.Errorf("bigRead %d: warm hash read %d more files", threshold, s.reads.Load()-int64(len(srcs)))
+		}
+	}
+}

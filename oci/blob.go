@@ -30,8 +30,18 @@ type BlobWriter struct {
 	n    int64
 	done bool
 
-	flushed int64 // bytes whose writeback was started
+	flushed  int64         // bytes whose writeback was started
+	direct   *directWriter // past directFrom bytes: the rest, with O_DIRECT
+	noDirect bool          // O_DIRECT was refused
 }
+
+// directFrom is where a blob's writes go around the page cache (see
+// directWriter): its first GiB stays there, likely read again soon (an
+// export, a push); a variable for the tests.
+var directFrom int64 = 1 << 30
+
+// directAlign is the block size O_DIRECT writes are aligned to.
+const directAlign = 4096
 
 // writebackChunk: a blob's bytes are sent to disk every this many bytes
 // while it is written (startWriteback), not all at its fsync.
@@ -59,6 +69,37 @@ func (w *BlobWriter) Write(p []byte) (int, error) {
 	if w.done {
 		return 0, errors.New("write blob: ingest already finished")
 	}
+	n := 0
+	if w.direct == nil {
+		k := len(p)
+		if !w.noDirect && w.n+int64(k) > directFrom {
+			// Through the page cache up to directFrom, rounded up to a
+			// block (O_DIRECT writes whole blocks at aligned offsets).
+			edge := (max(directFrom, w.n) + directAlign - 1) &^ (directAlign - 1)
+			k = int(min(int64(k), edge-w.n))
+		}
+		m, err := w.writeBuffered(p[:k])
+		if n += m; err != nil || k == len(p) {
+			return n, err
+		}
+		p = p[k:]
+		if w.direct = startDirect(w.f, w.n); w.direct == nil {
+			w.noDirect = true
+			m, err := w.writeBuffered(p)
+			return n + m, err
+		}
+	}
+	if err := w.direct.write(p); err != nil {
+		return n, fmt.Errorf("write blob: %w", err)
+	}
+	w.h.Write(p)
+	w.n += int64(len(p))
+	return n + len(p), nil
+}
+
+// writeBuffered writes p through the page cache, starting its writeback
+// every writebackChunk bytes.
+func (w *BlobWriter) writeBuffered(p []byte) (int, error) {
 	n, err := w.f.Write(p)
 	w.h.Write(p[:n])
 	w.n += int64(n)
@@ -87,7 +128,13 @@ func (w *BlobWriter) Commit(expected digest.Digest) (digest.Digest, int64, error
 	w.done = true
 	tmp := w.f.Name()
 	defer os.Remove(tmp) // a no-op once renamed
-	err := w.f.Chmod(0o644)
+	var err error
+	if w.direct != nil {
+		err = w.direct.finish()
+	}
+	if err == nil {
+		err = w.f.Chmod(0o644)
+	}
 	if err == nil {
 		err = w.f.Sync()
 	}
