@@ -175,6 +175,9 @@ func (w *BlobWriter) Close() error {
 		return nil
 	}
 	w.done = true
+	if w.direct != nil {
+		_ = w.direct.wait()
+	}
 	w.f.Close()
 	if err := os.Remove(w.f.Name()); err != nil {
 		return fmt.Errorf("abort blob ingest: %w", err)

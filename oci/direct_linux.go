@@ -15,11 +15,20 @@ const directChunk = 4 << 20
 // chunks: past its first directFrom bytes a blob goes to the disk without
 // filling the page cache, where its pages would push out the build
 // context the build reads again (a 10 GB COPY writes a 5 GB blob), and
-// would cost a reclaim for each one.
+// would cost a reclaim for each one. A direct write waits for the disk:
+// it runs on its own goroutine while the next chunk fills (two buffers).
 type directWriter struct {
-	f   *os.File
-	buf []byte // aligned, cap directChunk
-	off bool   // O_DIRECT failed: plain writes from here on
+	f     *os.File
+	buf   []byte   // being filled; aligned, cap directChunk
+	spare []byte   // the other buffer, once its write is done
+	done  chan res // the write in flight, if any
+	off   bool     // O_DIRECT failed: plain writes from here on
+}
+
+type res struct {
+	buf []byte
+	off bool
+	err error
 }
 
 // startDirect switches f, of which off bytes were written, to O_DIRECT;
@@ -28,9 +37,13 @@ func startDirect(f *os.File, off int64) *directWriter {
 	if off%directAlign != 0 || setDirect(f, true) != nil {
 		return nil
 	}
+	return &directWriter{f: f, buf: alignedBuf(), spare: alignedBuf()}
+}
+
+func alignedBuf() []byte {
 	raw := make([]byte, directChunk+directAlign)
 	skip := int(-uintptr(unsafe.Pointer(unsafe.SliceData(raw))) & (directAlign - 1))
-	return &directWriter{f: f, buf: raw[skip : skip : skip+directChunk]}
+	return raw[skip : skip : skip+directChunk]
 }
 
 func setDirect(f *os.File, on bool) error {
@@ -51,62 +64,91 @@ func setDirect(f *os.File, on bool) error {
 // write takes p whole: what does not fill a chunk waits for the next write
 // or finish.
 func (d *directWriter) write(p []byte) error {
-	if d.off {
-		_, err := d.f.Write(p)
-		return err
-	}
 	for len(p) > 0 {
+		if d.off {
+			if err := d.wait(); err != nil {
+				return err
+			}
+			if len(d.buf) > 0 { // filled before the write in flight failed over
+				if _, err := d.f.Write(d.buf); err != nil {
+					return err
+				}
+				d.buf = d.buf[:0]
+			}
+			_, err := d.f.Write(p)
+			return err
+		}
 		k := copy(d.buf[len(d.buf):cap(d.buf)], p)
 		d.buf, p = d.buf[:len(d.buf)+k], p[k:]
 		if len(d.buf) == cap(d.buf) {
-			if err := d.flush(len(d.buf)); err != nil {
+			if err := d.wait(); err != nil {
 				return err
 			}
+			d.done = make(chan res, 1)
+			go func(b []byte, done chan<- res) {
+				off, err := writeDirect(d.f, b)
+				done <- res{b, off, err}
+			}(d.buf, d.done)
+			d.buf, d.spare = d.spare, nil
 		}
 	}
 	return nil
 }
 
-// flush writes the first n bytes of the buffer (n aligned) and keeps the
-// rest at its start. Should the file system refuse a direct write (some
-// accept O_DIRECT at fcntl and not at write), it writes the whole buffer
-// as everyone else does, and so on from then.
-func (d *directWriter) flush(n int) error {
-	_, err := d.f.Write(d.buf[:n])
-	if errors.Is(err, unix.EINVAL) {
+// wait waits for the write in flight and takes its buffer back (Close of
+// an ingest calls it before the file goes).
+func (d *directWriter) wait() error {
+	if d.done == nil {
+		return nil
+	}
+	r := <-d.done
+	d.done = nil
+	d.spare = r.buf[:0]
+	if r.off {
 		d.off = true
-		if err = setDirect(d.f, false); err == nil {
-			_, err = d.f.Write(d.buf)
-		}
-		d.buf = d.buf[:0]
-		return err
 	}
-	if err != nil {
-		return err
+	return r.err
+}
+
+// writeDirect writes b (whole blocks) with O_DIRECT. Should the file
+// system refuse (some accept O_DIRECT at fcntl and not at write), it
+// writes b as everyone else does, and reports O_DIRECT off.
+func writeDirect(f *os.File, b []byte) (off bool, err error) {
+	_, err = f.Write(b)
+	if !errors.Is(err, unix.EINVAL) {
+		return false, err
 	}
-	rest := copy(d.buf, d.buf[n:])
-	d.buf = d.buf[:rest]
-	return nil
+	if err = setDirect(f, false); err == nil {
+		_, err = f.Write(b)
+	}
+	return true, err
 }
 
 // finish writes what is buffered: the aligned part direct, the tail as a
 // plain write (a direct write must be whole blocks).
 func (d *directWriter) finish() error {
-	if d.off {
-		return nil
-	}
-	if n := len(d.buf) &^ (directAlign - 1); n > 0 {
-		if err := d.flush(n); err != nil {
-			return err
-		}
-	}
-	if d.off || len(d.buf) == 0 {
-		return nil
-	}
-	if err := setDirect(d.f, false); err != nil {
+	if err := d.wait(); err != nil {
 		return err
 	}
-	d.off = true
+	if !d.off {
+		if n := len(d.buf) &^ (directAlign - 1); n > 0 {
+			off, err := writeDirect(d.f, d.buf[:n])
+			if err != nil {
+				return err
+			}
+			d.off = off
+			d.buf = d.buf[n:]
+		}
+		if !d.off {
+			if err := setDirect(d.f, false); err != nil {
+				return err
+			}
+			d.off = true
+		}
+	}
+	if len(d.buf) == 0 {
+		return nil
+	}
 	_, err := d.f.Write(d.buf)
 	d.buf = d.buf[:0]
 	return err

@@ -3,49 +3,67 @@ package ctxio
 import (
 	"io"
 	"sync"
+	"sync/atomic"
 )
 
-// AsyncWriter hands what it is given to a goroutine that writes it to w in
-// big chunks, so that the two sides of a pipeline run on two cores: a
-// layer's packer frames the tar and computes the diffID while the
-// compressor, the blob digest and the blob write run on another; a
-// download goes on while the layer it fetched is inflated. It holds at
-// most asyncBuffers chunks. Close flushes and returns the first write
-// error; the bytes are written to w in order.
+// AsyncWriter hands what it is given to one goroutine per writer that
+// writes it there in big chunks, so that the sides of a pipeline run on
+// different cores: a layer's packer frames the tar while the diffID hash
+// and the compressor each take every chunk on their own goroutine; a
+// download goes on while the layer it fetched is inflated. The writers
+// share each chunk (no copy per writer), and it holds at most
+// asyncBuffers chunks. Close flushes and returns the first write error;
+// each writer gets the bytes in order.
 type AsyncWriter struct {
-	w    io.Writer
-	buf  []byte
-	full chan []byte // filled buffers, to the writer goroutine
-	free chan []byte // written buffers, back to Write
+	ws   []io.Writer
+	cur  *asyncChunk
+	outs []chan *asyncChunk // filled chunks, one channel per writer
+	free chan *asyncChunk   // chunks every writer is done with
 	wg   sync.WaitGroup
 	mu   sync.Mutex
 	err  error
 }
 
+// asyncChunk is a buffer on its way to the writers; left counts those
+// that still have to write it.
+type asyncChunk struct {
+	b    []byte
+	left atomic.Int32
+}
+
 const (
-	asyncChunk   = 256 << 10
-	asyncBuffers = 4
+	asyncChunkSize = 256 << 10
+	asyncBuffers   = 4
 )
 
-// NewAsyncWriter starts the goroutine that writes to w; Close ends it.
-func NewAsyncWriter(w io.Writer) *AsyncWriter {
-	a := &AsyncWriter{w: w, full: make(chan []byte, asyncBuffers), free: make(chan []byte, asyncBuffers)}
+// NewAsyncWriter starts a goroutine for each of ws; Close ends them.
+func NewAsyncWriter(ws ...io.Writer) *AsyncWriter {
+	a := &AsyncWriter{ws: ws, free: make(chan *asyncChunk, asyncBuffers)}
 	for range asyncBuffers - 1 {
-		a.free <- make([]byte, 0, asyncChunk)
+		a.free <- &asyncChunk{b: make([]byte, 0, asyncChunkSize)}
 	}
-	a.buf = make([]byte, 0, asyncChunk)
-	a.wg.Go(func() {
-		for b := range a.full {
-			if a.failed() == nil {
-				if _, err := a.w.Write(b); err != nil {
-					a.mu.Lock()
-					a.err = err
-					a.mu.Unlock()
+	a.cur = &asyncChunk{b: make([]byte, 0, asyncChunkSize)}
+	for _, w := range ws {
+		out := make(chan *asyncChunk, asyncBuffers)
+		a.outs = append(a.outs, out)
+		a.wg.Go(func() {
+			for c := range out {
+				if a.failed() == nil {
+					if _, err := w.Write(c.b); err != nil {
+						a.mu.Lock()
+						if a.err == nil {
+							a.err = err
+						}
+						a.mu.Unlock()
+					}
+				}
+				if c.left.Add(-1) == 0 {
+					c.b = c.b[:0]
+					a.free <- c
 				}
 			}
-			a.free <- b[:0]
-		}
-	})
+		})
+	}
 	return a
 }
 
@@ -55,31 +73,42 @@ func (a *AsyncWriter) failed() error {
 	return a.err
 }
 
+// send hands the current chunk to every writer.
+func (a *AsyncWriter) send() {
+	a.cur.left.Store(int32(len(a.outs)))
+	for _, out := range a.outs {
+		out <- a.cur
+	}
+	a.cur = nil
+}
+
 func (a *AsyncWriter) Write(p []byte) (int, error) {
 	if err := a.failed(); err != nil {
 		return 0, err
 	}
 	n := len(p)
 	for len(p) > 0 {
-		k := copy(a.buf[len(a.buf):cap(a.buf)], p)
-		a.buf = a.buf[:len(a.buf)+k]
+		b := a.cur.b
+		k := copy(b[len(b):cap(b)], p)
+		a.cur.b = b[:len(b)+k]
 		p = p[k:]
-		if len(a.buf) == cap(a.buf) {
-			a.full <- a.buf
-			a.buf = <-a.free
+		if len(a.cur.b) == cap(a.cur.b) {
+			a.send()
+			a.cur = <-a.free
 		}
 	}
 	return n, nil
 }
 
-// Close writes what is left, waits for the goroutine and returns the first
-// error. It must be called exactly once.
+// Close writes what is left, waits for the goroutines and returns the
+// first error. It must be called exactly once.
 func (a *AsyncWriter) Close() error {
-	if len(a.buf) > 0 {
-		a.full <- a.buf
-		a.buf = nil
+	if a.cur != nil && len(a.cur.b) > 0 {
+		a.send()
 	}
-	close(a.full)
+	for _, out := range a.outs {
+		close(out)
+	}
 	a.wg.Wait()
 	return a.failed()
 }

@@ -5,15 +5,16 @@ import (
 	"errors"
 	"math/rand/v2"
 	"testing"
+	"time"
 )
 
 func TestAsyncWriterKeepsOrder(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
-	want := make([]byte, 5*asyncChunk+123)
+	want := make([]byte, 5*asyncChunkSize+123)
 	for i := range want {
 		want[i] = byte(rng.Uint32())
 	}
-	for _, size := range []int{1, 7, 4096, asyncChunk - 1, asyncChunk, 3 * asyncChunk} {
+	for _, size := range []int{1, 7, 4096, asyncChunkSize - 1, asyncChunkSize, 3 * asyncChunkSize} {
 		var got bytes.Buffer
 		a := NewAsyncWriter(&got)
 		for p := want; len(p) > 0; {
@@ -45,7 +46,7 @@ func (f *failWriter) Write(p []byte) (int, error) {
 
 func TestAsyncWriterReportsError(t *testing.T) {
 	a := NewAsyncWriter(&failWriter{n: 1})
-	chunk := make([]byte, asyncChunk)
+	chunk := make([]byte, asyncChunkSize)
 	var err error
 	for range 20 {
 		if _, err = a.Write(chunk); err != nil {
@@ -57,5 +58,54 @@ func TestAsyncWriterReportsError(t *testing.T) {
 	}
 	if err != nil && !errors.Is(err, errDiskFull) {
 		t.Fatalf("Write = %v", err)
+	}
+}
+
+// slowWriter sleeps now and then, so that the writers fall out of step.
+type slowWriter struct {
+	bytes.Buffer
+	n int
+}
+
+func (s *slowWriter) Write(p []byte) (int, error) {
+	if s.n++; s.n%3 == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	return s.Buffer.Write(p)
+}
+
+// TestAsyncWriterFansOut: every writer gets every byte in order, however
+// their speeds differ; one that fails fails the whole.
+func TestAsyncWriterFansOut(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	want := make([]byte, 9*asyncChunkSize+77)
+	for i := range want {
+		want[i] = byte(rng.Uint32())
+	}
+	var fast bytes.Buffer
+	slow := &slowWriter{}
+	a := NewAsyncWriter(&fast, slow)
+	for p := want; len(p) > 0; {
+		n := min(1+rng.IntN(asyncChunkSize), len(p))
+		if _, err := a.Write(p[:n]); err != nil {
+			t.Fatal(err)
+		}
+		p = p[n:]
+	}
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(fast.Bytes(), want) || !bytes.Equal(slow.Bytes(), want) {
+		t.Fatalf("writers got %d and %d bytes, not the %d given in order", fast.Len(), slow.Len(), len(want))
+	}
+
+	b := NewAsyncWriter(&bytes.Buffer{}, &failWriter{n: 2})
+	for range 20 {
+		if _, err := b.Write(make([]byte, asyncChunkSize)); err != nil {
+			break
+		}
+	}
+	if err := b.Close(); !errors.Is(err, errDiskFull) {
+		t.Fatalf("Close = %v, want %v", err, errDiskFull)
 	}
 }
