@@ -22,7 +22,8 @@ import (
 // Close (the ingest is dropped). Close after Commit is a no-op, so
 // `defer w.Close()` is always right. A BlobWriter is not safe for
 // concurrent use; several writers of the same blob may run at once and
-// the first to commit wins (the content is the same).
+// the first to commit wins (the content is the same). Follow gives
+// readers of the blob as it is written (follow.go).
 type BlobWriter struct {
 	s    *Store
 	f    *os.File
@@ -33,6 +34,7 @@ type BlobWriter struct {
 	flushed  int64         // bytes whose writeback was started
 	direct   *directWriter // past directFrom bytes: the rest, with O_DIRECT
 	noDirect bool          // O_DIRECT was refused
+	fol      *follow       // nil until Follow
 }
 
 // directFrom is where a blob's writes go around the page cache (see
@@ -66,6 +68,20 @@ func (s *Store) Writer(ctx context.Context) (*BlobWriter, error) {
 }
 
 func (w *BlobWriter) Write(p []byte) (int, error) {
+	n, err := w.write(p)
+	if w.fol != nil {
+		w.fol.wrote(w.inFile())
+	}
+	return n, err
+}
+
+// inFile is the number of bytes the ingest file holds: all written but
+// those the direct writer holds until it has a whole chunk.
+func (w *BlobWriter) inFile() int64 {
+	return w.n - int64(w.direct.pending())
+}
+
+func (w *BlobWriter) write(p []byte) (int, error) {
 	if w.done {
 		return 0, errors.New("write blob: ingest already finished")
 	}
@@ -121,14 +137,19 @@ func (w *BlobWriter) Digest() digest.Digest {
 
 // Commit fsyncs, checks the digest against expected (when non-empty) and
 // renames the blob into place. It returns the blob's digest and size.
-func (w *BlobWriter) Commit(expected digest.Digest) (digest.Digest, int64, error) {
+func (w *BlobWriter) Commit(expected digest.Digest) (_ digest.Digest, _ int64, err error) {
 	if w.done {
 		return "", 0, errors.New("commit blob: ingest already finished")
 	}
 	w.done = true
+	defer func() {
+		if err == nil {
+			w.fol.wrote(w.n) // the direct writer's last bytes
+		}
+		w.fol.finish(err == nil)
+	}()
 	tmp := w.f.Name()
 	defer os.Remove(tmp) // a no-op once renamed
-	var err error
 	if w.direct != nil {
 		err = w.direct.finish()
 	}
@@ -175,6 +196,7 @@ func (w *BlobWriter) Close() error {
 		return nil
 	}
 	w.done = true
+	w.fol.finish(false)
 	if w.direct != nil {
 		_ = w.direct.wait()
 	}

@@ -22,6 +22,7 @@ type directWriter struct {
 	buf   []byte   // being filled; aligned, cap directChunk
 	spare []byte   // the other buffer, once its write is done
 	done  chan res // the write in flight, if any
+	fly   int      // its bytes
 	off   bool     // O_DIRECT failed: plain writes from here on
 }
 
@@ -84,7 +85,7 @@ func (d *directWriter) write(p []byte) error {
 			if err := d.wait(); err != nil {
 				return err
 			}
-			d.done = make(chan res, 1)
+			d.done, d.fly = make(chan res, 1), len(d.buf)
 			go func(b []byte, done chan<- res) {
 				off, err := writeDirect(d.f, b)
 				done <- res{b, off, err}
@@ -102,7 +103,7 @@ func (d *directWriter) wait() error {
 		return nil
 	}
 	r := <-d.done
-	d.done = nil
+	d.done, d.fly = nil, 0
 	d.spare = r.buf[:0]
 	if r.off {
 		d.off = true
@@ -122,6 +123,16 @@ func writeDirect(f *os.File, b []byte) (off bool, err error) {
 		_, err = f.Write(b)
 	}
 	return true, err
+}
+
+// pending is the number of bytes written to d that the file may not hold
+// yet: those buffered, and those of the write in flight until wait took
+// it back (0 for nil: no direct writer).
+func (d *directWriter) pending() int {
+	if d == nil {
+		return 0
+	}
+	return len(d.buf) + d.fly
 }
 
 // finish writes what is buffered: the aligned part direct, the tail as a
