@@ -127,11 +127,15 @@ func (c *Client) fetchOne(ctx context.Context, d digest.Digest, sources []*remot
 }
 
 // exportCaches writes the --cache-to caches (inline is in the image
-// already); it finds there the layers stream sent during the build. A
-// layer the destination neither holds nor can mount is fetched from the
-// imported caches first. An export that fails fails the build, as in
-// buildx, unless its spec says ignore-error=true.
+// already); it finds there the layers stream sent during the build, once
+// the uploads still under way have ended. A layer the destination neither
+// holds nor can mount is fetched from the imported caches first. An
+// export that fails fails the build, as in buildx, unless its spec says
+// ignore-error=true.
 func (c *Client) exportCaches(ctx context.Context, opts BuildOptions, out *BuildResult, sources []*remote.Source, stream *cacheStream) error {
+	if err := stream.wait(ctx); err != nil {
+		return err
+	}
 	for _, sp := range opts.CacheTo {
 		recs := out.Records
 		if sp.Max {

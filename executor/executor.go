@@ -117,16 +117,25 @@ type Options struct {
 	// nothing built; Result.Checks holds the warnings.
 	Check bool
 	// LayerSink, when set, is asked for an upload for each layer the build
-	// packs (nil: none): the compressed bytes are teed into it while they
-	// are produced, then it is Committed with the blob's digest or Aborted
-	// (client streams layers to a --cache-to registry this way). inImage
-	// says the step is one of the target image's stages (the target and
-	// the stages it is FROM), whose layers a mode=min cache holds. An upload
-	// that fails is dropped; it never fails the build.
-	LayerSink func(ctx context.Context, inImage bool) LayerUpload
+	// packs (nil: none); see LayerUpload. inImage says the step is one of
+	// the target image's stages (the target and the stages it is FROM),
+	// whose layers a mode=min cache holds (client streams layers to a
+	// --cache-to registry this way). It is called in the step, which it
+	// must not hold up: no I/O.
+	LayerSink func(inImage bool) LayerUpload
 }
 
-// LayerUpload receives the bytes of one layer blob as it is packed.
+// LayerUpload is one layer blob's upload, fed by a goroutine of the engine
+// that follows the blob into the store (oci.BlobWriter.Follow), so that
+// packing never waits for it. Lifecycle, every call from that goroutine:
+// Write gets the compressed bytes in order as they are stored (none if
+// the step fails early), then exactly one of Commit, with the blob's
+// digest once the store has it, or Abort: the step failed, or a Write
+// returned an error (which drops the upload). The step does not wait for
+// either: an upload may run on after its step, and after Build returned;
+// whoever gives uploads out waits for them to end (the client's cache
+// export) and bounds them with its own context. An upload that fails
+// never fails the build.
 type LayerUpload interface {
 	io.Writer
 	Commit(d digest.Digest) error

@@ -4,47 +4,59 @@ import (
 	"context"
 	"io"
 
+	"github.com/builderdev/builder/oci"
 	"github.com/opencontainers/go-digest"
 )
 
-// teeUpload writes a packed layer to the store's writer and, while it
-// works, to the Options.LayerSink upload. The store write decides: an
-// upload that fails is dropped (Aborted at the end) and the build goes on.
-type teeUpload struct {
-	w      io.Writer
-	up     LayerUpload // nil: none, or no more
-	failed bool
+// layerUpload is the step's side of one Options.LayerSink upload: a
+// goroutine copies the layer from a follower of the store's writer (so
+// the packer never waits for the registry: the ingest file is the
+// buffer) and finishes the upload once the step said how the blob ended.
+// The store write decides: an upload that fails is dropped and the build
+// goes on.
+type layerUpload struct {
+	stored chan digest.Digest // the blob's digest, sent once stored; closed without one: aborted
 }
 
-// teeUpload starts an upload of the layer written to w, if the build has
-// a sink. out is what to pack into: w itself without an upload (so that
-// Pack takes the digest the store's writer computes as it writes), else
-// the tee, which also hands on w's digest.
-func (bd *build) teeUpload(ctx context.Context, w io.Writer) (t *teeUpload, out io.Writer) {
-	t = &teeUpload{w: w}
-	if bd.opts.LayerSink != nil {
-		s, _ := ctx.Value(stageKey{}).(*stage)
-		t.up = bd.opts.LayerSink(ctx, s != nil && s.inImage)
+// startUpload starts an upload of the layer written to w, if the build has
+// a sink (nil otherwise). The step then calls commit or abort (either is
+// safe on nil) and never waits for the upload.
+func (bd *build) startUpload(ctx context.Context, w *oci.BlobWriter) *layerUpload {
+	if bd.opts.LayerSink == nil {
+		return nil
 	}
-	if t.up == nil {
-		return t, w
+	s, _ := ctx.Value(stageKey{}).(*stage)
+	up := bd.opts.LayerSink(s != nil && s.inImage)
+	if up == nil {
+		return nil
 	}
-	if d, ok := w.(digester); ok {
-		return t, digestingTee{t, d}
+	r, err := w.Follow()
+	if err != nil {
+		up.Abort()
+		return nil
 	}
-	return t, t
+	stored := make(chan digest.Digest, 1)
+	go runUpload(up, r, stored)
+	return &layerUpload{stored: stored}
 }
 
-// digester is a writer that hashes what it writes (oci.BlobWriter).
-type digester interface{ Digest() digest.Digest }
-
-// digestingTee is the tee of a writer that knows its digest.
-type digestingTee struct {
-	*teeUpload
-	d digester
+// runUpload copies the blob as it is written, then commits the upload with
+// the digest the step sends on stored, or aborts it.
+func runUpload(up LayerUpload, r io.ReadCloser, stored <-chan digest.Digest) {
+	// r ends: at EOF once the store has the blob, with an error once the
+	// step aborted its writer.
+	_, err := io.Copy(up, r)
+	r.Close()
+	if err != nil {
+		up.Abort()
+		return
+	}
+	if d, ok := <-stored; ok {
+		_ = up.Commit(d) // the export uploads what did not arrive
+		return
+	}
+	up.Abort()
 }
-
-func (t digestingTee) Digest() digest.Digest { return t.d.Digest() }
 
 // stageKey is the context key of the stage whose steps run.
 type stageKey struct{}
@@ -54,33 +66,22 @@ func withStage(ctx context.Context, s *stage) context.Context {
 	return context.WithValue(ctx, stageKey{}, s)
 }
 
-func (t *teeUpload) Write(p []byte) (int, error) {
-	n, err := t.w.Write(p)
-	if t.up != nil && !t.failed && n > 0 {
-		if _, uerr := t.up.Write(p[:n]); uerr != nil {
-			t.failed = true
-		}
-	}
-	return n, err
-}
-
-// commit finishes the upload as blob d (a failed one is aborted).
-func (t *teeUpload) commit(d digest.Digest) {
-	if t.up == nil {
+// commit hands the stored blob's digest to the upload, which finishes on
+// its own.
+func (u *layerUpload) commit(d digest.Digest) {
+	if u == nil || u.stored == nil {
 		return
 	}
-	if t.failed {
-		t.up.Abort()
-	} else {
-		_ = t.up.Commit(d) // the export uploads what did not arrive
-	}
-	t.up = nil
+	u.stored <- d
+	close(u.stored)
+	u.stored = nil
 }
 
 // abort drops an upload that was not committed.
-func (t *teeUpload) abort() {
-	if t.up != nil {
-		t.up.Abort()
-		t.up = nil
+func (u *layerUpload) abort() {
+	if u == nil || u.stored == nil {
+		return
 	}
+	close(u.stored)
+	u.stored = nil
 }

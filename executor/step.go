@@ -252,17 +252,18 @@ func (bd *build) writeLayer(ctx context.Context, ents []layer.Entry) (*produced,
 }
 
 // storeLayer packs a layer blob into the store with pack (layer.Pack or
-// PackStream, with the build's options), and to a --cache-to registry as
-// it is packed (teeUpload).
+// PackStream, with the build's options). With a LayerSink, an upload
+// follows the blob as it is stored (startUpload); the step hands it the
+// digest and does not wait for it.
 func (bd *build) storeLayer(ctx context.Context, pack func(io.Writer, layer.PackOptions) (layer.Packed, error)) (layer.Packed, error) {
 	w, err := bd.st.Images.Writer(ctx)
 	if err != nil {
 		return layer.Packed{}, err
 	}
 	defer w.Close()
-	up, out := bd.teeUpload(ctx, w)
+	up := bd.startUpload(ctx, w)
 	defer up.abort()
-	packed, err := pack(out, layer.PackOptions{Compression: bd.opts.Compression, SourceDateEpoch: bd.clock.packClamp()})
+	packed, err := pack(w, layer.PackOptions{Compression: bd.opts.Compression, SourceDateEpoch: bd.clock.packClamp()})
 	if err != nil {
 		return layer.Packed{}, err
 	}
