@@ -6,11 +6,16 @@ package e2e
 // that fails never fails the build.
 
 import (
+	"bufio"
 	"net/http"
+	"os"
+	"os/exec"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/builderdev/builder/internal/testutil"
 )
@@ -105,6 +110,13 @@ func TestCacheStreamDuringBuild(t *testing.T) {
 			if n := log.count(head, "PUT ", "digest=sha256"); n != tc.commits {
 				t.Errorf("%d uploads committed before the export, want %d: %q", n, tc.commits, log.reqs)
 			}
+			// One session per layer, none left open nor aborted.
+			if n := log.count(head, "POST ", "/blobs/uploads/"); n != tc.commits {
+				t.Errorf("%d upload sessions opened before the export, want %d: %q", n, tc.commits, log.reqs)
+			}
+			if n := log.count(len(log.reqs), "DELETE "); n != 0 {
+				t.Errorf("%d upload sessions aborted: %q", n, log.reqs)
+			}
 			for _, l := range cacheLayers(t, cacheRef) {
 				if i := log.first("PUT ", "digest="+strings.ReplaceAll(l.Digest, ":", "%3A")); i < 0 || i > head {
 					t.Errorf("layer %s committed at request %d, want before the export's first HEAD (%d): %q", l.Digest, i, head, log.reqs)
@@ -118,6 +130,125 @@ func TestCacheStreamDuringBuild(t *testing.T) {
 				t.Errorf("fresh runner from the streamed cache: states %q, want %s", got, want)
 			}
 		})
+	}
+}
+
+// stepDone is a step's end in plain progress, with its duration.
+var stepDone = regexp.MustCompile(`(?m)^#\d+ (\[.*) DONE (\d+\.\d+)s$`)
+
+func TestCacheStreamSlowRegistry(t *testing.T) {
+	// The registry answers each streamed PATCH only after a while: the
+	// steps never wait for it (the uploads follow the layers into the
+	// store), the export does, and finds every layer there.
+	const slow = 2 * time.Second
+	a := newEnv(t)
+	proxy := testutil.StartRegistryProxy(t, testutil.StartRegistry(t))
+	proxy.SetHook(func(w http.ResponseWriter, r *http.Request) bool {
+		if r.Method == http.MethodPatch {
+			select {
+			case <-time.After(slow):
+			case <-r.Context().Done():
+			}
+		}
+		return false
+	})
+	cacheRef := proxy.Addr + "/stream:slow"
+	r := a.mustRun("build", "--progress", "plain", remoteContext(t, "app v1\n"), "-t", "app:a", "--cache-to", "type=registry,ref="+cacheRef+",mode=max")
+	steps := stepDone.FindAllStringSubmatch(r.stderr, -1)
+	if len(steps) == 0 {
+		t.Fatalf("no step durations in the progress:\n%s", r.stderr)
+	}
+	for _, m := range steps {
+		if d, _ := strconv.ParseFloat(m[2], 64); d >= slow.Seconds() {
+			t.Errorf("step %s took %ss: it waited for the registry", m[1], m[2])
+		}
+	}
+	if t.Failed() {
+		t.Fatalf("progress:\n%s", r.stderr)
+	}
+	if m := streamedLine.FindStringSubmatch(r.stderr); m == nil || m[1] != "0" || m[2] != "4" {
+		t.Errorf("export line: want 0 layers uploaded at the export, 4 streamed during the build\n%s", r.stderr)
+	}
+	if left := testutil.BlobIngests(a.root); len(left) != 0 {
+		t.Errorf("ingests left in the store: %v", left)
+	}
+}
+
+func TestCacheStreamInterrupted(t *testing.T) {
+	// Ctrl-C while the export waits for uploads a registry never answers:
+	// the builder ends at once, and asks the registry to drop every
+	// session it opened.
+	a := newEnv(t)
+	proxy := testutil.StartRegistryProxy(t, testutil.StartRegistry(t))
+	var log requestLog
+	// A handler that has not read its request's body is not told the
+	// client left: release the PATCHes before the proxy is closed.
+	release := make(chan struct{})
+	t.Cleanup(func() { close(release) })
+	proxy.SetHook(func(w http.ResponseWriter, r *http.Request) bool {
+		log.hook(w, r)
+		if r.Method == http.MethodPatch {
+			<-release
+		}
+		return false
+	})
+	cmd := exec.Command(a.bin, "--root", a.root, "build", "--progress", "plain", remoteContext(t, "app v1\n"), "-t", "app:a",
+		"--cache-to", "type=registry,ref="+proxy.Addr+"/stream:int,mode=max")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	built := make(chan struct{})
+	var out strings.Builder
+	copied := make(chan struct{})
+	go func() {
+		defer close(copied)
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			out.WriteString(sc.Text() + "\n")
+			if strings.HasPrefix(sc.Text(), "built image ") {
+				close(built)
+			}
+		}
+	}()
+	done := make(chan error, 1)
+	go func() {
+		<-copied
+		done <- cmd.Wait()
+	}()
+	select {
+	case <-built: // every step is done: the export waits for the uploads
+	case <-done:
+		t.Fatalf("build ended before the export:\n%s", out.String())
+	case <-time.After(60 * time.Second):
+		_ = cmd.Process.Kill()
+		t.Fatal("the build did not end its steps in 60s")
+	}
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		_ = cmd.Process.Kill()
+		<-done
+		t.Fatalf("builder still running 10s after SIGINT:\n%s", out.String())
+	}
+	if code := cmd.ProcessState.ExitCode(); code != 130 {
+		t.Errorf("exit %d after SIGINT, want 130\n%s", code, out.String())
+	}
+	log.mu.Lock()
+	end := len(log.reqs)
+	log.mu.Unlock()
+	posts, deletes := log.count(end, "POST ", "/blobs/uploads/"), log.count(end, "DELETE ", "/blobs/uploads/")
+	if posts == 0 || deletes != posts || log.count(end, "PUT ") != 0 {
+		t.Errorf("%d upload sessions opened, %d deleted, want all of them: %q", posts, deletes, log.reqs)
+	}
+	if left := testutil.BlobIngests(a.root); len(left) != 0 {
+		t.Errorf("ingests left in the store: %v", left)
 	}
 }
 
@@ -146,6 +277,9 @@ func TestCacheStreamFaults(t *testing.T) {
 		if n := len(cacheLayers(t, cacheRef)); n != 4 {
 			t.Errorf("cache has %d layers, want 4", n)
 		}
+		if left := testutil.BlobIngests(a.root); len(left) != 0 {
+			t.Errorf("ingests left in the store: %v", left)
+		}
 	})
 
 	t.Run("registry killed mid-build", func(t *testing.T) {
@@ -169,6 +303,9 @@ func TestCacheStreamFaults(t *testing.T) {
 		}
 		if out := a.mustRun("images").stdout; !strings.Contains(out, "app") {
 			t.Errorf("the built image is not kept:\n%s", out)
+		}
+		if left := testutil.BlobIngests(a.root); len(left) != 0 {
+			t.Errorf("ingests left in the store: %v", left)
 		}
 	})
 }
