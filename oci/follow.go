@@ -62,7 +62,8 @@ func (fw *follow) finish(committed bool) {
 // caught up with the writer; it returns io.EOF once the writer committed
 // and every byte was read (the descriptor keeps reading the renamed file),
 // and an error as soon as the writer was closed without commit or its
-// commit failed. Close it when done: an open follower keeps the ingest
+// commit failed. The bytes it reads past directFrom leave the page cache,
+// as the writer's do. Close it when done: an open follower keeps the ingest
 // file's disk space. The writer never waits for its followers.
 //
 // Follow is called like Write (never concurrently with the writer's other
@@ -80,15 +81,20 @@ func (w *BlobWriter) Follow() (io.ReadCloser, error) {
 		w.fol = &follow{n: w.inFile()}
 		w.fol.cond.L = &w.fol.mu
 	}
-	return &follower{fw: w.fol, f: f}, nil
+	return &follower{fw: w.fol, f: f, dropped: directFrom}, nil
 }
+
+// dropChunk is how many bytes of a blob's direct part a follower reads
+// before it drops them from the page cache.
+const dropChunk = 8 << 20
 
 // follower is one reader of a BlobWriter's ingest file.
 type follower struct {
-	fw     *follow
-	f      *os.File
-	off    int64 // bytes read; only the reading goroutine touches it
-	closed bool  // guarded by fw.mu
+	fw      *follow
+	f       *os.File
+	off     int64 // bytes read; only the reading goroutine touches it
+	dropped int64 // the direct part's bytes up to here left the page cache
+	closed  bool  // guarded by fw.mu
 }
 
 func (r *follower) Read(p []byte) (int, error) {
@@ -115,6 +121,12 @@ func (r *follower) Read(p []byte) (int, error) {
 	}
 	m, err := r.f.ReadAt(p, r.off)
 	r.off += int64(m)
+	if r.off-r.dropped >= dropChunk || (r.off == n && end == io.EOF && r.off > r.dropped) {
+		// The writer keeps the blob's bytes past directFrom out of the
+		// page cache (the build context stays there): so does its follower.
+		dropCache(r.f, r.dropped, r.off-r.dropped)
+		r.dropped = r.off
+	}
 	if err == io.EOF {
 		if m == len(p) {
 			err = nil

@@ -55,3 +55,13 @@ func pidAlive(pid int) bool {
 func startWriteback(f *os.File, off, n int64) {
 	_ = unix.SyncFileRange(int(f.Fd()), off, n, unix.SYNC_FILE_RANGE_WRITE)
 }
+
+// dropCache tells the kernel f's bytes [off, off+n) will not be read
+// again: a follower of a blob's direct part reads it through the page
+// cache, and leaves nothing there for the build to reclaim.
+// It is a no-op on a closed file (a follower may be closed meanwhile).
+func dropCache(f *os.File, off, n int64) {
+	if c, err := f.SyscallConn(); err == nil {
+		_ = c.Control(func(fd uintptr) { _ = unix.Fadvise(int(fd), off, n, unix.FADV_DONTNEED) })
+	}
+}
