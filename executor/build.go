@@ -41,7 +41,7 @@ type build struct {
 
 	mu       sync.Mutex
 	usedArgs map[string]bool
-	bases    map[string]*oci.Image // store images resolved by reference
+	bases    map[string]*oci.Image  // store images resolved by reference
 	resolved map[string]*imageState // resolveImage's states, by ref and platform
 	// records are those of every step of every stage, in order.
 	records []cache.Record
