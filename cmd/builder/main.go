@@ -49,6 +49,7 @@ func run(args []string) int {
 	defer pprof.StopCPUProfile() // started by the hidden --cpuprofile flag
 	g := &globalFlags{}
 	root := newRootCmd(g)
+	g.defineFlags(root, args)
 	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)
 	for _, b := range g.opened {
@@ -110,6 +111,33 @@ type globalFlags struct {
 	debug      bool
 	cpuprofile string
 	opened     []*client.Client // by openClient; closed by run
+	lazy       []lazyFlagSet    // flags defined only when their command runs
+}
+
+// lazyFlagSet is a command's deferred flag definitions.
+type lazyFlagSet struct {
+	cmd    *cobra.Command
+	define func()
+}
+
+// lazyFlags defers define, the flag definitions of cmd, until a run needs
+// them (defineFlags): defining the thirty flags each of build and run was
+// a twentieth of every other command's start, `builder --help` included.
+func (g *globalFlags) lazyFlags(cmd *cobra.Command, define func()) {
+	g.lazy = append(g.lazy, lazyFlagSet{cmd, define})
+}
+
+// defineFlags defines the deferred flags args need: those of the command
+// they run, none for the root's own help, and all of them when cobra will
+// look further (help, completion, an unknown command: Find fails).
+func (g *globalFlags) defineFlags(root *cobra.Command, args []string) {
+	target, _, err := root.Find(args)
+	for _, l := range g.lazy {
+		if err != nil || l.cmd == target {
+			l.define()
+		}
+	}
+	g.lazy = nil
 }
 
 func newRootCmd(g *globalFlags) *cobra.Command {
