@@ -46,6 +46,7 @@ type Store struct {
 	// reads counts the build-context files whose content HashSources read;
 	// tests use it to prove the stat cache works.
 	reads atomic.Int64
+	pre   preloads // stat caches read ahead (preload.go)
 }
 
 // staleTmp is how old a file in tmp/ must be before Open deletes it: younger

@@ -183,7 +183,7 @@ func (s *Store) hashSources(ctx context.Context, contextDir string, srcs []Sourc
 	defer root.Close()
 
 	cachePath := s.statCachePath(abs)
-	cached := loadStatCache(cachePath)
+	cached := s.statCacheOf(abs)
 	results, err := s.statAndHash(ctx, root, paths, cached)
 	if err != nil {
 		return fail(err)

@@ -541,3 +541,34 @@ func TestBigReadsSecondPass(t *testing.T) {
 		}
 	}
 }
+
+// TestPreloadStatCache: Hash takes a preloaded stat cache (no file read
+// again), a release drops it, and a preload of a stale cache only costs
+// reads, never a wrong digest.
+func TestPreloadStatCache(t *testing.T) {
+	dir := t.TempDir()
+	srcs := manyFiles(t, dir, 50, 100)
+	s := openStore(t)
+	settle()
+	first := hash(t, s, dir, srcs)
+	release := s.PreloadStatCache(dir)
+	release2 := s.PreloadStatCache(dir) // a second COPY of the same context
+	if hash(t, s, dir, srcs) != first || s.reads.Load() != 50 {
+		t.Fatalf("preloaded warm hash read %d more files", s.reads.Load()-50)
+	}
+	release()
+	release()  // twice is once
+	release2() // the last: dropped
+	if len(s.pre.m) != 0 {
+		t.Fatalf("%d preloads left after release", len(s.pre.m))
+	}
+
+	// Preloaded, then a file changes and the cache is rewritten by the
+	// Hash: the next Hash still sees the change.
+	release = s.PreloadStatCache(dir)
+	defer release()
+	write(t, dir, srcs[3].Path, "changed", 0o644)
+	if hash(t, s, dir, srcs) == first {
+		t.Fatal("a changed file left the digest as it was")
+	}
+}

@@ -294,6 +294,13 @@ func (bd *build) match(sel *fileset.Selection, src string, spec copySpec) ([]cop
 func (bd *build) keyItems(ctx context.Context, key *copyKey, items []copyItem) (*cache.Hashed, error) {
 	var srcs []cache.Source
 	dir := bd.opts.ContextDir // or a named context's (copyFromTree)
+	if dir != "" && slices.ContainsFunc(items, func(it copyItem) bool {
+		ts, ok := it.src.(*treeSource)
+		return ok && ts.sel.Context
+	}) {
+		// The stat cache is read while the walk lists the context.
+		defer bd.st.Cache.PreloadStatCache(dir)()
+	}
 	for _, it := range items {
 		switch src := it.src.(type) {
 		case *heredocSource:
