@@ -135,10 +135,12 @@ func (p *tmuxPane) script(dir, name, body string) {
 	p.run("clear; bash " + name)
 }
 
-// exited waits until the script name has ended and returns the screen.
+// exited waits until the script name has ended and the shell shows its
+// prompt again (the prompt comes a moment after the exit line: a screen
+// taken between the two lacked it), and returns the screen.
 func (p *tmuxPane) exited(name string) string {
 	p.t.Helper()
-	done := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name) + ` EXIT=\d+$`)
+	done := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name) + ` EXIT=\d+\n\$`)
 	return p.waitFor(name+" to end", done.MatchString)
 }
 
