@@ -88,6 +88,26 @@ func (w *BlobWriter) Follow() (io.ReadCloser, error) {
 // before it drops them from the page cache.
 const dropChunk = 8 << 20
 
+// dropAlign: the page cache keeps a file in folios of up to 2 MiB, and
+// drops only those wholly inside the range it is told: a follower drops
+// whole 2 MiB blocks (the last one at the end).
+const dropAlign = 2 << 20
+
+// drop drops from the page cache what the follower read of the direct part,
+// every dropChunk bytes, and all of it at the end (last).
+func (r *follower) drop(last bool) {
+	// The writer keeps the blob's bytes past directFrom out of the page
+	// cache (the build context stays there): so does its follower.
+	upTo := r.off &^ (dropAlign - 1)
+	if last {
+		upTo = (r.off + dropAlign - 1) &^ (dropAlign - 1)
+	}
+	if upTo > r.dropped && (last || upTo-r.dropped >= dropChunk) {
+		dropCache(r.f, r.dropped, upTo-r.dropped)
+		r.dropped = upTo
+	}
+}
+
 // follower is one reader of a BlobWriter's ingest file.
 type follower struct {
 	fw      *follow
@@ -114,6 +134,9 @@ func (r *follower) Read(p []byte) (int, error) {
 	case end != nil && end != io.EOF:
 		return 0, end
 	case r.off == n:
+		// The last bytes may have been read before the commit said they
+		// were the last: drop what is left of them here.
+		r.drop(true)
 		return 0, io.EOF
 	}
 	if avail := n - r.off; int64(len(p)) > avail {
@@ -121,12 +144,7 @@ func (r *follower) Read(p []byte) (int, error) {
 	}
 	m, err := r.f.ReadAt(p, r.off)
 	r.off += int64(m)
-	if r.off-r.dropped >= dropChunk || (r.off == n && end == io.EOF && r.off > r.dropped) {
-		// The writer keeps the blob's bytes past directFrom out of the
-		// page cache (the build context stays there): so does its follower.
-		dropCache(r.f, r.dropped, r.off-r.dropped)
-		r.dropped = r.off
-	}
+	r.drop(r.off == n && end == io.EOF)
 	if err == io.EOF {
 		if m == len(p) {
 			err = nil
