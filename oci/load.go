@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/builderdev/builder/internal/ctxio"
+	"github.com/builderdev/builder/internal/refgrammar"
 	"github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -333,7 +334,7 @@ func loadName(ann map[string]string, base string) (string, error) {
 	if refName == "" {
 		return "", nil
 	}
-	if !validTag(refName) {
+	if !refgrammar.ValidTag(refName) {
 		return "", fmt.Errorf("invalid tag %q in annotation %s", refName, ocispec.AnnotationRefName)
 	}
 	r, err := parseRef(strings.ToLower(base) + ":" + refName)

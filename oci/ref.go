@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/builderdev/builder/internal/refgrammar"
 )
 
 // A small validator for the docker reference grammar
@@ -95,7 +97,7 @@ func splitRef(ref string) (reference, error) {
 	}
 	if i := strings.LastIndexByte(name, ':'); i > strings.LastIndexByte(name, '/') {
 		name, r.tag = name[:i], name[i+1:]
-		if !validTag(r.tag) {
+		if !refgrammar.ValidTag(r.tag) {
 			return r, fmt.Errorf("invalid tag %q", r.tag)
 		}
 	}
@@ -106,11 +108,11 @@ func splitRef(ref string) (reference, error) {
 		return r, fmt.Errorf("repository name longer than %d characters", maxNameLen)
 	}
 	r.domain, r.path = splitDomain(name)
-	if r.domain != "" && !validDomain(r.domain) {
+	if r.domain != "" && !refgrammar.ValidDomain(r.domain) {
 		return r, fmt.Errorf("invalid domain %q", r.domain)
 	}
 	for _, c := range strings.Split(r.path, "/") {
-		if !validPathComponent(strings.ToLower(c)) {
+		if !refgrammar.ValidPathComponent(strings.ToLower(c)) {
 			return r, fmt.Errorf("invalid repository name %q", r.path)
 		}
 	}
@@ -142,93 +144,6 @@ func splitDomain(name string) (domain, path string) {
 	}
 	return "", name
 }
-
-func validDomain(d string) bool {
-	host, port, hasPort := strings.Cut(d, ":")
-	if strings.HasPrefix(d, "[") {
-		end := strings.IndexByte(d, ']')
-		if end < 0 {
-			return false
-		}
-		host, port = d[:end+1], ""
-		rest := d[end+1:]
-		hasPort = rest != ""
-		if hasPort {
-			p, ok := strings.CutPrefix(rest, ":")
-			if !ok {
-				return false
-			}
-			port = p
-		}
-		inner := host[1 : len(host)-1]
-		if inner == "" || strings.Trim(inner, "0123456789abcdefABCDEF:") != "" {
-			return false
-		}
-	} else {
-		for _, c := range strings.Split(host, ".") {
-			if !validDomainComponent(c) {
-				return false
-			}
-		}
-	}
-	if hasPort && (port == "" || strings.Trim(port, "0123456789") != "") {
-		return false
-	}
-	return true
-}
-
-func validDomainComponent(c string) bool {
-	if c == "" || c[0] == '-' || c[len(c)-1] == '-' {
-		return false
-	}
-	for i := 0; i < len(c); i++ {
-		if !isAlnum(c[i]) && !isUpper(c[i]) && c[i] != '-' {
-			return false
-		}
-	}
-	return true
-}
-
-// validPathComponent checks alnum [separator alnum]* with lowercase alnums.
-func validPathComponent(c string) bool {
-	if c == "" || !isAlnum(c[0]) || !isAlnum(c[len(c)-1]) {
-		return false
-	}
-	for i := 0; i < len(c); {
-		if isAlnum(c[i]) {
-			i++
-			continue
-		}
-		j := i
-		for j < len(c) && !isAlnum(c[j]) {
-			j++
-		}
-		switch sep := c[i:j]; {
-		case sep == "." || sep == "_" || sep == "__":
-		case strings.Trim(sep, "-") == "":
-		default:
-			return false
-		}
-		i = j
-	}
-	return true
-}
-
-func validTag(t string) bool {
-	if t == "" || len(t) > 128 || t[0] == '.' || t[0] == '-' {
-		return false
-	}
-	for i := 0; i < len(t); i++ {
-		c := t[i]
-		if !isAlnum(c) && !isUpper(c) && c != '_' && c != '.' && c != '-' {
-			return false
-		}
-	}
-	return true
-}
-
-func isAlnum(c byte) bool { return c >= 'a' && c <= 'z' || c >= '0' && c <= '9' }
-func isUpper(c byte) bool { return c >= 'A' && c <= 'Z' }
 
 func isLowerHex(s string) bool {
 	for i := 0; i < len(s); i++ {

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/builderdev/builder/internal/refgrammar"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
@@ -43,7 +44,7 @@ func validReference(s string) bool {
 	last := name[strings.LastIndexByte(name, '/')+1:]
 	if i := strings.IndexByte(last, ':'); i >= 0 {
 		name = rest[:len(rest)-len(last)+i]
-		if !validTag(last[i+1:]) {
+		if !refgrammar.ValidTag(last[i+1:]) {
 			return false
 		}
 	}
@@ -52,7 +53,7 @@ func validReference(s string) bool {
 	}
 	comps := strings.Split(name, "/")
 	for i, c := range comps {
-		if !validPathComponent(c) && (i > 0 || len(comps) == 1 || !validDomain(c)) {
+		if !refgrammar.ValidPathComponent(c) && (i > 0 || len(comps) == 1 || !refgrammar.ValidDomain(c)) {
 			return false
 		}
 	}
@@ -67,91 +68,11 @@ func validReference(s string) bool {
 	return true
 }
 
-func isLowerAlnum(c byte) bool { return 'a' <= c && c <= 'z' || '0' <= c && c <= '9' }
-
-func isAlnum(c byte) bool { return isLowerAlnum(c) || 'A' <= c && c <= 'Z' }
-
 // isHex: s is hex digits, lower case only unless upper.
 func isHex(s string, upper bool) bool {
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || upper && 'A' <= c && c <= 'F') {
-			return false
-		}
-	}
-	return true
-}
-
-// validPathComponent: [a-z0-9]+ joined by ".", "_", "__" or runs of "-".
-func validPathComponent(s string) bool {
-	if s == "" || !isLowerAlnum(s[0]) || !isLowerAlnum(s[len(s)-1]) {
-		return false
-	}
-	for i := 0; i < len(s); {
-		if isLowerAlnum(s[i]) {
-			i++
-			continue
-		}
-		j := i
-		for j < len(s) && !isLowerAlnum(s[j]) {
-			j++
-		}
-		switch sep := s[i:j]; {
-		case sep == "." || sep == "_" || sep == "__":
-		case strings.Trim(sep, "-") == "":
-		default:
-			return false
-		}
-		i = j
-	}
-	return true
-}
-
-// validDomain: host[:port], the host dot-separated alphanumeric labels
-// (inner hyphens allowed) or a bracketed IPv6 address.
-func validDomain(s string) bool {
-	host, port, hasPort := s, "", false
-	if strings.HasPrefix(s, "[") {
-		end := strings.IndexByte(s, ']')
-		if end < 2 || strings.Trim(s[1:end], "0123456789abcdefABCDEF:") != "" {
-			return false
-		}
-		host = ""
-		if rest := s[end+1:]; rest != "" {
-			if rest[0] != ':' {
-				return false
-			}
-			port, hasPort = rest[1:], true
-		}
-	} else {
-		host, port, hasPort = strings.Cut(s, ":")
-	}
-	if hasPort && (port == "" || strings.Trim(port, "0123456789") != "") {
-		return false
-	}
-	if host == "" {
-		return strings.HasPrefix(s, "[")
-	}
-	for label := range strings.SplitSeq(host, ".") {
-		if label == "" || !isAlnum(label[0]) || !isAlnum(label[len(label)-1]) {
-			return false
-		}
-		for i := 0; i < len(label); i++ {
-			if !isAlnum(label[i]) && label[i] != '-' {
-				return false
-			}
-		}
-	}
-	return true
-}
-
-// validTag: [\w][\w.-]{0,127}.
-func validTag(s string) bool {
-	if s == "" || len(s) > 128 || s[0] == '.' || s[0] == '-' {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; !isAlnum(c) && c != '_' && c != '.' && c != '-' {
 			return false
 		}
 	}

@@ -49,7 +49,7 @@ var graph = map[string][]string{
 
 // helpers are internal packages any package may import (small shared code
 // with no policy); internal/testutil is for tests only.
-var helpers = []string{"internal/atomicfile", "internal/ctxio", "internal/dirsize", "internal/fsmode"}
+var helpers = []string{"internal/atomicfile", "internal/ctxio", "internal/dirsize", "internal/fsmode", "internal/refgrammar"}
 
 func TestImportGraph(t *testing.T) {
 	out, err := exec.Command("go", "list", "-f", `{{.ImportPath}} {{join .Imports " "}}`, mod+"...").CombinedOutput()
