@@ -19,14 +19,15 @@ const directChunk = 4 << 20
 // it runs on its own goroutine while the next chunk fills (two buffers).
 type directWriter struct {
 	f     *os.File
-	buf   []byte   // being filled; aligned, cap directChunk
-	spare []byte   // the other buffer, once its write is done
-	done  chan res // the write in flight, if any
-	fly   int      // its bytes
-	off   bool     // O_DIRECT failed: plain writes from here on
+	buf   []byte            // being filled; aligned, cap directChunk
+	spare []byte            // the other buffer, once its write is done
+	done  chan directResult // the write in flight, if any
+	fly   int               // its bytes
+	off   bool              // O_DIRECT failed: plain writes from here on
 }
 
-type res struct {
+// directResult is how a direct write in flight ended.
+type directResult struct {
 	buf []byte
 	off bool
 	err error
@@ -85,10 +86,10 @@ func (d *directWriter) write(p []byte) error {
 			if err := d.wait(); err != nil {
 				return err
 			}
-			d.done, d.fly = make(chan res, 1), len(d.buf)
-			go func(b []byte, done chan<- res) {
+			d.done, d.fly = make(chan directResult, 1), len(d.buf)
+			go func(b []byte, done chan<- directResult) {
 				off, err := writeDirect(d.f, b)
-				done <- res{b, off, err}
+				done <- directResult{b, off, err}
 			}(d.buf, d.done)
 			d.buf, d.spare = d.spare, nil
 		}
