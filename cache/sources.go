@@ -85,10 +85,36 @@ type sourceEntry struct {
 // fileResult is what HashSources learned of one distinct source path.
 type fileResult struct {
 	st      fileStat
-	link    string
 	sum     [sha256.Size]byte
 	read    bool // content was read (not taken from the stat cache)
 	persist bool // the read digest may be remembered
+}
+
+// fileResults is what statAndHash learned of each distinct path, by index.
+// The array holds no pointer, so the collector never reads it while the
+// workers fill it (a collector's read of a page not yet written costs a
+// copy-on-write fault and a TLB shootdown when a worker writes it: most of
+// a cached build's collection cost); the few symlink targets sit beside it.
+type fileResults struct {
+	r     []fileResult
+	mu    sync.Mutex
+	links map[int]string
+}
+
+func (fr *fileResults) setLink(i int, target string) {
+	fr.mu.Lock()
+	defer fr.mu.Unlock()
+	if fr.links == nil {
+		fr.links = map[int]string{}
+	}
+	fr.links[i] = target
+}
+
+// link is the target of path i, a symlink.
+func (fr *fileResults) link(i int) string {
+	fr.mu.Lock()
+	defer fr.mu.Unlock()
+	return fr.links[i]
 }
 
 // HashSources returns the content digest of exactly the sources given (a
@@ -119,7 +145,7 @@ func (s *Store) HashSources(ctx context.Context, contextDir string, srcs []Sourc
 type Hashed struct {
 	Digest  digest.Digest
 	sorted  []cleanedSource
-	results []fileResult
+	results *fileResults
 }
 
 // Hash is HashSources, keeping what Sums needs.
@@ -164,8 +190,8 @@ func (s *Store) SourceSums(ctx context.Context, contextDir string, srcs []Source
 	return h.Sums(), nil
 }
 
-func (s *Store) hashSources(ctx context.Context, contextDir string, srcs []Source) (digest.Digest, []cleanedSource, []fileResult, error) {
-	fail := func(err error) (digest.Digest, []cleanedSource, []fileResult, error) {
+func (s *Store) hashSources(ctx context.Context, contextDir string, srcs []Source) (digest.Digest, []cleanedSource, *fileResults, error) {
+	fail := func(err error) (digest.Digest, []cleanedSource, *fileResults, error) {
 		return "", nil, nil, fmt.Errorf("hash sources in %s: %w", contextDir, err)
 	}
 	abs, err := filepath.Abs(contextDir)
@@ -286,10 +312,10 @@ func chunks(paths []string) []chunk {
 // a time, and leave a big file to read to a second pass where each takes
 // one file at a time: a directory of a few big files is read by every
 // worker, not by the one that took the directory.
-func (s *Store) statAndHash(ctx context.Context, root *contextRoot, paths []string, cached *statCache) ([]fileResult, error) {
+func (s *Store) statAndHash(ctx context.Context, root *contextRoot, paths []string, cached *statCache) (*fileResults, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	results := make([]fileResult, len(paths))
+	results := &fileResults{r: make([]fileResult, len(paths))}
 	var (
 		mu  sync.Mutex
 		big []int // in paths: the files the first pass left to the second
@@ -357,7 +383,7 @@ var bigRead int64 = 16 << 20 // a variable for the tests
 // statChunk fills results for the paths of one chunk. A regular file of
 // bigRead bytes or more that must be read is handed to later instead,
 // when later is not nil.
-func (s *Store) statChunk(ctx context.Context, root *contextRoot, paths []string, c chunk, cached *statCache, results []fileResult, buf []byte, name *[]byte, later func(int)) error {
+func (s *Store) statChunk(ctx context.Context, root *contextRoot, paths []string, c chunk, cached *statCache, results *fileResults, buf []byte, name *[]byte, later func(int)) error {
 	dir, err := root.openDir(c.dir)
 	if err != nil {
 		return fmt.Errorf("open %s: %w", c.dir, err)
@@ -375,53 +401,56 @@ func (s *Store) statChunk(ctx context.Context, root *contextRoot, paths []string
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		res, deferred, err := s.statOne(ctx, dir, paths[i], cached, &cur, start, buf, name, deferAbove)
+		res, link, deferred, err := s.statOne(ctx, dir, paths[i], cached, &cur, start, buf, name, deferAbove)
 		if err != nil {
 			return err
+		}
+		if link != "" {
+			results.setLink(i, link)
 		}
 		if deferred {
 			later(i)
 			continue
 		}
-		results[i] = res
+		results.r[i] = res
 	}
 	return nil
 }
 
 // statOne stats rel, a name in dir, and for a regular file finds its
-// digest; start is a time before the stat. A file that changes while it is read is stat'ed and read again.
+// digest and, for a symlink, its target; start is a time before the stat. A file that changes while it is read is stat'ed and read again.
 // A regular file to read of deferAbove bytes or more (when not negative)
 // is not read: statOne reports it deferred.
-func (s *Store) statOne(ctx context.Context, dir *dirHandle, rel string, cached *statCache, cur *int, start time.Time, buf []byte, scratch *[]byte, deferAbove int64) (fileResult, bool, error) {
+func (s *Store) statOne(ctx context.Context, dir *dirHandle, rel string, cached *statCache, cur *int, start time.Time, buf []byte, scratch *[]byte, deferAbove int64) (fileResult, string, bool, error) {
 	name := path.Base(rel)
 	for range maxAttempts {
 		st, link, err := dir.lstat(name, scratch)
 		if err != nil {
-			return fileResult{}, false, fmt.Errorf("stat %s: %w", rel, err)
+			return fileResult{}, "", false, fmt.Errorf("stat %s: %w", rel, err)
 		}
-		res := fileResult{st: st, link: link}
+		res := fileResult{st: st}
 		if st.mode&sIFMT != sIFREG {
-			return res, false, nil
+			return res, link, false, nil
 		}
 		if e, ok := cached.find(rel, cur); ok && e.matches(st) {
 			res.sum = e.sum
-			return res, false, nil
+			return res, link, false, nil
 		}
 		if deferAbove >= 0 && st.size >= deferAbove {
-			return res, true, nil
+			return res, "", true, nil
 		}
 		sum, err := s.readSum(ctx, dir, name, st, buf)
 		if errors.Is(err, errChanged) {
 			continue
 		}
 		if err != nil {
-			return fileResult{}, false, fmt.Errorf("hash %s: %w", rel, err)
+			return fileResult{}, "", false, fmt.Errorf("hash %s: %w", rel, err)
 		}
 		res.sum, res.read = sum, true
 		res.persist = !racy(st, start)
-		return res, false, nil
+		return res, link, false, nil
 	}
-	return fileResult{}, false, fmt.Errorf("hash %s: %w", rel, errChanged)
+	return fileResult{}, "", false, fmt.Errorf("hash %s: %w", rel, errChanged)
 }
 
 // errChanged reports a file modified while it was being hashed.
@@ -487,7 +516,7 @@ func sameVersion(a, b fileStat) bool {
 
 // sourcesDigest encodes the sorted sources as JSON lines and digests them;
 // each, when set, sees every source's path and line.
-func sourcesDigest(srcs []cleanedSource, results []fileResult, each func(src string, line []byte)) (digest.Digest, error) {
+func sourcesDigest(srcs []cleanedSource, results *fileResults, each func(src string, line []byte)) (digest.Digest, error) {
 	type inode struct{ dev, ino uint64 }
 	firstDest := map[inode]string{}
 	d := digest.Canonical.Digester()
@@ -496,7 +525,7 @@ func sourcesDigest(srcs []cleanedSource, results []fileResult, each func(src str
 	buf = appendJSONString(buf, sourcesVersion)
 	buf = append(buf, "}\n"...)
 	for _, src := range srcs {
-		res := results[src.idx]
+		res := results.r[src.idx]
 		st := res.st
 		// Owners are not in the key (UID and GID stay 0): BuildKit sends
 		// the context with them reset to root, a COPY makes its files
@@ -521,7 +550,7 @@ func sourcesDigest(srcs []cleanedSource, results []fileResult, each func(src str
 		case sIFDIR:
 			e.Type = "dir"
 		case sIFLNK:
-			e.Type, e.Link = "symlink", keyString(res.link)
+			e.Type, e.Link = "symlink", keyString(results.link(src.idx))
 		case sIFIFO:
 			e.Type = "fifo"
 		case sIFSOCK:

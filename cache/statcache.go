@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"maps"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -49,38 +51,56 @@ const statMagic = "BLDSTAT1"
 
 func crc32c(b []byte) uint32 { return crc32.Checksum(b, crc32.MakeTable(crc32.Castagnoli)) }
 
-// statCache is a loaded stat cache: entries sorted by path, each name a
-// substring of the one string the file was read into (no allocation per
-// entry), looked up by binary search from a cursor, since the paths of a
-// chunk are sorted too.
+// statCache is a loaded stat cache: entries sorted by path, looked up by
+// binary search from a cursor, since the paths of a chunk are sorted too.
+// The entries hold no pointer: each name is an offset into names, the one
+// string the file was read into (no allocation per entry), so the
+// collector never scans the array, which a cached build fills while the
+// walk runs (a collector's read of a page not yet written costs a
+// copy-on-write fault and a TLB shootdown when the decoder writes it).
 type statCache struct {
-	ents []cachedStat
+	names string
+	ents  []cachedStat
 }
 
 type cachedStat struct {
-	name string
+	off, len uint32 // the name: names[off:off+len]
 	statEntry
+}
+
+// name is entry i's path.
+func (c *statCache) name(i int) string {
+	e := &c.ents[i]
+	return c.names[e.off : e.off+e.len]
 }
 
 // newStatCache returns a cache holding m.
 func newStatCache(m map[string]statEntry) *statCache {
+	keys := slices.Sorted(maps.Keys(m))
+	var names strings.Builder
 	c := &statCache{ents: make([]cachedStat, 0, len(m))}
-	for name, e := range m {
-		c.ents = append(c.ents, cachedStat{name, e})
+	for _, k := range keys {
+		c.ents = append(c.ents, cachedStat{uint32(names.Len()), uint32(len(k)), m[k]})
+		names.WriteString(k)
 	}
-	slices.SortFunc(c.ents, func(a, b cachedStat) int { return strings.Compare(a.name, b.name) })
+	c.names = names.String()
 	return c
+}
+
+// search is the first entry at or after from whose name is not below name.
+func (c *statCache) search(from int, name string) int {
+	return from + sort.Search(len(c.ents)-from, func(j int) bool { return c.name(from+j) >= name })
 }
 
 // find returns the entry of name, searching from *cur (an index no entry
 // before which is wanted again) and moving *cur past it.
 func (c *statCache) find(name string, cur *int) (statEntry, bool) {
 	i := *cur
-	if i >= len(c.ents) || c.ents[i].name != name {
-		i += sort.Search(len(c.ents)-i, func(j int) bool { return c.ents[i+j].name >= name })
+	if i >= len(c.ents) || c.name(i) != name {
+		i = c.search(i, name)
 	}
 	*cur = i
-	if i < len(c.ents) && c.ents[i].name == name {
+	if i < len(c.ents) && c.name(i) == name {
 		*cur = i + 1
 		return c.ents[i].statEntry, true
 	}
@@ -154,8 +174,12 @@ func decodeStatCache(raw []byte) (*statCache, error) {
 	if d.err != nil || n > uint64(len(d.b)) {
 		return nil, errBadStatCache
 	}
-	c := &statCache{ents: make([]cachedStat, 0, n)}
+	if len(body) > math.MaxUint32 {
+		return nil, errBadStatCache
+	}
+	c := &statCache{names: all, ents: make([]cachedStat, 0, n)}
 	sorted := true
+	prev := ""
 	for range n {
 		l := d.uvarint()
 		off := len(body) - len(d.b)
@@ -163,8 +187,8 @@ func decodeStatCache(raw []byte) (*statCache, error) {
 		if d.err != nil {
 			return nil, d.err
 		}
-		var e cachedStat
-		e.name = all[off : off+int(l)]
+		e := cachedStat{off: uint32(off), len: uint32(l)}
+		name := all[off : off+int(l)]
 		e.size = d.varint()
 		e.mtime = d.varint()
 		e.ctime = d.varint()
@@ -174,10 +198,10 @@ func decodeStatCache(raw []byte) (*statCache, error) {
 		if d.err != nil {
 			return nil, d.err
 		}
-		if k := len(c.ents); k > 0 && c.ents[k-1].name >= e.name {
+		if len(c.ents) > 0 && prev >= name {
 			sorted = false
 		}
-		c.ents = append(c.ents, e)
+		c.ents, prev = append(c.ents, e), name
 	}
 	if len(d.b) != 0 {
 		return nil, errBadStatCache
@@ -234,7 +258,7 @@ func encodeStatCache(c *statCache) []byte {
 	var buf bytes.Buffer
 	_ = writeStatCache(&buf, len(c.ents), func(f func(string, *statEntry)) {
 		for i := range c.ents {
-			f(c.ents[i].name, &c.ents[i].statEntry)
+			f(c.name(i), &c.ents[i].statEntry)
 		}
 	})
 	return buf.Bytes()
@@ -290,7 +314,7 @@ func (s *Store) saveStatCache(path string, m statMerge) error {
 type statMerge struct {
 	cached  *statCache
 	paths   []string
-	results []fileResult
+	results *fileResults
 }
 
 // changes reports whether the merge differs from the cache (a fully cached
@@ -298,7 +322,7 @@ type statMerge struct {
 func (m statMerge) changes() bool {
 	cur := 0
 	for i, p := range m.paths {
-		res := m.results[i]
+		res := m.results.r[i]
 		if res.st.mode&sIFMT == sIFREG && !res.read {
 			continue // served from the cache, still there
 		}
@@ -321,18 +345,19 @@ func (m statMerge) count() int {
 
 // each calls f for every entry of the merged cache, in path order.
 func (m statMerge) each(f func(name string, e *statEntry)) {
-	ents := m.cached.ents
+	c := m.cached
+	ents := c.ents
 	j := 0 // next entry of ents not yet given
 	for i, p := range m.paths {
-		res := m.results[i]
+		res := m.results.r[i]
 		if res.st.mode&sIFMT == sIFREG && !res.read {
 			continue // served from the cache: given with the others
 		}
-		k := j + sort.Search(len(ents)-j, func(k int) bool { return ents[j+k].name >= p })
+		k := c.search(j, p)
 		for ; j < k; j++ {
-			f(ents[j].name, &ents[j].statEntry)
+			f(c.name(j), &ents[j].statEntry)
 		}
-		if j < len(ents) && ents[j].name == p {
+		if j < len(ents) && c.name(j) == p {
 			j++ // replaced or dropped
 		}
 		if res.st.mode&sIFMT == sIFREG && res.persist {
@@ -342,6 +367,6 @@ func (m statMerge) each(f func(name string, e *statEntry)) {
 		}
 	}
 	for ; j < len(ents); j++ {
-		f(ents[j].name, &ents[j].statEntry)
+		f(c.name(j), &ents[j].statEntry)
 	}
 }

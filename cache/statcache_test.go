@@ -9,13 +9,13 @@ import (
 // updateStatCache applies the merge to cached, as the file would read
 // back, and reports whether it changed.
 func updateStatCache(cached *statCache, paths []string, results []fileResult) bool {
-	m := statMerge{cached, paths, results}
+	m := statMerge{cached, paths, &fileResults{r: results}}
 	if !m.changes() {
 		return false
 	}
-	ents := make([]cachedStat, 0, m.count())
-	m.each(func(name string, e *statEntry) { ents = append(ents, cachedStat{name, *e}) })
-	cached.ents = ents
+	ents := map[string]statEntry{}
+	m.each(func(name string, e *statEntry) { ents[name] = *e })
+	*cached = *newStatCache(ents)
 	return true
 }
 
@@ -58,10 +58,10 @@ func TestUpdateStatCache(t *testing.T) {
 		}
 		got := map[string]int64{}
 		for i, e := range c.ents {
-			if i > 0 && c.ents[i-1].name >= e.name {
-				t.Errorf("%s: entries out of order at %q", tc.name, e.name)
+			if i > 0 && c.name(i-1) >= c.name(i) {
+				t.Errorf("%s: entries out of order at %q", tc.name, c.name(i))
 			}
-			got[e.name] = e.size
+			got[c.name(i)] = e.size
 		}
 		if !reflect.DeepEqual(got, tc.want) {
 			t.Errorf("%s: cache = %v, want %v", tc.name, got, tc.want)
