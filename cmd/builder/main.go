@@ -29,6 +29,7 @@ func main() {
 	if sandbox.IsInit() {
 		sandbox.Main()
 	}
+	tuneStartHeap()
 	// Run by a user who is not root: a build first tries the cache alone,
 	// in this process (fromcache.go); else run again as root of a user
 	// namespace mapped from the user's subordinate ids.
