@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"runtime/pprof"
 	"strings"
 	"syscall"
 
@@ -47,7 +46,7 @@ func main() {
 func run(args []string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	defer pprof.StopCPUProfile() // started by the hidden --cpuprofile flag
+	defer stopCPUProfile() // started by the hidden --cpuprofile flag
 	g := &globalFlags{}
 	root := newRootCmd(g)
 	g.defineFlags(root, args)
@@ -157,11 +156,7 @@ func newRootCmd(g *globalFlags) *cobra.Command {
 		if g.cpuprofile == "" {
 			return nil
 		}
-		f, err := os.Create(g.cpuprofile)
-		if err != nil {
-			return fmt.Errorf("create cpu profile: %w", err)
-		}
-		return pprof.StartCPUProfile(f)
+		return startCPUProfile(g.cpuprofile)
 	}
 	cmd.AddCommand(newBuildCmd(g), newImagesCmd(g), newInspectCmd(g), newTagCmd(g), newRmiCmd(g),
 		newSaveCmd(g), newLoadCmd(g), newPruneCmd(g), newDfCmd(g), newCheckCmd(g),
