@@ -51,7 +51,6 @@ type Ref struct {
 var ErrChecksum = errors.New("git checksum mismatch")
 
 var (
-	protoRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-zA-Z0-9]+://`) })
 	// scpRE is git's scp-like ssh syntax, as BuildKit reads it:
 	// user@host:path[?query][#fragment].
 	scpRE = sync.OnceValue(func() *regexp.Regexp {
@@ -68,7 +67,9 @@ var (
 func Parse(s string) (r Ref, ok bool, err error) {
 	var q url.Values
 	var frag string
-	switch proto := protoRE().FindString(s); {
+	// A build's context is most often a directory: neither check below
+	// compiles a regexp for one without "://" or "@".
+	switch proto := scheme(s); {
 	case proto != "":
 		scheme := strings.ToLower(strings.TrimSuffix(proto, "://"))
 		if scheme != "http" && scheme != "https" && scheme != "git" && scheme != "ssh" {
@@ -84,7 +85,7 @@ func Parse(s string) (r Ref, ok bool, err error) {
 		q, frag = u.Query(), u.Fragment
 		u.Fragment, u.RawFragment, u.RawQuery = "", "", ""
 		r.Remote = u.String()
-	case scpRE().MatchString(s):
+	case strings.Contains(s, "@") && scpRE().MatchString(s):
 		m := scpRE().FindStringSubmatch(s)
 		if m[4] != "" {
 			if q, err = url.ParseQuery(m[4]); err != nil {
@@ -108,6 +109,21 @@ func Parse(s string) (r Ref, ok bool, err error) {
 		return Ref{}, true, fmt.Errorf("git URL %s: invalid checksum %q, expected a hex commit hash", Redact(s), r.Checksum)
 	}
 	return r, true, nil
+}
+
+// scheme is the "proto://" s starts with, letters and digits before
+// "://", or "".
+func scheme(s string) string {
+	i := strings.Index(s, "://")
+	if i <= 0 {
+		return ""
+	}
+	for _, c := range []byte(s[:i]) {
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9') {
+			return ""
+		}
+	}
+	return s[:i+3]
 }
 
 func cleanSubdir(s string) string { return strings.TrimPrefix(path.Join("/", s), "/") }
@@ -184,7 +200,7 @@ func (r *Ref) query(q url.Values) error {
 // Host is the host of the remote ("" when it has none), which picks the
 // GIT_AUTH_TOKEN.<host> secret.
 func (r Ref) Host() string {
-	if m := scpRE().FindStringSubmatch(r.Remote); m != nil && !protoRE().MatchString(r.Remote) {
+	if m := scpRE().FindStringSubmatch(r.Remote); m != nil && scheme(r.Remote) == "" {
 		return m[2]
 	}
 	u, err := url.Parse(r.Remote)
