@@ -58,6 +58,9 @@ type workloadResult struct {
 	// cold's floor (floors_test.go).
 	Find    []sample `json:"find,omitempty"`
 	OnePass []sample `json:"one_pass,omitempty"`
+	// WarmPairs: (warm build, its floor) in ms, measured in alternation:
+	// find of the context, or for meta `builder --help`.
+	WarmPairs [][2]float64 `json:"warm_pairs,omitempty"`
 }
 
 type targetResult struct {

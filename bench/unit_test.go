@@ -244,7 +244,7 @@ func TestReportGolden(t *testing.T) {
 	r.Workloads = append(r.Workloads,
 		workloadResult{Name: "small-files", Desc: "small", Files: 50001, Bytes: 128 << 20, Samples: map[string]map[string][]sample{
 			"cold": {"builder": mk(1400, 1500, 1450)}, "warm": {"builder": mk(110, 115, 112)},
-		}, Find: mk(100, 95, 98)},
+		}, Find: mk(100, 95, 98), WarmPairs: [][2]float64{{105, 100}, {104, 99}, {110, 104}}},
 		workloadResult{Name: "huge", Desc: "10 GB", Files: 10005, Bytes: 10 << 30, Samples: map[string]map[string][]sample{
 			"cold": {"builder": mk(60000, 61000, 62000)}, "warm": {"builder": mk(40, 41, 42)}, "export": {"builder": mk(9000, 9100, 9200)},
 		}, Find: mk(30, 31, 32), OnePass: mk(50000)})
@@ -284,6 +284,31 @@ func TestReportGolden(t *testing.T) {
 		t.Errorf("quick runs judge no target, but missed() = %v", r.missed())
 	}
 	check("report-quick.golden.md", r.markdown())
+}
+
+// TestPairRatio: the judged ratio of figures measured in alternation is
+// the median of the pairs' ratios, not the ratio of the medians.
+func TestPairRatio(t *testing.T) {
+	cases := []struct {
+		pairs   [][2]float64
+		a, b, x float64
+	}{
+		{[][2]float64{{10, 5}}, 10, 5, 2},
+		// medians 12 and 6 (ratio 2), but each pair is 1.2, 3 or 1.5
+		{[][2]float64{{12, 10}, {15, 5}, {9, 6}}, 12, 6, 1.5},
+		{[][2]float64{{4, 2}, {6, 2}}, 5, 2, 2.5},
+		{[][2]float64{{4, 0}, {6, 3}}, 5, 1.5, 2}, // a floor of 0 has no ratio
+	}
+	for _, tc := range cases {
+		a, b, x := pairRatio(tc.pairs)
+		if a != tc.a || b != tc.b || x != tc.x {
+			t.Errorf("pairRatio(%v) = %v, %v, %v; want %v, %v, %v", tc.pairs, a, b, x, tc.a, tc.b, tc.x)
+		}
+	}
+	s := &startupResult{TrivialMS: 2, HelpMS: 5, Samples: [][2]float64{{2, 3}, {1, 4}, {2, 5}}}
+	if help, triv, x := s.ratio(); help != 4 || triv != 2 || x != 2.5 {
+		t.Errorf("startup ratio = %v, %v, %v; want 4, 2, 2.5 (help over trivial, pair by pair)", help, triv, x)
+	}
 }
 
 func TestCheckPeerOutput(t *testing.T) {
