@@ -116,8 +116,14 @@ func gitDaemon(t *testing.T, root string) string {
 	}
 	port := l.Addr().(*net.TCPAddr).Port
 	l.Close()
-	cmd := exec.Command("git", "daemon", "--export-all", "--reuseaddr", "--listen=127.0.0.1",
-		"--port="+strconv.Itoa(port), "--base-path="+root, root)
+	// git-daemon itself, not `git daemon`: git runs it as a child, which
+	// killing git left serving after the test.
+	execPath, err := exec.Command("git", "--exec-path").Output()
+	if err != nil {
+		t.Skipf("git --exec-path: %v", err)
+	}
+	cmd := exec.Command(filepath.Join(strings.TrimSpace(string(execPath)), "git-daemon"), "--export-all", "--reuseaddr",
+		"--listen=127.0.0.1", "--port="+strconv.Itoa(port), "--base-path="+root, root)
 	if err := cmd.Start(); err != nil {
 		t.Skipf("git daemon: %v", err)
 	}
