@@ -15,6 +15,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sync/atomic"
@@ -223,6 +225,19 @@ func (s *Store) Remove(ctx context.Context, key digest.Digest) error {
 		return fmt.Errorf("remove record %s: %w", key, err)
 	}
 	return nil
+}
+
+// Empty reports whether the store holds no record, so that no key can
+// hit: the records dir is missing or lists nothing (records are written
+// under tmp/ and renamed in). When unsure, it is not empty.
+func (s *Store) Empty() bool {
+	f, err := os.Open(s.recordDir())
+	if err != nil {
+		return errors.Is(err, fs.ErrNotExist)
+	}
+	defer f.Close()
+	names, err := f.Readdirnames(1)
+	return len(names) == 0 && err == io.EOF
 }
 
 // Records returns every sound record, sorted by key. Files that are not

@@ -46,6 +46,8 @@ type build struct {
 	// records are those of every step of every stage, in order.
 	records []cache.Record
 	hist    *cache.History // what the last build of this Dockerfile and target did
+	// coldCache: the build began with no cache record (speculate.go).
+	coldCache bool
 
 	// limits is what the first RUN found it can enforce of opts.Limits
 	// (runLimits): none when this machine has no cgroup for it.
@@ -117,6 +119,7 @@ func buildOne(ctx context.Context, st Stores, opts Options, sh *shared) (*Result
 
 	bd := &build{st: st, opts: opts, clock: newClock(opts.SourceDateEpoch), file: opts.DockerfileName,
 		df: df, rep: opts.Reporter, tmp: tmp, sh: sh, usedArgs: map[string]bool{}, hist: st.Cache.OpenHistory(historyID(opts, sh.multi))}
+	bd.coldCache = st.Cache.Empty()
 	if snapshot.SingleID() {
 		bd.warn("this user namespace maps one id only: files of other owners in base images are unpacked as root, and a chown to another id in RUN fails")
 	}

@@ -283,7 +283,7 @@ func (bd *build) treeState(ctx context.Context, nc *namedContext) (*imageState, 
 		if err := sel(ctx); err != nil {
 			return nil, err
 		}
-		if _, err := bd.keyItems(ctx, &key, items); err != nil {
+		if _, err := bd.keyItems(ctx, &key, items, nil); err != nil {
 			return nil, err
 		}
 	}
@@ -369,7 +369,7 @@ func (bd *build) copyFromTree(ctx context.Context, s *stage, st *imageState, spe
 		return err
 	}
 	key.DestIsDir = destIsDir
-	if _, err := bd.keyItems(ctx, &key, items); err != nil {
+	if _, err := bd.keyItems(ctx, &key, items, nil); err != nil {
 		return err
 	}
 	fstep.key = key

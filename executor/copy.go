@@ -198,14 +198,32 @@ func (bd *build) doCopy(ctx context.Context, s *stage, st *imageState, spec copy
 		return err
 	}
 	key.DestIsDir = destIsDir
-	if fstep.sources, err = bd.keyItems(ctx, &key, items); err != nil {
+	produce := func(ctx context.Context) (*produced, error) {
+		return bd.copyLayer(ctx, st, spec, items, destAbs, destIsDir)
+	}
+	var ahead *speculation // the layer, made while the key is computed
+	walked := func(entries int) {
+		if bd.speculates(s, entries) {
+			// On its own copy of the parent's state: a hit applies the
+			// record to st while the layer made ahead is being stopped.
+			parent := st.clone()
+			ahead = bd.speculate(ctx, func(ctx context.Context) (*produced, error) {
+				return bd.copyLayer(ctx, parent, spec, items, destAbs, destIsDir)
+			})
+		}
+	}
+	if fstep.sources, err = bd.keyItems(ctx, &key, items, walked); err != nil {
+		ahead.drop()
 		return err
 	}
 	fstep.key = key
-	fstep.produce = func(ctx context.Context) (*produced, error) {
-		return bd.copyLayer(ctx, st, spec, items, destAbs, destIsDir)
+	fstep.produce = produce
+	if ahead != nil {
+		fstep.produce = func(context.Context) (*produced, error) { return ahead.result() }
 	}
-	return bd.runStep(ctx, s, st, step, fstep)
+	err = bd.runStep(ctx, s, st, step, fstep)
+	ahead.drop() // a hit, or a failure before the layer was needed
+	return err
 }
 
 // selectSources picks the items of spec's sources from sel (and downloads
@@ -290,8 +308,9 @@ func (bd *build) match(sel *fileset.Selection, src string, spec copySpec) ([]cop
 
 // keyItems completes the key of a COPY/ADD whose sources were selected:
 // the content digest of the context files, and an itemKey for each other
-// source.
-func (bd *build) keyItems(ctx context.Context, key *copyKey, items []copyItem) (*cache.Hashed, error) {
+// source. walked, when set, is called once the trees are walked (with the
+// number of context entries they gave), before their files are hashed.
+func (bd *build) keyItems(ctx context.Context, key *copyKey, items []copyItem, walked func(entries int)) (*cache.Hashed, error) {
 	var srcs []cache.Source
 	dir := bd.opts.ContextDir // or a named context's (copyFromTree)
 	if dir != "" && slices.ContainsFunc(items, func(it copyItem) bool {
@@ -344,6 +363,9 @@ func (bd *build) keyItems(ctx context.Context, key *copyKey, items []copyItem) (
 				srcs = append(srcs, cache.Source{Path: strings.TrimPrefix(w.Src, "/"), Dest: dest})
 			}
 		}
+	}
+	if walked != nil {
+		walked(len(srcs))
 	}
 	if len(srcs) == 0 {
 		return nil, nil
