@@ -219,7 +219,9 @@ func (bd *build) doCopy(ctx context.Context, s *stage, st *imageState, spec copy
 	fstep.key = key
 	fstep.produce = produce
 	if ahead != nil {
+		// Never produce as well: the layer made ahead owns items now.
 		fstep.produce = func(context.Context) (*produced, error) { return ahead.result() }
+		fstep.follows = ahead.drop
 	}
 	err = bd.runStep(ctx, s, st, step, fstep)
 	ahead.drop() // a hit, or a failure before the layer was needed

@@ -27,8 +27,8 @@ const speculateMaxEntries = 1 << 15
 // speculates reports whether a COPY in stage s of entries context entries
 // makes its layer ahead.
 func (bd *build) speculates(s *stage, entries int) bool {
-	if bd.opts.HitsOnly || bd.opts.ExpectCached || entries > speculateMaxEntries {
-		return false // the step must hit, or fail; or too many entries
+	if bd.opts.HitsOnly || bd.opts.ExpectCached || entries == 0 || entries > speculateMaxEntries {
+		return false // the step must hit, or fail; nothing to hash; too many entries
 	}
 	if bd.noCache(s) {
 		return true
@@ -63,9 +63,11 @@ func (sp *speculation) result() (*produced, error) {
 	return sp.p, sp.err
 }
 
-// drop stops a layer the step did not take (it hit, or failed before it
-// needed one) and waits for it to end. A blob it stored stays in the
-// store, unreferenced until prune: the hit's layer may be that very blob.
+// drop stops a layer the step did not take (it hit, another step with the
+// same key made it, or it failed before it needed one) and waits for it to
+// end. A blob it stored, and uploaded with --cache-to, stays: it is
+// most often the hit's own layer; else (a context file changed while the
+// build ran) it is unreferenced until prune.
 func (sp *speculation) drop() {
 	if sp == nil || sp.taken {
 		return

@@ -28,6 +28,7 @@ func TestSpeculates(t *testing.T) {
 		{"hits only", Options{HitsOnly: true}, true, 10, false},
 		{"at the entry bound", Options{}, true, speculateMaxEntries, true},
 		{"over the entry bound", Options{NoCache: true}, true, speculateMaxEntries + 1, false},
+		{"nothing to hash (heredoc, URL, git, stage)", Options{NoCache: true}, true, 0, false},
 	}
 	for _, tc := range cases {
 		bd := &build{opts: tc.opts, coldCache: tc.cold}

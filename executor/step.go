@@ -32,6 +32,10 @@ type fsStep struct {
 	// linked: the layer does not depend on the parent (COPY --link), so
 	// its record is keyed without it and a new base only rebases it.
 	linked bool
+	// follows, when set, is called when another step of the build with
+	// the same key runs it and this one waits for it (it drops a layer
+	// made ahead: speculate.go).
+	follows func()
 }
 
 // stepRun is one run of a step: its progress ID and name, and where it
@@ -61,6 +65,9 @@ func (bd *build) runStep(ctx context.Context, s *stage, st *imageState, step *in
 	key := bd.key(st.key, fs.key)
 	f, leader := bd.sh.join(key)
 	if !leader {
+		if fs.follows != nil {
+			fs.follows()
+		}
 		return bd.follow(ctx, s, st, *step, fs, f, key)
 	}
 	id := bd.nextStepID()
