@@ -198,18 +198,17 @@ func (bd *build) doCopy(ctx context.Context, s *stage, st *imageState, spec copy
 		return err
 	}
 	key.DestIsDir = destIsDir
-	produce := func(ctx context.Context) (*produced, error) {
-		return bd.copyLayer(ctx, st, spec, items, destAbs, destIsDir)
+	produce := func(parent *imageState) func(context.Context) (*produced, error) {
+		return func(ctx context.Context) (*produced, error) {
+			return bd.copyLayer(ctx, parent, spec, items, destAbs, destIsDir)
+		}
 	}
 	var ahead *speculation // the layer, made while the key is computed
 	walked := func(entries int) {
 		if bd.speculates(s, entries) {
 			// On its own copy of the parent's state: a hit applies the
 			// record to st while the layer made ahead is being stopped.
-			parent := st.clone()
-			ahead = bd.speculate(ctx, func(ctx context.Context) (*produced, error) {
-				return bd.copyLayer(ctx, parent, spec, items, destAbs, destIsDir)
-			})
+			ahead = bd.speculate(ctx, produce(st.clone()))
 		}
 	}
 	if fstep.sources, err = bd.keyItems(ctx, &key, items, walked); err != nil {
@@ -217,7 +216,7 @@ func (bd *build) doCopy(ctx context.Context, s *stage, st *imageState, spec copy
 		return err
 	}
 	fstep.key = key
-	fstep.produce = produce
+	fstep.produce = produce(st)
 	if ahead != nil {
 		// Never produce as well: the layer made ahead owns items now.
 		fstep.produce = func(context.Context) (*produced, error) { return ahead.result() }
