@@ -91,13 +91,7 @@ func TestCacheStream(t *testing.T) {
 	reg := testutil.StartRegistry(t)
 	proxy := testutil.StartRegistryProxy(t, reg)
 	rng := rand.New(rand.NewPCG(5, 6))
-	blob := func() []byte {
-		b := make([]byte, 1+rng.IntN(1<<20))
-		for i := range b {
-			b[i] = byte(rng.Uint32())
-		}
-		return b
-	}
+	blob := func() []byte { return testutil.RandomBytes(rng, 1+rng.IntN(1<<20)) }
 	newStream := func(t *testing.T, ctx context.Context, specs ...CacheSpec) (*cacheStream, *sessionLog) {
 		var log sessionLog
 		proxy.SetHook(log.hook)

@@ -156,11 +156,7 @@ func TestRegistryKilledDuringPush(t *testing.T) {
 	proxy.listen()
 	t.Cleanup(proxy.stop)
 
-	big := make([]byte, 4<<20)
-	rng := rand.New(rand.NewPCG(1, 2))
-	for i := range big {
-		big[i] = byte(rng.Uint32())
-	}
+	big := testutil.RandomBytes(rand.New(rand.NewPCG(1, 2)), 4<<20)
 	dir := writeContext(t, map[string]string{"Dockerfile": "FROM busybox\nCOPY big /big\n"})
 	if err := os.WriteFile(filepath.Join(dir, "big"), big, 0o644); err != nil {
 		t.Fatal(err)

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/builderdev/builder/internal/testutil"
 	"github.com/builderdev/builder/layer"
 	"github.com/builderdev/builder/oci"
 	"github.com/opencontainers/go-digest"
@@ -84,13 +85,7 @@ func TestLayerSink(t *testing.T) {
 		t.Fatal(err)
 	}
 	rng := rand.New(rand.NewPCG(3, 4))
-	blob := func() []byte {
-		b := make([]byte, 1+rng.IntN(4<<20))
-		for i := range b {
-			b[i] = byte(rng.Uint32())
-		}
-		return b
-	}
+	blob := func() []byte { return testutil.RandomBytes(rng, 1+rng.IntN(4<<20)) }
 	// pack writes data in chunks, as layer.Pack does, then fails with
 	// fail (nil: it succeeds).
 	pack := func(data []byte, fail error) func(io.Writer, layer.PackOptions) (layer.Packed, error) {

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"testing"
 
+	"github.com/builderdev/builder/internal/testutil"
 	"github.com/opencontainers/go-digest"
 )
 
@@ -28,10 +29,7 @@ func TestBlobWriterDirect(t *testing.T) {
 	} {
 		directFrom = tc.from
 		s := openStore(t)
-		data := make([]byte, tc.size)
-		for i := range data {
-			data[i] = byte(rng.Uint32())
-		}
+		data := testutil.RandomBytes(rng, int(tc.size))
 		w, err := s.Writer(context.Background())
 		if err != nil {
 			t.Fatal(err)

@@ -10,16 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/builderdev/builder/internal/testutil"
 	"github.com/opencontainers/go-digest"
 )
-
-func randomBytes(rng *rand.Rand, n int) []byte {
-	b := make([]byte, n)
-	for i := range b {
-		b[i] = byte(rng.Uint32())
-	}
-	return b
-}
 
 // readAsync reads r to its end in another goroutine, in reads of random
 // sizes; the result arrives on the channel.
@@ -82,7 +75,7 @@ func TestFollow(t *testing.T) {
 		defer func(old int64) { directFrom = old }(directFrom)
 		for round, from := range []int64{1 << 30, 0, 8192, 10000, 1 << 30, 0} {
 			directFrom = from
-			data := randomBytes(rng, 1+rng.IntN(12<<20))
+			data := testutil.RandomBytes(rng, 1+rng.IntN(12<<20))
 			w, err := s.Writer(t.Context())
 			if err != nil {
 				t.Fatal(err)
@@ -175,7 +168,7 @@ func TestFollow(t *testing.T) {
 	t.Run("reads the renamed file", func(t *testing.T) {
 		// Commit renames the ingest file (or drops it when the blob is
 		// there already): a follower that lags reads it all the same.
-		data := randomBytes(rng, 3<<20)
+		data := testutil.RandomBytes(rng, 3<<20)
 		for _, again := range []bool{false, true} {
 			w, _ := s.Writer(t.Context())
 			defer w.Close()
@@ -231,7 +224,7 @@ func TestFollow(t *testing.T) {
 	t.Run("closed early", func(t *testing.T) {
 		// A follower closed early leaves the writer alone; a Read blocked
 		// on it ends.
-		data := randomBytes(rng, 8<<20)
+		data := testutil.RandomBytes(rng, 8<<20)
 		w, _ := s.Writer(t.Context())
 		defer w.Close()
 		r, err := w.Follow()

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -112,4 +113,14 @@ func moduleRoot() (string, error) {
 		return "", errors.New("locate module root: not inside a Go module")
 	}
 	return filepath.Dir(gomod), nil
+}
+
+// RandomBytes returns n bytes from rng: incompressible test data, the same
+// for the same seed.
+func RandomBytes(rng *rand.Rand, n int) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(rng.Uint32())
+	}
+	return b
 }

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/builderdev/builder/internal/testutil"
 	"github.com/builderdev/builder/oci"
 	"github.com/opencontainers/go-digest"
 	specs "github.com/opencontainers/image-spec/specs-go"
@@ -48,10 +49,7 @@ func makeImage(t *testing.T, s *oci.Store, name, arch string, seed uint64, sizes
 	var layers []ocispec.Descriptor
 	var diffIDs []digest.Digest
 	for _, n := range sizes {
-		data := make([]byte, n)
-		for i := range data {
-			data[i] = byte(rng.Uint32())
-		}
+		data := testutil.RandomBytes(rng, n)
 		d := putBlob(t, s, ocispec.MediaTypeImageLayerGzip, data)
 		layers = append(layers, d)
 		diffIDs = append(diffIDs, d.Digest)

@@ -33,13 +33,7 @@ func TestBlobUpload(t *testing.T) {
 		return resp.StatusCode, data
 	}
 	rng := rand.New(rand.NewPCG(1, 2))
-	random := func(n int) []byte {
-		b := make([]byte, n)
-		for i := range b {
-			b[i] = byte(rng.Uint32())
-		}
-		return b
-	}
+	random := func(n int) []byte { return testutil.RandomBytes(rng, n) }
 
 	tests := []struct {
 		name   string
