@@ -6,14 +6,13 @@ import (
 	"math/rand/v2"
 	"testing"
 	"time"
+
+	"github.com/builderdev/builder/internal/testutil"
 )
 
 func TestAsyncWriterKeepsOrder(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
-	want := make([]byte, 5*asyncChunkSize+123)
-	for i := range want {
-		want[i] = byte(rng.Uint32())
-	}
+	want := testutil.RandomBytes(rng, 5*asyncChunkSize+123)
 	for _, size := range []int{1, 7, 4096, asyncChunkSize - 1, asyncChunkSize, 3 * asyncChunkSize} {
 		var got bytes.Buffer
 		a := NewAsyncWriter(&got)
@@ -78,10 +77,7 @@ func (s *slowWriter) Write(p []byte) (int, error) {
 // their speeds differ; one that fails fails the whole.
 func TestAsyncWriterFansOut(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 8))
-	want := make([]byte, 9*asyncChunkSize+77)
-	for i := range want {
-		want[i] = byte(rng.Uint32())
-	}
+	want := testutil.RandomBytes(rng, 9*asyncChunkSize+77)
 	var fast bytes.Buffer
 	slow := &slowWriter{}
 	a := NewAsyncWriter(&fast, slow)
