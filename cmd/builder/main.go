@@ -44,14 +44,14 @@ func main() {
 }
 
 func run(args []string) int {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	defer stopCPUProfile() // started by the hidden --cpuprofile flag
 	g := &globalFlags{}
+	defer g.stopSignals()
+	defer stopCPUProfile() // started by the hidden --cpuprofile flag
 	root := newRootCmd(g)
 	g.defineFlags(root, args)
 	root.SetArgs(args)
-	err := root.ExecuteContext(ctx)
+	err := root.ExecuteContext(context.Background())
+	ctx := g.signals() // interrupted: ctx.Err() != nil
 	for _, b := range g.opened {
 		if cerr := b.Close(); err == nil {
 			err = cerr
@@ -112,6 +112,32 @@ type globalFlags struct {
 	cpuprofile string
 	opened     []*client.Client // by openClient; closed by run
 	lazy       []lazyFlagSet    // flags defined only when their command runs
+
+	sigCtx  context.Context // ends at SIGINT or SIGTERM; set when a command runs
+	sigStop context.CancelFunc
+}
+
+// watchSignals gives cmd, about to run, a context that ends at SIGINT or
+// SIGTERM. It waits for a command to run: help and usage errors never
+// start the signal machinery (a goroutine, and a thread to run it).
+func (g *globalFlags) watchSignals(cmd *cobra.Command) {
+	g.sigCtx, g.sigStop = signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+	cmd.SetContext(g.sigCtx)
+}
+
+// signals is the context watchSignals made, or one that never ends when no
+// command ran.
+func (g *globalFlags) signals() context.Context {
+	if g.sigCtx == nil {
+		return context.Background()
+	}
+	return g.sigCtx
+}
+
+func (g *globalFlags) stopSignals() {
+	if g.sigStop != nil {
+		g.sigStop()
+	}
 }
 
 // lazyFlagSet is a command's deferred flag definitions.
@@ -152,7 +178,8 @@ func newRootCmd(g *globalFlags) *cobra.Command {
 	cmd.PersistentFlags().BoolVar(&g.debug, "debug", false, "print debug logs")
 	cmd.PersistentFlags().StringVar(&g.cpuprofile, "cpuprofile", "", "write a CPU profile to this file")
 	_ = cmd.PersistentFlags().MarkHidden("cpuprofile")
-	cmd.PersistentPreRunE = func(*cobra.Command, []string) error {
+	cmd.PersistentPreRunE = func(c *cobra.Command, _ []string) error {
+		g.watchSignals(c)
 		if g.cpuprofile == "" {
 			return nil
 		}
