@@ -54,7 +54,8 @@ type LoggedStep struct {
 func (s *Store) buildLogPath() string { return filepath.Join(s.root, "history", "builds.jsonl") }
 
 // AppendBuild adds b to the build log, and drops the oldest builds once
-// it holds twice MaxBuilds.
+// it holds twice MaxBuilds (counted when its size says it may: builds of
+// very different lengths can leave it a little longer).
 func (s *Store) AppendBuild(b LoggedBuild) error {
 	b.Error = clip(b.Error)
 	for i := range b.Steps {
@@ -92,9 +93,11 @@ func (s *Store) AppendBuild(b LoggedBuild) error {
 	if err != nil {
 		return fmt.Errorf("log build: %w", err)
 	}
-	// Most builds only append: a log under 2*MaxBuilds times 200 bytes (a
-	// logged build is longer) is not even read.
-	if serr == nil && st.Size()+int64(len(line)) < 2*MaxBuilds*200 {
+	// Most builds only append: the log is read (to count its builds) only
+	// once it is as long as 2*MaxBuilds lines of this one's length, or of
+	// 200 bytes (a logged build is longer). A steady log of builds like
+	// this one is read once every MaxBuilds builds, not at every build.
+	if serr == nil && st.Size()+int64(len(line)) < 2*MaxBuilds*int64(max(len(line), 200)) {
 		return nil
 	}
 	raw, err := os.ReadFile(p)
