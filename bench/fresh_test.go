@@ -314,6 +314,9 @@ func (f *freshRun) exportCost(i int) error {
 			if _, err := tl.reset(f.base); err != nil {
 				return sample{}, err
 			}
+			if err := settle(); err != nil { // as before the plain cold build
+				return sample{}, err
+			}
 			repo := f.repoName("cache", tl.name(), mode, i)
 			s, err := ct.buildCacheTo(f.ctx, f.tag, repo, mode)
 			if err == nil && mode == "max" {

@@ -102,6 +102,9 @@ func runPlatforms(b *builderTool, w workload, base string, sz sizes, runs int, t
 		if err := reset("linux/arm64"); err != nil {
 			return err
 		}
+		if err := settle(); err != nil {
+			return err
+		}
 		s, err := build(bothPlatforms, "miss")
 		if err != nil {
 			return err
@@ -117,6 +120,9 @@ func runPlatforms(b *builderTool, w workload, base string, sz sizes, runs int, t
 	}
 	for i := range runs {
 		if err := reset("linux/arm64"); err != nil {
+			return err
+		}
+		if err := settle(); err != nil {
 			return err
 		}
 		s, err := build("linux/arm64", "miss")

@@ -123,6 +123,9 @@ func runRootless(r *rootlessRunner, w workload, ctx, base string, runs int, wr *
 		if _, err := run("", "setpriv", r.args("pull", base)...); err != nil {
 			return err
 		}
+		if err := settle(); err != nil {
+			return err
+		}
 		s, err := build("miss")
 		if err != nil {
 			return err
