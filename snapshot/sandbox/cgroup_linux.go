@@ -20,13 +20,14 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// The cgroup of one Run. The parent makes it before starting the child and
-// moves the child in (cgroup.procs) before sending it the spec: the child
-// reads the spec before any setup step, so nothing it does, let alone the
-// command, runs outside the cgroup. This works the same with v1's several
-// hierarchies and v2's one (clone3's CLONE_INTO_CGROUP is v2 only), needs
-// no cgroupfs inside the child's mount namespace, and leaves the child no
-// way to skip the join.
+// The cgroup of one Run. The parent makes it before starting the child.
+// With v1 the child is born in it: the thread that clones it moves itself
+// in for the clone and back out after (cgroup_thread_linux.go). Else (v2,
+// or that failed) the parent moves the child in (cgroup.procs) before
+// sending it the spec: the child reads the spec before any setup step, so
+// nothing it does, let alone the command, runs outside the cgroup. Either
+// way needs no cgroupfs inside the child's mount namespace and leaves the
+// child no way to skip the join.
 //
 // Where: under the cgroup of this process, in a dir "builder" holding one
 // dir per run named <pid of builder>-<random>, so that a run's cgroup stays
@@ -93,7 +94,8 @@ func parseProcCgroup(data []byte) map[string]string {
 type cgroup struct {
 	v2     bool
 	dirs   []string
-	memory int64 // the limits as set, for messages
+	homes  []string // v1: this process's own dir beside each of dirs
+	memory int64    // the limits as set, for messages
 	pids   int64
 
 	// where each limited controller's files are
@@ -216,7 +218,7 @@ func (cg *cgroup) make1(h cgroupHost, need []string, name string) error {
 		if err != nil {
 			return err
 		}
-		cg.dirs = append(cg.dirs, dir)
+		cg.dirs, cg.homes = append(cg.dirs, dir), append(cg.homes, own)
 		switch c {
 		case "memory":
 			cg.memDir = dir

@@ -130,7 +130,14 @@ func run(ctx context.Context, cfg Config) (retErr error) {
 	// this goroutine on that thread until the child is reaped.
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	if err := cmd.Start(); err != nil {
+	inside, err := cg.startInside(cmd.Start)
+	if err != nil {
+		if cmd.Process != nil { // started, but this thread could not leave the cgroup
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+			runtime.LockOSThread() // never back in the pool: it dies with its goroutine
+			return err
+		}
 		if errors.Is(err, syscall.EPERM) && os.Geteuid() != 0 {
 			return fmt.Errorf("start sandbox: %w (RUN needs root: it creates namespaces and mounts overlayfs)", err)
 		}
@@ -140,12 +147,13 @@ func run(ctx context.Context, cfg Config) (retErr error) {
 	reportW.Close()
 	term.started(cfg)
 	stopSignals := forwardSignals(cmd.Process, cfg.Signals)
-	// The child sets up while the parent moves it into its cgroup (a move
-	// waits for an RCU grace period: milliseconds), and execs only once it
-	// has read the go-ahead byte that follows the spec.
+	// The child, unless born in its cgroup (startInside), sets up while the
+	// parent moves it in (a move waits for an RCU grace period:
+	// milliseconds), and execs only once it has read the go-ahead byte
+	// that follows the spec.
 	sendErr := json.NewEncoder(specW).Encode(s)
 	var joinErr error
-	if sendErr == nil && cg != nil {
+	if sendErr == nil && cg != nil && !inside {
 		if joinErr = cg.add(cmd.Process.Pid); joinErr != nil {
 			_ = cmd.Process.Kill()
 		}

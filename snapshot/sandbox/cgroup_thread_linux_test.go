@@ -1,0 +1,66 @@
+package sandbox
+
+import (
+	"os"
+	"os/exec"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// TestStartInside: with v1 the child is born in the run's cgroup of each
+// limited controller, and the thread that cloned it is back in this
+// process's cgroups afterwards; a pids limit of 1, which the thread would
+// take while the child forks, falls back to moving the child.
+func TestStartInside(t *testing.T) {
+	h := requireCgroups(t)
+	if h.v2 {
+		t.Skip("skipping: cgroup v2 moves the child (no per-thread move of a domain cgroup)")
+	}
+	for _, tc := range []struct {
+		name   string
+		limits Limits
+		inside bool
+	}{
+		{"all", Limits{Memory: 64 << 20, CPUs: 0.5, Pids: 100}, true},
+		{"default pids", Limits{}, true},
+		{"pids 1", Limits{Pids: 1}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cg, err := makeCgroup(h, tc.limits, strconv.Itoa(os.Getpid())+"-thread-"+strings.ReplaceAll(tc.name, " ", "-"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer func() {
+				if err := cg.remove(); err != nil {
+					t.Error(err)
+				}
+			}()
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
+			before := readFile(t, "/proc/thread-self/cgroup")
+			sleep := exec.Command("sleep", "100")
+			inside, err := cg.startInside(sleep.Start)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer func() { _ = sleep.Process.Kill(); _ = sleep.Wait() }()
+			if inside != tc.inside {
+				t.Errorf("born inside %v, want %v", inside, tc.inside)
+			}
+			if after := readFile(t, "/proc/thread-self/cgroup"); after != before {
+				t.Errorf("the thread's cgroups changed:\n%s\nwant\n%s", after, before)
+			}
+			in := readFile(t, "/proc/"+strconv.Itoa(sleep.Process.Pid)+"/cgroup")
+			for _, d := range cg.dirs {
+				rel := strings.TrimPrefix(d, cgroupRoot+"/")
+				ctrl, path, _ := strings.Cut(rel, "/")
+				line := ":" + ctrl + ":/" + path + "\n"
+				if got := strings.Contains(in, line); got != tc.inside {
+					t.Errorf("child in %s: %v, want %v:\n%s", d, got, tc.inside, in)
+				}
+			}
+		})
+	}
+}
