@@ -464,7 +464,9 @@ func (cg *cgroup) killAll(dir string) {
 	}
 	data, _ := os.ReadFile(filepath.Join(dir, "cgroup.procs"))
 	for _, f := range strings.Fields(string(data)) {
-		if pid, err := strconv.Atoi(f); err == nil {
+		// Never this process: with v1 a thread of ours that could not
+		// leave (startInside) lists it here.
+		if pid, err := strconv.Atoi(f); err == nil && pid != os.Getpid() {
 			_ = unix.Kill(pid, syscall.SIGKILL)
 		}
 	}

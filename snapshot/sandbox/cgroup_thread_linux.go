@@ -56,7 +56,11 @@ func (cg *cgroup) leave(n int) error {
 		}
 	}
 	if len(errs) > 0 {
-		return fmt.Errorf("sandbox: thread left in the run's cgroup: %w", errors.Join(errs...))
+		return fmt.Errorf("%w: %w", errThreadInCgroup, errors.Join(errs...))
 	}
 	return nil
 }
+
+// errThreadInCgroup: the calling thread could not move back out of the
+// run's cgroup.
+var errThreadInCgroup = errors.New("sandbox: a thread of builder is left in the run's cgroup")

@@ -1,8 +1,10 @@
 package sandbox
 
 import (
+	"errors"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -62,5 +64,38 @@ func TestStartInside(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestStartInsideStuck: a thread that cannot leave the run's cgroup is
+// reported, and killing what is left in that cgroup spares this process.
+func TestStartInsideStuck(t *testing.T) {
+	h := requireCgroups(t)
+	if h.v2 {
+		t.Skip("skipping: cgroup v2 moves the child")
+	}
+	cg, err := makeCgroup(h, Limits{}, strconv.Itoa(os.Getpid())+"-thread-stuck")
+	if err != nil {
+		t.Fatal(err)
+	}
+	homes := cg.homes
+	cg.homes = []string{filepath.Join(t.TempDir(), "gone")}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	sleep := exec.Command("sleep", "100")
+	inside, err := cg.startInside(sleep.Start)
+	if !inside || !errors.Is(err, errThreadInCgroup) {
+		t.Errorf("inside %v, err %v; want true, %v", inside, err, errThreadInCgroup)
+	}
+	cg.killAll(cg.dirs[0]) // the sleep, not this process
+	if err := sleep.Wait(); err == nil {
+		t.Error("the child was not killed")
+	}
+	cg.homes = homes
+	if err := cg.leave(len(homes)); err != nil {
+		t.Fatal(err)
+	}
+	if err := cg.remove(); err != nil {
+		t.Error(err)
 	}
 }

@@ -131,13 +131,17 @@ func run(ctx context.Context, cfg Config) (retErr error) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	inside, err := cg.startInside(cmd.Start)
-	if err != nil {
-		if cmd.Process != nil { // started, but this thread could not leave the cgroup
+	if errors.Is(err, errThreadInCgroup) {
+		// Never back in the pool from the run's cgroup: the thread dies
+		// with its goroutine; the child, if any, goes now.
+		runtime.LockOSThread()
+		if cmd.Process != nil {
 			_ = cmd.Process.Kill()
 			_ = cmd.Wait()
-			runtime.LockOSThread() // never back in the pool: it dies with its goroutine
-			return err
 		}
+		return err
+	}
+	if err != nil {
 		if errors.Is(err, syscall.EPERM) && os.Geteuid() != 0 {
 			return fmt.Errorf("start sandbox: %w (RUN needs root: it creates namespaces and mounts overlayfs)", err)
 		}
