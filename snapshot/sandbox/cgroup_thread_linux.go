@@ -3,6 +3,9 @@ package sandbox
 import (
 	"errors"
 	"fmt"
+	"runtime"
+
+	"golang.org/x/sys/unix"
 )
 
 // startInside runs start, the clone of the child, with the calling thread
@@ -19,11 +22,16 @@ import (
 // a fork inherits the thread's cgroups. Measured: 0.1-0.2 ms in, 20-40 µs
 // back, against 5-20 ms for the child's move.
 //
-// v2 keeps moving the child: its domain cgroups take whole processes (its
-// equivalent is clone3's CLONE_INTO_CGROUP). A pids limit under 2 too: the
-// thread would count against it while the child forks.
+// The child keeps being moved by its pid:
+//   - with v2: its domain cgroups take whole processes (its equivalent is
+//     clone3's CLONE_INTO_CGROUP);
+//   - from the main thread (run never is: offMainThread), which must not
+//     move;
+//   - under a pids limit of less than minInsidePids: born inside, the
+//     child's own Go runtime starts its threads against the limit (a
+//     moved child has them already), and so did this thread while in.
 func (cg *cgroup) startInside(start func() error) (inside bool, err error) {
-	if cg == nil || cg.v2 || (cg.pids > 0 && cg.pids < 2) {
+	if cg == nil || cg.v2 || (cg.pids > 0 && cg.pids < minInsidePids) || unix.Gettid() == unix.Getpid() {
 		return false, start()
 	}
 	entered := 0
@@ -60,6 +68,40 @@ func (cg *cgroup) leave(n int) error {
 	}
 	return nil
 }
+
+// offMainThread runs f on a goroutine locked to a thread other than the
+// main one, and waits for it. The main thread never enters a run's cgroup:
+// /proc/self/cgroup, which detectCgroups and the Go runtime (GOMAXPROCS
+// from the CPU limit) read, shows the main thread's. A goroutine that
+// finds itself on the main thread holds it while another runs f: that one
+// cannot run there. A lock f leaves (errThreadInCgroup) ends its thread
+// with the goroutine.
+func offMainThread(f func()) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		if unix.Gettid() != unix.Getpid() {
+			f()
+			return
+		}
+		elsewhere := make(chan struct{})
+		go func() {
+			defer close(elsewhere)
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
+			f()
+		}()
+		<-elsewhere
+	}()
+	<-done
+}
+
+// minInsidePids is the least pids limit a child is born under: room for
+// the cloning thread and the threads the child's Go runtime starts before
+// it execs the command (measured: limits of 2-5 failed such runs).
+const minInsidePids = 64
 
 // errThreadInCgroup: the calling thread could not move back out of the
 // run's cgroup.

@@ -79,7 +79,17 @@ func (e *setupError) Unwrap() []error {
 	return errs
 }
 
-func run(ctx context.Context, cfg Config) (retErr error) {
+// run runs cfg on a goroutine of its own, off the main thread: the thread
+// it locks clones the child and may enter the run's cgroups (startInside),
+// and a thread that could not leave them must die with that goroutine, not
+// carry on running the caller's.
+func run(ctx context.Context, cfg Config) error {
+	var err error
+	offMainThread(func() { err = runLocked(ctx, cfg) })
+	return err
+}
+
+func runLocked(ctx context.Context, cfg Config) (retErr error) {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -133,7 +143,7 @@ func run(ctx context.Context, cfg Config) (retErr error) {
 	inside, err := cg.startInside(cmd.Start)
 	if errors.Is(err, errThreadInCgroup) {
 		// Never back in the pool from the run's cgroup: the thread dies
-		// with its goroutine; the child, if any, goes now.
+		// with this goroutine (run's own); the child, if any, goes now.
 		runtime.LockOSThread()
 		if cmd.Process != nil {
 			_ = cmd.Process.Kill()
