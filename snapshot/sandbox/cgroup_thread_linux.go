@@ -9,7 +9,7 @@ import (
 )
 
 // startInside runs start, the clone of the child, with the calling thread
-// (locked to its goroutine by the caller) in the run's v1 cgroups, so that
+// (locked to its goroutine: offMainThread) in the run's v1 cgroups, so that
 // the child is born in them; it reports whether it was, else the caller
 // moves the child in by its pid.
 //

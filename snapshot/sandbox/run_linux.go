@@ -79,16 +79,18 @@ func (e *setupError) Unwrap() []error {
 	return errs
 }
 
-// run runs cfg on a goroutine of its own, off the main thread: the thread
-// it locks clones the child and may enter the run's cgroups (startInside),
-// and a thread that could not leave them must die with that goroutine, not
-// carry on running the caller's.
+// run runs cfg on a goroutine of its own, locked to a thread other than
+// the main one until the child is reaped: Pdeathsig fires when the forking
+// thread exits, not the process; that thread may enter the run's cgroups
+// (startInside), and one that could not leave them must die with that
+// goroutine, not carry on running the caller's.
 func run(ctx context.Context, cfg Config) error {
 	var err error
 	offMainThread(func() { err = runLocked(ctx, cfg) })
 	return err
 }
 
+// runLocked is run, on its locked thread.
 func runLocked(ctx context.Context, cfg Config) (retErr error) {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -136,14 +138,11 @@ func runLocked(ctx context.Context, cfg Config) (retErr error) {
 		return err
 	}
 	defer term.close()
-	// Pdeathsig fires when the forking thread exits, not the process: keep
-	// this goroutine on that thread until the child is reaped.
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
 	inside, err := cg.startInside(cmd.Start)
 	if errors.Is(err, errThreadInCgroup) {
-		// Never back in the pool from the run's cgroup: the thread dies
-		// with this goroutine (run's own); the child, if any, goes now.
+		// Never back in the pool from the run's cgroup: a lock that
+		// offMainThread does not undo ends the thread with run's
+		// goroutine; the child, if any, goes now.
 		runtime.LockOSThread()
 		if cmd.Process != nil {
 			_ = cmd.Process.Kill()
