@@ -8,8 +8,11 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// directChunk is the bytes of one O_DIRECT write.
-const directChunk = 4 << 20
+// directChunk is the bytes of one O_DIRECT write. Its two buffers are
+// live heap, which the collector lets grow twice over: 4 MiB ones were
+// 14 MB of a 270 MB COPY's 47 MB peak RSS; 1 MiB writes keep a 10 GB COPY
+// as fast (9.4-10.7 s, 4 MiB 9.6-11.0 s) and its peak RSS at 33 MB (42).
+const directChunk = 1 << 20
 
 // directWriter writes the rest of a big blob with O_DIRECT, in aligned
 // chunks: past its first directFrom bytes a blob goes to the disk without
