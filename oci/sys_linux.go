@@ -56,6 +56,13 @@ func startWriteback(f *os.File, off, n int64) {
 	_ = unix.SyncFileRange(int(f.Fd()), off, n, unix.SYNC_FILE_RANGE_WRITE)
 }
 
+// waitWriteback writes f's bytes [off, off+n) to disk and waits for them
+// (not for the file's metadata: the fsync at the end does that).
+func waitWriteback(f *os.File, off, n int64) {
+	_ = unix.SyncFileRange(int(f.Fd()), off, n,
+		unix.SYNC_FILE_RANGE_WAIT_BEFORE|unix.SYNC_FILE_RANGE_WRITE|unix.SYNC_FILE_RANGE_WAIT_AFTER)
+}
+
 // dropCache tells the kernel f's bytes [off, off+n) will not be read
 // again: a follower of a blob's direct part reads it through the page
 // cache, and leaves nothing there for the build to reclaim.

@@ -1,0 +1,112 @@
+package oci
+
+import (
+	"archive/tar"
+	"crypto/sha256"
+	"io"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"testing"
+	"unsafe"
+
+	"github.com/builderdev/builder/internal/testutil"
+	"github.com/opencontainers/go-digest"
+	"golang.org/x/sys/unix"
+)
+
+// resident returns how many of the pages of path in [from, to) are in the
+// page cache, and how many pages that range has.
+func resident(t *testing.T, path string, from, to int64) (cached, pages int) {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	m, err := unix.Mmap(int(f.Fd()), 0, int(to), unix.PROT_READ, unix.MAP_SHARED)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Munmap(m)
+	ps := int64(os.Getpagesize())
+	vec := make([]byte, (to+ps-1)/ps)
+	if _, _, errno := unix.Syscall(unix.SYS_MINCORE, uintptr(unsafe.Pointer(&m[0])), uintptr(len(m)), uintptr(unsafe.Pointer(&vec[0]))); errno != 0 {
+		t.Fatal(errno)
+	}
+	for i := (from + ps - 1) / ps; i < int64(len(vec)); i++ {
+		pages++
+		if vec[i]&1 != 0 {
+			cached++
+		}
+	}
+	return cached, pages
+}
+
+func onTmpfs(t *testing.T, dir string) bool {
+	var st unix.Statfs_t
+	if err := unix.Statfs(dir, &st); err != nil {
+		t.Fatal(err)
+	}
+	return st.Type == unix.TMPFS_MAGIC
+}
+
+// TestExportDropsBigBlobPages: an export reads a big blob and writes its
+// archive without leaving either in the page cache past their first
+// directFrom bytes (stream.go), and the archive holds the blob whole.
+func TestExportDropsBigBlobPages(t *testing.T) {
+	defer func(old int64) { directFrom = old }(directFrom)
+	directFrom = 1 << 20
+	s := openStore(t)
+	out := filepath.Join(t.TempDir(), "image.tar")
+	if onTmpfs(t, s.Root()) || onTmpfs(t, filepath.Dir(out)) {
+		t.Skip("on tmpfs: no page cache to leave")
+	}
+	data := testutil.RandomBytes(rand.New(rand.NewPCG(3, 4)), 40<<20)
+	img := makeImage(t, s, "big:v1", map[string]string{"big.bin": string(data)})
+	layer := img.Manifest.Layers[0]
+	blob := filepath.Join(s.Root(), "blobs", "sha256", layer.Digest.Encoded())
+	if _, err := os.ReadFile(blob); err != nil { // in the page cache now
+		t.Fatal(err)
+	}
+	if err := s.Export(t.Context(), out, FormatOCI, []*Image{img}); err != nil {
+		t.Fatal(err)
+	}
+	if cached, pages := resident(t, blob, directFrom, layer.Size); cached > pages/10 {
+		t.Errorf("%d of the %d pages of the blob past directFrom are in the page cache after the export read it", cached, pages)
+	}
+	fi, err := os.Stat(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The writer drops all but its last two chunks.
+	if cached, pages := resident(t, out, directFrom, fi.Size()-2*writebackChunk); cached > pages/10 {
+		t.Errorf("%d of the %d pages of the archive past directFrom are in the page cache after the export wrote it", cached, pages)
+	}
+	f, err := os.Open(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	tr := tar.NewReader(f)
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			t.Fatalf("the archive has no blob %s", layer.Digest)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if hdr.Name != "blobs/sha256/"+layer.Digest.Encoded() {
+			continue
+		}
+		h := sha256.New()
+		if _, err := io.Copy(h, tr); err != nil {
+			t.Fatal(err)
+		}
+		if got := digest.NewDigestFromBytes(digest.SHA256, h.Sum(nil)); got != layer.Digest {
+			t.Fatalf("the archive's blob %s holds %s", layer.Digest, got)
+		}
+		return
+	}
+}
