@@ -252,7 +252,7 @@ func (s *Store) copyBlob(ctx context.Context, w io.Writer, b ocispec.Descriptor)
 		r = newDropBehind(f) // see stream.go
 	}
 	h := sha256.New()
-	n, err := io.CopyBuffer(io.MultiWriter(w, h), ctxio.Reader(ctx, r), make([]byte, copyBlobBuf))
+	n, err := io.CopyBuffer(io.MultiWriter(w, h), ctxio.Reader(ctx, r), make([]byte, max(min(b.Size, copyBlobBuf), 512)))
 	if err != nil {
 		return fmt.Errorf("copy blob %s: %w", b.Digest, err)
 	}
