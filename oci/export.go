@@ -249,7 +249,9 @@ func (s *Store) copyBlob(ctx context.Context, w io.Writer, b ocispec.Descriptor)
 	defer rc.Close()
 	var r io.Reader = rc
 	if f, ok := rc.(*os.File); ok {
-		r = newDropBehind(f) // see stream.go
+		db := newDropBehind(f) // see stream.go
+		defer db.finish()
+		r = db
 	}
 	h := sha256.New()
 	n, err := io.CopyBuffer(io.MultiWriter(w, h), ctxio.Reader(ctx, r), make([]byte, max(min(b.Size, copyBlobBuf), 512)))

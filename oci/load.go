@@ -200,7 +200,9 @@ func (s *Store) layoutFetch(ctx context.Context, dir string) func(ocispec.Descri
 			return err
 		}
 		defer f.Close()
-		if _, err := s.ingest(ctx, ctxio.Reader(ctx, f), d.Digest); err != nil {
+		db := newDropBehind(f)
+		defer db.finish()
+		if _, err := s.ingest(ctx, ctxio.Reader(ctx, db), d.Digest); err != nil {
 			return fmt.Errorf("blob %s: %w", d.Digest, err)
 		}
 		return nil

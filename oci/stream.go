@@ -5,7 +5,8 @@ import (
 	"os"
 )
 
-// A big blob read or written once, whole (an export, `builder save`), goes
+// A big blob read or written once, whole (an export, `builder save`, the
+// archive or layout `builder load` reads), goes
 // through the page cache without staying there past its first directFrom
 // bytes, as the blob writer's O_DIRECT part does not: the reader drops
 // what it read behind it, the writer starts the writeback of each chunk
@@ -31,15 +32,32 @@ func newDropBehind(f *os.File) *dropBehind { return &dropBehind{f: f, dropped: d
 func (d *dropBehind) Read(p []byte) (int, error) {
 	n, err := d.f.Read(p)
 	d.off += int64(n)
-	upTo := d.off &^ (dropAlign - 1)
 	if err != nil {
-		upTo = (d.off + dropAlign - 1) &^ (dropAlign - 1)
-	}
-	if upTo > d.dropped && (err != nil || upTo-d.dropped >= writebackChunk) {
+		d.finish()
+	} else if upTo := d.off &^ (dropAlign - 1); upTo-d.dropped >= writebackChunk {
 		dropCache(d.f, d.dropped, upTo-d.dropped)
 		d.dropped = upTo
 	}
 	return n, err
+}
+
+// finish drops what is left of what was read: at the end, or when the
+// reader stops before it (a load has what it wants of an archive).
+func (d *dropBehind) finish() {
+	if upTo := (d.off + dropAlign - 1) &^ (dropAlign - 1); upTo > d.dropped {
+		dropCache(d.f, d.dropped, upTo-d.dropped)
+		d.dropped = upTo
+	}
+}
+
+// Seek moves the reader (a tar reader skips entries so): what it skips
+// was not read, and dropping it too, on the way, is harmless.
+func (d *dropBehind) Seek(offset int64, whence int) (int64, error) {
+	pos, err := d.f.Seek(offset, whence)
+	if err == nil {
+		d.off = pos
+	}
+	return pos, err
 }
 
 // writeBehind writes f from its start, sending each writebackChunk to the
