@@ -45,10 +45,10 @@ var (
 
 // openTar opens path as a tar stream, decompressing a gzip or zstd
 // wrapper. A plain tar is read through a seeker, so skipped entries are
-// seeked over. With drop, what is read leaves the page cache behind the
-// reader past the first directFrom bytes (stream.go): the pass that
-// streams the blobs reads the archive once.
-func openTar(path string, drop bool) (*tar.Reader, func(), error) {
+// seeked over. What is read leaves the page cache behind the reader past
+// the first directFrom bytes (stream.go): each of load's two passes reads
+// what it needs once (a plain tar's scan only its headers).
+func openTar(path string) (*tar.Reader, func(), error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, nil, err
@@ -56,35 +56,31 @@ func openTar(path string, drop bool) (*tar.Reader, func(), error) {
 	magic := make([]byte, 4)
 	n, _ := f.ReadAt(magic, 0)
 	magic = magic[:n]
-	var r io.ReadSeeker = f
-	closeFile := func() { _ = f.Close() }
-	if drop {
-		db := newDropBehind(f)
-		r, closeFile = db, func() { db.finish(); _ = f.Close() }
-	}
+	db := newDropBehind(f)
+	closeFile := func() { db.finish(); _ = f.Close() }
 	switch {
 	case bytes.HasPrefix(magic, magicGzip):
-		zr, err := gzip.NewReader(bufio.NewReader(r))
+		zr, err := gzip.NewReader(bufio.NewReader(db))
 		if err != nil {
 			closeFile()
 			return nil, nil, err
 		}
 		return tar.NewReader(zr), func() { zr.Close(); closeFile() }, nil
 	case bytes.HasPrefix(magic, magicZstd):
-		zr, err := zstd.NewReader(r)
+		zr, err := zstd.NewReader(db)
 		if err != nil {
 			closeFile()
 			return nil, nil, err
 		}
 		return tar.NewReader(zr), func() { zr.Close(); closeFile() }, nil
 	}
-	return tar.NewReader(r), closeFile, nil
+	return tar.NewReader(db), closeFile, nil
 }
 
 // scanArchive reads every header of the tar at path, rejecting unsafe or
 // duplicate names, and keeps the small metadata files in memory.
 func scanArchive(ctx context.Context, path string) (*archive, error) {
-	tr, done, err := openTar(path, false)
+	tr, done, err := openTar(path)
 	if err != nil {
 		return nil, err
 	}
@@ -209,7 +205,7 @@ func (a *archive) each(ctx context.Context, wanted map[string]bool, fn func(name
 	if len(wanted) == 0 {
 		return nil
 	}
-	tr, done, err := openTar(a.path, true)
+	tr, done, err := openTar(a.path)
 	if err != nil {
 		return err
 	}

@@ -72,10 +72,10 @@ type writeBehind struct {
 	n       int64 // bytes written
 	started int64 // writeback started up to here
 	dropped int64 // waited for and dropped up to here
-	off     bool  // the file system does not wait for ranges: plain writes
+	off     bool  // sync_file_range does not work on f: plain writes
 }
 
-func newWriteBehind(f *os.File) *writeBehind { return &writeBehind{f: f} }
+func newWriteBehind(f *os.File) *writeBehind { return &writeBehind{f: f, off: !canWaitRanges(f)} }
 
 func (w *writeBehind) Write(p []byte) (int, error) {
 	n, err := w.f.Write(p)
@@ -85,13 +85,8 @@ func (w *writeBehind) Write(p []byte) (int, error) {
 	}
 	if upTo := w.started &^ (dropAlign - 1); upTo > directFrom && upTo > w.dropped {
 		from := max(w.dropped, directFrom)
-		waited, err := waitWriteback(w.f, from, upTo-from)
-		if err != nil {
+		if err := waitWriteback(w.f, from, upTo-from); err != nil {
 			return n, fmt.Errorf("write %s: %w", w.f.Name(), err)
-		}
-		if !waited {
-			w.off = true
-			return n, nil
 		}
 		dropCache(w.f, from, upTo-from)
 		w.dropped = upTo

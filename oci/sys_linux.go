@@ -56,21 +56,20 @@ func startWriteback(f *os.File, off, n int64) {
 	_ = unix.SyncFileRange(int(f.Fd()), off, n, unix.SYNC_FILE_RANGE_WRITE)
 }
 
+// canWaitRanges reports whether sync_file_range works on f at all: a call
+// without flags checks only the call and the file's type, and leaves the
+// file's write error for the next wait or fsync to report.
+func canWaitRanges(f *os.File) bool {
+	return unix.SyncFileRange(int(f.Fd()), 0, 0, 0) == nil
+}
+
 // waitWriteback writes f's bytes [off, off+n) to disk and waits for them
-// (not for the file's metadata: the fsync at the end does that). It
-// returns the write error it met (this file descriptor's fsync will not
-// report it again), and false without one when the file system cannot
-// wait for a range.
-func waitWriteback(f *os.File, off, n int64) (bool, error) {
-	err := unix.SyncFileRange(int(f.Fd()), off, n,
+// (not for the file's metadata: the fsync at the end does that). An error
+// is a write error (or worse): this file descriptor's fsync will not
+// report it again.
+func waitWriteback(f *os.File, off, n int64) error {
+	return unix.SyncFileRange(int(f.Fd()), off, n,
 		unix.SYNC_FILE_RANGE_WAIT_BEFORE|unix.SYNC_FILE_RANGE_WRITE|unix.SYNC_FILE_RANGE_WAIT_AFTER)
-	switch {
-	case err == nil:
-		return true, nil
-	case errors.Is(err, unix.EINVAL), errors.Is(err, unix.ENOSYS), errors.Is(err, unix.EOPNOTSUPP), errors.Is(err, unix.ESPIPE):
-		return false, nil
-	}
-	return false, err
 }
 
 // dropCache tells the kernel f's bytes [off, off+n) will not be read

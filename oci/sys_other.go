@@ -19,6 +19,8 @@ func pidAlive(pid int) bool { return true }
 
 func startWriteback(f *os.File, off, n int64) {}
 
-func waitWriteback(f *os.File, off, n int64) (bool, error) { return false, nil }
+func canWaitRanges(f *os.File) bool { return false }
+
+func waitWriteback(f *os.File, off, n int64) error { return nil }
 
 func dropCache(f *os.File, off, n int64) {}
