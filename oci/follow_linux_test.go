@@ -2,10 +2,8 @@ package oci
 
 import (
 	"io"
-	"os"
 	"path/filepath"
 	"testing"
-	"unsafe"
 
 	"github.com/opencontainers/go-digest"
 	"golang.org/x/sys/unix"
@@ -56,29 +54,8 @@ func TestFollowDropsDirectPages(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	f, err := os.Open(filepath.Join(s.Root(), "blobs", "sha256", d.Encoded()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	m, err := unix.Mmap(int(f.Fd()), 0, len(data), unix.PROT_READ, unix.MAP_SHARED)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Munmap(m)
-	vec := make([]byte, (len(data)+os.Getpagesize()-1)/os.Getpagesize())
-	if _, _, errno := unix.Syscall(unix.SYS_MINCORE, uintptr(unsafe.Pointer(&m[0])), uintptr(len(m)), uintptr(unsafe.Pointer(&vec[0]))); errno != 0 {
-		t.Fatal(errno)
-	}
-	direct, cached := 0, 0
-	for i, v := range vec {
-		if int64(i*os.Getpagesize()) >= directFrom+directChunk { // past the first direct chunk
-			direct++
-			if v&1 != 0 {
-				cached++
-			}
-		}
-	}
+	// Past the first direct chunk.
+	cached, direct := resident(t, filepath.Join(s.Root(), "blobs", "sha256", d.Encoded()), directFrom+directChunk, int64(len(data)))
 	if cached > direct/10 {
 		t.Errorf("%d of the %d pages of the blob's direct part are in the page cache after its follower read them", cached, direct)
 	}
