@@ -31,7 +31,7 @@ type BlobWriter struct {
 	n    int64
 	done bool
 
-	flushed  int64         // bytes whose writeback was started
+	out      *writeBehind  // the part through the page cache (stream.go)
 	direct   *directWriter // past directFrom bytes: the rest, with O_DIRECT
 	noDirect bool          // O_DIRECT was refused
 	fol      *follow       // nil until Follow
@@ -72,7 +72,7 @@ func (s *Store) Writer(ctx context.Context) (*BlobWriter, error) {
 	if err != nil {
 		return nil, fmt.Errorf("start blob ingest: %w", err)
 	}
-	return &BlobWriter{s: s, f: f, h: sha256.New()}, nil
+	return &BlobWriter{s: s, f: f, h: sha256.New(), out: newWriteBehind(f)}, nil
 }
 
 func (w *BlobWriter) Write(p []byte) (int, error) {
@@ -121,16 +121,13 @@ func (w *BlobWriter) write(p []byte) (int, error) {
 	return n + len(p), nil
 }
 
-// writeBuffered writes p through the page cache, starting its writeback
-// every writebackChunk bytes.
+// writeBuffered writes p through the page cache: its writeback starts
+// every writebackChunk bytes, and where O_DIRECT was refused, the bytes
+// past directFrom leave the page cache as they would have (writeBehind).
 func (w *BlobWriter) writeBuffered(p []byte) (int, error) {
-	n, err := w.f.Write(p)
+	n, err := w.out.Write(p)
 	w.h.Write(p[:n])
 	w.n += int64(n)
-	if w.n-w.flushed >= writebackChunk {
-		startWriteback(w.f, w.flushed, w.n-w.flushed)
-		w.flushed = w.n
-	}
 	if err != nil {
 		return n, fmt.Errorf("write blob: %w", err)
 	}

@@ -81,40 +81,17 @@ func (w *BlobWriter) Follow() (io.ReadCloser, error) {
 		w.fol = &follow{n: w.inFile()}
 		w.fol.cond.L = &w.fol.mu
 	}
-	return &follower{fw: w.fol, f: f, dropped: directFrom}, nil
-}
-
-// dropChunk is how many bytes of a blob's direct part a follower reads
-// before it drops them from the page cache.
-const dropChunk = 8 << 20
-
-// dropAlign: the page cache keeps a file in folios of up to 2 MiB, and
-// drops only those wholly inside the range it is told: a follower drops
-// whole 2 MiB blocks (the last one at the end).
-const dropAlign = 2 << 20
-
-// drop drops from the page cache what the follower read of the direct part,
-// every dropChunk bytes, and all of it at the end (last).
-func (r *follower) drop(last bool) {
-	// The writer keeps the blob's bytes past directFrom out of the page
-	// cache (the build context stays there): so does its follower.
-	upTo := r.off &^ (dropAlign - 1)
-	if last {
-		upTo = (r.off + dropAlign - 1) &^ (dropAlign - 1)
-	}
-	if upTo > r.dropped && (last || upTo-r.dropped >= dropChunk) {
-		dropCache(r.f, r.dropped, upTo-r.dropped)
-		r.dropped = upTo
-	}
+	return &follower{fw: w.fol, rd: *newDropBehind(f)}, nil
 }
 
 // follower is one reader of a BlobWriter's ingest file.
 type follower struct {
-	fw      *follow
-	f       *os.File
-	off     int64 // bytes read; only the reading goroutine touches it
-	dropped int64 // the direct part's bytes up to here left the page cache
-	closed  bool  // guarded by fw.mu
+	fw *follow
+	// rd reads the ingest file at rd.off (only the reading goroutine
+	// touches it), and drops what it read past directFrom behind it, as
+	// the writer keeps those bytes out of the page cache.
+	rd     dropBehind
+	closed bool // guarded by fw.mu
 }
 
 func (r *follower) Read(p []byte) (int, error) {
@@ -123,7 +100,7 @@ func (r *follower) Read(p []byte) (int, error) {
 	}
 	fw := r.fw
 	fw.mu.Lock()
-	for !r.closed && fw.end == nil && r.off == fw.n {
+	for !r.closed && fw.end == nil && r.rd.off == fw.n {
 		fw.cond.Wait()
 	}
 	n, end, closed := fw.n, fw.end, r.closed
@@ -133,18 +110,18 @@ func (r *follower) Read(p []byte) (int, error) {
 		return 0, fmt.Errorf("follow blob: %w", os.ErrClosed)
 	case end != nil && end != io.EOF:
 		return 0, end
-	case r.off == n:
+	case r.rd.off == n:
 		// The last bytes may have been read before the commit said they
 		// were the last: drop what is left of them here.
-		r.drop(true)
+		r.rd.finish()
 		return 0, io.EOF
 	}
-	if avail := n - r.off; int64(len(p)) > avail {
+	if avail := n - r.rd.off; int64(len(p)) > avail {
 		p = p[:avail]
 	}
-	m, err := r.f.ReadAt(p, r.off)
-	r.off += int64(m)
-	r.drop(r.off == n && end == io.EOF)
+	m, err := r.rd.f.ReadAt(p, r.rd.off)
+	r.rd.off += int64(m)
+	r.rd.drop(r.rd.off == n && end == io.EOF)
 	if err == io.EOF {
 		if m == len(p) {
 			err = nil
@@ -169,5 +146,5 @@ func (r *follower) Close() error {
 	r.closed = true
 	r.fw.mu.Unlock()
 	r.fw.cond.Broadcast()
-	return r.f.Close()
+	return r.rd.f.Close()
 }

@@ -6,7 +6,7 @@ import (
 )
 
 // A big blob read or written once, whole (an export, `builder save`, the
-// archive or layout `builder load` reads), goes
+// archive or layout `builder load` reads, a follower of an ingest), goes
 // through the page cache without staying there past its first directFrom
 // bytes, as the blob writer's O_DIRECT part does not: the reader drops
 // what it read behind it, the writer starts the writeback of each chunk
@@ -16,11 +16,21 @@ import (
 // lazily, a copy into such a page costs 2.3 s a GiB: saving a 5 GB image
 // spent 9-11 s of its 12-15 in the kernel, now 1.3 of 3.9), and the
 // build's own cache is not pushed out. What stays cached is the first
-// directFrom bytes of each. Both drop whole dropAlign blocks (follow.go).
+// directFrom bytes of each. Both drop whole dropAlign blocks.
+
+// dropChunk is how many bytes a reader reads before it drops them from
+// the page cache.
+const dropChunk = 8 << 20
+
+// dropAlign: the page cache keeps a file in folios of up to 2 MiB, and
+// drops only those wholly inside the range it is told: readers drop whole
+// 2 MiB blocks (the last one at the end).
+const dropAlign = 2 << 20
 
 // dropBehind reads f, dropping from the page cache what it read past its
-// first directFrom bytes, writebackChunk at a time, and the rest at the
-// end (EOF or an error).
+// first directFrom bytes, dropChunk at a time, and the rest at the end
+// (EOF or an error, or finish). A follower of an ingest keeps one too,
+// reading at off itself.
 type dropBehind struct {
 	f       *os.File
 	off     int64 // bytes read
@@ -32,23 +42,26 @@ func newDropBehind(f *os.File) *dropBehind { return &dropBehind{f: f, dropped: d
 func (d *dropBehind) Read(p []byte) (int, error) {
 	n, err := d.f.Read(p)
 	d.off += int64(n)
-	if err != nil {
-		d.finish()
-	} else if upTo := d.off &^ (dropAlign - 1); upTo-d.dropped >= writebackChunk {
+	d.drop(err != nil)
+	return n, err
+}
+
+// drop drops what was read up to off, in whole dropAlign blocks, once a
+// dropChunk of them gathered; all of it (the last block whole) when last.
+func (d *dropBehind) drop(last bool) {
+	upTo := d.off &^ (dropAlign - 1)
+	if last {
+		upTo = (d.off + dropAlign - 1) &^ (dropAlign - 1)
+	}
+	if upTo > d.dropped && (last || upTo-d.dropped >= dropChunk) {
 		dropCache(d.f, d.dropped, upTo-d.dropped)
 		d.dropped = upTo
 	}
-	return n, err
 }
 
 // finish drops what is left of what was read: at the end, or when the
 // reader stops before it (a load has what it wants of an archive).
-func (d *dropBehind) finish() {
-	if upTo := (d.off + dropAlign - 1) &^ (dropAlign - 1); upTo > d.dropped {
-		dropCache(d.f, d.dropped, upTo-d.dropped)
-		d.dropped = upTo
-	}
-}
+func (d *dropBehind) finish() { d.drop(true) }
 
 // Seek moves the reader (a tar reader skips entries so): what it skips
 // was not read, and dropping it too, on the way, is harmless.

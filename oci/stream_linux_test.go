@@ -168,3 +168,41 @@ func TestWriteBehindPipe(t *testing.T) {
 		t.Error("writeBehind would wait for ranges of a pipe")
 	}
 }
+
+// TestIngestWithoutDirectDropsPages: where O_DIRECT is refused, an ingest
+// writes through the page cache, and its bytes past directFrom leave it
+// as they go (writeBehind), as the direct writes would have kept them out.
+func TestIngestWithoutDirectDropsPages(t *testing.T) {
+	defer func(old int64) { directFrom = old }(directFrom)
+	directFrom = 1 << 20
+	s := openStore(t)
+	if noOwnCache(t, s.Root()) {
+		t.Skip("on tmpfs or overlayfs: no page cache of its own to leave")
+	}
+	w, err := s.Writer(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	w.noDirect = true // as when the file system refuses O_DIRECT
+	data := testutil.RandomBytes(rand.New(rand.NewPCG(7, 8)), 40<<20)
+	for p := data; len(p) > 0; p = p[min(len(p), 1<<20):] {
+		if _, err := w.Write(p[:min(len(p), 1<<20)]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d, _, err := w.Commit(digest.FromBytes(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w.direct != nil {
+		t.Fatal("the ingest wrote with O_DIRECT")
+	}
+	blob := filepath.Join(s.Root(), "blobs", "sha256", d.Encoded())
+	if cached, pages := resident(t, blob, directFrom, int64(len(data))-2*writebackChunk-dropAlign); cached > pages/10 {
+		t.Errorf("%d of the %d pages of the blob past directFrom are in the page cache after a buffered ingest", cached, pages)
+	}
+	if got, err := os.ReadFile(blob); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("the blob holds %d bytes (%v), not the %d written", len(got), err, len(data))
+	}
+}
